@@ -1,0 +1,63 @@
+"""The one type that carries a part from the sensors to the rest of the program."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VibrationWindow:
+    """A window of accelerometer samples with the rate they were taken at.
+
+    `samples` is 1-D float32 (acceleration, any unit; CWRU is in g). `rpm` is the shaft speed
+    when known, used for order normalization of the spectrum.
+    """
+
+    samples: np.ndarray
+    sample_rate_hz: float
+    rpm: float | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1:
+            msg = f"vibration window from {self.source or '<memory>'} must be 1-D, got shape {self.samples.shape}"
+            raise ValueError(msg)
+        if not np.isfinite(self.sample_rate_hz) or self.sample_rate_hz <= 0:
+            msg = f"vibration window from {self.source or '<memory>'}: sample rate must be a positive number of Hz, got {self.sample_rate_hz!r}"
+            raise ValueError(msg)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.samples.shape[0]) / float(self.sample_rate_hz)
+
+
+@dataclass
+class Sample:
+    """One part as the sensors saw it.
+
+    `frame` is an RGB uint8 image (H, W, 3) or None when the line has no camera or the frame was
+    lost; `vibration` likewise. `label` is `ok` or a defect class slug when known. `mask` is the
+    defect mask (H, W) bool when known. `fault` is set, with a reason naming the file and the
+    problem, when the part could not be read: such a part must never be passed as good.
+    """
+
+    part_id: str
+    frame: np.ndarray | None = None
+    vibration: VibrationWindow | None = None
+    timestamp: float = 0.0
+    label: str | None = None
+    mask: np.ndarray | None = None
+    fault: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_defective(self) -> bool | None:
+        """True for a labeled defect, False for a labeled good part, None when unlabeled."""
+        if self.label is None:
+            return None
+        return self.label != OK_LABEL
+
+
+OK_LABEL = "ok"

@@ -1,0 +1,1 @@
+"""The operator console (PyQt6). The only package that imports Qt."""
