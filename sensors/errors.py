@@ -1,4 +1,4 @@
-"""The error every reader raises for bad input: it names the file and, where there is one, the row."""
+"""The error every reader raises for bad input: it names the file and, where known, the row."""
 
 from __future__ import annotations
 

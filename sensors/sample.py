@@ -22,10 +22,15 @@ class VibrationWindow:
 
     def __post_init__(self) -> None:
         if self.samples.ndim != 1:
-            msg = f"vibration window from {self.source or '<memory>'} must be 1-D, got shape {self.samples.shape}"
+            where = self.source or "<memory>"
+            msg = f"vibration window from {where} must be 1-D, got shape {self.samples.shape}"
             raise ValueError(msg)
         if not np.isfinite(self.sample_rate_hz) or self.sample_rate_hz <= 0:
-            msg = f"vibration window from {self.source or '<memory>'}: sample rate must be a positive number of Hz, got {self.sample_rate_hz!r}"
+            where = self.source or "<memory>"
+            msg = (
+                f"vibration window from {where}: sample rate must be a positive number of Hz, "
+                f"got {self.sample_rate_hz!r}"
+            )
             raise ValueError(msg)
 
     @property

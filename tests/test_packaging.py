@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("package", ["inspect_app", "models", "sensors", "ui"])
 def test_top_level_packages_come_from_this_distribution(package: str) -> None:
     dist = importlib.metadata.distribution("inspect-app")
-    top = {
-        str(f).split("/")[0] for f in dist.files or [] if str(f).endswith(".py")
-    } | set((dist.read_text("top_level.txt") or "").split())
+    top = {str(f).split("/")[0] for f in dist.files or [] if str(f).endswith(".py")} | set(
+        (dist.read_text("top_level.txt") or "").split()
+    )
     module = importlib.import_module(package)
     assert module.__file__ is not None
     assert Path(module.__file__).resolve().is_relative_to(REPO), module.__file__
