@@ -1,0 +1,387 @@
+"""Camera input: one image reader, and frame sources (OpenCV capture, image folder).
+
+`read_image` turns any PNG / JPEG / BMP / TIFF (gray, color, 8 or 16 bit) into RGB uint8 and
+refuses corrupt or truncated files with a `DataError` naming the file — OpenCV alone would decode
+a truncated JPEG into a half-gray picture without complaint.
+
+Sources are context-managed iterators of `Frame`. `CaptureSource` wraps `cv2.VideoCapture`
+(device index, video file, RTSP URL or GStreamer pipeline). A live source that stops delivering
+is reconnected with bounded exponential backoff; every interruption is recorded as a
+`CameraGap` (counted, logged, passed to `on_gap`) so the pipeline can show it; no call blocks
+longer than its timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from sensors.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 `(H, W, 3)`; gray is expanded, alpha dropped.
+
+    Raises `DataError` naming the file when it is missing, not an image, corrupt or truncated.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    _check_complete(path, data)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise DataError("unreadable image: corrupt or not PNG/JPEG/BMP/TIFF", path)
+    return _to_rgb8(path, image)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a defect mask image as bool `(H, W)`: nonzero (in any channel) is defect."""
+    path = Path(path)
+    data = _read_bytes(path)
+    _check_complete(path, data)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise DataError("unreadable mask image", path)
+    if image.ndim == 3:
+        return np.any(image[..., :3] != 0, axis=2)
+    return image != 0
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataError("file not found", path)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read file ({exc.strerror})", path) from exc
+
+
+def _check_complete(path: Path, data: bytes) -> None:
+    """Catch truncation that decoders forgive: a JPEG must end at EOI, a PNG at IEND."""
+    if data[:3] == b"\xff\xd8\xff":
+        if b"\xff\xd9" not in data[-64:]:  # EOI, allowing a little trailing padding
+            raise DataError("corrupt or truncated JPEG: no end-of-image marker", path)
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in data[-32:]:
+            raise DataError("corrupt or truncated PNG: no IEND chunk", path)
+    elif not data:
+        raise DataError("empty image file", path)
+
+
+def _to_rgb8(path: Path, image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(image * 255.0, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise DataError(f"unsupported image sample type {image.dtype}", path)
+    if image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    channels = image.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=2))
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    raise DataError(f"unsupported image with {channels} channels", path)
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame. `image` is None (and `fault` says why) when a file could not be read."""
+
+    image: np.ndarray | None
+    timestamp: float
+    index: int
+    source: str = ""
+    fault: str | None = None
+
+
+@dataclass(frozen=True)
+class CameraGap:
+    """An interruption of a live camera: when it began and ended, how many reopen attempts."""
+
+    started_at: float
+    ended_at: float | None
+    attempts: int
+    reason: str
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass
+class CameraStats:
+    """Counters a pipeline can show: frames delivered, failed reads, reconnects, gaps."""
+
+    frames: int = 0
+    failed_reads: int = 0
+    reconnects: int = 0
+    gaps: list[CameraGap] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect schedule: delays grow by `factor` from `initial_s` to `max_s`; give up after
+    `max_attempts` failed reopenings in a row (the source then raises `CameraLost`)."""
+
+    initial_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 10.0
+    max_attempts: int = 8
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial_s
+        for _ in range(self.max_attempts):
+            yield delay
+            delay = min(delay * self.factor, self.max_s)
+
+
+class CameraLost(DataError):
+    """A live camera stayed unreachable through the whole backoff schedule."""
+
+
+class VideoCaptureLike(Protocol):
+    """The part of `cv2.VideoCapture` a source uses; tests inject fakes at this boundary."""
+
+    def isOpened(self) -> bool: ...  # OpenCV's name
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def release(self) -> None: ...
+
+
+CaptureSpec = int | str
+
+
+def open_video_capture(spec: CaptureSpec, timeout_s: float = 5.0) -> VideoCaptureLike:
+    """Open `cv2.VideoCapture` for a device index, file, RTSP URL or GStreamer pipeline.
+
+    Open and read timeouts are set where the backend supports them (FFmpeg: files and RTSP).
+    """
+    ms = int(timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    if isinstance(spec, int):
+        return cv2.VideoCapture(spec)
+    if is_gstreamer_pipeline(spec):
+        return cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+    if spec.isdigit():
+        return cv2.VideoCapture(int(spec))
+    return cv2.VideoCapture(spec, cv2.CAP_ANY, params)
+
+
+def is_gstreamer_pipeline(spec: str) -> bool:
+    return "!" in spec and "appsink" in spec
+
+
+def is_live(spec: CaptureSpec) -> bool:
+    """Devices, network streams and pipelines are live (reconnect); files end."""
+    if isinstance(spec, int) or spec.isdigit():
+        return True
+    lowered = spec.lower()
+    return is_gstreamer_pipeline(spec) or lowered.startswith(
+        ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
+    )
+
+
+class CaptureSource:
+    """Frames from an OpenCV capture, as a context-managed iterator of `Frame`.
+
+    A live source (device, RTSP, GStreamer) that fails a read or stops opening is released and
+    reopened on the `backoff` schedule; the interruption is recorded in `stats.gaps`, logged,
+    and passed to `on_gap`. After `backoff.max_attempts` failed reopenings it raises
+    `CameraLost`. A file source simply ends. Each read waits at most `read_timeout_s`.
+
+    >>> with CaptureSource("rtsp://10.0.0.5/stream") as cam:
+    ...     for frame in cam: ...
+    """
+
+    def __init__(
+        self,
+        spec: CaptureSpec,
+        live: bool | None = None,
+        backoff: Backoff | None = None,
+        read_timeout_s: float = 5.0,
+        on_gap: Callable[[CameraGap], None] | None = None,
+        capture_factory: Callable[[CaptureSpec], VideoCaptureLike] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self.live = is_live(spec) if live is None else live
+        self.backoff = backoff or Backoff()
+        self.read_timeout_s = read_timeout_s
+        self.on_gap = on_gap
+        self.stats = CameraStats()
+        self._factory = capture_factory or (lambda s: open_video_capture(s, read_timeout_s))
+        self._clock = clock
+        self._sleep = sleep
+        self._capture: VideoCaptureLike | None = None
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return str(self.spec)
+
+    def open(self) -> None:
+        capture = self._factory(self.spec)
+        if not capture.isOpened():
+            capture.release()
+            if not self.live:
+                raise DataError("cannot open video source", self.name)
+            self._reconnect("could not open")
+            return
+        self._capture = capture
+
+    def close(self) -> None:
+        self._closed = True
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def __enter__(self) -> CaptureSource:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._closed:
+            raise StopIteration
+        if self._capture is None:
+            self.open()
+        while True:
+            capture = self._capture
+            ok, image = (False, None) if capture is None else self._read_with_timeout(capture)
+            if ok and image is not None:
+                frame = Frame(
+                    image=_to_rgb8(Path(self.name), np.asarray(image)),
+                    timestamp=self._clock(),
+                    index=self.stats.frames,
+                    source=self.name,
+                )
+                self.stats.frames += 1
+                return frame
+            self.stats.failed_reads += 1
+            if not self.live:
+                self.close()
+                raise StopIteration
+            self._reconnect("read failed or timed out")
+
+    def _read_with_timeout(self, capture: VideoCaptureLike) -> tuple[bool, Any]:
+        """`capture.read()` in a helper thread so a hung driver cannot block the caller."""
+        result: list[tuple[bool, Any]] = []
+        worker = threading.Thread(target=lambda: result.append(capture.read()), daemon=True)
+        worker.start()
+        worker.join(self.read_timeout_s)
+        if worker.is_alive() or not result:
+            return False, None
+        return result[0]
+
+    def _reconnect(self, reason: str) -> None:
+        started = self._clock()
+        log.warning("camera %s: %s; reconnecting", self.name, reason)
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+        attempts = 0
+        for delay in self.backoff.delays():
+            attempts += 1
+            self._sleep(delay)
+            capture = self._factory(self.spec)
+            if capture.isOpened():
+                self._capture = capture
+                self.stats.reconnects += 1
+                self._record_gap(CameraGap(started, self._clock(), attempts, reason))
+                log.warning("camera %s: back after %d attempt(s)", self.name, attempts)
+                return
+            capture.release()
+        self._record_gap(CameraGap(started, None, attempts, reason))
+        msg = f"camera lost: {reason}; {attempts} reconnect attempts failed"
+        raise CameraLost(msg, self.name)
+
+    def _record_gap(self, gap: CameraGap) -> None:
+        self.stats.gaps.append(gap)
+        if self.on_gap is not None:
+            self.on_gap(gap)
+
+
+class ImageFolderSource:
+    """Frames from the images in a folder, in name order (a camera stand-in for replay).
+
+    An unreadable file yields a `Frame` with `image=None` and `fault` set (strict=False), or
+    raises its `DataError` (strict=True): it is never skipped.
+    """
+
+    def __init__(self, folder: str | Path, strict: bool = False, loop: bool = False) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DataError("image folder not found", self.folder)
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder", self.folder)
+        self.strict = strict
+        self.loop = loop
+        self._next = 0
+        self._count = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._next >= len(self.files):
+            if not self.loop:
+                raise StopIteration
+            self._next = 0
+        path = self.files[self._next]
+        self._next += 1
+        index = self._count
+        self._count += 1
+        try:
+            image = read_image(path)
+        except DataError as exc:
+            if self.strict:
+                raise
+            return Frame(None, time.time(), index, str(path), fault=str(exc))
+        return Frame(image, time.time(), index, str(path))
+
+    def close(self) -> None:
+        self._next = len(self.files)
+        self.loop = False
+
+    def __enter__(self) -> ImageFolderSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

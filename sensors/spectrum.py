@@ -1,0 +1,308 @@
+"""Vibration spectra on fixed physical-frequency bins, so any sample rate gives the same features.
+
+Two channels per window, both on `n_bins` bins:
+
+- channel 0: log Welch power spectral density over 0..`psd_max_hz` (where structural
+  resonances, gear mesh and looseness show);
+- channel 1: log envelope spectrum over 0..`env_max_hz` (or 0..`env_max_order` shaft orders when
+  the rpm is known): the signal is band-passed around a structural resonance (`env_band_hz`), its
+  Hilbert envelope taken, and the envelope's spectrum computed. Bearing faults are trains of
+  impulses that ring the resonance; their repetition rate (BPFO, BPFI, ...) shows here.
+
+Why it is rate-invariant: the Welch segment is fixed in seconds (so the frequency resolution is the
+same at 12 kHz and 25.6 kHz), the PSD is a density, and both spectra are averaged into bins whose
+edges are in Hz (or orders), not in FFT indices. The envelope is computed from the band's Fourier
+coefficients moved to base band, on a time grid set by the window's duration alone, so the
+sample rate does not enter it at all.
+
+Why this standardization: `log10` turns multiplicative changes (sensor sensitivity, the unit, g
+vs. m/s², mounting) into offsets, and subtracting each window's median over bins removes the
+offset. What is left is the spectrum's shape — resonances, peaks above the floor — which is what
+a defect changes; absolute level is unknowable across unknown units anyway. Dividing by a fixed
+per-channel spread (`psd_scale`, `env_scale`, measured on good CWRU and synthetic windows) gives a
+good machine values near 0 with unit spread, and keeps peak contrast (a per-window scale would
+shrink the very peaks a fault raises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import signal
+
+# A floor under every power value before the log, relative to the window's largest bin: keeps
+# silent channels and exact zeros (e.g. a band above a resampled signal's Nyquist) finite.
+_DYNAMIC_RANGE = 1e-12
+
+
+@dataclass(frozen=True)
+class SpectrumConfig:
+    """How a vibration window becomes a (2, n_bins) feature map. Saved with each line model."""
+
+    # channel 0: log Welch PSD
+    psd_bins: int = 128
+    psd_max_hz: float = 5000.0  # below CWRU's 6 kHz Nyquist; covers 1.5-5.5 kHz resonances mostly
+    welch_segment_s: float = 0.1  # 10 Hz resolution at any rate
+    # channel 1: log envelope spectrum
+    env_bins: int = 128
+    env_band_hz: tuple[float, float] = (2000.0, 5000.0)  # CWRU's bearing resonance band
+    env_max_hz: float = 500.0  # BPFI and its first harmonic at 1800 rpm; 3.9 Hz bins
+    env_max_order: float = 16.0  # with rpm: 0..16 shaft orders (BPFI 5.4x, 2xBPFI 10.8x)
+    band_edge_hz: float = 100.0  # cosine taper at each band edge (no brick-wall ringing)
+    # standardization: (log10 power - window median) / scale
+    psd_scale: float = 1.0
+    env_scale: float = 0.5
+    window_s: float = 1.0  # nominal window length; any length of at least 0.25 s works
+
+    def __post_init__(self) -> None:
+        if self.psd_bins != self.env_bins:
+            msg = f"psd_bins ({self.psd_bins}) and env_bins ({self.env_bins}) must be equal"
+            raise ValueError(msg)
+        if self.psd_bins < 2:
+            msg = f"psd_bins must be at least 2, got {self.psd_bins}"
+            raise ValueError(msg)
+        lo, hi = self.env_band_hz
+        if not 0 < lo < hi:
+            msg = f"env_band_hz must be (low, high) with 0 < low < high, got {self.env_band_hz}"
+            raise ValueError(msg)
+
+    @property
+    def n_bins(self) -> int:
+        return self.psd_bins
+
+    def min_sample_rate_hz(self) -> float:
+        """The lowest sample rate whose Nyquist frequency covers the PSD range and the band."""
+        return 2.0 * max(self.psd_max_hz, self.env_band_hz[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields (for line.json)."""
+        out = asdict(self)
+        out["env_band_hz"] = list(self.env_band_hz)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpectrumConfig:
+        """Inverse of `to_dict`; unknown keys are refused, naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            msg = f"unknown SpectrumConfig fields {unknown}; expected some of {sorted(names)}"
+            raise ValueError(msg)
+        kwargs = dict(data)
+        if "env_band_hz" in kwargs:
+            lo, hi = kwargs["env_band_hz"]
+            kwargs["env_band_hz"] = (float(lo), float(hi))
+        return cls(**kwargs)
+
+
+def spectrum_features(
+    samples: np.ndarray,
+    sample_rate_hz: float,
+    rpm: float | np.ndarray | None = None,
+    config: SpectrumConfig | None = None,
+) -> np.ndarray:
+    """Standardized log PSD and log envelope spectrum, float32 `(B, 2, n_bins)`.
+
+    `samples` is `(B, N)` or `(N,)`. With `rpm` (a number or one per row) the envelope channel is
+    on shaft orders (0..`env_max_order`) instead of Hz, so a speed change does not move the
+    bearing-fault peaks; the PSD channel stays in Hz because resonances do not move with speed.
+    """
+    config = config or SpectrumConfig()
+    x = _as_batch(samples)
+    fs = _check_rate(sample_rate_hz, x.shape[1], config)
+    x = x - x.mean(axis=1, keepdims=True)
+
+    psd = _welch_binned(x, fs, config)
+    env_freqs, env_power = _envelope_power(x, fs, config.env_band_hz, config.band_edge_hz)
+    env = _envelope_binned(env_freqs, env_power, rpm, config, x.shape[0])
+
+    out = np.empty((x.shape[0], 2, config.n_bins), dtype=np.float32)
+    out[:, 0] = _standardize(psd, config.psd_scale)
+    out[:, 1] = _standardize(env, config.env_scale)
+    return out
+
+
+def envelope_spectrum(
+    samples: np.ndarray,
+    sample_rate_hz: float,
+    band_hz: tuple[float, float] = (2000.0, 5000.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitude envelope spectrum at the window's full resolution, for analysis and plots.
+
+    Returns `(freqs_hz, amplitude)`: `freqs_hz` (F,), `amplitude` (F,) for 1-D input or (B, F)
+    for a batch, in the input's unit (the envelope's one-sided amplitude; DC removed).
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    one = x.ndim == 1
+    xb = _as_batch(x)
+    fs = float(sample_rate_hz)
+    if not np.isfinite(fs) or fs <= 0:
+        msg = f"sample_rate_hz must be a positive number of Hz, got {sample_rate_hz!r}"
+        raise ValueError(msg)
+    if band_hz[1] >= fs / 2:
+        msg = f"envelope band {band_hz} Hz reaches the Nyquist frequency {fs / 2:g} Hz"
+        raise ValueError(msg)
+    xb = xb - xb.mean(axis=1, keepdims=True)
+    env = _baseband_envelope(xb, fs, band_hz, 100.0)
+    env = env - env.mean(axis=1, keepdims=True)
+    m = env.shape[1]
+    duration = xb.shape[1] / fs
+    amp = np.abs(sfft.rfft(env * np.hanning(m), axis=1)) * (2.0 / np.hanning(m).sum())
+    freqs = np.arange(amp.shape[1]) / duration
+    return freqs, (amp[0] if one else amp)
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _as_batch(samples: np.ndarray) -> np.ndarray:
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        msg = f"samples must be (N,) or (B, N), got shape {x.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(x)):
+        msg = "samples contain NaN or infinite values"
+        raise ValueError(msg)
+    return x
+
+
+def _check_rate(sample_rate_hz: float, n: int, config: SpectrumConfig) -> float:
+    fs = float(sample_rate_hz)
+    if not np.isfinite(fs) or fs <= 0:
+        msg = f"sample_rate_hz must be a positive number of Hz, got {sample_rate_hz!r}"
+        raise ValueError(msg)
+    if fs < config.min_sample_rate_hz():
+        msg = (
+            f"sample rate {fs:g} Hz is too low for this SpectrumConfig: it needs at least "
+            f"{config.min_sample_rate_hz():g} Hz (psd_max_hz {config.psd_max_hz:g}, "
+            f"envelope band {config.env_band_hz})"
+        )
+        raise ValueError(msg)
+    if n / fs < 2 * config.welch_segment_s:
+        msg = (
+            f"window of {n} samples ({n / fs:.3f} s) is too short: it needs at least "
+            f"{2 * config.welch_segment_s:g} s (two Welch segments)"
+        )
+        raise ValueError(msg)
+    return fs
+
+
+def _welch_binned(x: np.ndarray, fs: float, config: SpectrumConfig) -> np.ndarray:
+    nperseg = round(config.welch_segment_s * fs)
+    freqs, psd = signal.welch(x, fs=fs, nperseg=nperseg, noverlap=nperseg // 2, axis=1)
+    weights = _bin_weights(freqs.size, float(freqs[1] - freqs[0]), config.psd_max_hz, config.n_bins)
+    return psd @ weights
+
+
+def _baseband_envelope(
+    x: np.ndarray, fs: float, band_hz: tuple[float, float], edge_hz: float
+) -> np.ndarray:
+    """|analytic band-passed signal|, sampled on a grid set by the duration, not by `fs`.
+
+    The band's one-sided Fourier coefficients, shifted down to start at 0 Hz, are the spectrum of
+    the analytic signal times a complex exponential, whose magnitude is the same: the envelope.
+    """
+    n = x.shape[1]
+    duration = n / fs
+    spec = sfft.rfft(x, axis=1)
+    lo_k = int(np.floor((band_hz[0] - edge_hz) * duration))
+    hi_k = int(np.ceil((band_hz[1] + edge_hz) * duration)) + 1
+    lo_k = max(lo_k, 1)
+    hi_k = min(hi_k, spec.shape[1] - 1)
+    freqs = np.arange(lo_k, hi_k) / duration
+    taper = _band_taper(freqs, band_hz, edge_hz)
+    m = _baseband_length(band_hz, edge_hz, duration)
+    z = np.zeros((x.shape[0], m), dtype=np.complex128)
+    z[:, : hi_k - lo_k] = spec[:, lo_k:hi_k] * taper
+    # scale so the envelope is in the input's unit, whatever n and m are
+    return np.abs(sfft.ifft(z, axis=1)) * (2.0 * m / n)
+
+
+def _baseband_length(band_hz: tuple[float, float], edge_hz: float, duration: float) -> int:
+    # twice the band width: the envelope's own spectrum then reaches past 1.5 kHz without folding
+    width = band_hz[1] - band_hz[0] + 2 * edge_hz
+    return int(sfft.next_fast_len(int(np.ceil(2 * width * duration))))
+
+
+def _band_taper(freqs: np.ndarray, band_hz: tuple[float, float], edge_hz: float) -> np.ndarray:
+    lo, hi = band_hz
+    rise = np.clip((freqs - (lo - edge_hz)) / (2 * edge_hz), 0.0, 1.0)
+    fall = np.clip(((hi + edge_hz) - freqs) / (2 * edge_hz), 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+
+
+def _envelope_power(
+    x: np.ndarray, fs: float, band_hz: tuple[float, float], edge_hz: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum of the (mean-removed, Hann-windowed) envelope: (freqs_hz, (B, F))."""
+    env = _baseband_envelope(x, fs, band_hz, edge_hz)
+    env = env - env.mean(axis=1, keepdims=True)
+    m = env.shape[1]
+    window = _hann(m)
+    power = np.abs(sfft.rfft(env * window, axis=1)) ** 2 / float(np.sum(window**2))
+    duration = x.shape[1] / fs
+    return np.arange(power.shape[1]) / duration, power
+
+
+def _envelope_binned(
+    freqs: np.ndarray,
+    power: np.ndarray,
+    rpm: float | np.ndarray | None,
+    config: SpectrumConfig,
+    batch: int,
+) -> np.ndarray:
+    df = float(freqs[1] - freqs[0])
+    if rpm is None:
+        return power @ _bin_weights(freqs.size, df, config.env_max_hz, config.n_bins)
+    rpms = np.broadcast_to(np.asarray(rpm, dtype=np.float64), (batch,))
+    if not np.all(np.isfinite(rpms)) or np.any(rpms <= 0):
+        msg = f"rpm must be positive numbers, got {rpm!r}"
+        raise ValueError(msg)
+    out = np.empty((batch, config.n_bins))
+    for value in np.unique(rpms):
+        rows = rpms == value
+        max_hz = config.env_max_order * value / 60.0
+        if max_hz > freqs[-1]:
+            msg = (
+                f"rpm {value:g}: {config.env_max_order:g} orders reach {max_hz:g} Hz, beyond the "
+                f"envelope's {freqs[-1]:g} Hz; lower env_max_order or widen the envelope band"
+            )
+            raise ValueError(msg)
+        out[rows] = power[rows] @ _bin_weights(freqs.size, df, max_hz, config.n_bins)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _bin_weights(n_freqs: int, df: float, max_hz: float, n_bins: int) -> np.ndarray:
+    """(n_freqs, n_bins) matrix: mean spectral density over each fixed [lo, hi) Hz bin.
+
+    FFT bin k covers [k*df - df/2, k*df + df/2); its weight in an output bin is the overlap of the
+    two intervals over the output bin's width. Exact band averages at any resolution.
+    """
+    edges = np.linspace(0.0, max_hz, n_bins + 1)
+    centers = np.arange(n_freqs) * df
+    lo = np.maximum(centers[:, None] - df / 2, edges[None, :-1])
+    hi = np.minimum(centers[:, None] + df / 2, edges[None, 1:])
+    overlap = np.clip(hi - lo, 0.0, None)
+    weights = overlap / np.diff(edges)[None, :]
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=16)
+def _hann(m: int) -> np.ndarray:
+    window = signal.get_window("hann", m)
+    window.setflags(write=False)
+    return window
+
+
+def _standardize(power: np.ndarray, scale: float) -> np.ndarray:
+    floor = _DYNAMIC_RANGE * np.max(power, axis=1, keepdims=True) + np.finfo(np.float64).tiny
+    logp = np.log10(np.maximum(power, floor))
+    return (logp - np.median(logp, axis=1, keepdims=True)) / scale

@@ -1,0 +1,401 @@
+"""Vibration input: file readers (WAV, .npy, .csv, MATLAB .mat), a replay stream, a live protocol.
+
+Every reader returns a `VibrationWindow` (1-D float32 samples with their rate) or raises
+`DataError` naming the file: truncated or malformed files, NaN or infinite samples, and a
+missing sample rate (only WAV carries its own) are errors, never guesses.
+"""
+
+from __future__ import annotations
+
+import csv
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from sensors.errors import DataError
+from sensors.sample import VibrationWindow
+
+VIBRATION_SUFFIXES = (".wav", ".npy", ".csv", ".mat")
+
+# WAVE_FORMAT_* tags (RIFF spec)
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def read_vibration(
+    path: str | Path,
+    sample_rate_hz: float | None = None,
+    channel: str | int | None = None,
+    rpm: float | None = None,
+) -> VibrationWindow:
+    """Read a vibration recording by its suffix.
+
+    `sample_rate_hz` is required for .npy, .csv (one column) and .mat; for WAV it is read from
+    the header and, when also given, must agree. `channel` picks a .mat key (e.g. CWRU's
+    `DE_time`; a key ending in `_DE_time` also matches) or a column index for multi-channel
+    WAV / .npy. `rpm` is the shaft speed; a .mat `RPM` entry is used when `rpm` is not given.
+
+    >>> w = read_vibration("recordings/IR007_0.mat", sample_rate_hz=12000, channel="DE_time")
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIBRATION_SUFFIXES:
+        msg = f"unsupported vibration file type {suffix!r}; expected one of {VIBRATION_SUFFIXES}"
+        raise DataError(msg, path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    if sample_rate_hz is not None and (not np.isfinite(sample_rate_hz) or sample_rate_hz <= 0):
+        raise DataError(f"sample rate must be a positive number of Hz, got {sample_rate_hz}", path)
+
+    file_rate: float | None = None
+    file_rpm: float | None = None
+    if suffix == ".wav":
+        samples, file_rate = _read_wav(path, channel)
+    elif suffix == ".npy":
+        samples = _read_npy(path, channel)
+    elif suffix == ".csv":
+        samples, file_rate = _read_csv(path)
+    else:
+        samples, file_rpm = _read_mat(path, channel)
+
+    rate = _resolve_rate(path, sample_rate_hz, file_rate)
+    _check_finite(path, samples)
+    if samples.size < 2:
+        raise DataError(f"recording holds {samples.size} samples; expected at least 2", path)
+    return VibrationWindow(
+        samples=np.ascontiguousarray(samples, dtype=np.float32),
+        sample_rate_hz=rate,
+        rpm=rpm if rpm is not None else file_rpm,
+        source=str(path),
+    )
+
+
+def _resolve_rate(path: Path, given: float | None, from_file: float | None) -> float:
+    if from_file is not None:
+        if given is not None and abs(given - from_file) > 0.01 * from_file:
+            msg = f"sample rate {given:g} Hz given, but the file says {from_file:g} Hz"
+            raise DataError(msg, path)
+        return float(from_file)
+    if given is None:
+        msg = (
+            f"unknown sample rate: {path.suffix} files do not carry one; give sample_rate_hz "
+            "(the sample_rate_hz column of labels.csv)"
+        )
+        raise DataError(msg, path)
+    return float(given)
+
+
+def _check_finite(path: Path, samples: np.ndarray) -> None:
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        first = int(np.argmax(bad))
+        msg = (
+            f"{int(bad.sum())} NaN or infinite samples (first at sample {first}, value "
+            f"{samples[first]}); a sensor fault must be fixed or the part marked, not averaged"
+        )
+        raise DataError(msg, path)
+
+
+# --- WAV ---------------------------------------------------------------------------------------
+
+
+def _read_wav(path: Path, channel: str | int | None) -> tuple[np.ndarray, float]:
+    data = path.read_bytes()
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise DataError("not a WAV file (no RIFF/WAVE header)", path)
+    fmt: tuple[int, int, int, int] | None = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            if size < 16 or body + size > len(data):
+                raise DataError("truncated WAV: the fmt chunk is cut short", path)
+            tag, n_channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == _EXTENSIBLE and size >= 26:
+                (tag,) = struct.unpack_from("<H", data, body + 24)
+            fmt = (tag, n_channels, rate, bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise DataError("malformed WAV: data chunk before the fmt chunk", path)
+            if body + size > len(data):
+                msg = (
+                    f"truncated WAV: the data chunk declares {size} bytes but only "
+                    f"{len(data) - body} are present"
+                )
+                raise DataError(msg, path)
+            return _decode_pcm(path, data[body : body + size], fmt, channel), float(fmt[2])
+        pos = body + size + (size & 1)  # chunks are word-aligned
+    if fmt is None:
+        raise DataError("truncated WAV: no fmt chunk", path)
+    raise DataError("truncated WAV: no data chunk", path)
+
+
+def _decode_pcm(
+    path: Path, raw: bytes, fmt: tuple[int, int, int, int], channel: str | int | None
+) -> np.ndarray:
+    tag, n_channels, rate, bits = fmt
+    if n_channels < 1 or rate <= 0:
+        raise DataError(f"malformed WAV header: {n_channels} channels at {rate} Hz", path)
+    width = bits // 8
+    frame = width * n_channels
+    if width == 0 or len(raw) % frame:
+        msg = f"truncated WAV: {len(raw)} data bytes is not a whole number of {frame}-byte frames"
+        raise DataError(msg, path)
+    if tag == _FLOAT and bits in (32, 64):
+        x = np.frombuffer(raw, dtype=f"<f{width}").astype(np.float64)
+    elif tag == _PCM and bits == 8:
+        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif tag == _PCM and bits in (16, 32):
+        x = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float64) / float(2 ** (bits - 1))
+    elif tag == _PCM and bits == 24:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        x = v.astype(np.float64) / float(1 << 23)
+    else:
+        msg = (
+            f"unsupported WAV encoding: format tag {tag}, {bits} bits; "
+            "expected PCM 8/16/24/32 or float"
+        )
+        raise DataError(msg, path)
+    x = x.reshape(-1, n_channels)
+    return x[:, _channel_index(path, channel, n_channels)]
+
+
+def _channel_index(path: Path, channel: str | int | None, n_channels: int) -> int:
+    if channel is None or channel == "":
+        return 0
+    try:
+        index = int(channel)
+    except ValueError:
+        msg = f"channel {channel!r} must be a column index for this file type"
+        raise DataError(msg, path) from None
+    if not 0 <= index < n_channels:
+        raise DataError(f"channel {index} out of range: the file has {n_channels}", path)
+    return index
+
+
+# --- .npy, .csv, .mat ----------------------------------------------------------------------------
+
+
+def _read_npy(path: Path, channel: str | int | None) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"unreadable .npy file ({exc})", path) from exc
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise DataError(f".npy holds {x.dtype} values; expected real numbers", path)
+    if x.ndim == 2 and 1 in x.shape and channel in (None, ""):
+        x = x.reshape(-1)
+    if x.ndim == 2:
+        x = x[:, _channel_index(path, channel, x.shape[1])]
+    if x.ndim != 1:
+        raise DataError(f".npy array has shape {x.shape}; expected (N,) or (N, channels)", path)
+    return x.astype(np.float64)
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
+    """One column of samples, or `t,a` (time in seconds, acceleration); a header is optional."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.reader(handle) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DataError("empty .csv file", path)
+    if not _is_number(rows[0][0]):
+        rows = rows[1:]
+    width = len(rows[0]) if rows else 0
+    if width not in (1, 2):
+        raise DataError(f".csv has {width} columns; expected one (samples) or two (t,a)", path)
+    values = np.empty((len(rows), width))
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise DataError(f"line {i + 1} has {len(row)} fields, expected {width}", path)
+        try:
+            values[i] = [float(c) for c in row]
+        except ValueError:
+            raise DataError(f"line {i + 1} is not numeric: {row}", path) from None
+    if width == 1:
+        return values[:, 0], None
+    t = values[:, 0]
+    dt = np.diff(t)
+    if t.size < 2 or np.any(dt <= 0) or np.ptp(dt) > 0.01 * float(np.median(dt)):
+        raise DataError("the t column must increase in equal steps (uniform sampling)", path)
+    return values[:, 1], 1.0 / float(np.median(dt))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_mat(path: Path, channel: str | int | None) -> tuple[np.ndarray, float | None]:
+    from scipy.io import loadmat  # scipy.io is slow to import; only .mat needs it
+
+    try:
+        data = loadmat(path)
+    except NotImplementedError as exc:
+        msg = "MATLAB v7.3 (HDF5) files are not supported; save with -v7 or export to .npy"
+        raise DataError(msg, path) from exc
+    except (ValueError, OSError, TypeError) as exc:
+        raise DataError(f"unreadable .mat file ({exc})", path) from exc
+    arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+    rpm = _mat_rpm(arrays)
+    if channel not in (None, ""):
+        key = _mat_key(path, arrays, str(channel))
+        x = np.asarray(arrays[key])
+        if x.squeeze().ndim != 1 or not np.issubdtype(x.dtype, np.number):
+            raise DataError(
+                f".mat key {key!r} holds {x.dtype} {x.shape}; expected 1-D numbers", path
+            )
+        return x.reshape(-1).astype(np.float64), rpm
+    for value in arrays.values():
+        if np.issubdtype(value.dtype, np.number) and value.squeeze().ndim == 1:
+            return value.reshape(-1).astype(np.float64), rpm
+    raise DataError(f"no 1-D numeric array in .mat (keys: {sorted(arrays)})", path)
+
+
+def _mat_key(path: Path, arrays: dict[str, np.ndarray], channel: str) -> str:
+    if channel in arrays:
+        return channel
+    ends = [k for k in arrays if k.endswith("_" + channel)]  # CWRU originals: X097_DE_time
+    if len(ends) == 1:
+        return ends[0]
+    raise DataError(f"no key {channel!r} in .mat (keys: {sorted(arrays)})", path)
+
+
+def _mat_rpm(arrays: dict[str, np.ndarray]) -> float | None:
+    for key, value in arrays.items():
+        if key.upper() == "RPM" or key.upper().endswith("RPM"):
+            flat = np.asarray(value, dtype=np.float64).reshape(-1)
+            if flat.size == 1 and np.isfinite(flat[0]) and flat[0] > 0:
+                return float(flat[0])
+    return None
+
+
+# --- streams --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimedWindow:
+    """A vibration window and the time its first sample was taken (seconds, source clock)."""
+
+    start_s: float
+    window: VibrationWindow
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.window.duration_s
+
+
+@runtime_checkable
+class VibrationSource(Protocol):
+    """What a live DAQ or sound-card input implements (and what `VibrationReplay` is).
+
+    `read` returns the next window of `duration_s` seconds, blocking at most `timeout_s`; it
+    raises `TimeoutError` when the device delivers nothing in time (the caller reports the gap)
+    and `StopIteration` when a finite source is exhausted.
+    """
+
+    sample_rate_hz: float
+
+    def read(self, duration_s: float, timeout_s: float) -> TimedWindow: ...
+
+    def close(self) -> None: ...
+
+
+class VibrationReplay:
+    """Replays a recording as consecutive non-overlapping windows, in real time or at once.
+
+    A context-managed iterator of `TimedWindow`. `realtime=True` paces windows by the wall
+    clock as a live sensor would; otherwise windows come as fast as they are asked for. A tail
+    shorter than `window_s` is not yielded, and `dropped_tail_samples` says how much was left.
+    """
+
+    def __init__(
+        self,
+        recording: VibrationWindow,
+        window_s: float = 1.0,
+        realtime: bool = False,
+        loop: bool = False,
+        start_s: float = 0.0,
+    ) -> None:
+        if window_s <= 0:
+            raise ValueError(f"window_s must be positive, got {window_s}")
+        self.recording = recording
+        self.sample_rate_hz = recording.sample_rate_hz
+        self.window_s = window_s
+        self.realtime = realtime
+        self.loop = loop
+        self.start_s = start_s
+        self._pos = 0
+        self._t0: float | None = None
+        self._emitted_s = 0.0
+        n = recording.samples.shape[0]
+        self._win = round(window_s * recording.sample_rate_hz)
+        if self._win < 1 or self._win > n:
+            msg = (
+                f"window_s {window_s} s does not fit the recording {recording.source or ''} "
+                f"({recording.duration_s:.3f} s)"
+            )
+            raise ValueError(msg)
+        self.dropped_tail_samples = n % self._win
+
+    def read(self, duration_s: float | None = None, timeout_s: float = 10.0) -> TimedWindow:
+        n = self.recording.samples.shape[0]
+        win = self._win if duration_s is None else round(duration_s * self.sample_rate_hz)
+        if self._pos + win > n:
+            if not self.loop:
+                raise StopIteration
+            self._pos = 0
+        if self.realtime:
+            if self._t0 is None:
+                self._t0 = time.monotonic()
+            due = self._t0 + self._emitted_s + win / self.sample_rate_hz
+            wait = due - time.monotonic()
+            if wait > timeout_s:
+                raise TimeoutError(f"next window is due in {wait:.2f} s, beyond {timeout_s} s")
+            if wait > 0:
+                time.sleep(wait)
+        chunk = self.recording.samples[self._pos : self._pos + win]
+        out = TimedWindow(
+            start_s=self.start_s + self._emitted_s,
+            window=VibrationWindow(
+                samples=chunk,
+                sample_rate_hz=self.sample_rate_hz,
+                rpm=self.recording.rpm,
+                source=self.recording.source,
+            ),
+        )
+        self._pos += win
+        self._emitted_s += win / self.sample_rate_hz
+        return out
+
+    def close(self) -> None:
+        self._pos = self.recording.samples.shape[0]
+        self.loop = False
+
+    def __iter__(self) -> Iterator[TimedWindow]:
+        return self
+
+    def __next__(self) -> TimedWindow:
+        return self.read()
+
+    def __enter__(self) -> VibrationReplay:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
