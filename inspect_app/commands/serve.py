@@ -1,18 +1,138 @@
-"""`inspect-app serve`: not built yet."""
+"""`inspect-app serve`: the headless inspection service."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 
-from inspect_app.commands._unbuilt import not_built
+from inspect_app.home import default_db_url, resolve_home
+from inspect_app.http_server import DEFAULT_HOST, DEFAULT_PORT
+from inspect_app.snapshots import RetentionPolicy
 
-HELP = "(not built yet) serve"
-DESCRIPTION = "This command is not built yet in this version."
+HELP = "the headless inspection service (HTTP health and metrics on loopback)"
+DESCRIPTION = f"""\
+Inspect one line's parts and write every verdict to the defect log, until the source ends,
+--max-parts is reached, or SIGTERM / SIGINT (then the parts in flight are finished and
+committed, and it exits 0). Restarting on a replayed dataset continues after the parts already
+in the log. Parts that cannot be read (corrupt image, truncated or NaN vibration) are logged as
+FAULT, never PASS; a locked or full database holds the line and is retried.
+
+SRC is a dataset folder (replayed as a line), a video file, a camera index, an RTSP URL or a
+GStreamer pipeline (pair it with --vibration FILE).
+
+HTTP (read-only, GET): /healthz, /metrics (Prometheus), /api/inspections?limit=N, on
+{DEFAULT_HOST}:{DEFAULT_PORT} unless --http says otherwise ('--http off' disables it).
+
+Exit status: 0 done, 1 bad setup (line, source, model), 75 database unavailable.
+
+example:
+  inspect-app serve --line demo-line --source sample_data/demo-line/stream --max-parts 100
+  inspect-app serve --line press-3 --source rtsp://10.0.0.5/stream --vibration /dev/shm/acc.wav \\
+      --modbus 10.0.0.9:502:16 --http 0.0.0.0:8765
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--line", required=True, help="the line model to run (HOME/lines/LINE)")
+    parser.add_argument("--source", required=True, metavar="SRC", help="where parts come from")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="SQLAlchemy URL of the defect log "
+        "(default: SQLite HOME/inspect.db; postgresql+psycopg://… for a plant)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "tensorrt"),
+        default="torch",
+        help="inference backend (default: torch; onnxruntime runs the line's ONNX graph)",
+    )
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        help="where the read-only HTTP endpoints listen, or 'off' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-parts", type=int, default=None, metavar="N", help="stop after N parts"
+    )
+    parser.add_argument(
+        "--vibration",
+        metavar="FILE",
+        default=None,
+        help="vibration recording paired with a camera/video source",
+    )
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="cut long vibration recordings into windows of S seconds",
+    )
+    parser.add_argument(
+        "--reject-command",
+        metavar="CMD",
+        default=None,
+        help="run CMD for every FAIL/FAULT part (INSPECT_PART_ID etc. in its env)",
+    )
+    parser.add_argument(
+        "--modbus",
+        metavar="HOST:PORT[:COIL[:UNIT]]",
+        default=None,
+        help="write the reject coil over Modbus TCP (True = reject)",
+    )
+    parser.add_argument(
+        "--no-snapshots", action="store_true", help="do not save images/vibration of rejected parts"
+    )
+    parser.add_argument(
+        "--snapshot-max-parts",
+        type=int,
+        default=RetentionPolicy.max_parts,
+        metavar="N",
+        help="keep snapshots of at most N parts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="parts per model call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--store-give-up-s",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="stop (exit 75) after the database is unavailable this long",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built(args)
+    from inspect_app.service import ServeOptions, serve
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    home = resolve_home(args.home)
+    options = ServeOptions(
+        home=home,
+        line=args.line,
+        source=args.source,
+        db_url=args.db or default_db_url(home),
+        backend=args.backend,
+        http=None if args.http.lower() in {"off", "none", ""} else args.http,
+        max_parts=args.max_parts,
+        vibration=args.vibration,
+        window_s=args.window_s,
+        reject_command=args.reject_command,
+        modbus=args.modbus,
+        snapshots=not args.no_snapshots,
+        snapshot_max_parts=args.snapshot_max_parts,
+        batch_size=args.batch_size,
+        store_give_up_s=args.store_give_up_s,
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    return serve(options)

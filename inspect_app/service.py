@@ -1,0 +1,373 @@
+"""The headless inspection service behind `inspect-app serve` (and the demo).
+
+Builds one line's pipeline from the line model in HOME, the source and the defect log; serves the
+read-only HTTP endpoints; stops gracefully on SIGTERM / SIGINT (reading stops, everything already
+read is inspected and committed, exit 0). A restarted service skips the parts already in the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from inspect_app.backends import Backend, BackendError
+from inspect_app.http_server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    HttpContext,
+    HttpEndpoints,
+    parse_bind,
+)
+from inspect_app.pipeline import (
+    InspectedPart,
+    Pipeline,
+    PipelineConfig,
+    PipelineOutcome,
+    RejectSink,
+)
+from inspect_app.runtime import RuntimeStats
+from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
+from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
+from inspect_app.sources import DatasetReplay, open_source
+from inspect_app.store import DefectStore, StoreUnavailable
+from inspect_app.systemd_notify import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_STORE_UNAVAILABLE = 75  # EX_TEMPFAIL: the database could not take writes; try later
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `inspect-app serve` is told."""
+
+    home: Path
+    line: str
+    source: str
+    db_url: str
+    backend: str = "torch"
+    http: str | None = f"{DEFAULT_HOST}:{DEFAULT_PORT}"  # None: no HTTP
+    max_parts: int | None = None
+    vibration: str | None = None
+    window_s: float | None = None
+    reject_command: str | None = None
+    modbus: str | None = None
+    snapshots: bool = True
+    snapshot_max_parts: int = RetentionPolicy.max_parts
+    snapshot_max_bytes: int = RetentionPolicy.max_bytes
+    batch_size: int = 8
+    threads: int | None = None
+    store_give_up_s: float = 120.0
+    status_every_s: float = 30.0
+
+
+@dataclass
+class LoadedLine:
+    """A line model ready to run: its backend, card, version folder and version name."""
+
+    backend: Backend
+    card: Any  # inspect_app.lines.LineCard
+    folder: Path
+    version: str
+    sha256: str | None
+
+
+def weights_sha256(folder: Path) -> str | None:
+    """sha256 of the version's weights (a version must never change; the log records it)."""
+    path = folder / "weights.safetensors"
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_line(
+    home: Path, line: str, backend: str = "torch", threads: int | None = None
+) -> LoadedLine:
+    """Open the line's active model with the chosen backend."""
+    from inspect_app.lines import load_line_model, read_card, version_dir
+
+    folder = version_dir(home, line)
+    card = read_card(folder)
+    if backend == "torch":
+        from inspect_app.backends.torch_backend import TorchBackend
+
+        model, card, folder = load_line_model(home, line)
+        runner: Backend = TorchBackend(model)
+    elif backend == "onnxruntime":
+        from inspect_app.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        runner = OnnxRuntimeBackend(onnx_graph_for(home, line, folder, card), threads=threads)
+    elif backend == "tensorrt":
+        from inspect_app.backends import open_backend
+
+        runner = open_backend(folder / "model.engine")
+    else:
+        msg = f"unknown backend {backend!r}; expected torch, onnxruntime or tensorrt"
+        raise ValueError(msg)
+    return LoadedLine(runner, card, folder, folder.name, weights_sha256(folder))
+
+
+def onnx_graph_for(home: Path, line: str, folder: Path, card: Any) -> Path:
+    """The version's `model.onnx` from `inspect-app export`, else a cached minimal export."""
+    exported = folder / "model.onnx"
+    if exported.is_file():
+        return exported
+    cached = home / "cache" / "onnx" / line / f"{folder.name}.onnx"
+    if cached.is_file() and cached.stat().st_mtime >= (folder / "line.json").stat().st_mtime:
+        return cached
+    from inspect_app.backends.onnxruntime_backend import export_line_graph
+    from inspect_app.lines import load_line_model
+
+    model, card, _ = load_line_model(home, line, folder.name)
+    log.info("exporting line %s %s to ONNX at %s", line, folder.name, cached)
+    return export_line_graph(model, example_inputs(card), cached)
+
+
+def example_inputs(card: Any, batch: int = 2) -> Any:
+    """A zero batch shaped like the line's inputs (for tracing an export)."""
+    import torch
+
+    from models.inputs import ModelInputs
+
+    bins = card.spectrum_config().n_bins
+    return ModelInputs(
+        image=torch.zeros(batch, 3, card.image_size, card.image_size),
+        spectrum=torch.zeros(batch, 2, bins),
+        image_present=torch.full((batch,), "image" in card.modalities),
+        vibration_present=torch.full((batch,), "vibration" in card.modalities),
+    )
+
+
+def open_store(
+    url: str, give_up_s: float, sleep: Callable[[float], None] = time.sleep
+) -> DefectStore:
+    """Open the defect log, waiting with capped backoff while it is locked or unreachable."""
+    delay, waited = 0.5, 0.0
+    while True:
+        try:
+            return DefectStore.open(url)
+        except StoreUnavailable as exc:
+            if waited >= give_up_s:
+                raise
+            log.error("%s; retrying in %.1f s", exc, delay)
+            sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+
+
+def build_sinks(options: ServeOptions) -> list[RejectSink]:
+    """The reject outputs the options ask for."""
+    sinks: list[RejectSink] = []
+    if options.reject_command:
+        sinks.append(CommandHook(options.reject_command, line=options.line))
+    if options.modbus:
+        sinks.append(ModbusCoilSink(ModbusTarget.parse(options.modbus)))
+    return sinks
+
+
+def row_json(row: Any) -> dict[str, Any]:
+    """An `InspectionRow` as JSON-able values."""
+    data = dataclasses.asdict(row)
+    data["timestamp"] = row.timestamp.isoformat()
+    return data
+
+
+class InspectionService:
+    """A running line: pipeline + HTTP + signals. Use `InspectionService.build(options).run()`."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        pipeline: Pipeline,
+        store: DefectStore,
+        http: HttpEndpoints | None,
+        skipped: int = 0,
+    ) -> None:
+        self.options = options
+        self.pipeline = pipeline
+        self.store = store
+        self.http = http
+        self.skipped = skipped
+        self.notifier = SystemdNotifier.from_environment()
+        self._stop_signals = 0
+
+    @classmethod
+    def build(
+        cls,
+        options: ServeOptions,
+        on_committed: Callable[[list[InspectedPart]], None] | None = None,
+        loaded: LoadedLine | None = None,
+    ) -> InspectionService:
+        from inspect_app.preprocess import prepare_batch
+
+        store = open_store(options.db_url, options.store_give_up_s)
+        try:
+            loaded = loaded or load_line(
+                options.home, options.line, options.backend, options.threads
+            )
+            store.register_model_version(options.line, loaded.version, loaded.sha256)
+            seen = store.seen_part_ids(options.line)
+            source = open_source(
+                options.source, options.vibration, skip_part_ids=seen, window_s=options.window_s
+            )
+            skipped = source.skipped if isinstance(source, DatasetReplay) else 0
+            card = loaded.card
+            snapshots = (
+                SnapshotStore(
+                    snapshot_dir_for(options.db_url, options.home),
+                    RetentionPolicy(options.snapshot_max_parts, options.snapshot_max_bytes),
+                )
+                if options.snapshots
+                else None
+            )
+            stats = RuntimeStats()
+            pipeline = Pipeline(
+                source,
+                lambda samples: prepare_batch(samples, card),
+                loaded.backend,
+                card,
+                store,
+                line=options.line,
+                model_version=loaded.version,
+                sinks=build_sinks(options),
+                snapshots=snapshots,
+                config=PipelineConfig(
+                    batch_size=options.batch_size,
+                    drop_when_full=source.live,
+                    max_parts=options.max_parts,
+                    store_give_up_s=options.store_give_up_s,
+                ),
+                stats=stats,
+                on_committed=on_committed,
+            )
+            http = None
+            if options.http:
+                host, port = parse_bind(options.http)
+                http = HttpEndpoints(
+                    HttpContext(
+                        line=options.line,
+                        stats=stats,
+                        health=lambda: _health(pipeline),
+                        recent=lambda n: [
+                            row_json(r) for r in store.inspections(line=options.line, limit=n)
+                        ],
+                    ),
+                    host,
+                    port,
+                )
+        except BaseException:
+            store.close()
+            raise
+        return cls(options, pipeline, store, http, skipped)
+
+    def stop(self) -> None:
+        """Stop reading; the parts already read are inspected and committed."""
+        self.pipeline.stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        self._stop_signals += 1
+        name = signal.Signals(signum).name
+        if self._stop_signals == 1:
+            print(f"inspect-app serve: {name}, finishing the parts in flight…", file=sys.stderr)
+            self.notifier.stopping()
+            self.stop()
+
+    def run(self, install_signals: bool = True) -> PipelineOutcome:
+        """Run until the source ends, `--max-parts` is reached, or a stop signal; then drain."""
+        previous: dict[int, Any] = {}
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            if self.http is not None:
+                self.http.start()
+                host, port = self.http.address
+                print(f"inspect-app serve: HTTP on http://{host}:{port}/healthz", file=sys.stderr)
+            self.pipeline.start()
+            self.notifier.ready(f"inspecting line {self.options.line}")
+            next_status = time.monotonic() + self.options.status_every_s
+            while self.pipeline.running:
+                time.sleep(0.1)
+                if self.notifier.watchdog_due():
+                    self.notifier.watchdog()
+                if time.monotonic() >= next_status:
+                    next_status += self.options.status_every_s
+                    self._log_status()
+            outcome = self.pipeline.join()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self.http is not None:
+                self.http.close()
+            self.store.close()
+        return outcome
+
+    def _log_status(self) -> None:
+        snap = self.pipeline.stats.snapshot()
+        msg = (
+            f"parts {snap.parts}  PASS {snap.verdicts.get('PASS', 0)}  "
+            f"FAIL {snap.verdicts.get('FAIL', 0)}  FAULT {snap.verdicts.get('FAULT', 0)}  "
+            f"{snap.parts_per_s:.1f} parts/s  "
+            f"drops {sum(snap.drops.values())}"
+        )
+        print(f"inspect-app serve: {msg}", file=sys.stderr)
+        self.notifier.status(msg)
+
+
+def _health(pipeline: Pipeline) -> tuple[bool, str]:
+    if pipeline.error:
+        return False, pipeline.error
+    store_error = pipeline.stats.snapshot().store_error
+    if store_error:
+        return False, f"defect log unavailable, retrying: {store_error}"
+    return True, "inspecting" if pipeline.running else "idle"
+
+
+def serve(options: ServeOptions) -> int:
+    """Run the service; the exit status for `inspect-app serve`."""
+    try:
+        service = InspectionService.build(options)
+    except StoreUnavailable as exc:
+        print(
+            f"inspect-app serve: {exc}; giving up after {options.store_give_up_s:.0f} s",
+            file=sys.stderr,
+        )
+        return EXIT_STORE_UNAVAILABLE
+    except (BackendError, ValueError, OSError) as exc:
+        print(f"inspect-app serve: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if service.skipped:
+        print(
+            f"inspect-app serve: {service.skipped} parts of {options.source} are already in "
+            "the log; continuing after them",
+            file=sys.stderr,
+        )
+    outcome = service.run()
+    snap = service.pipeline.stats.snapshot()
+    print(
+        f"inspect-app serve: {outcome.committed} parts committed "
+        f"(PASS {snap.verdicts.get('PASS', 0)}, FAIL {snap.verdicts.get('FAIL', 0)}, "
+        f"FAULT {snap.verdicts.get('FAULT', 0)}), {snap.parts_per_s:.1f} parts/s",
+        file=sys.stderr,
+    )
+    if outcome.error:
+        print(f"inspect-app serve: stopped: {outcome.error}", file=sys.stderr)
+        return EXIT_STORE_UNAVAILABLE if outcome.store_unavailable else EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,277 @@
+"""The pipeline with fakes (in-memory source, fake backend, fake defect log): ordering, FAULT
+rows for bad parts, back-pressure on a locked log, counted drops, graceful drain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from inspect_app.backends.base import BackendResult
+from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig, input_problem
+from inspect_app.store import InspectionRecord, StoreUnavailable
+from sensors.sample import Sample, VibrationWindow
+
+
+@dataclass
+class Card:
+    classes: tuple[str, ...] = ("scratch", "dent")
+    threshold: float = 0.5
+
+
+class FakeBackend:
+    """Scores a part by its label (defects 0.9, good 0.1); NaN for meta['nan_output']."""
+
+    name = "fake"
+
+    def __init__(self, delay_s: float = 0.0, fail_on: str | None = None) -> None:
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.calls: list[int] = []
+
+    def predict(self, inputs: list[Sample]) -> BackendResult:
+        self.calls.append(len(inputs))
+        time.sleep(self.delay_s)
+        if any(s.part_id == self.fail_on for s in inputs):
+            msg = "device lost"
+            raise RuntimeError(msg)
+        n = len(inputs)
+        score = np.array([0.1 if s.label in (None, "ok") else 0.9 for s in inputs], np.float32)
+        probs = np.array(
+            [[1.0, 0.0] if s.label == "scratch" else [0.0, 1.0] for s in inputs], np.float32
+        )
+        heat = np.zeros((n, 4, 4), np.float32)
+        heat[:, 1, 2] = 1.0
+        for i, s in enumerate(inputs):
+            if "nan_output" in s.meta:
+                score[i] = np.nan
+        return BackendResult(score, probs, heat, np.zeros(n, np.float32))
+
+    def close(self) -> None:
+        return None
+
+
+def fake_preprocess(samples: list[Sample]) -> list[Sample]:
+    for s in samples:
+        if "bad_preprocess" in s.meta:
+            msg = f"cannot prepare {s.part_id}"
+            raise ValueError(msg)
+    return samples
+
+
+@dataclass
+class FakeLog:
+    """An in-memory defect log; raises StoreUnavailable for the first `unavailable` writes."""
+
+    unavailable: int = 0
+    records: list[InspectionRecord] = field(default_factory=list)
+    attempts: int = 0
+
+    def add_inspections(self, records: Sequence[InspectionRecord]) -> list[int]:
+        self.attempts += 1
+        if self.attempts <= self.unavailable:
+            raise StoreUnavailable("sqlite:///fake.db", "locked", "database is locked")
+        start = len(self.records)
+        self.records.extend(records)
+        return list(range(start, start + len(records)))
+
+
+def part(i: int, label: str = "ok", **meta: str) -> Sample:
+    frame = np.full((8, 8, 3), i % 255, np.uint8)
+    vib = VibrationWindow(np.sin(np.arange(256, dtype=np.float32)), 1000.0)
+    return Sample(part_id=f"p{i:04d}", frame=frame, vibration=vib, label=label, meta=dict(meta))
+
+
+def make(
+    source: list[Sample],
+    log: FakeLog | None = None,
+    backend: FakeBackend | None = None,
+    **config: object,
+) -> tuple[Pipeline, FakeLog]:
+    log = log or FakeLog()
+    pipeline = Pipeline(
+        source,
+        fake_preprocess,
+        backend or FakeBackend(),
+        Card(),
+        log,
+        line="test-line",
+        model_version="v1",
+        config=PipelineConfig(**config),  # type: ignore[arg-type]
+    )
+    return pipeline, log
+
+
+def test_every_part_is_logged_in_order_with_its_verdict() -> None:
+    parts = [part(i, "scratch" if i % 3 == 0 else "ok") for i in range(50)]
+    pipeline, log = make(parts, batch_size=4)
+    outcome = pipeline.run()
+    assert outcome.error is None and outcome.committed == 50
+    assert [r.part_id for r in log.records] == [p.part_id for p in parts]
+    fails = [r for r in log.records if r.verdict == "FAIL"]
+    assert len(fails) == 17 and all(r.defect_class == "scratch" and r.box for r in fails)
+    assert all(r.line == "test-line" and r.model_version == "v1" for r in log.records)
+    assert all(r.timestamp.tzinfo is not None for r in log.records)
+    snap = pipeline.stats.snapshot()
+    assert snap.parts == 50 and snap.verdicts == {"PASS": 33, "FAIL": 17, "FAULT": 0}
+    assert snap.fails_by_class == {"scratch": 17}
+    assert snap.latency["model"].p95_ms is not None and snap.latency["total"].count == 50
+
+
+def test_bad_parts_become_fault_rows_and_the_line_keeps_running() -> None:
+    nan_vib = part(1)
+    nan_vib.vibration = VibrationWindow(
+        np.array([0.0, np.nan, 1.0], np.float32), 1000.0, source="x.npy"
+    )
+    parts = [
+        part(0),
+        nan_vib,
+        Sample(part_id="p0002", label="ok", fault="cam/0002.png, row 4: not a PNG image"),
+        part(3, bad_preprocess="1"),
+        part(4, nan_output="1"),
+        part(5, "dent"),
+    ]
+    pipeline, log = make(parts, batch_size=8)
+    assert pipeline.run().committed == 6
+    verdicts = {r.part_id: r for r in log.records}
+    assert verdicts["p0000"].verdict == "PASS"
+    assert verdicts["p0001"].verdict == "FAULT" and "x.npy" in str(verdicts["p0001"].fault_reason)
+    assert verdicts["p0002"].verdict == "FAULT" and "row 4" in str(verdicts["p0002"].fault_reason)
+    assert verdicts["p0003"].verdict == "FAULT" and "prepare" in str(verdicts["p0003"].fault_reason)
+    assert verdicts["p0004"].verdict == "FAULT" and "NaN" in str(verdicts["p0004"].fault_reason)
+    assert verdicts["p0005"].verdict == "FAIL" and verdicts["p0005"].defect_class == "dent"
+
+
+def test_backend_error_faults_its_batch_only() -> None:
+    parts = [part(i) for i in range(8)]
+    pipeline, log = make(
+        parts, backend=FakeBackend(fail_on="p0001"), batch_size=2, batch_wait_s=0.5
+    )
+    pipeline.run()
+    faults = [r.part_id for r in log.records if r.verdict == "FAULT"]
+    assert faults == ["p0000", "p0001"]
+    assert "device lost" in str(log.records[0].fault_reason)
+    assert [r.verdict for r in log.records[2:]] == ["PASS"] * 6
+
+
+def test_locked_log_gets_backpressure_and_retries_then_commits() -> None:
+    parts = [part(i) for i in range(20)]
+    pipeline, log = make(parts, log=FakeLog(unavailable=3), store_retry_initial_s=0.01)
+    outcome = pipeline.run()
+    assert outcome.error is None and len(log.records) == 20
+    assert pipeline.stats.snapshot().store_retries == 3
+    assert pipeline.stats.snapshot().store_error is None
+
+
+def test_log_unavailable_too_long_stops_with_a_clear_error() -> None:
+    pipeline, log = make(
+        [part(i) for i in range(200)],
+        log=FakeLog(unavailable=10**6),
+        store_retry_initial_s=0.01,
+        store_retry_max_s=0.02,
+        store_give_up_s=0.2,
+        queue_size=4,
+    )
+    t0 = time.monotonic()
+    outcome = pipeline.run()
+    assert time.monotonic() - t0 < 10
+    assert outcome.store_unavailable and "defect log unavailable" in str(outcome.error)
+    assert "locked" in str(outcome.error)
+    assert log.records == [] and outcome.parts < 200  # back-pressure: reading stopped early
+
+
+def test_overload_drops_are_counted_for_a_live_source() -> None:
+    def camera() -> Iterator[Sample]:
+        for i in range(60):
+            yield part(i)
+
+    pipeline, log = make(
+        list(camera()),
+        backend=FakeBackend(delay_s=0.02),
+        batch_size=1,
+        queue_size=2,
+        drop_when_full=True,
+    )
+    pipeline.run()
+    snap = pipeline.stats.snapshot()
+    dropped = sum(snap.drops.values())
+    assert dropped > 0 and snap.drops["prepare"] == dropped
+    assert len(log.records) + dropped == 60
+    assert len({r.part_id for r in log.records}) == len(log.records)
+
+
+def test_stop_drains_what_was_read() -> None:
+    def endless() -> Iterator[Sample]:
+        i = 0
+        while True:
+            yield part(i)
+            i += 1
+
+    pipeline, log = make([], backend=FakeBackend(delay_s=0.005))
+    pipeline.source = endless()
+    pipeline.start()
+    while pipeline.stats.snapshot().parts < 10:
+        time.sleep(0.01)
+    pipeline.stop()
+    outcome = pipeline.join(timeout=10)
+    assert not pipeline.running
+    assert outcome.committed == outcome.parts == len(log.records) >= 10
+    assert [r.part_id for r in log.records] == [f"p{i:04d}" for i in range(outcome.parts)]
+
+
+def test_max_parts_and_batching() -> None:
+    backend = FakeBackend(delay_s=0.01)
+    pipeline, log = make([part(i) for i in range(40)], backend=backend, max_parts=25, batch_size=8)
+    assert pipeline.run().committed == 25 and len(log.records) == 25
+    assert max(backend.calls) > 1  # parts waiting behind a busy model are batched
+
+
+def test_sinks_and_listeners_see_every_part() -> None:
+    seen: list[str] = []
+    committed: list[str] = []
+
+    class Gate:
+        name = "gate"
+
+        def handle(self, p: InspectedPart) -> None:
+            if p.sample.part_id == "p0002":
+                msg = "gate jammed"
+                raise OSError(msg)
+            seen.append(p.verdict.verdict)
+
+        def close(self) -> None:
+            seen.append("closed")
+
+    lock = threading.Lock()
+
+    def listener(parts: list[InspectedPart]) -> None:
+        with lock:
+            committed.extend(p.sample.part_id for p in parts)
+
+    log = FakeLog()
+    pipeline = Pipeline(
+        [part(i, "dent" if i == 1 else "ok") for i in range(4)],
+        fake_preprocess,
+        FakeBackend(),
+        Card(),
+        log,
+        line="l",
+        model_version="v1",
+        sinks=[Gate()],
+        on_committed=listener,
+    )
+    pipeline.run()
+    assert seen == ["PASS", "FAIL", "PASS", "closed"]
+    assert committed == ["p0000", "p0001", "p0002", "p0003"] and len(log.records) == 4
+    assert pipeline.stats.snapshot().sink_errors == {"gate": 1}
+
+
+def test_input_problem_names_the_part() -> None:
+    assert input_problem(Sample(part_id="p9")) == "part p9: no image and no vibration"
+    assert input_problem(part(1)) is None
+    with pytest.raises(ValueError, match="max_parts"):
+        PipelineConfig(max_parts=-1)
