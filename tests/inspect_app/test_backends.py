@@ -67,7 +67,7 @@ def test_tensorrt_hook_explains_itself(tmp_path: Path) -> None:
 
 
 def test_missing_model_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="nope.onnx"):
+    with pytest.raises(BackendError, match=r"nope\.onnx"):
         open_backend(tmp_path / "nope.onnx")
 
 
