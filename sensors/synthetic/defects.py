@@ -77,7 +77,7 @@ def dent(layer: PartLayer, severity: float, rng: np.random.Generator) -> np.ndar
     depth = (1.5 + 6.0 * severity) * (sx + sy) / 20
     layer.height -= depth * bump * layer.alpha
     layer.rgb[:] = layer.rgb * (1 - 0.06 * severity * bump[..., None])
-    return ((bump > 0.3) * layer.alpha).astype(np.float32)
+    return ((bump > 0.12) * layer.alpha).astype(np.float32)
 
 
 def crack(layer: PartLayer, severity: float, rng: np.random.Generator) -> np.ndarray:

@@ -17,7 +17,7 @@ from sensors.synthetic.machine import synthesize_vibration
 from sensors.synthetic.scene import photograph, render_part_layer
 from sensors.synthetic.spec import LineSpec
 
-_LAYOUT, _IMAGE, _VIBRATION, _LABELS, _SEVERITY = 1, 2, 3, 4, 5
+_LAYOUT, _IMAGE, _VIBRATION, _LABELS, _SEVERITY, _DEFECT, _CAMERA = 1, 2, 3, 4, 5, 6, 7
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,30 @@ def _rng(spec: LineSpec, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([spec.seed, *keys]))
 
 
-def make_part(spec: LineSpec, index: int, label: str = OK_LABEL) -> SyntheticPart:
-    """Generate part number `index` of the line with the given label."""
+def make_part(
+    spec: LineSpec, index: int, label: str = OK_LABEL, severity: float | None = None
+) -> SyntheticPart:
+    """Generate part number `index` of the line with the given label.
+
+    `severity` (0..1) overrides the drawn defect strength. The part is the same physical part
+    whatever its label: a defective part and the good part with the same index differ only by
+    the defect (same surface, pose, lighting, noise and machine run).
+    """
     if label != OK_LABEL and label not in spec.classes:
         msg = f"label {label!r} is not a class of line {spec.name}; expected ok or {spec.classes}"
         raise ValueError(msg)
     if index < 0:
         msg = f"part index must be non-negative, got {index}"
         raise ValueError(msg)
-    lo, hi = spec.severity
-    sev_rng = _rng(spec, _SEVERITY, index)
-    # skewed toward subtle: most defects are small, a few are obvious
-    severity = 0.0 if label == OK_LABEL else float(lo + (hi - lo) * sev_rng.beta(1.3, 1.8))
+    if severity is not None and not 0 <= severity <= 1:
+        msg = f"severity must be within 0..1, got {severity}"
+        raise ValueError(msg)
+    if label == OK_LABEL:
+        severity = 0.0
+    elif severity is None:
+        lo, hi = spec.severity
+        # skewed toward subtle: most defects are small, a few are obvious
+        severity = float(lo + (hi - lo) * _rng(spec, _SEVERITY, index).beta(1.3, 1.8))
 
     image = mask = None
     if IMAGE in spec.modalities:
@@ -86,19 +98,25 @@ def make_part(spec: LineSpec, index: int, label: str = OK_LABEL) -> SyntheticPar
 def _image(
     spec: LineSpec, index: int, label: str, severity: float
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    rng = _rng(spec, _IMAGE, index)
-    layout = _rng(spec, _LAYOUT)
+    rng = _rng(spec, _DEFECT, index)
     geometry = spec.geometry
     omit = None
     if label == "missing_feature":
         omit = int(rng.integers(len(geometry.features)))
-    layer = render_part_layer(geometry, spec.surface, spec.image_size, layout, rng, omit=omit)
+    layer = render_part_layer(
+        geometry,
+        spec.surface,
+        spec.image_size,
+        _rng(spec, _LAYOUT),
+        _rng(spec, _IMAGE, index),
+        omit=omit,
+    )
     defect = None
     if omit is not None:
         defect = missing_feature_mask(layer, omit)
     elif visible_in(label, IMAGE):
         defect = PAINTERS[label](layer, severity, rng)
-    photo = photograph(layer, geometry, spec.surface.gloss, defect, rng)
+    photo = photograph(layer, geometry, spec.surface.gloss, defect, _rng(spec, _CAMERA, index))
     return photo.image, photo.mask
 
 

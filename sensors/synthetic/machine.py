@@ -86,8 +86,11 @@ def synthesize_vibration(
         structure += _bearing_impacts(machine, label, severity, phase, housing, sample_rate_hz, rng)
     if label == "looseness":
         x = _looseness(x, amps[0], severity, phase, rng)
-        kicks = _impulses_at(phase / (2 * np.pi) + theta[5], 1.0, 0.5 * severity, n, rng, 0.02)
-        structure += resonator(kicks, housing, sample_rate_hz) * 8
+        # the loose joint rattles: hard knocks every second turn, softer ones every turn
+        cycles = phase / (2 * np.pi) + theta[5] / (2 * np.pi)
+        knocks = _impulses_at(cycles, 0.5, 4 + 16 * severity, n, rng, 0.03)
+        knocks += _impulses_at(cycles + 0.5, 1.0, 2 + 6 * severity, n, rng, 0.03)
+        structure += resonator(knocks * machine.broadband_g * 6, housing, sample_rate_hz)
 
     x = x + structure + machine.sensor_noise_g * rng.standard_normal(n)
     rpm = float(np.mean(fr) * 60.0)
@@ -127,14 +130,14 @@ def _bearing_impacts(
     cycles = phase / (2 * np.pi)
     inner = label == "bearing_inner"
     order = machine.bearing.bpfi_order if inner else machine.bearing.bpfo_order
-    amp = 2.0 + 14.0 * severity**1.5  # impulse strength in units of the broadband force
+    amp = 6.0 + 34.0 * severity**1.5  # impulse strength in units of the broadband force
     kicks = _impulses_at(cycles + rng.uniform(0, 1), order, amp, n, rng, slip=0.015)
     kicks *= 1 + 0.25 * rng.standard_normal(n) * (kicks > 0)  # impact-to-impact variation
     if inner:
         # the defect turns with the shaft and is struck hard only in the load zone
         zone = np.cos(phase + rng.uniform(0, 2 * np.pi))
         kicks *= 0.55 + 0.45 * zone
-    return resonator(kicks * machine.broadband_g, housing, fs) * housing.gain * 6
+    return resonator(kicks * machine.broadband_g * 6, housing, fs) * housing.gain
 
 
 def _looseness(

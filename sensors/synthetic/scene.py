@@ -98,7 +98,7 @@ def render_part_layer(
     bevel = cv2.GaussianBlur(alpha, (0, 0), 1.5) * 2.0
     height: np.ndarray = bevel.copy()
     footprints = [feature_footprint(f, geometry, size) for f in geometry.features]
-    accent = np.array(surface.accent_color, np.float32)
+    accent = np.array(surface.accent_color, np.float32) * (0.9 + 0.1 * part.random())
     for i, (feature, fp) in enumerate(zip(geometry.features, footprints, strict=True)):
         if i == omit:
             continue
@@ -111,7 +111,7 @@ def render_part_layer(
             height += cv2.GaussianBlur(fp, (0, 0), 1.2) * 2.5
             rgb = rgb * (1 - 0.25 * ring[..., None]) * (1 + 0.08 * m)
         elif feature.kind == "pad":
-            rgb = rgb * (1 - m) + m * accent * (0.9 + 0.1 * part.random())
+            rgb = rgb * (1 - m) + m * accent
         else:  # component: a black package with bright leads along its long sides
             height += cv2.GaussianBlur(fp, (0, 0), 1.0) * 3.0
             body = np.array([0.07, 0.07, 0.08], np.float32)
@@ -178,7 +178,7 @@ def photograph(
     angle = rng.normal(0, geometry.pose_jitter_deg)
     shift = rng.normal(0, geometry.shift_jitter * size, 2)
     m = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), angle, rng.uniform(0.97, 1.03)))
-    m[:, 2] += shift
+    m[:, 2] = m[:, 2] + shift.astype(np.float64)
 
     def warp(a: np.ndarray) -> np.ndarray:
         return np.asarray(cv2.warpAffine(a, m, (size, size), flags=cv2.INTER_LINEAR))
