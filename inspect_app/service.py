@@ -41,6 +41,7 @@ from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_f
 from inspect_app.sources import DatasetReplay, open_source
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
+from sensors.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +214,10 @@ class InspectionService:
         options: ServeOptions,
         on_committed: Callable[[list[InspectedPart]], None] | None = None,
         loaded: LoadedLine | None = None,
+        preprocess: Callable[[list[Sample]], Any] | None = None,
     ) -> InspectionService:
-        from inspect_app.preprocess import prepare_batch
-
+        """Open the log, the line model and the source; `loaded` / `preprocess` replace the
+        line model's backend and `prepare_batch` (tests and benchmarks pass their own)."""
         store = open_store(options.db_url, options.store_give_up_s)
         try:
             loaded = loaded or load_line(
@@ -228,6 +230,12 @@ class InspectionService:
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             card = loaded.card
+            if preprocess is None:
+                from inspect_app.preprocess import prepare_batch
+
+                def preprocess(samples: list[Sample]) -> Any:
+                    return prepare_batch(samples, card)
+
             snapshots = (
                 SnapshotStore(
                     snapshot_dir_for(options.db_url, options.home),
@@ -239,7 +247,7 @@ class InspectionService:
             stats = RuntimeStats()
             pipeline = Pipeline(
                 source,
-                lambda samples: prepare_batch(samples, card),
+                preprocess,
                 loaded.backend,
                 card,
                 store,

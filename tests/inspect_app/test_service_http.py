@@ -1,0 +1,102 @@
+"""The service's HTTP endpoints: loopback by default, GET only, Prometheus text, JSON rows."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inspect_app.http_server import DEFAULT_HOST, HttpContext, HttpEndpoints, parse_bind
+from inspect_app.runtime import RuntimeStats
+from inspect_app.service import ServeOptions
+
+
+@pytest.fixture
+def endpoints() -> Iterator[tuple[HttpEndpoints, RuntimeStats, list[int]]]:
+    stats = RuntimeStats()
+    stats.record_part_started()
+    stats.record_latency("model", 0.012)
+    stats.record_verdict("PASS", None)
+    stats.record_verdict("FAIL", "dent")
+    stats.record_drop("prepare", 2)
+    asked: list[int] = []
+
+    def recent(n: int) -> list[dict[str, object]]:
+        asked.append(n)
+        return [{"part_id": "p1", "verdict": "FAIL"}]
+
+    server = HttpEndpoints(
+        HttpContext("line-a", stats, lambda: (True, "inspecting"), recent), port=0
+    )
+    server.start()
+    yield server, stats, asked
+    server.close()
+
+
+def request(server: HttpEndpoints, method: str, path: str) -> tuple[int, str, dict[str, str]]:
+    host, port = server.address
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    conn.request(method, path, body=b"x" if method in {"POST", "PUT", "PATCH"} else None)
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    return resp.status, body, dict(resp.getheaders())
+
+
+def test_binds_loopback_by_default(
+    endpoints: tuple[HttpEndpoints, RuntimeStats, list[int]],
+) -> None:
+    server, _, _ = endpoints
+    assert server.address[0] == "127.0.0.1" == DEFAULT_HOST
+    options = ServeOptions(home=Path("."), line="l", source="s", db_url="sqlite://")
+    assert str(options.http).startswith("127.0.0.1:")
+    assert parse_bind(":9000") == ("127.0.0.1", 9000)
+    assert parse_bind("0.0.0.0:8765") == ("0.0.0.0", 8765)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_bind("localhost:http")
+
+
+def test_healthz_metrics_and_inspections(
+    endpoints: tuple[HttpEndpoints, RuntimeStats, list[int]],
+) -> None:
+    server, _, asked = endpoints
+    status, body, _ = request(server, "GET", "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok" and json.loads(body)["parts"] == 2
+    status, body, headers = request(server, "GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'inspect_parts_total{line="line-a"} 2' in body
+    assert 'inspect_verdicts_total{line="line-a",verdict="FAIL"} 1' in body
+    assert 'inspect_dropped_total{line="line-a",queue="prepare"} 2' in body
+    assert (
+        'inspect_stage_latency_seconds{line="line-a",stage="model",quantile="0.95"} 0.012' in body
+    )
+    status, body, _ = request(server, "GET", "/api/inspections?limit=7")
+    assert status == 200 and json.loads(body)["inspections"][0]["part_id"] == "p1" and asked == [7]
+    assert request(server, "GET", "/api/inspections?limit=0")[0] == 400
+    assert request(server, "GET", "/api/inspections?limit=abc")[0] == 400
+    assert request(server, "GET", "/nothing")[0] == 404
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "BREW"])
+def test_nothing_can_write(
+    endpoints: tuple[HttpEndpoints, RuntimeStats, list[int]], method: str
+) -> None:
+    server, _, asked = endpoints
+    status, _, headers = request(server, method, "/api/inspections?limit=1")
+    assert status == 405 and headers["Allow"] == "GET"
+    assert asked == []
+
+
+def test_unhealthy_is_503() -> None:
+    server = HttpEndpoints(
+        HttpContext("l", RuntimeStats(), lambda: (False, "defect log locked"), lambda n: []), port=0
+    )
+    server.start()
+    try:
+        status, body, _ = request(server, "GET", "/healthz")
+        assert status == 503 and "locked" in body
+    finally:
+        server.close()

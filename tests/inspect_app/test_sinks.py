@@ -1,0 +1,119 @@
+"""Reject outputs: the command hook, and the Modbus TCP coil against a local pymodbus server."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inspect_app.decision import Verdict, fault
+from inspect_app.pipeline import InspectedPart
+from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
+from sensors.sample import Sample
+
+
+def inspected(part_id: str, verdict: Verdict) -> InspectedPart:
+    return InspectedPart(sample=Sample(part_id=part_id), verdict=verdict)
+
+
+def test_command_hook_runs_for_rejects_with_the_part_in_its_environment(tmp_path: Path) -> None:
+    out = tmp_path / "rejects.txt"
+    script = (
+        "import os; open(os.environ['OUT'], 'a').write("
+        "os.environ['INSPECT_PART_ID'] + ' ' + os.environ['INSPECT_VERDICT'] + ' ' + "
+        "os.environ['INSPECT_DEFECT_CLASS'] + '\\n')"
+    )
+    hook = CommandHook([sys.executable, "-c", script], line="l1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OUT", str(out))
+        hook.handle(inspected("a", Verdict("PASS", defect_score=0.1)))
+        hook.handle(inspected("b", Verdict("FAIL", defect_class="dent", defect_score=0.9)))
+        hook.handle(inspected("c", fault("cam.png: truncated")))
+    assert out.read_text().splitlines() == ["b FAIL dent", "c FAULT "]
+
+
+def test_failing_command_raises_naming_it() -> None:
+    hook = CommandHook([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(RuntimeError, match="exited 3 on part x"):
+        hook.handle(inspected("x", Verdict("FAIL")))
+    with pytest.raises(ValueError, match="empty"):
+        CommandHook("")
+
+
+def test_modbus_target_parsing() -> None:
+    assert ModbusTarget.parse("10.0.0.9:1502:16:3") == ModbusTarget("10.0.0.9", 1502, 16, 3)
+    assert ModbusTarget.parse("plc") == ModbusTarget("plc", 502, 0, 1)
+    for bad in ("", "h:x", "h:1:2:3:4", "h:70000"):
+        with pytest.raises(ValueError, match="Modbus target"):
+            ModbusTarget.parse(bad)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakePlcHandler(socketserver.BaseRequestHandler):
+    """A fake PLC: answers Modbus TCP "write single coil" (function 5) and records the coils."""
+
+    def handle(self) -> None:
+        coils: dict[tuple[int, int], bool] = self.server.coils  # type: ignore[attr-defined]
+        while True:
+            header = self.request.recv(7)  # MBAP: transaction, protocol, length, unit
+            if len(header) < 7:
+                return
+            _tid, _pid, length, unit = struct.unpack(">HHHB", header)
+            pdu = self.request.recv(length - 1)
+            function, address, value = struct.unpack(">BHH", pdu[:5])
+            if function != 5:
+                reply = struct.pack(">BB", function | 0x80, 1)  # illegal function
+            else:
+                coils[(unit, address)] = value == 0xFF00
+                reply = pdu[:5]
+            self.request.sendall(header[:4] + struct.pack(">HB", len(reply) + 1, unit) + reply)
+
+
+@pytest.fixture
+def fake_plc() -> Iterator[tuple[int, dict[tuple[int, int], bool]]]:
+    """A fake Modbus TCP server on 127.0.0.1 standing in for the reject gate's PLC."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), FakePlcHandler)
+    server.daemon_threads = True
+    server.coils = {}  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    yield int(server.server_address[1]), server.coils  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def test_modbus_coil_follows_the_verdict(
+    fake_plc: tuple[int, dict[tuple[int, int], bool]],
+) -> None:
+    port, coils = fake_plc
+    sink = ModbusCoilSink(ModbusTarget("127.0.0.1", port, coil=5, unit=2))
+
+    def coil() -> bool:
+        return coils[(2, 5)]
+
+    sink.handle(inspected("a", Verdict("FAIL", defect_class="dent")))
+    assert coil() is True
+    sink.handle(inspected("b", Verdict("PASS")))
+    assert coil() is False
+    sink.handle(inspected("c", fault("vibration truncated")))
+    assert coil() is True
+    sink.close()
+
+
+def test_modbus_unreachable_is_an_error_naming_the_server() -> None:
+    sink = ModbusCoilSink(ModbusTarget("127.0.0.1", _free_port()), timeout_s=0.2)
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1"):
+        sink.handle(inspected("a", Verdict("FAIL")))
