@@ -19,7 +19,7 @@ Why this standardization: `log10` turns multiplicative changes (sensor sensitivi
 vs. m/s², mounting) into offsets, and subtracting each window's median over bins removes the
 offset. What is left is the spectrum's shape — resonances, peaks above the floor — which is what
 a defect changes; absolute level is unknowable across unknown units anyway. Dividing by a fixed
-per-channel spread (`psd_scale`, `env_scale`, measured on good CWRU and synthetic windows) gives a
+per-channel spread (`psd_scale`, `env_scale`: the across-bin spread of good CWRU windows) gives a
 good machine values near 0 with unit spread, and keeps peak contrast (a per-window scale would
 shrink the very peaks a fault raises).
 """
@@ -54,7 +54,7 @@ class SpectrumConfig:
     env_max_order: float = 16.0  # with rpm: 0..16 shaft orders (BPFI 5.4x, 2xBPFI 10.8x)
     band_edge_hz: float = 100.0  # cosine taper at each band edge (no brick-wall ringing)
     # standardization: (log10 power - window median) / scale
-    psd_scale: float = 1.0
+    psd_scale: float = 0.7
     env_scale: float = 0.5
     window_s: float = 1.0  # nominal window length; any length of at least 0.25 s works
 

@@ -239,13 +239,14 @@ def _is_number(text: str) -> bool:
 
 def _read_mat(path: Path, channel: str | int | None) -> tuple[np.ndarray, float | None]:
     from scipy.io import loadmat  # scipy.io is slow to import; only .mat needs it
+    from scipy.io.matlab import MatReadError
 
     try:
         data = loadmat(path)
     except NotImplementedError as exc:
         msg = "MATLAB v7.3 (HDF5) files are not supported; save with -v7 or export to .npy"
         raise DataError(msg, path) from exc
-    except (ValueError, OSError, TypeError) as exc:
+    except (MatReadError, ValueError, OSError, TypeError, EOFError) as exc:
         raise DataError(f"unreadable .mat file ({exc})", path) from exc
     arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
     rpm = _mat_rpm(arrays)

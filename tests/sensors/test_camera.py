@@ -1,0 +1,213 @@
+"""Image reading and camera sources: formats, refusals, reconnection with a fake capture."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sensors.camera import (
+    Backoff,
+    CameraGap,
+    CameraLost,
+    CaptureSource,
+    ImageFolderSource,
+    is_live,
+    read_image,
+    read_mask,
+)
+from sensors.errors import DataError
+
+
+def color_image() -> np.ndarray:
+    """BGR test card (OpenCV order on disk): a red, a green and a blue band."""
+    image = np.zeros((24, 30, 3), dtype=np.uint8)
+    image[:8, :, 2] = 255  # red in BGR
+    image[8:16, :, 1] = 255
+    image[16:, :, 0] = 255
+    return image
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])
+def test_color_formats_read_as_rgb(write_image: Callable[..., Path], suffix: str) -> None:
+    rgb = read_image(write_image(f"c{suffix}", color_image()))
+    assert rgb.dtype == np.uint8 and rgb.shape == (24, 30, 3)
+    top, middle, bottom = rgb[4, 15], rgb[12, 15], rgb[20, 15]
+    assert top[0] > 200 and top[1] < 60 and top[2] < 60  # red first: RGB, not BGR
+    assert middle[1] > 200 and bottom[2] > 200
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])
+def test_gray_is_expanded_to_three_channels(write_image: Callable[..., Path], suffix: str) -> None:
+    gray = np.tile(np.arange(0, 240, 10, dtype=np.uint8), (16, 1))
+    rgb = read_image(write_image(f"g{suffix}", gray))
+    assert rgb.shape == (16, 24, 3)
+    assert np.array_equal(rgb[..., 0], rgb[..., 2])
+    assert abs(int(rgb[3, 10, 1]) - 100) <= 3
+
+
+def test_sixteen_bit_and_alpha(write_image: Callable[..., Path]) -> None:
+    deep = np.full((8, 8), 40000, dtype=np.uint16)
+    assert read_image(write_image("d.png", deep))[0, 0, 0] == 40000 >> 8
+    bgra = np.zeros((8, 8, 4), dtype=np.uint8)
+    bgra[..., 2] = 200
+    bgra[..., 3] = 10
+    rgba = read_image(write_image("a.png", bgra))
+    assert rgba.shape == (8, 8, 3) and rgba[0, 0, 0] == 200
+
+
+def test_truncated_jpeg_is_refused_naming_the_file(write_image: Callable[..., Path]) -> None:
+    path = write_image("part.jpg", color_image())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated JPEG") as err:
+        read_image(path)
+    assert "part.jpg" in str(err.value)
+
+
+def test_corrupt_bytes_truncated_png_missing_file(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9")
+    with pytest.raises(DataError, match=r"junk\.jpg"):
+        read_image(junk)
+    png = write_image("p.png", color_image())
+    png.write_bytes(png.read_bytes()[:-20])
+    with pytest.raises(DataError, match="truncated PNG"):
+        read_image(png)
+    with pytest.raises(DataError, match="file not found"):
+        read_image(tmp_path / "nope.png")
+    empty = tmp_path / "empty.bmp"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        read_image(empty)
+
+
+def test_mask_reads_nonzero_as_defect(write_image: Callable[..., Path]) -> None:
+    mask = np.zeros((10, 12), dtype=np.uint8)
+    mask[2:4, 5:9] = 255
+    out = read_mask(write_image("m.png", mask))
+    assert out.dtype == bool and out.sum() == 8 and out[3, 8] and not out[0, 0]
+
+
+def test_image_folder_source_reports_a_bad_file_as_a_fault(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    write_image("cam/a.png", color_image())
+    bad = write_image("cam/b.jpg", color_image())
+    bad.write_bytes(bad.read_bytes()[:100])
+    write_image("cam/c.png", color_image())
+    with ImageFolderSource(tmp_path / "cam") as source:
+        frames = list(source)
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert frames[1].image is None and frames[1].fault is not None and "b.jpg" in frames[1].fault
+    assert frames[2].image is not None
+    with pytest.raises(DataError, match=r"b\.jpg"):
+        list(ImageFolderSource(tmp_path / "cam", strict=True))
+
+
+# --- live capture, with a fake at the OpenCV boundary -------------------------------------------
+
+
+class FakeCapture:
+    """Delivers `frames` good reads, then fails every read (the cable is pulled)."""
+
+    def __init__(self, frames: int, opens: bool = True, hang: threading.Event | None = None):
+        self.frames = frames
+        self.opens = opens
+        self.hang = hang
+        self.released = False
+
+    def isOpened(self) -> bool:
+        return self.opens
+
+    def read(self) -> tuple[bool, Any]:
+        if self.hang is not None:
+            self.hang.wait(5)
+            return False, None
+        if self.frames <= 0:
+            return False, None
+        self.frames -= 1
+        return True, np.zeros((4, 4, 3), dtype=np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+class FakeCamera:
+    """A factory handing out captures from a script: each open takes the next entry."""
+
+    def __init__(self, script: list[FakeCapture]) -> None:
+        self.script = script
+        self.opened: list[FakeCapture] = []
+
+    def __call__(self, spec: int | str) -> FakeCapture:
+        capture = self.script.pop(0) if self.script else FakeCapture(0, opens=False)
+        self.opened.append(capture)
+        return capture
+
+
+def test_camera_disappearing_mid_stream_is_reported_and_retried() -> None:
+    # 3 frames, cable pulled; two failed reopen attempts; back with 2 frames; then gone for good
+    camera = FakeCamera(
+        [FakeCapture(3), FakeCapture(0, opens=False), FakeCapture(0, opens=False), FakeCapture(2)]
+    )
+    sleeps: list[float] = []
+    gaps: list[CameraGap] = []
+    source = CaptureSource(
+        0,
+        backoff=Backoff(initial_s=0.1, factor=2.0, max_s=0.3, max_attempts=4),
+        on_gap=gaps.append,
+        capture_factory=camera,
+        sleep=sleeps.append,
+    )
+    frames = []
+    with pytest.raises(CameraLost, match="4 reconnect attempts failed"), source:
+        frames.extend(source)
+    assert len(frames) == 5 and [f.index for f in frames] == list(range(5))
+    assert frames[0].image is not None and frames[0].image.shape == (4, 4, 3)
+    assert sleeps == [0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.3]  # bounded exponential backoff, twice
+    assert len(gaps) == 2 and gaps == source.stats.gaps
+    assert gaps[0].attempts == 3 and gaps[0].ended_at is not None
+    assert gaps[1].attempts == 4 and gaps[1].ended_at is None  # lost: reported, not hidden
+    assert source.stats.reconnects == 1 and source.stats.failed_reads == 2
+    assert all(c.released for c in camera.opened)
+
+
+def test_a_hung_read_times_out_instead_of_blocking() -> None:
+    release = threading.Event()
+    camera = FakeCamera([FakeCapture(1, hang=release), FakeCapture(1)])
+    source = CaptureSource(
+        "rtsp://camera/stream",
+        read_timeout_s=0.05,
+        backoff=Backoff(initial_s=0.0, max_attempts=1),
+        capture_factory=camera,
+        sleep=lambda s: None,
+    )
+    with source:
+        frame = next(source)
+    release.set()
+    assert frame.index == 0 and source.stats.failed_reads == 1 and source.stats.reconnects == 1
+
+
+def test_a_video_file_ends_and_an_unopenable_file_is_an_error() -> None:
+    camera = FakeCamera([FakeCapture(2)])
+    with CaptureSource("clip.mp4", capture_factory=camera) as source:
+        assert len(list(source)) == 2
+    assert not source.stats.gaps
+    with (
+        pytest.raises(DataError, match=r"clip\.mp4: cannot open"),
+        CaptureSource("clip.mp4", capture_factory=FakeCamera([])),
+    ):
+        pass
+
+
+def test_what_counts_as_live() -> None:
+    assert is_live(0) and is_live("1") and is_live("rtsp://10.0.0.5/s")
+    assert is_live("v4l2src device=/dev/video0 ! videoconvert ! appsink")
+    assert not is_live("line3/clip.mp4")

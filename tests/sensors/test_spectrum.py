@@ -1,0 +1,119 @@
+"""Spectrum features: shape, invariance to sample rate and unit, order normalization, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sensors.spectrum import SpectrumConfig, envelope_spectrum, spectrum_features
+
+CONFIG = SpectrumConfig()
+
+
+def machine(fs: float, seconds: float = 1.0, fault_hz: float = 97.0, seed: int = 0) -> np.ndarray:
+    """The same band-limited continuous-time signal sampled at `fs` (all of it below 6 kHz): a
+    broadband floor, a shaft line, and a 3.5 kHz resonance rung by impacts `fault_hz` apart."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * fs)
+    t = np.arange(n) / fs
+    # floor: every whole-Hz line from 20 Hz to 5.9 kHz with random phase, built exactly by irfft
+    spectrum = np.zeros(n // 2 + 1, dtype=np.complex128)
+    lines = np.arange(round(20 * seconds), round(5900 * seconds))
+    spectrum[lines] = np.exp(1j * rng.uniform(0, 2 * np.pi, lines.size)) / np.sqrt(lines / 20)
+    floor = np.fft.irfft(spectrum, n) * n * 0.002
+    shaft = 0.3 * np.sin(2 * np.pi * 29.95 * t)
+    impacts = np.arange(0.0, seconds + 0.01, 1.0 / fault_hz) + 0.0023
+    pulses = np.exp(-0.5 * ((t[:, None] - impacts[None, :]) / 3e-4) ** 2).sum(axis=1)
+    return floor + shaft + 1.5 * pulses * np.sin(2 * np.pi * 3500.0 * t)
+
+
+def test_shape_dtype_and_single_window() -> None:
+    batch = np.stack([machine(12000, seed=s) for s in range(3)])
+    out = spectrum_features(batch, 12000)
+    assert out.shape == (3, 2, CONFIG.n_bins) and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    single = spectrum_features(batch[1], 12000)
+    assert single.shape == (1, 2, CONFIG.n_bins)
+    np.testing.assert_allclose(single[0], out[1], atol=1e-5)  # a batch is just many windows
+
+
+@pytest.mark.parametrize("fs", [25600.0, 48000.0])
+def test_same_signal_at_another_rate_gives_the_same_features(fs: float) -> None:
+    reference = spectrum_features(machine(12000), 12000)[0]
+    other = spectrum_features(machine(fs), fs)[0]
+    assert np.abs(other - reference).max() < 0.02, np.abs(other - reference).max()
+    assert np.corrcoef(other.ravel(), reference.ravel())[0, 1] > 0.995
+
+
+def test_same_tone_lands_in_the_same_bin_at_12k_and_25k6() -> None:
+    bins = []
+    for fs in (12000.0, 25600.0):
+        t = np.arange(round(fs)) / fs
+        x = np.sin(2 * np.pi * 1234.0 * t) + 0.001 * np.sin(2 * np.pi * 4321.0 * t)
+        features = spectrum_features(x, fs)[0, 0]
+        bins.append(int(np.argmax(features)))
+    bin_hz = CONFIG.psd_max_hz / CONFIG.n_bins
+    assert bins[0] == bins[1] == int(1234.0 // bin_hz)
+
+
+def test_unit_does_not_matter() -> None:
+    g = machine(25600, fault_hz=140.0)
+    np.testing.assert_allclose(
+        spectrum_features(g, 25600), spectrum_features(9.80665 * g, 25600), atol=1e-4
+    )
+
+
+def test_fault_raises_its_envelope_bin() -> None:
+    faulty = spectrum_features(machine(12000, fault_hz=107.0), 12000)[0, 1]
+    bin_hz = CONFIG.env_max_hz / CONFIG.n_bins
+    k = int(107.0 // bin_hz)
+    assert faulty[k] > 3.0  # standardized: several spreads above the floor
+    assert int(np.argmax(faulty[5:])) + 5 in (k, 2 * k, 2 * k + 1)
+
+
+def test_order_normalization_holds_the_fault_peak_across_speeds() -> None:
+    peaks_hz, peaks_orders = [], []
+    for rpm in (1500.0, 1800.0):
+        fault_hz = 3.585 * rpm / 60.0
+        x = machine(25600, fault_hz=fault_hz)
+        peaks_hz.append(int(np.argmax(spectrum_features(x, 25600)[0, 1, 5:])))
+        by_order = spectrum_features(x, 25600, rpm=rpm)[0, 1, 5:]
+        peaks_orders.append(int(np.argmax(by_order)))
+    assert peaks_hz[0] != peaks_hz[1]
+    assert peaks_orders[0] == peaks_orders[1]
+    per_row = spectrum_features(np.stack([machine(25600)] * 2), 25600, rpm=np.array([1500, 1800]))
+    assert not np.allclose(per_row[0, 1], per_row[1, 1])  # one rpm per row
+
+
+def test_envelope_spectrum_finds_the_impact_rate() -> None:
+    freqs, amplitude = envelope_spectrum(machine(25600, fault_hz=162.0), 25600)
+    band = (freqs > 20) & (freqs < 500)
+    assert freqs[band][np.argmax(amplitude[band])] == pytest.approx(162.0, abs=1.0)
+    freqs_b, batch = envelope_spectrum(np.stack([machine(25600)] * 2), 25600)
+    assert batch.shape == (2, freqs_b.size)
+
+
+def test_refusals_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="too low"):
+        spectrum_features(np.zeros(8000), 8000)
+    with pytest.raises(ValueError, match="too short"):
+        spectrum_features(np.zeros(1000), 12000)
+    x = machine(12000)
+    x[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        spectrum_features(x, 12000)
+    with pytest.raises(ValueError, match="rpm"):
+        spectrum_features(machine(12000), 12000, rpm=-5)
+    with pytest.raises(ValueError, match="must be equal"):
+        SpectrumConfig(psd_bins=64, env_bins=128)
+
+
+def test_silence_is_finite() -> None:
+    assert np.isfinite(spectrum_features(np.zeros((2, 12000)), 12000)).all()
+
+
+def test_config_round_trips_through_json_fields() -> None:
+    config = SpectrumConfig(psd_bins=64, env_bins=64, env_band_hz=(1500.0, 5500.0))
+    assert SpectrumConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown SpectrumConfig fields"):
+        SpectrumConfig.from_dict({"psd_bin": 64})
