@@ -348,10 +348,15 @@ def _health(pipeline: Pipeline) -> tuple[bool, str]:
     return True, "inspecting" if pipeline.running else "idle"
 
 
-def serve(options: ServeOptions) -> int:
-    """Run the service; the exit status for `inspect-app serve`."""
+def serve(
+    options: ServeOptions,
+    loaded: LoadedLine | None = None,
+    preprocess: Callable[[list[Sample]], Any] | None = None,
+) -> int:
+    """Run the service; the exit status for `inspect-app serve` (see `InspectionService.build`
+    for `loaded` and `preprocess`)."""
     try:
-        service = InspectionService.build(options)
+        service = InspectionService.build(options, loaded=loaded, preprocess=preprocess)
     except StoreUnavailable as exc:
         print(
             f"inspect-app serve: {exc}; giving up after {options.store_give_up_s:.0f} s",

@@ -1,0 +1,71 @@
+"""Runs the real service (store, replay, signals, HTTP) around a fake backend, for the
+reliability tests that kill it. Not a test module itself: `python fake_line_service.py ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspect_app.backends.base import BackendResult
+from inspect_app.service import LoadedLine, ServeOptions, serve
+from sensors.sample import Sample
+
+
+@dataclass
+class FakeCard:
+    classes: tuple[str, ...] = ("dent",)
+    threshold: float = 0.5
+
+
+class FakeSlowBackend:
+    """Scores by label, slowly enough that a test can kill the service mid-run."""
+
+    name = "fake"
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def predict(self, inputs: list[Sample]) -> BackendResult:
+        time.sleep(self.delay_s)
+        n = len(inputs)
+        score = np.array([0.9 if s.label == "dent" else 0.1 for s in inputs], np.float32)
+        return BackendResult(
+            score,
+            np.ones((n, 1), np.float32),
+            np.ones((n, 2, 2), np.float32),
+            np.zeros(n, np.float32),
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--http", default="127.0.0.1:0")
+    parser.add_argument("--give-up-s", type=float, default=60.0)
+    args = parser.parse_args()
+    options = ServeOptions(
+        home=args.home,
+        line="fake-line",
+        source=args.source,
+        db_url=args.db,
+        http=args.http,
+        batch_size=2,
+        store_give_up_s=args.give_up_s,
+    )
+    loaded = LoadedLine(FakeSlowBackend(args.delay_s), FakeCard(), args.home, "v1", None)
+    return serve(options, loaded=loaded, preprocess=list)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
