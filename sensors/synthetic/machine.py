@@ -88,8 +88,8 @@ def synthesize_vibration(
         x = _looseness(x, amps[0], severity, phase, rng)
         # the loose joint rattles: hard knocks every second turn, softer ones every turn
         cycles = phase / (2 * np.pi) + theta[5] / (2 * np.pi)
-        knocks = _impulses_at(cycles, 0.5, 4 + 16 * severity, n, rng, 0.03)
-        knocks += _impulses_at(cycles + 0.5, 1.0, 2 + 6 * severity, n, rng, 0.03)
+        knocks = _impulses_at(cycles, 0.5, 15 + 50 * severity, n, rng, 0.03)
+        knocks += _impulses_at(cycles + 0.5, 1.0, 6 + 20 * severity, n, rng, 0.03)
         structure += resonator(knocks * machine.broadband_g * 6, housing, sample_rate_hz)
 
     x = x + structure + machine.sensor_noise_g * rng.standard_normal(n)
