@@ -299,3 +299,75 @@ def check_graph(
         if node.op_type == "TopK" and node.input[1] not in constants:
             problems.append(f"TopK {node.name} has a computed K; TensorRT 8.5 needs a constant")
     return GraphReport(opset=opset, op_counts=dict(ops), problems=problems)
+
+
+# --- the line model ------------------------------------------------------------------------
+
+
+class StaticLineGraph(nn.Module):
+    """A line model with its prompt tokens as an input (P, D), broadcast over the batch."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        image: torch.Tensor | None = None,
+        spectrum: torch.Tensor | None = None,
+        image_present: torch.Tensor | None = None,
+        vibration_present: torch.Tensor | None = None,
+        prompt_tokens: torch.Tensor | None = None,
+    ) -> Any:
+        ref = image if image is not None else spectrum
+        assert ref is not None  # export always traces with at least one modality
+        prompts = None
+        if prompt_tokens is not None:
+            prompts = prompt_tokens.unsqueeze(0).expand(ref.shape[0], -1, -1)  # (B, P, D)
+        return self.model(image, spectrum, image_present, vibration_present, prompts)
+
+
+@dataclass
+class ExportedGraph:
+    """A written graph: its path, specs, and the line's input values (name -> array)."""
+
+    path: Path
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    line_values: dict[str, np.ndarray]
+
+
+def line_values(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The line's own graph inputs: its prompt tokens (P, D) for a prompt-tuned line."""
+    prompt = getattr(model, "prompt", None)
+    return {} if prompt is None else {"prompt_tokens": prompt.detach().clone()}
+
+
+def _set_static_moe(model: nn.Module, static: bool) -> None:
+    for module in model.modules():
+        if hasattr(module, "set_static_moe"):
+            module.set_static_moe(static)
+
+
+def export_line_model(
+    model: nn.Module, part_example: Mapping[str, torch.Tensor | None], out: str | Path
+) -> ExportedGraph:
+    """Export a `LineModel` (static MoE, prompt tokens as an input) to `out`.
+
+    `part_example` is a `ModelInputs.as_kwargs()` batch; inputs that are None (a modality the
+    line does not use) are left out of the graph.
+    """
+    parts = {k: v for k, v in part_example.items() if v is not None}
+    values = line_values(model)
+    _set_static_moe(model, True)
+    try:
+        path = export_static_graph(StaticLineGraph(model).eval(), parts, values, out)
+    finally:
+        _set_static_moe(model, False)
+    inputs, outputs = graph_specs(onnx.load(str(path), load_external_data=False))
+    return ExportedGraph(
+        path=path,
+        inputs=inputs,
+        outputs=outputs,
+        line_values={k: v.numpy() for k, v in values.items()},
+    )
