@@ -111,9 +111,9 @@ def load_line(
         model, card, folder = load_line_model(home, line)
         runner: Backend = TorchBackend(model)
     elif backend == "onnxruntime":
-        from inspect_app.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from inspect_app.backends.onnxruntime_backend import open_exported
 
-        runner = OnnxRuntimeBackend(onnx_graph_for(home, line, folder, card), threads=threads)
+        runner = open_exported(onnx_graph_for(home, line, folder, card), threads=threads)
     elif backend == "tensorrt":
         from inspect_app.backends import open_backend
 
@@ -132,12 +132,12 @@ def onnx_graph_for(home: Path, line: str, folder: Path, card: Any) -> Path:
     cached = home / "cache" / "onnx" / line / f"{folder.name}.onnx"
     if cached.is_file() and cached.stat().st_mtime >= (folder / "line.json").stat().st_mtime:
         return cached
-    from inspect_app.backends.onnxruntime_backend import export_line_graph
+    from inspect_app.backends.onnxruntime_backend import export_for_runtime
     from inspect_app.lines import load_line_model
 
     model, card, _ = load_line_model(home, line, folder.name)
     log.info("exporting line %s %s to ONNX at %s", line, folder.name, cached)
-    return export_line_graph(model, example_inputs(card), cached)
+    return export_for_runtime(model, example_inputs(card), cached)
 
 
 def example_inputs(card: Any, batch: int = 2) -> Any:
@@ -146,12 +146,14 @@ def example_inputs(card: Any, batch: int = 2) -> Any:
 
     from models.inputs import ModelInputs
 
+    has_image, has_vibration = "image" in card.modalities, "vibration" in card.modalities
     bins = card.spectrum_config().n_bins
+    size = card.image_size
     return ModelInputs(
-        image=torch.zeros(batch, 3, card.image_size, card.image_size),
-        spectrum=torch.zeros(batch, 2, bins),
-        image_present=torch.full((batch,), "image" in card.modalities),
-        vibration_present=torch.full((batch,), "vibration" in card.modalities),
+        image=torch.zeros(batch, 3, size, size) if has_image else None,
+        spectrum=torch.zeros(batch, 2, bins) if has_vibration else None,
+        image_present=torch.ones(batch, dtype=torch.bool) if has_image else None,
+        vibration_present=torch.ones(batch, dtype=torch.bool) if has_vibration else None,
     )
 
 

@@ -1,13 +1,15 @@
 """The onnxruntime backend: an exported line graph (`model.onnx`) on CPU (or CUDA when present).
 
-The graph's inputs are named as `ModelInputs` fields (`image`, `spectrum`, `image_present`,
-`vibration_present`) and its outputs as `Prediction` fields; see `base.INPUT_NAMES` and
-`base.OUTPUT_NAMES`. `export_line_graph` writes such a graph from a torch line model; it is the
-minimal export this backend needs until `inspect-app export` (models/export.py) takes it over.
+The graph's part inputs are named as `ModelInputs` fields (`image`, `spectrum`, `image_present`,
+`vibration_present`), its outputs as `Prediction` fields (see `base.INPUT_NAMES`,
+`base.OUTPUT_NAMES`). Any other input is one of the line's own tensors (its prompt tokens), fed
+with the same values for every batch: given as `line_tensors`, or read from the export's
+metadata beside the graph (`model.onnx.json` + its `.npz`, written by `inspect-app export`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,18 @@ import numpy as np
 
 from inspect_app.backends.base import INPUT_NAMES, OUTPUT_NAMES, BackendError, BackendResult
 
-ONNX_OPSET = 17
-
 
 class OnnxRuntimeBackend:
     """Runs an exported line graph with onnxruntime."""
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        line_tensors: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -47,25 +52,33 @@ class OnnxRuntimeBackend:
             raise BackendError(msg) from exc
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
+        line_inputs = [n for n in self.inputs if n not in INPUT_NAMES]
+        if line_inputs and line_tensors is None:
+            line_tensors = _exported_line_tensors(self.path)
+        values = dict(line_tensors or {})
         missing = [n for n in OUTPUT_NAMES if n not in outputs]
-        unknown = [n for n in self.inputs if n not in INPUT_NAMES]
-        if missing or unknown:
+        unfed = [n for n in line_inputs if n not in values]
+        if missing or unfed:
             msg = (
-                f"{self.path} is not a line graph: outputs lack {missing}, unknown inputs "
-                f"{unknown}; expected inputs from {list(INPUT_NAMES)}, outputs {list(OUTPUT_NAMES)}"
+                f"{self.path} is not a line graph: outputs lack {missing}, inputs without values "
+                f"{unfed}; expected part inputs from {list(INPUT_NAMES)}, line tensors from its "
+                f"metadata, outputs {list(OUTPUT_NAMES)}"
             )
             raise BackendError(msg)
+        self.line_tensors = {n: np.ascontiguousarray(values[n]) for n in line_inputs}
 
     def _feed(self, inputs: Any) -> dict[str, np.ndarray]:
         fields = inputs.as_kwargs()
         batch = next(int(v.shape[0]) for v in fields.values() if v is not None)
-        feed: dict[str, np.ndarray] = {}
+        feed: dict[str, np.ndarray] = dict(self.line_tensors)
         for name, spec in self.inputs.items():
+            if name in feed:
+                continue
             value = fields.get(name)
             if value is not None:
                 feed[name] = value.detach().cpu().numpy() if hasattr(value, "detach") else value
                 continue
-            # A modality the line does not have: zeros and "absent", as frames_to_tensor does.
+            # A modality this batch lacks: zeros and "absent", as frames_to_tensor does.
             shape = [batch, *(d if isinstance(d, int) else 1 for d in spec.shape[1:])]
             dtype = np.bool_ if "bool" in spec.type else np.float32
             feed[name] = np.zeros(shape, dtype=dtype)
@@ -79,41 +92,35 @@ class OnnxRuntimeBackend:
         del self.session
 
 
-def export_line_graph(model: Any, example: Any, out: str | Path) -> Path:
-    """Write `model` (a torch line model in its static form) as an ONNX line graph at `out`.
+def _exported_line_tensors(path: Path) -> dict[str, np.ndarray]:
+    from models.export import read_line_tensors, read_metadata
 
-    `example` is a `ModelInputs` batch used for tracing; the batch axis stays dynamic. Written to
-    a temporary name first, so a reader never sees half a file.
-    """
-    import torch
+    try:
+        return read_line_tensors(path, read_metadata(path))
+    except ValueError as exc:
+        raise BackendError(str(exc)) from exc
+
+
+def export_for_runtime(model: Any, example: Any, out: str | Path) -> Path:
+    """Export a torch line model for this backend: the graph at `out` and its line tensors in
+    `<out>.line.npz`. Uses the project's export (`models.export.export_line_model`)."""
+    from models.export import export_line_model
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = example.as_kwargs()
-    names = [n for n in INPUT_NAMES if kwargs.get(n) is not None]
-    args = tuple(kwargs[n] for n in names)
-
-    class _Positional(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            prediction = self.inner(**dict(zip(names, tensors, strict=True)))
-            return tuple(getattr(prediction, n) for n in OUTPUT_NAMES)
-
-    tmp = out.with_name(f".{out.name}.tmp")
-    dynamic = {n: {0: "batch"} for n in (*names, *OUTPUT_NAMES)}
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            _Positional(model.eval()),
-            args,
-            str(tmp),
-            input_names=names,
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic,
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    tmp.replace(out)
+    exported = export_line_model(model, example.as_kwargs(), out)
+    np.savez(line_tensors_path(out), **exported.line_values)
     return out
+
+
+def line_tensors_path(graph: Path) -> Path:
+    """Where `export_for_runtime` keeps a graph's line tensors."""
+    return graph.with_name(graph.name + ".line.npz")
+
+
+def open_exported(path: Path, threads: int | None = None) -> OnnxRuntimeBackend:
+    """Open a graph written by `export_for_runtime` (or by `inspect-app export`)."""
+    values = line_tensors_path(path)
+    if values.is_file():
+        with np.load(values, allow_pickle=False) as npz:
+            return OnnxRuntimeBackend(path, threads, {n: npz[n] for n in npz.files})
+    return OnnxRuntimeBackend(path, threads)

@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from inspect_app.backends import BackendError, backend_kind, open_backend
-from inspect_app.backends.onnxruntime_backend import OnnxRuntimeBackend, export_line_graph
+from inspect_app.backends.onnxruntime_backend import (
+    OnnxRuntimeBackend,
+    export_for_runtime,
+    open_exported,
+)
 from inspect_app.backends.torch_backend import TorchBackend
 from models.inputs import ModelInputs
 from models.outputs import Prediction
@@ -28,6 +32,7 @@ class FakeLineModel(torch.nn.Module):
         spectrum: torch.Tensor,
         image_present: torch.Tensor,
         vibration_present: torch.Tensor,
+        prompt_tokens: torch.Tensor | None = None,
     ) -> Prediction:
         logits = self.proj(spectrum.flatten(1))  # (B, 3)
         heat = torch.sigmoid(torch.nn.functional.avg_pool2d(image.mean(1, keepdim=True), 8))[:, 0]
@@ -59,11 +64,11 @@ def test_kind_by_suffix(tmp_path: Path) -> None:
         backend_kind("m.pt")
 
 
-def test_tensorrt_hook_explains_itself(tmp_path: Path) -> None:
+def test_tensorrt_engine_without_its_metadata_is_explained(tmp_path: Path) -> None:
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"not an engine")
-    with pytest.raises(BackendError, match="onnxruntime"):
-        open_backend(engine)
+    with pytest.raises(BackendError, match=r"model\.engine"):
+        open_backend(engine)  # goes to the TensorRT backend, which names what is missing
 
 
 def test_missing_model_file_is_named(tmp_path: Path) -> None:
@@ -74,8 +79,9 @@ def test_missing_model_file_is_named(tmp_path: Path) -> None:
 def test_onnx_export_and_runtime_match_torch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = FakeLineModel().eval()
-    graph = export_line_graph(model, inputs(2), tmp_path / "line.onnx")
-    ort_backend = open_backend(graph, threads=1)
+    graph = export_for_runtime(model, inputs(2), tmp_path / "line.onnx")
+    assert isinstance(open_backend(graph, threads=1), OnnxRuntimeBackend)
+    ort_backend = open_exported(graph, threads=1)
     assert isinstance(ort_backend, OnnxRuntimeBackend)
     torch_backend = TorchBackend(model)
     batch = inputs(5)  # another batch size than the export's: the batch axis is dynamic
@@ -93,4 +99,6 @@ def test_onnx_graph_with_wrong_outputs_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "plain.onnx"
     torch.onnx.export(Plain(), (torch.zeros(1, 2),), str(path), input_names=["x"], dynamo=False)
     with pytest.raises(BackendError, match="not a line graph"):
-        OnnxRuntimeBackend(path)
+        OnnxRuntimeBackend(path, line_tensors={})
+    with pytest.raises(BackendError, match="metadata"):
+        OnnxRuntimeBackend(path)  # an unknown input is a line tensor: its values are missing
