@@ -108,7 +108,8 @@ def export_for_runtime(model: Any, example: Any, out: str | Path) -> Path:
 
     out = Path(out)
     exported = export_line_model(model, example.as_kwargs(), out)
-    np.savez(line_tensors_path(out), **exported.line_values)
+    values: dict[str, Any] = dict(exported.line_values)
+    np.savez(line_tensors_path(out), **values)
     return out
 
 
