@@ -196,7 +196,7 @@ def _run(*argv: str) -> int:
 def test_command_writes_each_format(
     log: tuple[DefectStore, Path], fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store, home = log
+    _, home = log
     out = home / f"r.{fmt}"
     url = f"sqlite:///{home / 'inspect.db'}"
     rc = _run(
