@@ -102,6 +102,8 @@ class LineDataset:
         self.layout = layout
         self.table = table
         self.unused_tail_s = 0.0  # recording time after the last whole window, summed
+        # the last recording read: windows of one recording are usually read one after another
+        self._recent: tuple[tuple[object, ...], VibrationWindow] | None = None
 
     # --- opening ---
 
@@ -192,9 +194,15 @@ class LineDataset:
     def _read_window(self, row: PartRow) -> VibrationWindow:
         if row.vibration is None:
             raise DataError("part has no vibration file", row.where)
-        full = read_vibration(row.vibration, row.sample_rate_hz, row.channel, row.rpm)
         if row.window is None:
-            return full
+            return read_vibration(row.vibration, row.sample_rate_hz, row.channel, row.rpm)
+        key = (row.vibration, row.sample_rate_hz, row.channel, row.rpm)
+        recent = self._recent
+        if recent is not None and recent[0] == key:
+            full = recent[1]
+        else:
+            full = read_vibration(row.vibration, row.sample_rate_hz, row.channel, row.rpm)
+            self._recent = (key, full)
         k, start, length = row.window
         if start + length > full.samples.shape[0]:
             msg = (
@@ -202,7 +210,7 @@ class LineDataset:
                 f"({length / full.sample_rate_hz:.3f} s from {start / full.sample_rate_hz:.3f} s)"
             )
             raise DataError(msg, row.vibration)
-        return replace(full, samples=full.samples[start : start + length])
+        return replace(full, samples=full.samples[start : start + length].copy())
 
     # --- windows ---
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensors.spectrum import SpectrumConfig, envelope_spectrum, spectrum_features
+from sensors.spectrum import SpectrumConfig, envelope_spectrum, spectrum_features, welch_psd
 
 CONFIG = SpectrumConfig()
 
@@ -117,3 +117,15 @@ def test_config_round_trips_through_json_fields() -> None:
     assert SpectrumConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown SpectrumConfig fields"):
         SpectrumConfig.from_dict({"psd_bin": 64})
+
+
+@pytest.mark.parametrize("nperseg", [1200, 1201, 2560])
+def test_welch_matches_scipy(nperseg: int) -> None:
+    from scipy import signal
+
+    x = np.random.default_rng(1).standard_normal((3, 12000))
+    x -= x.mean(axis=1, keepdims=True)
+    freqs, expected = signal.welch(x, 12000, nperseg=nperseg, detrend=False, axis=1)
+    ours_freqs, ours = welch_psd(x, 12000, nperseg)
+    np.testing.assert_allclose(ours_freqs, freqs)
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12 * expected.max())
