@@ -1,0 +1,71 @@
+"""The demo's pieces: where the sample line comes from, a fresh demo log, and the run summary
+(misses and false rejects against labels; FAULT never counted as a pass)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inspect_app.commands.demo import fresh_demo_db, sample_line
+from inspect_app.decision import Verdict, fault
+from inspect_app.pipeline import InspectedPart
+from inspect_app.runtime import RuntimeStats
+from inspect_app.summary import RunTally, summarize, summary_lines, write_summary_html
+from sensors.sample import Sample
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sample_line_comes_from_the_checkout(tmp_path: Path) -> None:
+    folder = sample_line(tmp_path)
+    if (REPO / "sample_data" / "demo-line" / "stream" / "labels.csv").is_file():
+        assert folder == REPO / "sample_data" / "demo-line"
+    assert (folder / "adapt" / "labels.csv").is_file() and (
+        folder / "stream" / "labels.csv"
+    ).is_file()
+
+
+def test_fresh_demo_db_starts_empty(tmp_path: Path) -> None:
+    (tmp_path / "inspect.db").write_text("old")
+    (tmp_path / "inspect.db-wal").write_text("old")
+    (tmp_path / "snapshots").mkdir()
+    url = fresh_demo_db(tmp_path)
+    assert url == f"sqlite:///{tmp_path / 'inspect.db'}"
+    assert not (tmp_path / "inspect.db").exists() and not (tmp_path / "snapshots").exists()
+
+
+def test_summary_against_labels(tmp_path: Path) -> None:
+    stats = RuntimeStats()
+    tally = RunTally()
+    outcomes = [
+        ("ok", Verdict("PASS")),
+        ("ok", Verdict("PASS")),
+        ("ok", Verdict("FAIL", defect_class="crack")),  # false reject
+        ("ok", fault("img.png: truncated")),  # reported apart, not a false reject, not a pass
+        ("crack", Verdict("FAIL", defect_class="crack")),
+        ("crack", Verdict("FAIL", defect_class="dent")),  # caught, wrong class
+        ("dent", Verdict("PASS")),  # missed
+        (None, Verdict("FAIL", defect_class="dent")),  # unlabeled: in counts, not in rates
+    ]
+    parts = [
+        InspectedPart(Sample(part_id=str(i), label=lab), v) for i, (lab, v) in enumerate(outcomes)
+    ]
+    stats.record_part_started()
+    for p in parts:
+        stats.record_latency("total", 0.01)
+        stats.record_verdict(p.verdict.verdict, p.verdict.defect_class)
+    tally.add(parts)
+    s = summarize(tally, stats.snapshot())
+    assert s.parts == 8 and s.verdicts == {"PASS": 3, "FAIL": 4, "FAULT": 1}
+    assert s.fails_by_class == {"crack": 2, "dent": 2}
+    assert (s.labeled, s.defective, s.missed, s.false_rejects, s.faults_labeled_ok) == (
+        7,
+        3,
+        1,
+        1,
+        1,
+    )
+    assert s.miss_rate == 1 / 3 and s.false_reject_rate == 1 / 4 and s.class_accuracy == 1 / 2
+    text = "\n".join(summary_lines(s, "l1"))
+    assert "FAULT 1" in text and "miss rate 33.3 %" in text and "false-reject rate 25.0 %" in text
+    page = write_summary_html(s, "l1", tmp_path / "summary.html", tmp_path / "report.html")
+    assert "report.html" in page.read_text() and "crack" in page.read_text()
