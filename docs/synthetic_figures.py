@@ -35,7 +35,7 @@ for r, seed in enumerate(LINES):
             axm.set_ylabel("mask", fontsize=9)
 fig.suptitle("Synthetic parts: good and each image defect (severity 0.55), mask below", y=0.995)
 fig.tight_layout()
-fig.savefig("docs/images/synthetic_parts.png", dpi=80)
+fig.savefig("docs/images/synthetic_parts.png", dpi=72)
 
 seed = 15
 spec = LineSpec.from_seed(seed, classes=VIBRATION_CLASSES)

@@ -16,8 +16,10 @@ from sensors.synthetic.scene import PartLayer
 
 
 def _inside_point(layer: PartLayer, rng: np.random.Generator, margin_px: int) -> tuple[int, int]:
-    """A random point well inside the part, away from its outline."""
+    """A random point well inside the part, away from its outline and off its features."""
     solid = (layer.alpha > 0.99).astype(np.uint8)
+    for footprint in layer.footprints:
+        solid[footprint > 0.05] = 0
     inner = cv2.erode(solid, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8))
     ys, xs = np.nonzero(inner if inner.any() else solid)
     i = int(rng.integers(len(xs)))

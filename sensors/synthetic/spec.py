@@ -288,7 +288,12 @@ def _draw_surface(rng: np.random.Generator) -> SurfaceSpec:
         base = np.array(palette[int(rng.integers(len(palette)))])
         color = _rgb(base + rng.uniform(-0.05, 0.05, 3))
         return SurfaceSpec(
-            family, color, rng.uniform(0.01, 0.03), rng.uniform(2, 6), angle, rng.uniform(0.15, 0.4)
+            family,
+            color,
+            rng.uniform(0.004, 0.012),
+            rng.uniform(1, 3),
+            angle,
+            rng.uniform(0.15, 0.4),
         )
     if family == "pcb":
         masks = [(0.12, 0.42, 0.2), (0.1, 0.2, 0.5), (0.08, 0.08, 0.09), (0.5, 0.1, 0.1)]
@@ -304,7 +309,7 @@ def _draw_surface(rng: np.random.Generator) -> SurfaceSpec:
             rng.uniform(0.05, 0.2),
             accent_color=accent,
         )
-    fabrics = [(0.14, 0.14, 0.15), (0.8, 0.75, 0.6), (0.85, 0.7, 0.2), (0.6, 0.62, 0.6)]
+    fabrics = [(0.26, 0.26, 0.28), (0.8, 0.75, 0.6), (0.85, 0.7, 0.2), (0.6, 0.62, 0.6)]
     base = np.array(fabrics[int(rng.integers(len(fabrics)))])
     color = _rgb(base + rng.uniform(-0.04, 0.04, 3))
     return SurfaceSpec(
@@ -368,7 +373,7 @@ def _draw_features(
             fw, fh = size * 0.6, size * 0.6 * aspect
         cx, cy = float(rng.uniform(0.15, 0.85)), float(rng.uniform(0.15, 0.85))
         candidates = [Feature(kind, cx, cy, fw, fh)]
-        if symmetric:
+        if symmetric and abs(cx - 0.5) > fw / 2 + 0.04:  # a mirror image apart from the first
             candidates.append(Feature(kind, 1 - cx, cy, fw, fh))
         if all(_fits(c, shape) and not _overlaps(c, features) for c in candidates):
             features.extend(candidates)
