@@ -345,8 +345,9 @@ def line_values(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _set_static_moe(model: nn.Module, static: bool) -> None:
     for module in model.modules():
-        if hasattr(module, "set_static_moe"):
-            module.set_static_moe(static)
+        setter = getattr(module, "set_static_moe", None)
+        if callable(setter):
+            setter(static)
 
 
 def export_line_model(

@@ -1,18 +1,201 @@
-"""`inspect-app export`: not built yet."""
+"""`inspect-app export`: a line's deployable graph (ONNX) with its metadata beside it."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-from inspect_app.commands._unbuilt import not_built
+import numpy as np
 
-HELP = "(not built yet) export"
-DESCRIPTION = "This command is not built yet in this version."
+HELP = "write a line's deployable ONNX graph (+ metadata) for onnxruntime or TensorRT"
+DESCRIPTION = """\
+Export line L's active model as one static ONNX graph (opset 17, no LayerNormalization, MoE
+with a constant top-k) that onnxruntime runs and TensorRT 8.5 (JetPack 5) and 10.x (JetPack 6)
+parse. The line's prompt tokens are a graph input, so lines with the same heads share an
+engine. Beside the graph: FILE.json (input names and shapes, normalization, spectrum settings,
+threshold, class names, sha256) and the line's tensors (.line.npz). The graph is checked
+against torch with onnxruntime before the command succeeds.
+
+  --fp16   float16 weights, float32 inputs/outputs (GPU onnxruntime; TensorRT makes its
+           own FP16 from the fp32 graph)
+  --int8   int8 dynamic quantization for the onnxruntime CPU path
+
+Example:
+  inspect-app export --line bearings --format onnx
+  inspect-app export --line bearings --format onnx --calib-data parts/ --calib-parts 200
+then on the Jetson: python3 deploy/jetson/build_engine.py --onnx .../model.onnx --precision int8
+"""
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One row of the export table: the single source of truth for `--format`."""
+
+    name: str
+    suffix: str
+    what: str
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat("onnx", ".onnx", "ONNX opset 17 for onnxruntime and TensorRT"),
+}
+FP32_TOLERANCE = 1e-4
+REDUCED_TOLERANCE = 5e-2  # fp16 / int8 graphs: checked for gross errors only
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--line", required=True, help="the line to export")
+    parser.add_argument(
+        "--format",
+        default="onnx",
+        metavar="FMT",
+        help=f"export format: {', '.join(FORMATS)} (default onnx)",
+    )
+    parser.add_argument("--out", metavar="FILE", help="graph file (default: in the version folder)")
+    parser.add_argument("--version", help="line version to export (default: the active one)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="float16 weights")
+    precision.add_argument("--int8", action="store_true", help="int8 dynamic quantization (CPU)")
+    parser.add_argument(
+        "--calib-data",
+        metavar="DIR",
+        help="dataset whose parts become FILE.calib.npz (TensorRT INT8)",
+    )
+    parser.add_argument("--calib-parts", type=int, default=200, help="parts to calibrate on")
+
+
+def resolve_format(name: str) -> ExportFormat:
+    """The table row for `name`; a ValueError with the closest match for a typo."""
+    if name in FORMATS:
+        return FORMATS[name]
+    match = difflib.get_close_matches(name.lower(), FORMATS, n=1)
+    hint = f"; did you mean {match[0]!r}?" if match else ""
+    msg = f"unknown export format {name!r} (known: {', '.join(FORMATS)}){hint}"
+    raise ValueError(msg)
+
+
+def _calibration_feeds(data: Path, card: object, parts: int) -> dict[str, np.ndarray]:
+    from tqdm import tqdm
+
+    from inspect_app.preprocess import prepare_batch
+    from sensors.dataset import LineDataset
+
+    dataset = LineDataset.open(data)
+    count = min(parts, len(dataset))
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, count, 16), desc="calibration parts", unit="batch"):
+        samples = [dataset.load(i, strict=False) for i in range(start, min(start + 16, count))]
+        samples = [s for s in samples if s.fault is None]
+        if not samples:
+            continue
+        for name, value in prepare_batch(samples, card).as_kwargs().items():  # type: ignore[arg-type]
+            if value is not None:
+                chunks.setdefault(name, []).append(value.numpy())
+    if not chunks:
+        msg = f"no readable parts in {data} to calibrate on"
+        raise ValueError(msg)
+    return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built(args)
+    import torch
+
+    from inspect_app.home import resolve_home
+    from inspect_app.lines import load_line_model, version_dir
+    from inspect_app.service import example_inputs
+    from models.export import ExportMetadata, export_line_model, file_sha256, metadata_path
+    from models.inputs import IMAGE_MEAN, IMAGE_STD
+
+    try:
+        fmt = resolve_format(args.format)
+        home = resolve_home(args.home)
+        folder = version_dir(home, args.line, args.version)
+        model, card, folder = load_line_model(home, args.line, folder.name)
+    except ValueError as exc:
+        print(f"inspect-app export: {exc}", file=sys.stderr)
+        return 2
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    stem = "model" if precision == "fp32" else f"model.{precision}"
+    out = Path(args.out) if args.out else folder / f"{stem}{fmt.suffix}"
+    fp32_path = out if precision == "fp32" else out.with_name(f".{out.stem}.fp32{fmt.suffix}")
+    torch.set_grad_enabled(False)
+    example = example_inputs(card, batch=2)
+    graph = export_line_model(model, example.as_kwargs(), fp32_path)
+    line_file = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.line.npz")
+    np.savez(line_file, **graph.line_values)
+
+    if precision != "fp32":
+        from inspect_app import optimize
+
+        convert = optimize.convert_fp16 if args.fp16 else optimize.quantize_int8_dynamic
+        convert(fp32_path, out)
+        fp32_path.unlink()
+
+    worst = _verify(out, model, example, graph.line_values)
+    tolerance = FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
+    if worst > tolerance:
+        print(
+            f"inspect-app export: {out} differs from the torch model by {worst:.2e} "
+            f"(> {tolerance:.0e}); not deploying it",
+            file=sys.stderr,
+        )
+        return 1
+    meta = ExportMetadata(
+        line=args.line,
+        version=folder.name,
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        line_inputs=list(graph.line_values),
+        line_tensors=line_file.name,
+        normalization={
+            "mean": list(IMAGE_MEAN),
+            "std": list(IMAGE_STD),
+            "image_size": card.image_size,
+            "input_range": "RGB scaled to 0..1, then (x - mean) / std",
+        },
+        spectrum=dict(card.spectrum),
+        threshold=float(card.threshold),
+        classes=list(card.classes),
+        model_sha256=file_sha256(out),
+        source_sha256={"weights": file_sha256(folder / "weights.safetensors")},
+        precision=precision,
+    )
+    meta.write(metadata_path(out))
+    if args.calib_data:
+        calib = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.calib.npz")
+        np.savez(calib, **_calibration_feeds(Path(args.calib_data), card, args.calib_parts))
+        print(f"calibration parts: {calib}")
+    print(f"exported {out} ({precision}; max |onnxruntime - torch| = {worst:.1e})")
+    print(f"metadata: {metadata_path(out)}")
+    return 0
+
+
+def _verify(
+    path: Path, model: object, example: object, line_values: dict[str, np.ndarray]
+) -> float:
+    """Largest |onnxruntime - torch| over all outputs on a random batch shaped like the line's."""
+    import onnxruntime as ort
+    import torch
+
+    from models.export import OUTPUTS
+
+    kwargs = {k: v for k, v in example.as_kwargs().items() if v is not None}  # type: ignore[attr-defined]
+    gen = torch.Generator().manual_seed(0)
+    kwargs = {
+        k: torch.randn(v.shape, generator=gen) if v.dtype.is_floating_point else v
+        for k, v in kwargs.items()
+    }
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {k: v.numpy() for k, v in kwargs.items()} | line_values
+    got = session.run(list(OUTPUTS), feed)
+    prompts = None
+    if "prompt_tokens" in line_values:
+        n = next(iter(kwargs.values())).shape[0]
+        prompts = torch.from_numpy(line_values["prompt_tokens"]).unsqueeze(0).expand(n, -1, -1)
+    pred = model(**kwargs, prompt_tokens=prompts)  # type: ignore[operator]
+    return max(
+        float(np.abs(g - getattr(pred, n).numpy()).max()) for g, n in zip(got, OUTPUTS, strict=True)
+    )

@@ -1,0 +1,79 @@
+"""`inspect-app export`: one table of formats, typo hints, and a verified graph with metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from inspect_app.cli import main
+from inspect_app.commands.export import FORMATS, resolve_format
+from inspect_app.lines import LineCard, write_version
+from models.config import BackboneConfig
+from models.export import ExportMetadata, metadata_path
+from models.line_model import LineModel, LineModelSettings, load_backbone
+
+
+def test_format_table_is_the_only_source_and_typos_get_a_hint() -> None:
+    assert resolve_format("onnx") is FORMATS["onnx"]
+    with pytest.raises(ValueError, match="did you mean 'onnx'"):
+        resolve_format("onxx")
+
+
+def _teach_line(home: Path, line: str) -> None:
+    cfg = BackboneConfig.named("tiny", num_hidden_layers=2, feature_layers=[0, 1])
+    spec = {"size": "tiny", "pretrained": False, "config": cfg.to_dict()}
+    settings = LineModelSettings(classes=["dent"], backbone=spec, n_prompt_tokens=4)
+    torch.manual_seed(0)
+    model = LineModel(load_backbone(spec), settings).eval()
+    with torch.no_grad():
+        model.prompt.normal_()  # type: ignore[union-attr]
+    card = LineCard(
+        line=line,
+        method="prompt",
+        classes=["dent"],
+        threshold=0.42,
+        modalities=["image", "vibration"],
+        image_size=cfg.image_size,
+        spectrum={},
+        backbone={"size": "tiny"},
+        model=settings.to_dict(),
+    )
+    write_version(home, line, card, model.save)
+
+
+@pytest.mark.slow
+def test_export_writes_a_verified_graph_with_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _teach_line(tmp_path, "press-1")
+    assert main(["export", "--home", str(tmp_path), "--line", "press-1"]) == 0
+    folder = tmp_path / "lines" / "press-1" / "v1"
+    graph = folder / "model.onnx"
+    meta = ExportMetadata.from_dict(json.loads(metadata_path(graph).read_text()))
+    assert meta.threshold == pytest.approx(0.42)
+    assert meta.classes == ["dent"]
+    assert meta.line_inputs == ["prompt_tokens"]
+    assert meta.normalization["image_size"] == 128
+    assert len(meta.model_sha256) == 64
+    assert "max |onnxruntime - torch|" in capsys.readouterr().out
+    prompt = np.load(folder / meta.line_tensors)["prompt_tokens"]
+    assert prompt.shape == (4, 128)
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [s.name for s in meta.inputs]
+
+
+def test_unknown_line_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--home", str(tmp_path), "--line", "nope"]) == 2
+    assert "teach it first" in capsys.readouterr().err
+
+
+def test_mistyped_format_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "--home", str(tmp_path), "--line", "x", "--format", "onix"]) == 2
+    assert "did you mean 'onnx'" in capsys.readouterr().err
