@@ -332,7 +332,14 @@ class Pipeline:
             except Exception:
                 # One bad part must not fault its neighbours: find it by preparing one by one.
                 good = self._isolate_preprocess_faults(batch, good)
-                batch.inputs = self.preprocess([batch.samples[i] for i in good]) if good else None
+                try:
+                    batch.inputs = (
+                        self.preprocess([batch.samples[i] for i in good]) if good else None
+                    )
+                except Exception as exc:
+                    for i in good:
+                        batch.faults[i] = f"preprocess failed: {type(exc).__name__}: {exc}"
+                    batch.inputs = None
         batch.faults = dict(sorted(batch.faults.items()))
         elapsed = time.monotonic() - t0
         for _ in batch.samples:
