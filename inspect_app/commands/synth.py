@@ -21,18 +21,20 @@ Parts are numbered from --start-index, so disjoint ranges of one line give diffe
 
 Defect classes: {", ".join(DEFECT_CLASSES)}.
 
-Seeds 1-999 are held out for evaluation and 7 is the demo line: never pretrain on them
+Seeds 1-999 are held out for evaluation and 15 is the demo line: never pretrain on them
 (see docs/synthetic.md).
 
 Example (the demo line's adaptation set, 60 parts, 40 % defective):
-  inspect-app synth --out data/demo/adapt --line-seed 7 --parts 60 --defect-fraction 0.4 \\
+  inspect-app synth --out data/demo/adapt --line-seed 15 --parts 60 --defect-fraction 0.4 \\
       --split train --image-size 224 --image-format jpg --vibration-format npy16 --duration 0.5
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write")
-    parser.add_argument("--line-seed", type=int, default=7, metavar="N", help="line (default 7)")
+    parser.add_argument(
+        "--line-seed", type=int, default=15, metavar="N", help="line (default 15, the demo)"
+    )
     parser.add_argument("--parts", type=int, default=100, metavar="N", help="parts (default 100)")
     parser.add_argument(
         "--defect-fraction", type=float, default=0.15, metavar="F",
