@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     example = example_inputs(card, batch=2)
     graph = export_line_model(model, example.as_kwargs(), fp32_path)
     line_file = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.line.npz")
-    np.savez(line_file, **graph.line_values)
+    np.savez(str(line_file), **graph.line_values)  # type: ignore[arg-type]
 
     if precision != "fp32":
         from inspect_app import optimize
@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     meta.write(metadata_path(out))
     if args.calib_data:
         calib = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.calib.npz")
-        np.savez(calib, **_calibration_feeds(Path(args.calib_data), card, args.calib_parts))
+        feeds = _calibration_feeds(Path(args.calib_data), card, args.calib_parts)
+        np.savez(str(calib), **feeds)  # type: ignore[arg-type]
         print(f"calibration parts: {calib}")
     print(f"exported {out} ({precision}; max |onnxruntime - torch| = {worst:.1e})")
     print(f"metadata: {metadata_path(out)}")
