@@ -37,6 +37,7 @@ from scipy import signal
 # A floor under every power value before the log, relative to the window's largest bin: keeps
 # silent channels and exact zeros (e.g. a band above a resampled signal's Nyquist) finite.
 _DYNAMIC_RANGE = 1e-12
+_FLOOR = 1e-12  # the envelope channel's floor (it is relative already)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def spectrum_features(
 
     out = np.empty((x.shape[0], 2, config.n_bins), dtype=np.float32)
     out[:, 0] = _standardize(psd, config.psd_scale)
-    out[:, 1] = _standardize(env, config.env_scale)
+    out[:, 1] = (np.log10(np.maximum(env, _FLOOR)) - _noise_level(config)) / config.env_scale
     return out
 
 
@@ -257,14 +258,15 @@ def _band_taper(freqs: np.ndarray, band_hz: tuple[float, float], edge_hz: float)
 def _envelope_power(
     x: np.ndarray, fs: float, band_hz: tuple[float, float], edge_hz: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectrum of the (mean-removed, Hann-windowed) envelope: (freqs_hz, (B, F))."""
+    """Power spectrum of the Hann-windowed envelope fluctuation, relative to the squared mean
+    envelope (so the modulation depth, in no unit): (freqs_hz, (B, F))."""
     env = _baseband_envelope(x, fs, band_hz, edge_hz)
-    env = env - env.mean(axis=1, keepdims=True)
+    mean = env.mean(axis=1, keepdims=True)
     m = env.shape[1]
     window = _hann(m)
-    power = np.abs(sfft.rfft(env * window.astype(env.dtype), axis=1)) ** 2 / float(
-        np.sum(window**2)
-    )
+    spectrum = sfft.rfft((env - mean) * window.astype(env.dtype), axis=1)
+    tiny = np.finfo(np.float32).tiny
+    power = np.abs(spectrum) ** 2 / (float(np.sum(window**2)) * np.maximum(mean**2, tiny))
     duration = x.shape[1] / fs
     return np.arange(power.shape[1]) / duration, power
 
@@ -332,6 +334,22 @@ def _hann(m: int) -> np.ndarray:
     window = signal.get_window("hann", m)
     window.setflags(write=False)
     return window
+
+
+@lru_cache(maxsize=8)
+def _noise_level(config: SpectrumConfig) -> float:
+    """The envelope channel's mean log level for Gaussian noise: the reference 0.
+
+    Broadband noise without impacts has an envelope whose relative fluctuation spectrum depends
+    only on the band, not on the level, unit or sample rate; it is the natural "no modulation"
+    baseline. Measured once per config on fixed-seed noise (deterministic).
+    """
+    rng = np.random.default_rng(0)
+    fs = config.min_sample_rate_hz() * 1.28
+    x = rng.standard_normal((8, round(config.window_s * fs))).astype(np.float32)
+    freqs, power = _envelope_power(x, fs, config.env_band_hz, config.band_edge_hz)
+    binned = _to_bins(power, float(freqs[1] - freqs[0]), config.env_max_hz, config.n_bins)
+    return float(np.mean(np.log10(np.maximum(binned[:, 1:], _FLOOR))))
 
 
 def _standardize(power: np.ndarray, scale: float) -> np.ndarray:
