@@ -1,0 +1,67 @@
+"""RMSNorm and multi-head self-attention with a learned sigmoid gate per head.
+
+The gate is what the seed article called "dynamic attention", done so that it runs: after
+`F.scaled_dot_product_attention` each head's output vector (B, H, N, hd) is scaled by a gate
+g in (0, 1) of shape (B, H, N, 1). The gate is computed per token and per head from the token
+itself and from the mean of the valid tokens (the global context), so a head can switch itself
+off for tokens where it does not help. Scaling the head's output, not the (N, N) probabilities,
+keeps the softmax a distribution and lets the fused attention kernel run.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square layer norm, written out so that ONNX export has no LayerNormalization."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.to(x.dtype) * self.weight
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean over tokens of x (B, N, D), counting only tokens where valid (B, N) is True."""
+    if valid is None:
+        return x.mean(dim=1)
+    w = valid.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
+    return (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)  # (B, D)
+
+
+class GatedAttention(nn.Module):
+    """Self-attention whose heads are each scaled by a sigmoid gate from token and context."""
+
+    def __init__(self, dim: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = dim // n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.gate_token = nn.Linear(dim, n_heads)  # from the token itself
+        self.gate_context = nn.Linear(dim, n_heads, bias=False)  # from the mean valid token
+
+    def head_gates(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Gate values in (0, 1), one per token and head: (B, H, N, 1)."""
+        context = masked_mean(x, valid)  # (B, D)
+        logits = self.gate_token(x) + self.gate_context(context).unsqueeze(1)  # (B, N, H)
+        return torch.sigmoid(logits).transpose(1, 2).unsqueeze(-1)  # (B, H, N, 1)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D); valid (B, N) bool marks tokens that may be attended to (keys)."""
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.n_heads, self.head_dim)  # (B, N, 3, H, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
+        mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
+        out = out * self.head_gates(x, valid)  # (B, H, N, hd) * (B, H, N, 1)
+        out = out.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
+        return self.proj(out)

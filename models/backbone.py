@@ -1,0 +1,321 @@
+"""The multimodal backbone: image and spectrum tokens through DeepSeek-style blocks.
+
+Tokens, in order: the line's prompt tokens (P, from `inputs_embeds`), one class token, the image
+patch tokens (Ni = rows x cols from a conv stem), the spectrum patch tokens (Ns, patches of the
+(2, F) vibration spectrum). Each modality adds its own learned embedding. A modality that is not
+given (None) contributes no tokens; in a batch that mixes parts with and without a modality,
+`image_present` / `vibration_present` (B,) mask the missing ones out of attention, which keeps
+shapes fixed for export.
+
+Blocks: RMSNorm -> gated attention -> RMSNorm -> feed-forward (dense on the first block,
+DeepSeekMoE after). The image tokens of `config.feature_layers` make the multi-scale patch
+features for the good-part memory.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+
+from models.attention import GatedAttention, RMSNorm
+from models.config import BackboneConfig
+from models.heads import DefectMapHead
+from models.moe import MLP, MoE
+from models.outputs import BackboneOutput
+
+
+class ImagePatchEmbed(nn.Module):
+    """Conv stem of stride `patch_size` (stride-2 convs): (B, 3, S, S) -> (B, Ni, D)."""
+
+    def __init__(self, patch_size: int, dim: int) -> None:
+        super().__init__()
+        n_down = patch_size.bit_length() - 1  # 8 -> 3 stride-2 stages
+        widths = [3] + [dim // 2 ** (n_down - 1 - i) for i in range(n_down)]  # 3, D/4, D/2, D
+        layers: list[nn.Module] = []
+        for i in range(n_down):
+            last = i == n_down - 1
+            layers.append(
+                nn.Conv2d(
+                    widths[i],
+                    widths[i + 1],
+                    kernel_size=2 if last else 3,
+                    stride=2,
+                    padding=0 if last else 1,
+                )
+            )
+            if not last:
+                layers.append(nn.GELU())
+        self.stem = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.stem(image)  # (B, D, h, w)
+        return x.flatten(2).transpose(1, 2)  # (B, h*w, D)
+
+
+class SpectrumPatchEmbed(nn.Module):
+    """Non-overlapping patches of the 2-channel spectrum: (B, 2, F) -> (B, F/p, D)."""
+
+    def __init__(self, patch: int, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, dim, kernel_size=patch, stride=patch)
+
+    def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
+        return self.conv(spectrum).transpose(1, 2)  # (B, Ns, D)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: gated attention, then a dense or mixture-of-experts FFN."""
+
+    def __init__(self, layer_id: int, config: BackboneConfig) -> None:
+        super().__init__()
+        dim = config.hidden_size
+        self.attn_norm = RMSNorm(dim, config.norm_eps)
+        self.attn = GatedAttention(dim, config.num_attention_heads)
+        self.ffn_norm = RMSNorm(dim, config.norm_eps)
+        self.ffn: MLP | MoE
+        if layer_id == 0:
+            self.ffn = MLP(dim, config.dense_intermediate_size)
+        else:
+            self.ffn = MoE(
+                dim,
+                config.moe_intermediate_size,
+                n_routed=config.n_routed_experts,
+                topk=config.n_activated_experts,
+                n_shared=config.n_shared_experts,
+                route_scale=config.route_scale,
+                static=config.static_moe,
+            )
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), valid)
+        h = self.ffn_norm(x)
+        return x + (self.ffn(h, valid) if isinstance(self.ffn, MoE) else self.ffn(h))
+
+
+def _neighborhood_features(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """RMS-normalized tokens (B, Ni, D) averaged over each 3x3 patch neighborhood."""
+    rows, cols = grid
+    B, _, D = tokens.shape
+    t = tokens * torch.rsqrt(tokens.pow(2).mean(-1, keepdim=True) + 1e-6)
+    t = t.transpose(1, 2).reshape(B, D, rows, cols)  # (B, D, h, w)
+    t = F.avg_pool2d(t, 3, stride=1, padding=1, count_include_pad=False)  # (B, D, h, w)
+    return t.flatten(2).transpose(1, 2)  # (B, Ni, D)
+
+
+class MultimodalEmbedding(nn.Module):
+    """Prompt, class, image and spectrum tokens with position and modality embeddings."""
+
+    def __init__(self, config: BackboneConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.hidden_size
+        self.image_patches = ImagePatchEmbed(config.patch_size, dim)
+        self.spectrum_patches = SpectrumPatchEmbed(config.spectrum_patch, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.image_pos = nn.Parameter(torch.zeros(1, config.num_image_tokens, dim))
+        self.spectrum_pos = nn.Parameter(torch.zeros(1, config.num_spectrum_tokens, dim))
+        self.modality = nn.Parameter(torch.zeros(3, dim))  # prompt, image, vibration
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))  # masked-patch pretraining
+
+    def forward(
+        self,
+        image: torch.Tensor | None,
+        spectrum: torch.Tensor | None,
+        prompts: torch.Tensor | None,
+        image_present: torch.Tensor | None,
+        vibration_present: torch.Tensor | None,
+        image_token_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int]]:
+        """Token sequence (B, P+1+Ni+Ns, D), key validity (B, N) or None, and (P, Ni, Ns)."""
+        given = [t for t in (image, spectrum, prompts) if t is not None]
+        if not given:
+            msg = "InspectBackbone needs at least one of image, spectrum or inputs_embeds"
+            raise ValueError(msg)
+        B, ref = given[0].shape[0], given[0]
+        cfg = self.config
+        parts: list[torch.Tensor] = []
+        valid: list[torch.Tensor] = []
+        ones = torch.ones(B, 1, dtype=torch.bool, device=ref.device)
+        if prompts is not None:
+            if prompts.shape[1] > cfg.max_prompt_tokens or prompts.shape[2] != cfg.hidden_size:
+                msg = (
+                    f"inputs_embeds must be (B, P<={cfg.max_prompt_tokens}, "
+                    f"{cfg.hidden_size}), got {tuple(prompts.shape)}"
+                )
+                raise ValueError(msg)
+            parts.append(prompts + self.modality[0])
+            valid.append(ones.expand(B, prompts.shape[1]))
+        parts.append(self.cls_token.expand(B, -1, -1))
+        valid.append(ones)
+        n_img = n_spec = 0
+        if image is not None:
+            expected = (3, cfg.image_size, cfg.image_size)
+            if tuple(image.shape[1:]) != expected:
+                msg = f"image must be (B, {expected}), got {tuple(image.shape)}"
+                raise ValueError(msg)
+            x = self.image_patches(image)  # (B, Ni, D)
+            if image_token_mask is not None:  # (B, Ni) True = hide this patch
+                x = torch.where(image_token_mask.unsqueeze(-1), self.mask_token.to(x.dtype), x)
+            parts.append(x + self.image_pos + self.modality[1])
+            n_img = x.shape[1]
+            present = ones if image_present is None else image_present.view(B, 1)
+            valid.append(present.expand(B, n_img))
+        if spectrum is not None:
+            if tuple(spectrum.shape[1:]) != (2, cfg.spectrum_bins):
+                msg = f"spectrum must be (B, 2, {cfg.spectrum_bins}), got {tuple(spectrum.shape)}"
+                raise ValueError(msg)
+            s = self.spectrum_patches(spectrum)  # (B, Ns, D)
+            parts.append(s + self.spectrum_pos + self.modality[2])
+            n_spec = s.shape[1]
+            present = ones if vibration_present is None else vibration_present.view(B, 1)
+            valid.append(present.expand(B, n_spec))
+        x = torch.cat(parts, dim=1)  # (B, P+1+Ni+Ns, D)
+        masks_given = image_present is not None or vibration_present is not None
+        key_valid = torch.cat(valid, dim=1) if masks_given else None  # (B, N)
+        n_prompt = 0 if prompts is None else prompts.shape[1]
+        return x, key_valid, (n_prompt, n_img, n_spec)
+
+
+class InspectBackbone(PreTrainedModel):
+    """Camera + vibration transformer; `forward_features` gives tokens, `forward` adds the map."""
+
+    config_class = BackboneConfig
+    config: BackboneConfig
+    base_model_prefix = "backbone"
+    main_input_name = "image"
+    _supports_sdpa = True
+
+    def __init__(self, config: BackboneConfig) -> None:
+        super().__init__(config)
+        dim = config.hidden_size
+        self.embed = MultimodalEmbedding(config)
+        self.layers = nn.ModuleList(Block(i, config) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(dim, config.norm_eps)
+        self.defect_map = DefectMapHead(dim)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+        elif isinstance(module, MultimodalEmbedding):
+            for p in (module.cls_token, module.image_pos, module.spectrum_pos, module.modality):
+                nn.init.trunc_normal_(p, std=std)
+            nn.init.zeros_(module.mask_token)
+
+    # -- switches ---------------------------------------------------------------------------
+
+    def set_static_moe(self, static: bool) -> None:
+        """Sparse experts (training) or every expert with a top-k mask (export); same output."""
+        self.config.static_moe = static
+        for module in self.modules():
+            if isinstance(module, MoE):
+                module.static = static
+
+    def moe_gates(self) -> list[Any]:
+        """The routing gates of every mixture-of-experts block, first to last."""
+        return [m.ffn.gate for m in self.layers if isinstance(m.ffn, MoE)]
+
+    def update_routing_bias(self, rate: float | None = None) -> None:
+        """Apply the aux-loss-free balancing step to every gate from the loads seen since last."""
+        step = self.config.bias_update_rate if rate is None else rate
+        for gate in self.moe_gates():
+            gate.update_bias(step)
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward_features(
+        self,
+        image: torch.Tensor | None = None,
+        spectrum: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        image_present: torch.Tensor | None = None,
+        vibration_present: torch.Tensor | None = None,
+        image_token_mask: torch.Tensor | None = None,
+    ) -> BackboneOutput:
+        """Run the blocks; returns tokens and multi-scale patch features (no head)."""
+        x, valid, (n_prompt, n_img, _) = self.embed(
+            image, spectrum, inputs_embeds, image_present, vibration_present, image_token_mask
+        )
+        img = slice(n_prompt + 1, n_prompt + 1 + n_img)
+        grid = self.config.grid
+        scales: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, valid)
+            if i in self.config.feature_layers and n_img:
+                scales.append(_neighborhood_features(x[:, img], grid))
+        x = self.norm(x)
+        B = x.shape[0]
+        patch_features = (
+            torch.cat(scales, dim=-1)  # (B, Ni, D * len(feature_layers))
+            if scales
+            else x.new_zeros(B, 0, self.config.patch_feature_dim)
+        )
+        return BackboneOutput(
+            cls=x[:, n_prompt],
+            image_tokens=x[:, img],
+            spectrum_tokens=x[:, n_prompt + 1 + n_img :],
+            prompt_tokens=x[:, :n_prompt],
+            grid=grid,
+            patch_features=patch_features,
+        )
+
+    def forward_head(self, out: BackboneOutput) -> BackboneOutput:
+        """Fill the pretrained per-patch defect logits (B, Ni)."""
+        out.defect_logits = self.defect_map(out.image_tokens)
+        return out
+
+    def forward(
+        self,
+        image: torch.Tensor | None = None,
+        spectrum: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        image_present: torch.Tensor | None = None,
+        vibration_present: torch.Tensor | None = None,
+        image_token_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BackboneOutput:
+        """Tokens of a batch. image (B,3,S,S), spectrum (B,2,F), inputs_embeds (B,P,D) prompts.
+
+        `input_ids`, `attention_mask`, `output_attentions`, `output_hidden_states` and
+        `return_dict` are accepted for peft's calling convention: there is no vocabulary, so
+        `input_ids` must be None; prompts are always attended to; the rest must be left unset.
+        """
+        if input_ids is not None:
+            msg = "InspectBackbone has no vocabulary (vocab_size=0): pass prompts as inputs_embeds"
+            raise ValueError(msg)
+        if attention_mask is not None and not bool(attention_mask.all()):
+            msg = "attention_mask must be all ones: mask modalities with image/vibration_present"
+            raise ValueError(msg)
+        if output_attentions or output_hidden_states or return_dict is False:
+            msg = "InspectBackbone returns a BackboneOutput; attentions/hidden states unsupported"
+            raise ValueError(msg)
+        out = self.forward_features(
+            image, spectrum, inputs_embeds, image_present, vibration_present, image_token_mask
+        )
+        return self.forward_head(out)
+
+
+def load_pretrained(size: str = "tiny") -> InspectBackbone:
+    """The backbone shipped with the package under models/checkpoints/<size>/ (eval mode)."""
+    folder = resources.files("models") / "checkpoints" / size
+    if not folder.joinpath("config.json").is_file():
+        msg = f"no shipped checkpoint for backbone size {size!r} (looked in {folder})"
+        raise FileNotFoundError(msg)
+    with resources.as_file(folder) as path:
+        model = InspectBackbone.from_pretrained(path, use_safetensors=True)
+    model.eval()
+    return model

@@ -1,0 +1,130 @@
+"""The backbone over every named size: shapes, no NaN, masks, gradients, save/load, static MoE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.backbone import InspectBackbone
+from models.config import SIZES, BackboneConfig
+
+
+def _batch(cfg: BackboneConfig, b: int = 2) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "image": torch.randn(b, 3, cfg.image_size, cfg.image_size, generator=g),
+        "spectrum": torch.randn(b, 2, cfg.spectrum_bins, generator=g),
+    }
+
+
+@pytest.fixture(scope="module", params=sorted(SIZES))
+def model(request: pytest.FixtureRequest) -> InspectBackbone:
+    torch.manual_seed(0)
+    return InspectBackbone(BackboneConfig.named(request.param)).eval()
+
+
+def test_output_shapes_and_no_nan(model: InspectBackbone) -> None:
+    cfg = model.config
+    prompts = torch.randn(2, 3, cfg.hidden_size)
+    out = model(**_batch(cfg), inputs_embeds=prompts)
+    rows, cols = cfg.grid
+    assert out.cls.shape == (2, cfg.hidden_size)
+    assert out.image_tokens.shape == (2, rows * cols, cfg.hidden_size)
+    assert out.spectrum_tokens.shape == (2, cfg.num_spectrum_tokens, cfg.hidden_size)
+    assert out.prompt_tokens.shape == (2, 3, cfg.hidden_size)
+    assert out.patch_features.shape == (2, rows * cols, cfg.patch_feature_dim)
+    assert out.defect_logits is not None and out.defect_logits.shape == (2, rows * cols)
+    for t in (out.cls, out.image_tokens, out.spectrum_tokens, out.patch_features):
+        assert torch.isfinite(t).all()
+
+
+def test_tiny_meets_the_token_grid_the_heatmap_needs() -> None:
+    cfg = BackboneConfig.named("tiny")
+    assert cfg.grid == (16, 16)
+    assert cfg.spectrum_bins == 128  # sensors.spectrum.SpectrumConfig().n_bins
+
+
+def test_missing_modality_has_no_tokens(model: InspectBackbone) -> None:
+    cfg = model.config
+    batch = _batch(cfg)
+    only_image = model(image=batch["image"])
+    assert only_image.spectrum_tokens.shape[1] == 0
+    only_vibration = model(spectrum=batch["spectrum"])
+    assert only_vibration.image_tokens.shape[1] == 0
+    assert only_vibration.patch_features.shape == (2, 0, cfg.patch_feature_dim)
+    assert torch.isfinite(only_vibration.cls).all()
+
+
+def test_absent_modality_mask_equals_leaving_it_out(model: InspectBackbone) -> None:
+    """A part with image_present=False scores as if it had no image tokens at all."""
+    batch = _batch(model.config)
+    present = torch.tensor([True, False])
+    masked = model(
+        **batch, image_present=present, vibration_present=torch.ones(2, dtype=torch.bool)
+    )
+    without = model(spectrum=batch["spectrum"][1:])
+    torch.testing.assert_close(masked.cls[1:], without.cls, atol=1e-5, rtol=1e-4)
+    # and what the absent image holds does not matter
+    batch2 = dict(batch, image=batch["image"].clone())
+    batch2["image"][1] = 7.0
+    masked2 = model(**batch2, image_present=present)
+    torch.testing.assert_close(masked2.cls[1], masked.cls[1], atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_reach_trainable_and_not_frozen(model: InspectBackbone) -> None:
+    m = InspectBackbone(model.config).train()
+    for p in m.embed.parameters():
+        p.requires_grad_(False)
+    out = m(**_batch(m.config, b=1))
+    (out.cls.sum() + out.patch_features.mean() + out.defect_logits.sum()).backward()
+    for name, p in m.named_parameters():
+        if name.startswith("embed."):
+            assert p.grad is None, name
+    assert m.layers[0].attn.qkv.weight.grad is not None
+    assert m.layers[-1].ffn.shared_experts.w1.weight.grad is not None
+    assert m.defect_map.fc.weight.grad is not None
+    assert float(m.layers[0].attn.qkv.weight.grad.abs().sum()) > 0
+
+
+def test_sparse_and_static_moe_agree(model: InspectBackbone) -> None:
+    batch = _batch(model.config)
+    with torch.no_grad():
+        model.set_static_moe(False)
+        sparse = model(**batch)
+        model.set_static_moe(True)
+        static = model(**batch)
+        model.set_static_moe(False)
+    torch.testing.assert_close(sparse.cls, static.cls, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sparse.image_tokens, static.image_tokens, atol=1e-5, rtol=0)
+
+
+def test_save_load_round_trip_is_exact(model: InspectBackbone, tmp_path: Path) -> None:
+    gate = model.moe_gates()[0]
+    gate.routing_bias.copy_(torch.linspace(-0.1, 0.1, gate.routing_bias.numel()))
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    loaded = InspectBackbone.from_pretrained(tmp_path).eval()
+    batch = _batch(model.config)
+    with torch.no_grad():
+        a, b = model(**batch), loaded(**batch)
+    assert torch.equal(a.cls, b.cls)
+    assert torch.equal(a.patch_features, b.patch_features)
+    assert torch.equal(loaded.moe_gates()[0].routing_bias, gate.routing_bias)
+    gate.routing_bias.zero_()
+
+
+def test_bad_inputs_are_named() -> None:
+    m = InspectBackbone(BackboneConfig.named("tiny"))
+    with pytest.raises(ValueError, match="image must be"):
+        m(image=torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="spectrum must be"):
+        m(spectrum=torch.zeros(1, 2, 7))
+    with pytest.raises(ValueError, match="inputs_embeds"):
+        m(image=torch.zeros(1, 3, 128, 128), inputs_embeds=torch.zeros(1, 99, 128))
+    with pytest.raises(ValueError, match="at least one"):
+        m()
+    with pytest.raises(ValueError, match="unknown backbone size"):
+        BackboneConfig.named("huge")

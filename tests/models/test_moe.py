@@ -1,0 +1,89 @@
+"""DeepSeekMoE: sigmoid top-k routing, sparse == static, aux-loss-free balancing by bias."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.moe import MoE
+
+
+def test_gate_weights_normalized_and_bias_only_selects() -> None:
+    torch.manual_seed(0)
+    moe = MoE(16, 8, n_routed=8, topk=2)
+    x = torch.randn(20, 16)
+    w, idx = moe.gate(x)
+    assert idx.shape == (20, 2)
+    torch.testing.assert_close(w.sum(-1), torch.ones(20))
+    # a huge bias on expert 5 makes it chosen everywhere, but its weight is still its affinity
+    moe.gate.routing_bias[5] = 100.0
+    w2, idx2 = moe.gate(x)
+    assert bool((idx2 == 5).any(dim=1).all())
+    scores = torch.sigmoid(x @ moe.gate.weight.T)
+    chosen = scores.gather(1, idx2)
+    torch.testing.assert_close(w2, chosen / chosen.sum(-1, keepdim=True))
+
+
+def test_sparse_equals_static() -> None:
+    torch.manual_seed(0)
+    moe = MoE(32, 24, n_routed=8, topk=3).eval()
+    x = torch.randn(2, 50, 32)
+    sparse = moe(x)
+    moe.static = True
+    static = moe(x)
+    torch.testing.assert_close(sparse, static, atol=1e-5, rtol=0)
+
+
+def test_static_form_runs_every_expert_on_every_token() -> None:
+    moe = MoE(8, 4, n_routed=4, topk=1, static=True)
+    seen: list[int] = []
+    for e in moe.experts:
+        e.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].shape[0]))
+    moe(torch.randn(1, 10, 8))
+    assert seen == [10, 10, 10, 10]
+
+
+def test_experts_are_distinct_functions() -> None:
+    """Routing to another expert changes the output (the experts are not ignored)."""
+    torch.manual_seed(0)
+    moe = MoE(16, 8, n_routed=4, topk=1).eval()
+    x = torch.randn(1, 4, 16)
+    a = moe(x)
+    moe.gate.routing_bias[:] = torch.tensor([100.0, 0, 0, 0])
+    b = moe(x)
+    moe.gate.routing_bias[:] = torch.tensor([0, 100.0, 0, 0])
+    c = moe(x)
+    assert not torch.allclose(b, c)
+    assert a.shape == x.shape
+
+
+@pytest.mark.slow
+def test_routing_bias_balances_load_during_training() -> None:
+    """A skewed router plus a short training run: busiest expert within 2x of the idlest."""
+    torch.manual_seed(0)
+    dim, n_exp = 16, 8
+    moe = MoE(dim, 8, n_routed=n_exp, topk=2).train()
+    with torch.no_grad():
+        moe.gate.weight[0] += 2.0  # expert 0 attracts almost every token at the start
+    opt = torch.optim.Adam(moe.parameters(), lr=1e-3)
+    target = torch.nn.Linear(dim, dim)
+
+    def load_of(x: torch.Tensor) -> torch.Tensor:
+        _, idx = moe.gate(x)
+        return torch.bincount(idx.flatten(), minlength=n_exp).float()
+
+    probe = torch.randn(2000, dim).abs()
+    moe.gate.expert_load.zero_()
+    start = load_of(probe)
+    moe.gate.expert_load.zero_()
+    assert start.max() > 2 * start.min()
+    for _ in range(300):
+        x = torch.randn(32, dim).abs()
+        loss = (moe(x.unsqueeze(0)).squeeze(0) - target(x).detach()).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        moe.gate.update_bias(0.01)
+    moe.eval()
+    end = load_of(probe)
+    assert end.max() <= 2 * end.min(), end.tolist()
