@@ -129,3 +129,19 @@ def test_welch_matches_scipy(nperseg: int) -> None:
     ours_freqs, ours = welch_psd(x, 12000, nperseg)
     np.testing.assert_allclose(ours_freqs, freqs)
     np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12 * expected.max())
+
+
+@pytest.mark.parametrize(
+    ("df", "max_hz", "n_bins"), [(1.0, 500.0, 128), (10.0, 5000.0, 128), (7.3, 300.0, 64)]
+)
+def test_binning_is_the_exact_band_average(df: float, max_hz: float, n_bins: int) -> None:
+    from sensors.spectrum import _to_bins
+
+    power = np.random.default_rng(2).random((3, int(max_hz / df) + 40))
+    # reference: overlap of each FFT cell [k df - df/2, k df + df/2) with each bin, by brute force
+    edges = np.linspace(0.0, max_hz, n_bins + 1)
+    centers = np.arange(power.shape[1]) * df
+    lo = np.maximum(centers[:, None] - df / 2, edges[None, :-1])
+    hi = np.minimum(centers[:, None] + df / 2, edges[None, 1:])
+    weights = np.clip(hi - lo, 0.0, None) / np.diff(edges)[None, :]
+    np.testing.assert_allclose(_to_bins(power, df, max_hz, n_bins), power @ weights, rtol=1e-9)
