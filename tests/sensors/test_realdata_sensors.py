@@ -1,9 +1,10 @@
 """Real data through the contract: CWRU bearing faults show at their kinematic frequencies, at
 12 kHz and after resampling, and NEU-DET steel images read with their boxes as masks.
 
-CWRU's 0.014 in outer-race recordings (OR014@6) are left out of the BPFO check: they carry no
-BPFO line in any envelope band (their envelope spectra peak at 1.4x or 2x shaft speed), which the
-CWRU benchmark study by Smith and Randall (MSSP 2015) also reports for this fault size.
+CWRU's 0.014 in outer-race recordings (OR014@6) are left out of the BPFO check: they show no
+BPFO line in any envelope band we tried (2-5, 0.5-2, 1-3, 3-5.5, 4-5.8 kHz; their envelope
+spectra peak at 1.4x or 2x shaft speed). The CWRU benchmark study by Smith and Randall (MSSP
+2015) likewise finds a number of CWRU recordings not diagnosable by envelope analysis.
 """
 
 from __future__ import annotations
