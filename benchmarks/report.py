@@ -143,14 +143,15 @@ def main() -> None:
         query = ReportQuery(tz=tz, tz_name=tz_name)
         for fmt in ("csv", "html", "pdf"):
             out = folder / f"report.{fmt}"
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             with DefectStore.open(url) as store:
                 outcome = write_report(store, fmt, out, query, (folder,))
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             size = sum(f.stat().st_size for f in outcome.files) / 1e6
+            note = "" if seconds <= 10 else "  (over the 10 s target)"
             print(
-                f"{fmt:>4}: {seconds:5.2f} s for {outcome.inspections} inspections "
-                f"({size:.1f} MB){'' if seconds <= 10 else '  (over the 10 s target)'}"
+                f"{fmt:>4}: {seconds:5.2f} s ({cpu:.2f} s CPU) for {outcome.inspections} "
+                f"inspections ({size:.1f} MB){note}"
             )
 
 

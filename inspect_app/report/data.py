@@ -32,13 +32,14 @@ class EmptyReport(ValueError):
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """Which part of the log a report covers, and the plant's time zone for showing times."""
+    """Which part of the log a report covers, and the plant's time zone for showing times
+    (default: `$TZ`, else the machine's zone)."""
 
     line: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    tz: tzinfo = timezone.utc
-    tz_name: str = "UTC"
+    tz: tzinfo = field(default_factory=lambda: plant_zone()[0])
+    tz_name: str = field(default_factory=lambda: plant_zone()[1])
 
 
 @dataclass(frozen=True)

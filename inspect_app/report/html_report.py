@@ -14,9 +14,15 @@ from pathlib import Path
 from inspect_app.report.atomic import atomic_file
 from inspect_app.report.charts import pareto_png, thumbnail_png, trend_png
 from inspect_app.report.data import GroupCount, ReportData
-from inspect_app.report.text import pct, score, span, when
-
-HOURLY_TABLE_MAX = 72
+from inspect_app.report.text import (
+    CORRECTIONS_SHOWN,
+    HOURLY_TABLE_MAX,
+    more_corrections,
+    pct,
+    score,
+    span,
+    when,
+)
 
 _CSS = """
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -165,15 +171,17 @@ def render_html(data: ReportData) -> str:
         out.append(
             _table(
                 ["machine class", "corrected to", "parts"],
-                data.corrections,
+                data.corrections[:CORRECTIONS_SHOWN],
                 numeric={2},
             )
         )
+        if len(data.corrections) > CORRECTIONS_SHOWN:
+            out.append(f"<p>{_e(more_corrections(data.corrections))}</p>")
     if data.overrides:
         out.append(f"<p>Latest {len(data.overrides)} overrides:</p>")
         out.append(
             _table(
-                ["time", "line", "part", "action", "operator", "from", "to", "note"],
+                ["overridden", "line", "part", "action", "operator", "from", "to", "note"],
                 [
                     (
                         when(o.time),
@@ -194,7 +202,7 @@ def render_html(data: ReportData) -> str:
     if data.worst:
         out.append(
             _table(
-                ["time", "line", "part", "class", "defect score", "model", "operator"],
+                ["time", "line", "part", "class", "score", "model", "operator"],
                 [
                     (
                         when(w.time),

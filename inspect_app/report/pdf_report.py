@@ -32,8 +32,15 @@ from reportlab.platypus import (
 from inspect_app.report.atomic import atomic_file
 from inspect_app.report.charts import pareto_png, thumbnail_png, trend_png
 from inspect_app.report.data import GroupCount, ReportData
-from inspect_app.report.html_report import HOURLY_TABLE_MAX
-from inspect_app.report.text import pct, score, span, when
+from inspect_app.report.text import (
+    CORRECTIONS_SHOWN,
+    HOURLY_TABLE_MAX,
+    more_corrections,
+    pct,
+    score,
+    span,
+    when,
+)
 
 _RED = colors.HexColor("#c0392b")
 _FONT, _BOLD = "DejaVuSans", "DejaVuSans-Bold"
@@ -216,16 +223,23 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
     if data.corrections:
         story.append(
             _table(
-                st, ["machine class", "corrected to", "parts"], data.corrections, {2}, wrap={0, 1}
+                st,
+                ["machine class", "corrected to", "parts"],
+                data.corrections[:CORRECTIONS_SHOWN],
+                {2},
+                wrap={0, 1},
+                widths=[60 * mm, 60 * mm, 20 * mm],
             )
         )
+        if len(data.corrections) > CORRECTIONS_SHOWN:
+            story.append(_p(more_corrections(data.corrections), st.body))
     if data.overrides:
         story += [
             Spacer(1, 2 * mm),
             _p(f"Latest {len(data.overrides)} overrides:", st.body),
             _table(
                 st,
-                ["time", "line", "part", "action", "operator", "from", "to", "note"],
+                ["overridden", "line", "part", "action", "operator", "from", "to", "note"],
                 [
                     (
                         when(o.time),
@@ -240,8 +254,8 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
                     for o in data.overrides
                 ],
                 numeric=set(),
-                wrap={0, 1, 2, 4, 5, 6, 7},
-                widths=[27 * mm, 18 * mm, 18 * mm, 18 * mm, 20 * mm, 17 * mm, 17 * mm, 45 * mm],
+                wrap={0, 1, 2, 3, 4, 5, 6, 7},
+                widths=[23 * mm, 16 * mm, 27 * mm, 20 * mm, 18 * mm, 26 * mm, 26 * mm, 24 * mm],
             ),
         ]
     story.append(_p("Worst parts", st.h2))
@@ -251,7 +265,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
     story.append(
         _table(
             st,
-            ["time", "line", "part", "class", "defect score", "model", "operator"],
+            ["time", "line", "part", "class", "score", "model", "operator"],
             [
                 (
                     when(w.time),
@@ -266,7 +280,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
             ],
             numeric={4},
             wrap={1, 2, 3},
-            widths=[36 * mm, 24 * mm, 30 * mm, 26 * mm, 20 * mm, 18 * mm, 20 * mm],
+            widths=[40 * mm, 20 * mm, 34 * mm, 30 * mm, 14 * mm, 16 * mm, 22 * mm],
         )
     )
     story += _snapshot_grid(data, st, width)
@@ -275,23 +289,33 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
 
 def _snapshot_grid(data: ReportData, st: _Styles, width: float) -> list[Any]:
     cells: list[Any] = []
-    side = (width - 8 * mm) / 3
+    per_row = 4
+    side = width / per_row - 4 * mm
     for w in data.worst:
         png = thumbnail_png(w.snapshot) if w.snapshot else None
         if png is None:
             continue
         caption = f"{w.line} / {w.part_id}: {w.defect_class or ''} ({score(w.defect_score)})"
         image = Image(io.BytesIO(png))
-        scale = min(side / image.imageWidth, 55 * mm / image.imageHeight)
+        scale = min(side / image.imageWidth, 45 * mm / image.imageHeight)
         image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
         cells.append([image, _p(caption, st.cell)])
     if not cells:
         return [Spacer(1, 2 * mm), _p("No heat-map snapshots were found for these parts.", st.body)]
-    rows = [cells[i : i + 3] for i in range(0, len(cells), 3)]
-    rows[-1] += [""] * (3 - len(rows[-1]))
-    grid = Table(rows, colWidths=[side + 2 * mm] * 3, hAlign="LEFT")
-    grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    return [Spacer(1, 3 * mm), _p("Heat-map snapshots of the worst parts:", st.body), grid]
+    rows = [cells[i : i + per_row] for i in range(0, len(cells), per_row)]
+    rows[-1] += [""] * (per_row - len(rows[-1]))
+    grid = Table(rows, colWidths=[width / per_row] * per_row, hAlign="LEFT")
+    grid.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+            ]
+        )
+    )
+    heading = _p("Heat-map snapshots of the worst parts:", st.body)
+    return [Spacer(1, 3 * mm), KeepTogether([heading, grid])]
 
 
 def write_pdf(data: ReportData, out: Path) -> Path:

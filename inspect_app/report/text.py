@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+HOURLY_TABLE_MAX = 72
+"""Up to this many hours the HTML and PDF reports list the trend as a table too."""
+CORRECTIONS_SHOWN = 10
+"""Class corrections (machine class -> operator class) listed; the rest are summed up."""
+
 
 def when(t: datetime) -> str:
     """A time in the plant's zone, to the second, with its zone abbreviation."""
@@ -23,3 +28,12 @@ def score(value: float | None) -> str:
 def span(data_first: datetime, data_last: datetime) -> str:
     """The first and last inspection times of a report."""
     return f"{when(data_first)} – {when(data_last)}"
+
+
+def more_corrections(corrections: list[tuple[str, str, int]]) -> str:
+    """The line that sums up the class corrections not listed."""
+    rest = corrections[CORRECTIONS_SHOWN:]
+    return (
+        f"… and {sum(n for *_, n in rest)} more corrections in {len(rest)} other class pairs "
+        "(every one is in the CSV report)."
+    )
