@@ -1,7 +1,8 @@
 """The defect log's tables as typed SQLAlchemy 2.0 mappings.
 
-Every change here needs an Alembic revision in `inspect_app/migrations/versions/`; the test
-`test_store_migrations.py` checks that the migrated schema matches these mappings.
+Every change here needs an Alembic revision in `inspect_app/migrations/versions/`;
+`test_schema_matches_the_mappings` (tests/inspect_app/test_store.py) checks that the migrated
+schema matches these mappings.
 Times are stored as naive UTC (`DateTime` without zone) so SQLite and PostgreSQL agree.
 """
 
