@@ -7,8 +7,8 @@ Prints, in one run:
   * with --soak N: N parts through the onnxruntime pipeline (the stream replayed in a loop) with
     the process's resident memory every N/10 parts (flat memory = no leak).
 
-    python benchmarks/throughput.py                     # HOME: $INSPECT_APP_HOME or the default
-    python benchmarks/throughput.py --soak 10000 --backends onnxruntime
+    python -m benchmarks.throughput                     # HOME: $INSPECT_APP_HOME or the default
+    python -m benchmarks.throughput --soak 10000 --backends onnxruntime
 
 The demo line must be taught in HOME (`inspect-app demo` does it; this script does it too).
 """

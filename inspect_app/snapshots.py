@@ -1,8 +1,9 @@
 """Evidence of rejected parts on disk, beside the defect log, with a retention limit.
 
-For each FAIL or FAULT part: `<stem>.png` (the frame with the heat-map overlaid and the defect box
-drawn) and `<stem>.npz` (the vibration window: `samples`, `sample_rate_hz`). The oldest parts are
-deleted once the folder holds more than `max_parts` parts or `max_bytes` bytes.
+For each FAIL or FAULT part: `<stem>.jpg` (the frame with the heat-map overlaid and the defect
+box drawn; JPEG is fast to write on the line) and `<stem>.npz` (the vibration window: `samples`,
+`sample_rate_hz`). The oldest parts are deleted once the folder holds more than `max_parts` parts
+or `max_bytes` bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from inspect_app.pipeline import InspectedPart
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-SUFFIXES = (".png", ".npz")
+SUFFIXES = (".jpg", ".npz")
+JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,15 @@ class SnapshotStore:
         written: list[Path] = []
         if sample.frame is not None:
             image = overlay(sample.frame, part.heatmap, part.verdict.box)
-            path = self.root / f"{stem}.png"
-            if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            path = self.root / f"{stem}.jpg"
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                 msg = f"could not write snapshot {path}"
                 raise OSError(msg)
             written.append(path)
         if sample.vibration is not None:
             path = self.root / f"{stem}.npz"
-            np.savez_compressed(
+            np.savez(
                 path,
                 samples=sample.vibration.samples.astype(np.float32),
                 sample_rate_hz=np.float64(sample.vibration.sample_rate_hz),

@@ -148,7 +148,7 @@ def test_corrupt_inputs_become_fault_rows_and_the_line_keeps_running(tmp_path: P
     assert sum(v == "FAIL" for v, _ in got.values()) == N_GOOD // 5
     assert sum(v == "PASS" for v, _ in got.values()) == N_GOOD - N_GOOD // 5
     snapshots = tmp_path / "log" / "snapshots"
-    assert len(list(snapshots.glob("*-FAIL.png"))) == N_GOOD // 5
+    assert len(list(snapshots.glob("*-FAIL.jpg"))) == N_GOOD // 5
 
 
 @pytest.mark.slow
