@@ -61,7 +61,7 @@ class BackboneConfig(PretrainedConfig):
         n_shared_experts: int = 1,
         moe_intermediate_size: int = 96,  # per expert: fine-grained, a fraction of the dense one
         route_scale: float = 1.0,
-        bias_update_rate: float = 1e-3,  # routing-bias step per update (aux-loss-free balancing)
+        bias_update_rate: float = 5e-3,  # routing-bias step per update (aux-loss-free balancing)
         static_moe: bool = False,  # True: every expert on every token, top-k by mask (export)
         # prompt tokens of a line, passed as inputs_embeds
         max_prompt_tokens: int = 16,

@@ -1,18 +1,291 @@
-"""`inspect-app pretrain`: not built yet."""
+"""`inspect-app pretrain`: (re)train the backbone on synthetic lines and real data.
+
+Multi-task (see models/pretraining.py): part class, per-patch defect map, masked-patch
+prediction on images; modality dropout; routing-bias load balancing after every step. Writes
+`OUT/backbone/` (config.json + model.safetensors, loadable with `InspectBackbone.from_pretrained`),
+`OUT/log.jsonl` (losses per logged step), `OUT/last.pt` (resumable state) and
+`OUT/recipe.json` (the command, seed, steps and data). Under `torchrun` with WORLD_SIZE > 1 it
+trains with DistributedDataParallel; otherwise it is a plain single-process run.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from inspect_app.commands._unbuilt import not_built
+import numpy as np
+import torch
 
-HELP = "(not built yet) pretrain"
-DESCRIPTION = "This command is not built yet in this version."
+HELP = "(re)train the backbone on synthetic lines and real data"
+DESCRIPTION = """\
+Pretrain the multimodal backbone: part class, per-patch defect map and masked-patch prediction,
+with strong augmentation and modality dropout. Data sources are cached as arrays in --cache, so
+a second run starts training at once. Synthetic lines use seeds 1000+ (1-999 stay held out).
+
+Example (the recipe of the shipped `tiny` checkpoint, see models/checkpoints/tiny/recipe.json):
+  inspect-app pretrain --data synthetic ../shared/data/neu-det ../shared/data/cwru \\
+      --config tiny --steps 700 --batch-size 16 --out runs/pretrain-tiny --seed 0
+
+Resume an interrupted run:   inspect-app pretrain ... --out runs/pretrain-tiny --resume
+Many GPUs:                   torchrun --nproc-per-node 4 -m inspect_app pretrain ...
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="SRC",
+        help="`synthetic` and/or labelled dataset folders (e.g. NEU-DET, CWRU)",
+    )
+    parser.add_argument("--config", default="tiny", help="backbone size: tiny or small")
+    parser.add_argument("--steps", type=int, default=700, help="optimizer steps (default 700)")
+    parser.add_argument("--batch-size", type=int, default=16, help="parts per step per process")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--out", type=Path, default=Path("runs/pretrain"), help="output folder")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("runs/pretrain-cache"),
+        help="where source arrays are cached (outside the repository)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--synthetic-lines", type=int, default=80, help="synthetic lines (seeds 1000, 1001, ...)"
+    )
+    parser.add_argument("--parts-per-line", type=int, default=32)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per process (default 1: shared machines)",
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast on CPU too (always on for CUDA)"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=50)
+
+
+def _schedule(step: int, total: int, peak: float) -> float:
+    warm = max(1, total // 20)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built(args)
+    from inspect_app.pretrain_data import OK, load_sources
+    from models.backbone import InspectBackbone
+    from models.config import BackboneConfig
+    from models.pretraining import PretrainModel, augment_images
+    from sensors.spectrum import SpectrumConfig
+
+    torch.set_num_threads(args.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = torch.device("cpu")
+    if world > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    main = rank == 0
+
+    config = BackboneConfig.named(args.config)
+    spectrum = SpectrumConfig()
+    if spectrum.n_bins != config.spectrum_bins:
+        msg = f"spectrum has {spectrum.n_bins} bins but backbone {args.config} expects "
+        msg += f"{config.spectrum_bins}"
+        raise ValueError(msg)
+    data = load_sources(
+        args.data,
+        args.cache,
+        config.image_size,
+        spectrum,
+        args.synthetic_lines,
+        args.parts_per_line,
+    )
+    classes = [OK, *sorted(set(data.labels) - {OK})]
+    label_index = np.array([classes.index(lab) for lab in data.labels])
+    train_idx = np.flatnonzero(~data.held_out)
+    # equal share per source family (synthetic / each real folder), uniform within it
+    family = np.array([n.split("-")[0] if n.startswith("synthetic") else n for n in data.sources])
+    fam_of = family[train_idx]
+    weights = np.zeros(len(train_idx))
+    for f in np.unique(fam_of):
+        weights[fam_of == f] = 1.0 / (fam_of == f).sum()
+    weights /= weights.sum()
+    real_image = np.array([not n.startswith("synthetic") for n in data.sources])
+
+    torch.manual_seed(args.seed)
+    backbone = InspectBackbone(config)
+    model = PretrainModel(backbone, n_classes=len(classes)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    args.out.mkdir(parents=True, exist_ok=True)
+    state_path = args.out / "last.pt"
+    start = 0
+    if args.resume:
+        if not state_path.is_file():
+            print(f"inspect-app pretrain: --resume but no {state_path}", file=sys.stderr)
+            return 2
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    trained: torch.nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, find_unused_parameters=True)
+
+    rng = np.random.default_rng([args.seed, rank, start])
+    gen = torch.Generator(device=device).manual_seed(args.seed * 1000 + rank + start)
+    autocast = device.type == "cuda" or args.bf16
+    log = (args.out / "log.jsonl").open("a" if args.resume else "w") if main else None
+    from tqdm import tqdm
+
+    bar = tqdm(
+        range(start, args.steps),
+        desc="pretrain",
+        unit="step",
+        disable=not main,
+        initial=start,
+        total=args.steps,
+    )
+    t0 = time.time()
+    for step in bar:
+        pick = train_idx[rng.choice(len(train_idx), args.batch_size, p=weights)]
+        batch = _make_batch(data, pick, label_index, real_image, rng, gen, device, augment_images)
+        for group in optimizer.param_groups:
+            group["lr"] = _schedule(step, args.steps, args.lr)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            losses = trained(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if world > 1:
+            import torch.distributed as dist
+
+            for gate in backbone.moe_gates():
+                dist.all_reduce(gate.expert_load)
+        loads = torch.stack([g.expert_load.clone() for g in backbone.moe_gates()])
+        backbone.update_routing_bias()
+        if main and log is not None:
+            row = {
+                "step": step + 1,
+                "loss": float(losses.total),
+                "class": float(losses.cls),
+                "defect_map": float(losses.defect_map),
+                "masked_patch": float(losses.masked_patch),
+                "class_accuracy": losses.class_accuracy,
+                "lr": optimizer.param_groups[0]["lr"],
+                "load_max_over_min": float(
+                    (loads.max(1).values / loads.min(1).values.clamp_min(1)).max()
+                ),
+                "seconds": round(time.time() - t0, 1),
+            }
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['class_accuracy']:.2f}")
+        if main and ((step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps):
+            tmp = state_path.with_suffix(".tmp")
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step + 1,
+                },
+                tmp,
+            )
+            tmp.replace(state_path)
+    if main:
+        backbone.save_pretrained(args.out / "backbone", safe_serialization=True)
+        recipe = _recipe(args, classes, data, train_idx)
+        (args.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+        print(f"backbone written to {args.out / 'backbone'}; recipe in {args.out / 'recipe.json'}")
+    if log is not None:
+        log.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+def _make_batch(
+    data: Any,
+    pick: np.ndarray,
+    label_index: np.ndarray,
+    real_image: np.ndarray,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    device: torch.device,
+    augment: Any,
+) -> Any:
+    from models.pretraining import PretrainBatch
+
+    images = torch.from_numpy(data.images[pick]).to(device).permute(0, 3, 1, 2).float() / 255
+    masks = torch.from_numpy(data.masks[pick]).to(device).unsqueeze(1).float()  # (B, 1, S, S)
+    images, masks = augment(images, masks, gen)
+    has_image = data.has_image[pick].copy()
+    has_vib = data.has_vibration[pick].copy()
+    labels = label_index[pick].copy()
+    # modality dropout on parts with both sensors; a label the kept sensor cannot see is dropped
+    both = has_image & has_vib
+    drop = rng.random(len(pick))
+    no_image = both & (drop < 0.25)
+    no_vib = both & (drop >= 0.25) & (drop < 0.5)
+    has_image &= ~no_image
+    has_vib &= ~no_vib
+    labels[no_image & ~data.vibration_label_ok[pick]] = -1
+    labels[no_vib & ~data.image_label_ok[pick]] = -1
+    spectra = torch.from_numpy(data.spectra[pick]).to(device)
+    spectra = spectra + 0.1 * torch.randn(spectra.shape, generator=gen, device=device)
+    masked = has_image & (rng.random(len(pick)) < np.where(real_image[pick], 0.5, 0.2))
+    return PretrainBatch(
+        images=images,
+        masks=masks,
+        has_mask=torch.from_numpy(data.has_mask[pick]).to(device),
+        spectra=spectra,
+        image_present=torch.from_numpy(has_image).to(device),
+        vibration_present=torch.from_numpy(has_vib).to(device),
+        labels=torch.from_numpy(labels).long().to(device),
+        masked_patches=torch.from_numpy(masked).to(device),
+    )
+
+
+def _recipe(
+    args: argparse.Namespace, classes: list[str], data: Any, train_idx: np.ndarray
+) -> dict[str, Any]:
+    return {
+        "command": "inspect-app pretrain "
+        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["pretrain"] else sys.argv[1:]),
+        "config": args.config,
+        "seed": args.seed,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "data": [str(d) for d in args.data],
+        "synthetic_seeds": [1000, 1000 + args.synthetic_lines - 1]
+        if "synthetic" in args.data
+        else None,
+        "parts_per_line": args.parts_per_line,
+        "classes": classes,
+        "train_parts": len(train_idx),
+        "held_out_parts": int(data.held_out.sum()),
+        "torch": torch.__version__,
+    }

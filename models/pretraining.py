@@ -1,0 +1,179 @@
+"""Pretraining objectives for the backbone (pure torch; the data side lives in inspect_app).
+
+One step trains three things at once:
+- part class from the class token (cross-entropy over every pretraining label: synthetic defect
+  classes, real NEU-DET and CWRU classes, and `ok`), with modality dropout so each sensor
+  learns to judge a part alone;
+- the per-patch defect map (`backbone.defect_map`) against pixel masks pooled to patches
+  (synthetic masks, NEU-DET boxes);
+- masked-patch prediction on images (MAE-style: hide a share of patches behind the mask token
+  and regress their normalized pixels): it needs no labels, so real textures teach features
+  the generator cannot.
+
+Images are augmented on the fly, photometrically (brightness, contrast, gamma, colour, gray,
+blur, noise) and geometrically (flips, 90-degree turns, crops), the same way for the masks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.backbone import InspectBackbone
+from models.heads import ClassHead
+from models.inputs import IMAGE_MEAN, IMAGE_STD
+
+
+@dataclass
+class PretrainBatch:
+    """One training batch; labels of -1 and False flags switch a loss off for that part."""
+
+    images: torch.Tensor  # (B, 3, S, S) float in [0, 1], before normalization
+    masks: torch.Tensor  # (B, 1, S, S) float {0, 1} defect pixels
+    has_mask: torch.Tensor  # (B,) bool
+    spectra: torch.Tensor  # (B, 2, F)
+    image_present: torch.Tensor  # (B,) bool
+    vibration_present: torch.Tensor  # (B,) bool
+    labels: torch.Tensor  # (B,) long class index, -1 = no class loss
+    masked_patches: torch.Tensor  # (B,) bool: train masked-patch prediction on this part
+
+
+@dataclass
+class PretrainLosses:
+    """The objectives of one step and their weighted sum."""
+
+    total: torch.Tensor
+    cls: torch.Tensor
+    defect_map: torch.Tensor
+    masked_patch: torch.Tensor
+    class_accuracy: float
+
+
+def augment_images(
+    images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strong photometric + geometric augmentation of images (B,3,S,S) in [0,1] and masks."""
+    B, _, S, _ = images.shape
+    dev = images.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=dev)
+
+    # geometric: random crop (scale 0.6-1), flips and 90-degree turns as one affine grid
+    scale = 0.6 + 0.4 * rand(B)
+    shift = (1 - scale).unsqueeze(1) * (2 * rand(B, 2) - 1)  # (B, 2)
+    turns = (rand(B) * 4).floor()
+    cos, sin = torch.cos(turns * math.pi / 2), torch.sin(turns * math.pi / 2)
+    flip = torch.where(rand(B) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(B, 2, 3, device=dev)
+    theta[:, 0, 0] = cos * scale * flip
+    theta[:, 0, 1] = -sin * scale
+    theta[:, 1, 0] = sin * scale * flip
+    theta[:, 1, 1] = cos * scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [B, 3, S, S], align_corners=False)  # (B, S, S, 2)
+    images = F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+    masks = F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    # photometric
+    gray = images.mean(dim=1, keepdim=True)  # (B, 1, S, S)
+    images = torch.where(rand(B, 1, 1, 1) < 0.3, gray.expand_as(images), images)
+    images = images * (0.85 + 0.3 * rand(B, 3, 1, 1))  # colour / white balance
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = (images - mean) * (0.6 + 0.8 * rand(B, 1, 1, 1)) + mean  # contrast
+    images = images + 0.3 * (rand(B, 1, 1, 1) - 0.5)  # brightness
+    images = images.clamp(0, 1) ** (0.7 + 0.6 * rand(B, 1, 1, 1))  # gamma
+    blur = rand(B, 1, 1, 1) < 0.3
+    images = torch.where(blur, F.avg_pool2d(images, 3, 1, 1, count_include_pad=False), images)
+    noise = torch.randn(images.shape, generator=generator, device=dev)
+    images = images + noise * 0.03 * rand(B, 1, 1, 1)
+    return images.clamp(0, 1), masks
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images to the backbone's input normalization."""
+    mean = images.new_tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def patch_targets(masks: torch.Tensor, patch: int, min_fraction: float = 0.05) -> torch.Tensor:
+    """Pixel masks (B,1,S,S) to per-patch defect targets (B, Ni): defect share >= min_fraction."""
+    share = F.avg_pool2d(masks, patch)  # (B, 1, h, w)
+    return (share >= min_fraction).float().flatten(1)  # (B, Ni)
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, 3, S, S) -> (B, Ni, 3*p*p), each patch's pixels normalized to zero mean, unit std."""
+    B, C = images.shape[:2]
+    x = images.unfold(2, patch, patch).unfold(3, patch, patch)  # (B, C, h, w, p, p)
+    x = x.permute(0, 2, 3, 1, 4, 5).reshape(B, -1, C * patch * patch)  # (B, Ni, C*p*p)
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-4)
+
+
+class PretrainModel(nn.Module):
+    """The backbone plus the pretraining heads; `forward(batch)` returns the losses."""
+
+    def __init__(
+        self,
+        backbone: InspectBackbone,
+        n_classes: int,
+        mask_ratio: float = 0.4,
+        map_weight: float = 1.0,
+        masked_patch_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        cfg = backbone.config
+        self.backbone = backbone
+        self.class_head = ClassHead(cfg.hidden_size, n_classes)
+        self.pixel_head = nn.Linear(cfg.hidden_size, 3 * cfg.patch_size**2)
+        self.mask_ratio = mask_ratio
+        self.map_weight = map_weight
+        self.masked_patch_weight = masked_patch_weight
+
+    def forward(self, batch: PretrainBatch) -> PretrainLosses:
+        cfg = self.backbone.config
+        B = batch.images.shape[0]
+        n_img = cfg.num_image_tokens
+        hide = (torch.rand(B, n_img, device=batch.images.device) < self.mask_ratio) & (
+            batch.masked_patches & batch.image_present
+        ).unsqueeze(1)  # (B, Ni)
+        out = self.backbone.forward_features(
+            image=normalize_images(batch.images),
+            spectrum=batch.spectra,
+            image_present=batch.image_present,
+            vibration_present=batch.vibration_present,
+            image_token_mask=hide,
+        )
+        zero = out.cls.sum() * 0.0
+        # part class (not for parts whose patches are hidden)
+        logits = self.class_head(out.cls)  # (B, C)
+        labels = torch.where(batch.masked_patches, -1, batch.labels)
+        has_label = labels >= 0
+        cls_loss = F.cross_entropy(logits, labels, ignore_index=-1) if has_label.any() else zero
+        correct = (logits.argmax(-1) == labels)[has_label]
+        accuracy = float(correct.float().mean()) if has_label.any() else float("nan")
+        # per-patch defect map, on visible patches of parts with a known mask
+        defect_logits = self.backbone.defect_map(out.image_tokens)  # (B, Ni)
+        target = patch_targets(batch.masks, cfg.patch_size)  # (B, Ni)
+        map_on = (batch.has_mask & batch.image_present).unsqueeze(1) & ~hide  # (B, Ni)
+        if map_on.any():
+            map_loss = F.binary_cross_entropy_with_logits(
+                defect_logits[map_on], target[map_on], pos_weight=logits.new_tensor(4.0)
+            )
+        else:
+            map_loss = zero
+        # masked-patch prediction
+        if hide.any():
+            pixels = patchify(batch.images, cfg.patch_size)  # (B, Ni, 3*p*p)
+            pred = self.pixel_head(out.image_tokens)  # (B, Ni, 3*p*p)
+            mp_loss = F.mse_loss(pred[hide], pixels[hide])
+        else:
+            mp_loss = zero
+        total = cls_loss + self.map_weight * map_loss + self.masked_patch_weight * mp_loss
+        return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy)
