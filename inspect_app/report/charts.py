@@ -77,7 +77,7 @@ def trend_png(hourly: list[HourBucket], tz: tzinfo, tz_name: str) -> bytes:
     ax2.yaxis.set_major_formatter(PercentFormatter())
     ax2.set_ylabel("fail rate", color=_BAR)
     # Tick labels in the plant's zone (matplotlib would show UTC otherwise).
-    locator = mdates.AutoDateLocator(tz=tz, maxticks=10)
+    locator = mdates.AutoDateLocator(tz=tz, minticks=3, maxticks=12)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
     ax.set_title(f"Hourly fail rate (times in {tz_name})")
