@@ -180,7 +180,7 @@ def main() -> None:
         f"line {LINE} ({', '.join(card.modalities)}; image {card.image_size} px), "
         f"{os.cpu_count()} CPUs, {args.threads} threads, batch {args.batch}"
     )
-    for backend in args.backends.split(","):
+    for backend in [b for b in args.backends.split(",") if b]:
         snap, _ = run_pipeline(home, data / "stream", backend, args.batch, args.threads, args.parts)
         print_stats(backend, snap)
     for batch in (1, args.batch):
