@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
             outcome = write_report(store, args.format, args.out, query, tuple(dirs))
     except EmptyReport as exc:
         return _fail(f"{exc}; no report written", 1)
+    except ModuleNotFoundError as exc:
+        hint = " (pip install 'inspect-app[pdf]')" if exc.name == "reportlab" else ""
+        return _fail(f"{args.format} reports need the {exc.name} package{hint}", 1)
     except StoreError as exc:
         return _fail(str(exc), 1)
     seconds = time.perf_counter() - start
