@@ -26,8 +26,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# The store's tests also run against a throw-away PostgreSQL server on 127.0.0.1 when one can be
+# started (installed with apt-get when missing and running as root); otherwise they skip and say so.
 test: lint
-	$(PY) -m pytest -q
+	eval "$$(scripts/start_postgres.sh)"; $(PY) -m pytest -q; rc=$$?; scripts/start_postgres.sh --stop; exit $$rc
 
 clean-venv:
 	rm -rf $(VENV)
