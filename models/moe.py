@@ -9,9 +9,10 @@ one's up by a fixed step.
 
 Two forms compute the same function:
 - sparse (training): each expert runs only on the tokens routed to it;
-- static (export): every expert runs on every token and the top-k choice is a dense (T, E)
-  combine matrix built with comparisons, so the graph has a constant top-k and no
-  data-dependent shapes.
+- static (export): every expert runs on every token (two GEMMs over the experts' weights laid
+  side by side) and the top-k choice is a dense (T, E) combine matrix built with comparisons,
+  so the graph has a constant top-k and no data-dependent shapes. It reads the experts'
+  weights directly: merge any adapter on the experts before switching to it.
 """
 
 from __future__ import annotations
@@ -124,10 +125,14 @@ class MoE(nn.Module):
     def _static(
         self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
-        expert_ids = torch.arange(len(self.experts), device=x.device)  # (E,)
+        T, E = x.shape[0], len(self.experts)
+        H = self.experts[0].w1.out_features
+        expert_ids = torch.arange(E, device=x.device)  # (E,)
         chosen = indices.unsqueeze(-1) == expert_ids  # (T, k, E)
         combine = (chosen.to(x.dtype) * weights.unsqueeze(-1)).sum(dim=1)  # (T, E)
-        y = torch.zeros_like(x)
-        for i, expert in enumerate(self.experts):
-            y = y + expert(x) * combine[:, i : i + 1]  # (T, D) * (T, 1)
-        return y
+        # every expert at once: two GEMMs over the experts' weights laid side by side
+        w13 = torch.cat([torch.cat([e.w1.weight, e.w3.weight]) for e in self.experts])  # (E*2H, D)
+        h = F.linear(x, w13).view(T, E, 2, H)  # (T, E, 2, H)
+        h = F.silu(h[:, :, 0]) * h[:, :, 1] * combine.unsqueeze(-1)  # (T, E, H), gate-weighted
+        w2 = torch.cat([e.w2.weight for e in self.experts], dim=1)  # (D, E*H)
+        return F.linear(h.reshape(T, E * H), w2)  # (T, D)

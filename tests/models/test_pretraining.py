@@ -38,7 +38,7 @@ def test_augmentation_moves_mask_with_image() -> None:
     masks = images[:, :1].clone()
     out, out_masks = augment_images(images, masks, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and out_masks.shape == masks.shape
-    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
     inside = out.mean(1, keepdim=True)[out_masks > 0.5].mean()
     outside = out.mean(1, keepdim=True)[out_masks < 0.5].mean()
     assert float(inside) > float(outside) + 0.2

@@ -1,0 +1,94 @@
+"""`inspect-app pretrain` end to end on a few synthetic parts: train, resume, load the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inspect_app.cli import main
+from inspect_app.pretrain_data import PRETRAIN_SEEDS, _held_out_mask, synthetic_line
+from models.backbone import InspectBackbone
+from sensors.spectrum import SpectrumConfig
+
+
+def test_pretrain_then_resume(tmp_path: Path) -> None:
+    from sensors.synthetic import write_line
+
+    folder = tmp_path / "folder-line"
+    write_line(folder, 0, parts=6, defect_fraction=0.5, image_size=128)
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    common = [
+        "pretrain",
+        "--data",
+        "synthetic",
+        str(folder),
+        "--synthetic-lines",
+        "1",
+        "--parts-per-line",
+        "4",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--checkpoint-every",
+        "1",
+    ]
+    assert main([*common, "--steps", "2"]) == 0
+    assert main([*common, "--steps", "3", "--resume"]) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["seed"] == 0 and recipe["steps"] == 3 and "ok" in recipe["classes"]
+    model = InspectBackbone.from_pretrained(out / "backbone")
+    assert model.config.size_name == "tiny"
+    assert torch.isfinite(model(image=torch.zeros(1, 3, 128, 128)).cls).all()
+    assert sorted(p.name for p in (out / "backbone").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+
+
+def test_resume_without_state_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            "synthetic",
+            "--synthetic-lines",
+            "1",
+            "--parts-per-line",
+            "2",
+            "--out",
+            str(tmp_path / "none"),
+            "--cache",
+            str(tmp_path / "c"),
+            "--resume",
+        ]
+    )
+    assert code == 2
+    assert "no " in capsys.readouterr().err
+
+
+def test_held_out_seeds_are_refused() -> None:
+    assert 7 not in PRETRAIN_SEEDS and 15 not in PRETRAIN_SEEDS and 1000 in PRETRAIN_SEEDS
+    with pytest.raises(ValueError, match="outside"):
+        synthetic_line(15, 2, 128, SpectrumConfig())
+
+
+def test_held_out_split_never_divides_a_group() -> None:
+    labels = ["a"] * 20 + ["ok"] * 5
+    groups = [f"rec{i // 2}" for i in range(20)] + ["normal"] * 5
+    held = _held_out_mask(labels, groups)
+    for g in set(groups) - {"normal"}:
+        assert len({bool(held[i]) for i in range(20) if groups[i] == g}) == 1
+    assert held[:20].any() and not held[:20].all()
+    assert held[20:].tolist() == [False, False, False, False, True]  # one recording: split in time
