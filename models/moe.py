@@ -17,6 +17,8 @@ Two forms compute the same function:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,14 +127,14 @@ class MoE(nn.Module):
     def _static(
         self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
-        T, E = x.shape[0], len(self.experts)
-        H = self.experts[0].w1.out_features
+        experts = cast(list[MLP], list(self.experts))
+        T, E, H = x.shape[0], len(experts), experts[0].w1.out_features
         expert_ids = torch.arange(E, device=x.device)  # (E,)
         chosen = indices.unsqueeze(-1) == expert_ids  # (T, k, E)
         combine = (chosen.to(x.dtype) * weights.unsqueeze(-1)).sum(dim=1)  # (T, E)
         # every expert at once: two GEMMs over the experts' weights laid side by side
-        w13 = torch.cat([torch.cat([e.w1.weight, e.w3.weight]) for e in self.experts])  # (E*2H, D)
+        w13 = torch.cat([torch.cat([e.w1.weight, e.w3.weight]) for e in experts])  # (E*2H, D)
         h = F.linear(x, w13).view(T, E, 2, H)  # (T, E, 2, H)
         h = F.silu(h[:, :, 0]) * h[:, :, 1] * combine.unsqueeze(-1)  # (T, E, H), gate-weighted
-        w2 = torch.cat([e.w2.weight for e in self.experts], dim=1)  # (D, E*H)
+        w2 = torch.cat([e.w2.weight for e in experts], dim=1)  # (D, E*H)
         return F.linear(h.reshape(T, E * H), w2)  # (T, D)
