@@ -30,7 +30,7 @@ a second run starts training at once. Synthetic lines use seeds 1000+ (1-999 sta
 
 Example (the recipe of the shipped `tiny` checkpoint, see models/checkpoints/tiny/recipe.json):
   inspect-app pretrain --data synthetic ../shared/data/neu-det ../shared/data/cwru \\
-      --config tiny --steps 700 --batch-size 16 --out runs/pretrain-tiny --seed 0
+      --config tiny --steps 1400 --batch-size 16 --out runs/pretrain-tiny --seed 0
 
 Resume an interrupted run:   inspect-app pretrain ... --out runs/pretrain-tiny --resume
 Many GPUs:                   torchrun --nproc-per-node 4 -m inspect_app pretrain ...
@@ -72,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bf16", action="store_true", help="bfloat16 autocast on CPU too (always on for CUDA)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument(
+        "--bias-update-rate",
+        type=float,
+        default=0.02,
+        help="routing-bias step per optimizer step (load balancing; default 0.02 for short runs)",
+    )
 
 
 def _schedule(step: int, total: int, peak: float) -> float:
@@ -104,12 +110,16 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda")
     main = rank == 0
 
-    config = BackboneConfig.named(args.config)
+    config = BackboneConfig.named(args.config, bias_update_rate=args.bias_update_rate)
     spectrum = SpectrumConfig()
     if spectrum.n_bins != config.spectrum_bins:
         msg = f"spectrum has {spectrum.n_bins} bins but backbone {args.config} expects "
         msg += f"{config.spectrum_bins}"
         raise ValueError(msg)
+    if world > 1 and rank != 0:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 fills the cache first; the others then read it
     data = load_sources(
         args.data,
         args.cache,
@@ -118,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         args.synthetic_lines,
         args.parts_per_line,
     )
+    if world > 1 and rank == 0:
+        import torch.distributed as dist
+
+        dist.barrier()
     classes = [OK, *sorted(set(data.labels) - {OK})]
     label_index = np.array([classes.index(lab) for lab in data.labels])
     train_idx = np.flatnonzero(~data.held_out)
@@ -187,10 +201,10 @@ def run(args: argparse.Namespace) -> int:
         if main and log is not None:
             row = {
                 "step": step + 1,
-                "loss": float(losses.total),
-                "class": float(losses.cls),
-                "defect_map": float(losses.defect_map),
-                "masked_patch": float(losses.masked_patch),
+                "loss": losses.total.item(),
+                "class": losses.cls.item(),
+                "defect_map": losses.defect_map.item(),
+                "masked_patch": losses.masked_patch.item(),
                 "class_accuracy": losses.class_accuracy,
                 "lr": optimizer.param_groups[0]["lr"],
                 "load_max_over_min": float(
@@ -279,6 +293,7 @@ def _recipe(
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "bias_update_rate": args.bias_update_rate,
         "data": [str(d) for d in args.data],
         "synthetic_seeds": [1000, 1000 + args.synthetic_lines - 1]
         if "synthetic" in args.data
