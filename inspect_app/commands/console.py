@@ -1,18 +1,107 @@
-"""`inspect-app console`: not built yet."""
+"""`inspect-app console`: the operator's window at the line (PyQt6, in the `ui` package)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
-from inspect_app.commands._unbuilt import not_built
+from inspect_app.home import default_db_url, resolve_home
 
-HELP = "(not built yet) console"
-DESCRIPTION = "This command is not built yet in this version."
+HELP = "the operator console: live part, verdict, spectrum, counters, defect log, overrides"
+DESCRIPTION = """\
+Open the line-side operator window. It runs the same inspection pipeline as `inspect-app serve`
+in worker threads and shows the current part with its defect heat-map and box, the vibration
+spectrum, a PASS / FAIL / FAULT banner readable from two metres, the shift's counters, the
+source's health and the defect log (filter by class, verdict and time; click a row to see the
+part's snapshot). The operator can start and stop the source, switch the line (the next part is
+inspected with that line's model), override any part (confirm the defect, false alarm, relabel
+the class — signed and saved to the log; `inspect-app adapt --line L --from-db` learns from
+them) and export an HTML / PDF / CSV report.
+
+Needs the `ui` extra (PyQt6, pyqtgraph) and a display (X11/Wayland; QT_QPA_PLATFORM=offscreen
+for tests).
+
+example:
+  inspect-app console --line demo-line --source sample_data/demo-line/stream --start
+  inspect-app console --line press-3 --source rtsp://10.0.0.5/stream --vibration acc.wav \\
+      --db postgresql+psycopg://qa@db/plant --operator "A. Jones" --full-screen
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument(
+        "--line", metavar="L", help="line model to run (default: the only/first line in HOME)"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="SRC",
+        default="",
+        help="dataset folder, video file, camera index, RTSP URL or GStreamer pipeline "
+        "(can be typed in the window too)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="SQLAlchemy URL of the defect log (default: SQLite HOME/inspect.db)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "tensorrt"),
+        default="torch",
+        help="inference backend (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vibration", metavar="FILE", help="vibration recording paired with a camera source"
+    )
+    parser.add_argument(
+        "--window-s", type=float, metavar="S", help="cut long vibration recordings into S s parts"
+    )
+    parser.add_argument("--operator", default="", help="pre-fill the operator name for overrides")
+    parser.add_argument("--start", action="store_true", help="start the source at once")
+    parser.add_argument("--full-screen", action="store_true", help="fill the screen")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built(args)
+    from inspect_app.lines import list_lines
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    home = resolve_home(args.home)
+    lines = list_lines(home)
+    line = args.line or (lines[0] if lines else None)
+    if line is None:
+        print(
+            f"inspect-app console: no line model in {home / 'lines'}; teach one first, e.g.\n"
+            "  inspect-app adapt --line demo-line --data sample_data/demo-line/adapt",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        from ui.app import ConsoleOptions, run_console
+    except ImportError as exc:
+        print(
+            f"inspect-app console: the console needs PyQt6 and pyqtgraph ({exc}); "
+            "install them with: pip install 'inspect-app[ui]'",
+            file=sys.stderr,
+        )
+        return 1
+    home.mkdir(parents=True, exist_ok=True)
+    options = ConsoleOptions(
+        home=home,
+        line=line,
+        lines=tuple(lines),
+        db_url=args.db or default_db_url(home),
+        source=args.source,
+        backend=args.backend,
+        vibration=args.vibration,
+        window_s=args.window_s,
+        operator=args.operator,
+        autostart=args.start,
+        full_screen=args.full_screen,
+    )
+    return run_console(options)

@@ -1,0 +1,335 @@
+"""The console window driven offscreen on a replayed stream, around the label-oracle fake backend.
+
+The real pipeline, store, workers and widgets run; only the model is fake (see conftest), so each
+verdict is known and what the window shows can be checked against the defect log exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inspect_app.from_db import export_corrections
+from inspect_app.store import DefectStore, InspectionRecord
+from tests.ui.conftest import fake_loader
+from ui.main_window import MainWindow
+from ui.view_state import PartView
+from ui.worker import ConsoleSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+N_PARTS, N_DEFECTIVE = 32, 8
+WAIT_MS = 15_000
+
+
+def make_window(
+    qtbot: Any, store: DefectStore, db_url: str, home: Path, source: str, **loader_kw: Any
+) -> MainWindow:
+    batch = loader_kw.pop("batch", 8)
+    settings = ConsoleSettings(home=home, db_url=db_url, batch_size=batch, queue_size=2 * batch)
+    loader = fake_loader(**loader_kw)
+    window = MainWindow(
+        store, loader, settings, "line-a", ["line-a", "line-b"], source=source, operator=""
+    )
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitUntil(lambda: window.classes != [], timeout=WAIT_MS)
+    return window
+
+
+@pytest.fixture
+def window(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> Iterator[MainWindow]:
+    w = make_window(qtbot, store, db_url, tmp_path, str(stream))
+    yield w
+    w.shutdown()
+
+
+def run_to_end(qtbot: Any, window: MainWindow, parts: int = N_PARTS) -> None:
+    window.start()
+    qtbot.waitUntil(
+        lambda: window.health_view.state == "ended" and window.counters_view.parts == parts,
+        timeout=WAIT_MS,
+    )
+
+
+def test_verdicts_appear_and_counters_match_the_store(
+    qtbot: Any, window: MainWindow, store: DefectStore
+) -> None:
+    shown: list[PartView] = []
+    window.line_worker.part_committed.connect(shown.append)
+    run_to_end(qtbot, window)
+    qtbot.waitUntil(lambda: window.current is not None and window._pending is None, timeout=WAIT_MS)
+
+    c = window.counters_view
+    assert c.parts == store.count(line="line-a") == N_PARTS
+    assert c.fails == store.count(line="line-a", verdict="FAIL") == N_DEFECTIVE
+    assert c.faults == store.count(line="line-a", verdict="FAULT") == 0
+    assert c.passed == N_PARTS - N_DEFECTIVE
+    assert c.yield_pct == pytest.approx(100.0 * (N_PARTS - N_DEFECTIVE) / N_PARTS)
+    assert window.counters.tiles["parts"].value.text() == str(N_PARTS)
+    assert window.counters.tiles["fails"].value.text() == str(N_DEFECTIVE)
+    assert window.counters.tiles["yield"].value.text() == "75.0 %"
+
+    # Every part the worker sent is a logged part with the same verdict as the log.
+    assert shown
+    for part in shown:
+        assert part.inspection_id is not None
+        row = store.inspection(part.inspection_id)
+        assert (row.part_id, row.verdict, row.defect_class) == (
+            part.part_id,
+            part.verdict,
+            part.defect_class,
+        )
+    # The banner shows the part on screen, and that part is the newest one logged.
+    current = window.current
+    assert current is not None
+    assert window.banner.word.text() == current.verdict
+    assert current.part_id == store.inspections(line="line-a", limit=1)[0].part_id
+    assert window.spectrum.redraws >= 1
+    # The log's first page caught up with the run.
+    qtbot.waitUntil(
+        lambda: (
+            window.log_panel.last_page is not None and window.log_panel.last_page.total == N_PARTS
+        ),
+        timeout=WAIT_MS,
+    )
+
+
+def test_a_fail_shows_class_heatmap_and_box(qtbot: Any, window: MainWindow) -> None:
+    fails: list[PartView] = []
+    window.line_worker.part_committed.connect(
+        lambda p: fails.append(p) if p.verdict == "FAIL" else None
+    )
+    run_to_end(qtbot, window)
+    if not fails:
+        pytest.skip("no FAIL happened to be the newest part of a committed batch")
+    part = fails[-1]
+    assert part.box is not None and part.image is not None
+    window.on_part(part)
+    window.render_pending()
+    assert window.banner.word.text() == "FAIL"
+    assert part.defect_class is not None
+    assert part.defect_class.replace("_", " ").upper() in window.banner.detail.text()
+    assert window.part_image.box == part.box
+    # The heat-map blob (top-left quarter) is blended into the frame the worker prepared.
+    assert part.image.shape[2] == 3
+
+
+def test_override_lands_in_the_store_and_in_from_db_data(
+    qtbot: Any, window: MainWindow, store: DefectStore, stream: Path, tmp_path: Path
+) -> None:
+    run_to_end(qtbot, window)
+    fail_rows = store.inspections(line="line-a", verdict="FAIL", limit=10)
+    pass_row = store.inspections(line="line-a", verdict="PASS", limit=1)[0]
+
+    # False alarm on a FAIL, through the dialog as the operator does it.
+    target = fail_rows[0]
+    window.override_row(target)
+    dialog = window.override_dialog
+    dialog.radios["false_alarm"].setChecked(True)
+    dialog.operator.setText("A. Jones")
+    dialog.note.setPlainText("scratch is a reflection")
+    dialog._accept()
+    qtbot.waitUntil(
+        lambda: store.inspection(target.id).operator_action is not None, timeout=WAIT_MS
+    )
+    saved = store.inspection(target.id)
+    assert (saved.operator_action, saved.operator, saved.effective_verdict) == (
+        "false_alarm",
+        "A. Jones",
+        "PASS",
+    )
+    assert saved.operator_note == "scratch is a reflection"
+
+    # Relabel a missed defect (a PASS) to a class.
+    window.override_row(pass_row)
+    dialog = window.override_dialog
+    assert dialog.radios["relabel"].isChecked() and not dialog.radios["false_alarm"].isEnabled()
+    dialog.class_box.setCurrentText("crack")
+    dialog.operator.setText("A. Jones")
+    dialog._accept()
+    qtbot.waitUntil(
+        lambda: store.inspection(pass_row.id).operator_action is not None, timeout=WAIT_MS
+    )
+    assert store.inspection(pass_row.id).effective_class == "crack"
+
+    # Both corrections become adaptation data with the operator's labels.
+    result = export_corrections(
+        store, "line-a", tmp_path / "from-db", sources=[stream], show_progress=False
+    )
+    labels = {p.part_id: p.label for p in result.parts}
+    assert labels == {target.part_id: "ok", pass_row.part_id: "crack"}
+    assert all(p.image and p.vibration for p in result.parts)
+    from sensors.dataset import LineDataset
+
+    ds = LineDataset.open(tmp_path / "from-db")
+    assert sorted(ds.labels) == ["crack", "ok"]
+    assert ds[0].frame is not None and ds[0].vibration is not None
+
+
+def test_an_override_the_store_refuses_is_shown_not_lost(
+    qtbot: Any, window: MainWindow, store: DefectStore
+) -> None:
+    run_to_end(qtbot, window)
+    pass_row = store.inspections(line="line-a", verdict="PASS", limit=1)[0]
+    from ui.view_state import OverrideRequest
+
+    window.request_override.emit(OverrideRequest(pass_row.id, "false_alarm", "B. Smith"))
+    qtbot.waitUntil(
+        lambda: any("override not saved" in m for m in window.messages), timeout=WAIT_MS
+    )
+    assert store.inspection(pass_row.id).operator_action is None
+
+
+def test_filters_and_paging(qtbot: Any, window: MainWindow, store: DefectStore) -> None:
+    run_to_end(qtbot, window)
+    old = datetime.now(timezone.utc) - timedelta(days=2)
+    store.add_inspections([InspectionRecord("line-a", "v1", "old-part", old, "FAIL", "crack", 0.8)])
+    panel = window.log_panel
+
+    def shown_total() -> int | None:
+        page = panel.last_page
+        return None if page is None or page.query.serial != panel.serial else page.total
+
+    panel.refresh()
+    qtbot.waitUntil(lambda: shown_total() == N_PARTS + 1, timeout=WAIT_MS)
+
+    panel.verdict_box.setCurrentText("FAIL")
+    qtbot.waitUntil(lambda: shown_total() == N_DEFECTIVE + 1, timeout=WAIT_MS)
+    assert {r.verdict for r in panel.model.rows} == {"FAIL"}
+
+    panel.class_box.setCurrentText("crack")
+    expected = store.count(line="line-a", verdict="FAIL", defect_class="crack")
+    qtbot.waitUntil(lambda: shown_total() == expected, timeout=WAIT_MS)
+    assert {r.defect_class for r in panel.model.rows} == {"crack"}
+
+    panel.time_box.setCurrentText("last 24 h")
+    qtbot.waitUntil(lambda: shown_total() == expected - 1, timeout=WAIT_MS)
+    assert "old-part" not in {r.part_id for r in panel.model.rows}
+
+    panel.verdict_box.setCurrentText("all")
+    panel.class_box.setCurrentText("all")
+    panel.time_box.setCurrentText("any time")
+    panel.page_size = 10
+    panel.first_page()
+    qtbot.waitUntil(
+        lambda: shown_total() == N_PARTS + 1 and len(panel.model.rows) == 10, timeout=WAIT_MS
+    )
+    first = [r.id for r in panel.model.rows]
+    panel.next_button.click()
+    qtbot.waitUntil(
+        lambda: panel.last_page is not None and panel.last_page.query.page == 1, timeout=WAIT_MS
+    )
+    second = [r.id for r in panel.model.rows]
+    assert len(second) == 10 and not set(first) & set(second)
+    assert panel.pager.text().startswith("page 2 / 4")
+
+
+def test_a_line_switch_takes_effect_on_the_next_part(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> None:
+    window = make_window(
+        qtbot,
+        store,
+        db_url,
+        tmp_path,
+        str(stream),
+        versions={"line-b": "v9"},
+        delay_s=0.03,
+        batch=2,
+    )
+    try:
+        window.start()
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
+        window.line_box.setCurrentText("line-b")
+        window.switch_line("line-b")
+        qtbot.waitUntil(lambda: window.line == "line-b", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: window.health_view.state == "ended", timeout=WAIT_MS)
+        qtbot.waitUntil(
+            lambda: window._pending is None and window.current is not None, timeout=WAIT_MS
+        )
+    finally:
+        window.shutdown()
+    a = store.inspections(line="line-a", limit=100)
+    b = store.inspections(line="line-b", limit=100)
+    assert a and b, "both lines inspected parts"
+    assert {r.model_version for r in b} == {"v9"}
+    # Every part read after the switch went to line-b; none was inspected twice or lost.
+    assert max(r.timestamp for r in a) <= min(r.timestamp for r in b)
+    ids = [r.part_id for r in a + b]
+    assert len(ids) == len(set(ids)) == N_PARTS
+    assert window.current is not None and window.current.line == "line-b"
+    assert window.counters_view.parts == N_PARTS
+    assert window.log_panel.line == "line-b"
+
+
+def test_a_line_that_cannot_load_leaves_the_running_line_alone(
+    qtbot: Any, window: MainWindow
+) -> None:
+    window.switch_line("no-such-line")
+    qtbot.waitUntil(
+        lambda: any("could not load line" in m for m in window.messages), timeout=WAIT_MS
+    )
+    assert window.line == "line-a"
+    run_to_end(qtbot, window)
+
+
+def test_stop_then_start_continues_without_repeating_parts(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> None:
+    window = make_window(qtbot, store, db_url, tmp_path, str(stream), delay_s=0.03, batch=2)
+    try:
+        window.start()
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
+        window.stop()
+        qtbot.waitUntil(lambda: window.health_view.state == "stopped", timeout=WAIT_MS)
+        stopped_at = store.count()
+        assert stopped_at < N_PARTS
+        assert window.start_button.isEnabled()
+        window.start()
+        qtbot.waitUntil(lambda: window.health_view.state == "ended", timeout=WAIT_MS)
+    finally:
+        window.shutdown()
+    ids = [r.part_id for r in store.inspections(limit=100)]
+    assert len(ids) == len(set(ids)) == N_PARTS
+
+
+def test_click_opens_the_snapshot(qtbot: Any, window: MainWindow, store: DefectStore) -> None:
+    run_to_end(qtbot, window)
+    panel = window.log_panel
+    panel.verdict_box.setCurrentText("FAIL")
+    qtbot.waitUntil(
+        lambda: (
+            panel.last_page is not None
+            and panel.last_page.query.verdict == "FAIL"
+            and len(panel.model.rows) > 0
+        ),
+        timeout=WAIT_MS,
+    )
+    index = panel.model.index(0, 1)
+    panel.table.clicked.emit(index)
+    dialog = window.snapshot_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+    row = panel.model.rows[0]
+    assert dialog.row is not None and dialog.row.id == row.id
+    assert row.snapshot_path is not None and Path(row.snapshot_path).is_file()
+    assert dialog.image.image is not None
+    assert row.part_id in dialog.info.text()
+
+
+def test_export_report_uses_the_report_code(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
+    run_to_end(qtbot, window)
+    out = tmp_path / "shift.html"
+    window.export_report(str(out))
+    qtbot.waitUntil(lambda: any("report of" in m for m in window.messages), timeout=WAIT_MS)
+    assert out.is_file()
+    assert "line-a" in out.read_text(encoding="utf-8")
+    window.export_report(str(tmp_path / "shift.docx"))
+    assert "name it .html, .pdf or .csv" in window.messages[-1]

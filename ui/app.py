@@ -1,0 +1,81 @@
+"""Starts the operator console: the defect log, the line loader, the QApplication, the window."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from inspect_app.snapshots import snapshot_dir_for
+from inspect_app.store import DefectStore
+from ui.worker import ConsoleSettings, LineLoader, product_loader
+
+if TYPE_CHECKING:
+    from ui.main_window import MainWindow
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    """Everything `inspect-app console` is told."""
+
+    home: Path
+    line: str
+    lines: tuple[str, ...]
+    db_url: str
+    source: str = ""
+    backend: str = "torch"
+    vibration: str | None = None
+    window_s: float | None = None
+    operator: str = ""
+    autostart: bool = False
+    full_screen: bool = False
+
+
+def build_window(
+    options: ConsoleOptions, store: DefectStore, loader: LineLoader | None = None
+) -> MainWindow:
+    """The console window over `store` (a QApplication must exist)."""
+    from ui.main_window import MainWindow
+
+    settings = ConsoleSettings(
+        home=options.home,
+        db_url=options.db_url,
+        vibration=options.vibration,
+        window_s=options.window_s,
+    )
+    snapshots = snapshot_dir_for(options.db_url, options.home)
+    return MainWindow(
+        store,
+        loader or product_loader(options.home, options.backend),
+        settings,
+        options.line,
+        list(options.lines),
+        source=options.source,
+        snapshot_dirs=(snapshots, options.home),
+        operator=options.operator,
+    )
+
+
+def run_console(options: ConsoleOptions) -> int:
+    """Open the window and run the Qt event loop until it is closed; the exit status."""
+    import pyqtgraph as pg
+    from PyQt6.QtWidgets import QApplication
+
+    pg.setConfigOptions(antialias=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    store = DefectStore.open(options.db_url)
+    try:
+        window = build_window(options, store)
+        window.resize(1600, 1000)
+        if options.full_screen:
+            window.showFullScreen()
+        else:
+            window.show()
+        if options.autostart and options.source:
+            window.start()
+        code = int(app.exec())
+        window.shutdown()
+        return code
+    finally:
+        store.close()

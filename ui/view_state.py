@@ -1,0 +1,176 @@
+"""What the console shows, as plain data: parts, counters, source health, log pages, overrides.
+
+No Qt here. The workers build these values off the GUI thread and send them to the window through
+signals; the widgets only draw them. Keeping them plain makes them safe to pass between threads
+and easy to test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from inspect_app.store import InspectionRow
+
+TIME_WINDOWS: dict[str, timedelta | None] = {
+    "any time": None,
+    "last 10 min": timedelta(minutes=10),
+    "last hour": timedelta(hours=1),
+    "last 8 h (shift)": timedelta(hours=8),
+    "last 24 h": timedelta(hours=24),
+}
+"""The defect log's time filter: label shown → how far back from now."""
+
+OVERRIDE_ACTIONS: dict[str, str] = {
+    "confirm": "Confirm defect",
+    "false_alarm": "False alarm (part is good)",
+    "relabel": "Relabel class",
+}
+"""Store action → what the operator reads."""
+
+
+@dataclass(frozen=True)
+class PartView:
+    """The part on screen: its verdict and the evidence (frame, heat-map overlay, spectrum).
+
+    `image` is RGB uint8 (H, W, 3) with the heat-map already blended in (FAIL parts only);
+    `box` is (x0, y0, x1, y1) in 0..1 of the frame. `spectrum_hz` / `spectrum_db` are the
+    vibration window's Welch PSD (None without vibration).
+    """
+
+    line: str
+    model_version: str
+    part_id: str
+    verdict: str
+    defect_class: str | None
+    defect_score: float | None
+    threshold: float
+    fault_reason: str | None
+    inspection_id: int | None
+    image: np.ndarray | None = None
+    box: tuple[float, float, float, float] | None = None
+    spectrum_hz: np.ndarray | None = None
+    spectrum_db: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """The source as the operator needs it: is it delivering, and how often did it break."""
+
+    state: str  # "idle", "loading", "running", "reconnecting", "ended", "stopped", "error"
+    source: str = ""
+    reconnects: int = 0
+    gaps: int = 0
+    failed_reads: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CounterView:
+    """The counters row. Counts are this session's, as committed to the defect log."""
+
+    line: str
+    parts: int = 0
+    passed: int = 0
+    fails: int = 0
+    faults: int = 0
+    parts_per_s: float = 0.0
+    dropped: int = 0
+
+    @property
+    def yield_pct(self) -> float | None:
+        """PASS / parts in percent (None before the first part). FAULT parts are not good."""
+        return 100.0 * self.passed / self.parts if self.parts else None
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """One page of the defect log with the table's filters."""
+
+    line: str | None = None
+    verdict: str | None = None
+    defect_class: str | None = None
+    window: str = "any time"  # a key of TIME_WINDOWS
+    page: int = 0
+    page_size: int = 50
+    serial: int = 0  # answers to an older request are ignored by the table
+
+    def __post_init__(self) -> None:
+        if self.window not in TIME_WINDOWS:
+            msg = f"time window {self.window!r} is not one of {list(TIME_WINDOWS)}"
+            raise ValueError(msg)
+        if self.page < 0 or self.page_size < 1:
+            msg = f"page {self.page} must be >= 0 and page_size {self.page_size} >= 1"
+            raise ValueError(msg)
+
+    def since(self, now: datetime | None = None) -> datetime | None:
+        """The start of the time window (aware UTC), or None for any time."""
+        span = TIME_WINDOWS[self.window]
+        if span is None:
+            return None
+        return (now or datetime.now(timezone.utc)) - span
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """A page of the defect log as read by the log worker."""
+
+    query: LogQuery
+    rows: tuple[InspectionRow, ...]
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.page_size))
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    """The operator's correction of one inspected part."""
+
+    inspection_id: int
+    action: str  # a key of OVERRIDE_ACTIONS
+    operator: str
+    note: str = ""
+    new_class: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in OVERRIDE_ACTIONS:
+            msg = f"override action {self.action!r} is not one of {list(OVERRIDE_ACTIONS)}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class OverrideOutcome:
+    """What became of an override: saved (with the row as it now reads) or refused, and why."""
+
+    request: OverrideRequest
+    row: InspectionRow | None
+    error: str | None = None
+
+
+@dataclass
+class DisplayRate:
+    """Parts the window actually drew per second (vs. the pipeline's parts per second).
+
+    The window redraws the newest part on a timer, so under load it shows fewer parts than the
+    pipeline inspects; every part still reaches the counters and the defect log.
+    """
+
+    shown: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def record(self, now: float) -> None:
+        self.shown += 1
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    @property
+    def per_s(self) -> float:
+        if self.first is None or self.last is None or self.last <= self.first:
+            return 0.0
+        return (self.shown - 1) / (self.last - self.first)

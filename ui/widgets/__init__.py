@@ -1,0 +1,1 @@
+"""The console's widgets: each draws one kind of view state and holds no inspection logic."""
