@@ -7,7 +7,8 @@ features of 50 parts train a probe that is scored on the rest:
 Real data, held-out groups of pretraining (never trained on): NEU-DET images and CWRU
 recordings, a logistic-regression probe fitted on the train split, accuracy on held-out parts.
 
-Run:  python benchmarks/backbone_probe.py --checkpoint models/checkpoints/tiny
+Run from the repository root (as a module: benchmarks/sensors.py would shadow `sensors`):
+    python -m benchmarks.backbone_probe --checkpoint models/checkpoints/tiny
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=90, help="parts per held-out line")
     parser.add_argument("--shots", type=int, default=50, help="labelled parts per line")
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "probe-cache")
+    parser.add_argument("--lines", type=int, default=len(HELD_OUT_SEEDS), help="held-out lines")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -176,7 +178,7 @@ def main() -> None:
     pretrained = InspectBackbone.from_pretrained(args.checkpoint).eval()
     torch.manual_seed(0)
     random_init = InspectBackbone(BackboneConfig.named(pretrained.config.size_name)).eval()
-    lines = [held_out_line(s, args.parts, args.cache) for s in HELD_OUT_SEEDS]
+    lines = [held_out_line(s, args.parts, args.cache) for s in HELD_OUT_SEEDS[: args.lines]]
     real: dict[str, PretrainArrays] = {}
     for name in ("neu-det", "cwru"):
         if (DATA / name).is_dir():
@@ -195,7 +197,7 @@ def main() -> None:
         print(f"{label:12s} " + "  ".join(f"{k}={v:.3f}" for k, v in row.items()), end="")
         print(f"  ({time.time() - t0:.0f} s)")
     print(
-        f"held-out synthetic lines: seeds {HELD_OUT_SEEDS}, {args.parts} parts each, "
+        f"held-out synthetic lines: seeds {HELD_OUT_SEEDS[: args.lines]}, {args.parts} parts each, "
         f"{args.shots} labelled; features frozen"
     )
     if args.json:
