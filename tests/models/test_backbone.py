@@ -128,3 +128,13 @@ def test_bad_inputs_are_named() -> None:
         m()
     with pytest.raises(ValueError, match="unknown backbone size"):
         BackboneConfig.named("huge")
+
+
+def test_bfloat16_autocast_trains() -> None:
+    m = InspectBackbone(BackboneConfig.named("tiny")).train()
+    batch = _batch(m.config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(**batch, image_present=torch.tensor([True, False]))
+    out.cls.float().sum().backward()
+    assert torch.isfinite(out.cls.float()).all()
+    assert m.layers[1].attn.qkv.weight.grad is not None
