@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         body.addWidget(self.log_panel)
         body.setStretchFactor(0, 3)
         body.setStretchFactor(1, 2)
+        body.setSizes([600, 400])  # the log keeps room for a dozen rows
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -196,6 +197,7 @@ class MainWindow(QMainWindow):
         self.log_thread.setObjectName("console-log")
         self.log_worker = LogWorker(store, snapshot_dirs)
         self.log_worker.moveToThread(self.log_thread)
+        self.log_thread.started.connect(self.log_worker.setup)
         queued(self.log_panel.page_requested, self.log_worker.query)
         queued(self.request_override, self.log_worker.apply_override)
         queued(self.request_snapshot, self.log_worker.load_snapshot)

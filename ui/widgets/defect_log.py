@@ -157,6 +157,10 @@ class DefectLogPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.clicked.connect(self._clicked)
+        for widget in (self.table, self.verdict_box, self.class_box, self.time_box, self.line_box):
+            font = widget.font()
+            font.setPointSize(12)
+            widget.setFont(font)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

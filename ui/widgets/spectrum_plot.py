@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 REDRAW_MS = 50
@@ -21,8 +22,15 @@ class SpectrumPlot(QWidget):
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = REDRAW_MS) -> None:
         super().__init__(parent)
         self.plot = pg.PlotWidget(background="#202124")
-        self.plot.setLabel("bottom", "frequency", units="Hz")
-        self.plot.setLabel("left", "PSD", units="dB")
+        label_style = {"color": "#e8eaed", "font-size": "12pt"}
+        self.plot.setLabel("bottom", "frequency", units="Hz", **label_style)
+        self.plot.setLabel("left", "PSD", units="dB", **label_style)
+        tick_font = QFont()
+        tick_font.setPointSize(11)
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setTickFont(tick_font)
+            axis.setTextPen("#e8eaed")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)

@@ -1,0 +1,89 @@
+"""Operator-corrected parts → an adaptation dataset folder (inspect_app.from_db)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspect_app.from_db import effective_label, export_corrections
+from inspect_app.store import DefectStore, InspectionRecord
+from sensors.dataset import LineDataset
+
+NOW = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
+
+
+def record(
+    part: str, verdict: str, cls: str | None = None, snapshot: str | None = None
+) -> InspectionRecord:
+    return InspectionRecord(
+        "press-1", "v1", part, NOW, verdict, cls, 0.9 if verdict == "FAIL" else 0.1,
+        fault_reason="camera timeout" if verdict == "FAULT" else None, snapshot_path=snapshot,
+    )  # fmt: skip
+
+
+def write_snapshot(folder: Path, stem: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        folder / f"{stem}.npz",
+        samples=np.sin(np.arange(2048, dtype=np.float32) / 7),
+        sample_rate_hz=np.float64(12800.0),
+    )
+    (folder / f"{stem}.jpg").write_bytes(b"evidence image with the heat-map drawn in")
+    return str(folder / f"{stem}.jpg")
+
+
+def test_snapshot_vibration_is_used_and_the_overlay_image_is_not(
+    store: DefectStore, tmp_path: Path
+) -> None:
+    snap = write_snapshot(tmp_path / "snapshots", "p1-FAIL")
+    [fail_id, pass_id, fault_id, untouched_id] = store.add_inspections(
+        [
+            record("p1", "FAIL", "crack", snap),
+            record("p2", "PASS"),
+            record("p3", "FAULT"),
+            record("p4", "FAIL", "crack"),
+        ]
+    )
+    del untouched_id
+    store.add_operator_action(fail_id, "false_alarm", "A. Jones", "glare")
+    store.add_operator_action(pass_id, "relabel", "A. Jones", new_class="dent")
+    store.add_operator_action(fault_id, "confirm", "A. Jones")
+
+    result = export_corrections(store, "press-1", tmp_path / "out", show_progress=False)
+
+    assert [(p.part_id, p.label, p.image) for p in result.parts] == [("p1", "ok", None)]
+    skipped = dict(result.skipped)
+    assert set(skipped) == {"p2", "p3"}  # p4 was never corrected
+    assert "no snapshot" in skipped["p2"] and "no label" in skipped["p3"]
+    ds = LineDataset.open(tmp_path / "out")
+    part = ds[0]
+    assert ds.labels == ["ok"] and part.frame is None
+    assert part.vibration is not None and part.vibration.sample_rate_hz == 12800.0
+    assert part.vibration.samples.shape == (2048,)
+
+
+def test_nothing_corrected_or_a_used_folder_is_refused(store: DefectStore, tmp_path: Path) -> None:
+    [part_id] = store.add_inspections([record("p1", "FAIL", "crack")])
+    with pytest.raises(ValueError, match="no operator-corrected parts"):
+        export_corrections(store, "press-1", tmp_path / "out", show_progress=False)
+    store.add_operator_action(part_id, "confirm", "A. Jones")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "labels.csv").write_text("image,label\n")
+    with pytest.raises(ValueError, match="not empty"):
+        export_corrections(store, "press-1", tmp_path / "used", show_progress=False)
+    with pytest.raises(ValueError, match="none of the 1 corrected parts"):
+        export_corrections(store, "press-1", tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_effective_label_follows_the_latest_action(store: DefectStore) -> None:
+    [i] = store.add_inspections([record("p1", "FAIL", "crack")])
+    store.add_operator_action(i, "relabel", "A. Jones", new_class="dent")
+    assert effective_label(store.inspection(i)) == "dent"
+    store.add_operator_action(i, "false_alarm", "B. Smith")
+    assert effective_label(store.inspection(i)) == "ok"
+    store.add_operator_action(i, "confirm", "C. Lee")
+    assert effective_label(store.inspection(i)) == "crack"
