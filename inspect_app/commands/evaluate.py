@@ -1,18 +1,108 @@
-"""`inspect-app evaluate`: not built yet."""
+"""`inspect-app evaluate`: score a labeled dataset with a line's model (DESIGN §5 metrics)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
-from inspect_app.commands._unbuilt import not_built
+from inspect_app.home import resolve_home
+from inspect_app.teach import EvaluateOptions, evaluate_line
+from sensors.errors import DataError
 
-HELP = "(not built yet) evaluate"
-DESCRIPTION = "This command is not built yet in this version."
+HELP = "score a labeled dataset with line L: miss rate, false rejects, AUROC, ..."
+DESCRIPTION = """\
+Score every part of a labeled dataset folder with line L's active model (or --version) and
+print the metrics of DESIGN §5: miss rate, false-reject rate, AUROC, accuracy, class accuracy,
+per-class counts and recall, the threshold, latency p50/p95 and, where the data has defect
+masks, the heat-map's pixel AUROC. With --json FILE the metrics are also written as JSON.
+
+A part that cannot be read is counted as FAIL (never PASS) and listed under "faults". A defect
+class that the line was never taught still counts as a defect; its class cannot be named and
+per_class says so. When the folder is the one the line was taught from, the adapt parts are
+left out (their scores would flatter the model). With a `split` column, the `test` rows are
+scored.
+
+Example:
+  inspect-app evaluate --line press-3 --data parts/press-3-week2 --json week2.json
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
+    parser.add_argument("--data", required=True, help="labeled dataset folder")
+    parser.add_argument("--json", metavar="FILE", default=None, help="write the metrics here")
+    parser.add_argument("--version", default=None, help="a version folder (default: the active)")
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="vibration window length (default: the one the line was taught with)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
+    )
+    parser.add_argument(
+        "--include-adapt-parts",
+        action="store_true",
+        help="also score the parts the line was taught from",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fmt(x: object) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.4f}"
+    return str(x)
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built(args)
+    if args.batch_size < 1:
+        msg = f"--batch-size must be positive, got {args.batch_size}"
+        print(f"inspect-app evaluate: {msg}", file=sys.stderr)
+        return 2
+    options = EvaluateOptions(
+        version=args.version,
+        window_s=args.window_s,
+        batch_size=args.batch_size,
+        include_adapt_parts=args.include_adapt_parts,
+        show_progress=not args.no_progress,
+    )
+    try:
+        report = evaluate_line(resolve_home(args.home), args.line, Path(args.data), options)
+    except (DataError, ValueError) as exc:
+        print(f"inspect-app evaluate: {exc}", file=sys.stderr)
+        return 1
+    m = report.as_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+    print(f"line {args.line} on {args.data}: {m['n']} parts, {m['n_defective']} defective")
+    for key in (
+        "miss_rate",
+        "false_reject_rate",
+        "auroc",
+        "accuracy",
+        "class_accuracy",
+        "pixel_auroc",
+        "threshold",
+        "n_fault",
+    ):
+        if key in m:
+            print(f"  {key:<18} {_fmt(m[key])}")
+    lat = m["latency_ms"]
+    print(f"  latency_ms         p50 {_fmt(lat['p50'])}  p95 {_fmt(lat['p95'])}")
+    print("  per class:")
+    for label, stats in m["per_class"].items():
+        line = f"    {label:<18} n={stats['n']:<5} recall={_fmt(stats['recall'])}"
+        if "note" in stats:
+            line += f"  ({stats['note']})"
+        print(line)
+    for note in m["notes"]:
+        print(f"  note: {note}")
+    if args.json:
+        print(f"metrics written to {args.json}")
+    return 0

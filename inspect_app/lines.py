@@ -1,0 +1,286 @@
+"""Line models on disk: versioned folders under HOME/lines/<line>, one of them ACTIVE.
+
+Layout (docs/internals.md, "The line model on disk"):
+
+    HOME/lines/<line>/ACTIVE          the active version's folder name, replaced atomically
+    HOME/lines/<line>/v1/ v2/ ...     versions, never modified once written
+        line.json  weights.safetensors  adapter/ (peft, when used)  MODEL_CARD.md
+
+A version is written into a hidden temporary folder beside the versions and renamed into place;
+ACTIVE is switched last (write a temporary file, `os.replace`). A crash or a bad input at any
+point leaves the previous active model untouched and no half-written `vN` folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inspect_app.home import line_dir
+
+if TYPE_CHECKING:
+    from models.line_model import LineModel
+
+FORMAT = 1
+ACTIVE = "ACTIVE"
+CARD_FILE = "line.json"
+WEIGHTS_FILE = "weights.safetensors"
+ADAPTER_DIR = "adapter"
+MODEL_CARD = "MODEL_CARD.md"
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+@dataclass
+class LineCard:
+    """`line.json`: what a line model is, how its inputs are made, and how well it did."""
+
+    line: str
+    method: str
+    classes: list[str]
+    threshold: float
+    modalities: list[str]
+    image_size: int
+    spectrum: dict[str, Any]
+    backbone: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+    created: str = ""
+    format: int = FORMAT
+    model: dict[str, Any] = field(default_factory=dict)  # LineModel construction settings
+    adapt: dict[str, Any] = field(default_factory=dict)  # how it was taught (data, samples, seed)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "line.json") -> LineCard:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = f"{source}: not valid JSON ({exc})"
+            raise ValueError(msg) from exc
+        if raw.get("format") != FORMAT:
+            msg = f"{source}: line model format {raw.get('format')!r} is not {FORMAT}"
+            raise ValueError(msg)
+        known = set(cls.__dataclass_fields__)
+        missing = {"line", "method", "classes", "threshold", "modalities"} - set(raw)
+        if missing:
+            msg = f"{source}: missing fields {sorted(missing)}"
+            raise ValueError(msg)
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def spectrum_config(self) -> Any:
+        """The `sensors.spectrum.SpectrumConfig` the line was taught with."""
+        from sensors.spectrum import SpectrumConfig
+
+        return SpectrumConfig.from_dict(dict(self.spectrum))
+
+
+def versions(home: Path, line: str) -> list[str]:
+    """The line's version folders, oldest first (`v1`, `v2`, ...)."""
+    root = line_dir(home, line)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p.name) for p in root.iterdir() if (m := _VERSION.match(p.name))]
+    return [name for _, name in sorted(found)]
+
+
+def active_version(home: Path, line: str) -> str:
+    """The name of the line's active version; ValueError naming the line when there is none."""
+    root = line_dir(home, line)
+    marker = root / ACTIVE
+    if not marker.is_file():
+        have = ", ".join(list_lines(home)) or "none"
+        msg = (
+            f"line {line!r} has no active model under {root.parent} (lines there: {have}); "
+            f"teach it first: inspect-app adapt --line {line} --data DIR"
+        )
+        raise ValueError(msg)
+    name = marker.read_text(encoding="utf-8").strip()
+    if not _VERSION.match(name) or not (root / name).is_dir():
+        msg = f"{marker} names version {name!r}, which is not a version folder of line {line!r}"
+        raise ValueError(msg)
+    return name
+
+
+def version_dir(home: Path, line: str, version: str | None = None) -> Path:
+    """The folder of `version` (default: the active one)."""
+    name = version or active_version(home, line)
+    path = line_dir(home, line) / name
+    if not _VERSION.match(name) or not path.is_dir():
+        msg = f"line {line!r} has no version {name!r} (versions: {versions(home, line)})"
+        raise ValueError(msg)
+    return path
+
+
+def list_lines(home: Path) -> list[str]:
+    """Lines under HOME that have an active model."""
+    root = home / "lines"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / ACTIVE).is_file())
+
+
+def read_card(folder: Path) -> LineCard:
+    """`line.json` of a version folder."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        msg = f"{folder} is not a line model version: {CARD_FILE} is missing"
+        raise ValueError(msg)
+    return LineCard.from_json(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def write_version(
+    home: Path,
+    line: str,
+    card: LineCard,
+    write_files: Callable[[Path], None],
+    activate: bool = True,
+) -> Path:
+    """Write a new version of `line` and (by default) make it active; returns its folder.
+
+    `write_files(tmp)` writes the weights (and adapter) into the temporary folder; this function
+    fills in `version` and `created`, writes `line.json` and `MODEL_CARD.md`, renames the folder
+    into place and then switches ACTIVE. Any exception leaves nothing behind.
+    """
+    root = line_dir(home, line)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        write_files(tmp)
+        card.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        final = _rename_into_place(root, tmp, card)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if activate:
+        set_active(home, line, final.name)
+    return final
+
+
+def _rename_into_place(root: Path, tmp: Path, card: LineCard) -> Path:
+    for _ in range(100):
+        existing = [int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))]
+        name = f"v{max(existing, default=0) + 1}"
+        card.version = name
+        (tmp / CARD_FILE).write_text(card.to_json() + "\n", encoding="utf-8")
+        (tmp / MODEL_CARD).write_text(model_card(card), encoding="utf-8")
+        target = root / name
+        try:
+            os.rename(tmp, target)  # fails if another writer took the name meanwhile
+        except OSError:
+            if target.exists():
+                continue
+            raise
+        return target
+    msg = f"could not find a free version name under {root}"
+    raise RuntimeError(msg)
+
+
+def set_active(home: Path, line: str, version: str) -> None:
+    """Point ACTIVE at `version`, atomically (a reader sees the old or the new name, never half)."""
+    root = line_dir(home, line)
+    if not _VERSION.match(version) or not (root / version / CARD_FILE).is_file():
+        msg = f"line {line!r} has no complete version {version!r}"
+        raise ValueError(msg)
+    fd, tmp_name = tempfile.mkstemp(prefix=".active-", dir=root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(version + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, root / ACTIVE)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def model_card(card: LineCard) -> str:
+    """A short human-readable card: what the model is, what it was taught on, how well it did."""
+    m = card.metrics
+    lines = [
+        f"# Line model `{card.line}` {card.version}",
+        "",
+        f"- created: {card.created}",
+        f"- method: {card.method} (backbone `{card.backbone.get('size')}`, frozen, "
+        f"sha256 {str(card.backbone.get('sha256', ''))[:12]})",
+        f"- modalities: {', '.join(card.modalities)}",
+        f"- defect classes it can name: {', '.join(card.classes) or 'none'}",
+        f"- threshold on defect_score: {card.threshold:.4f} (FAIL when score >= threshold)",
+    ]
+    if card.adapt:
+        lines.append(
+            f"- taught from {card.adapt.get('samples')} parts of {card.adapt.get('data')} "
+            f"(seed {card.adapt.get('seed')}, "
+            f"target miss rate {card.adapt.get('target_miss_rate')})"
+        )
+    if m:
+        lines += [
+            "",
+            "## Validation (cross-validated, out-of-fold, on the adapt parts)",
+            "",
+            "| miss rate | false-reject rate | AUROC | class accuracy | n | n defective |",
+            "| --- | --- | --- | --- | --- | --- |",
+            f"| {_fmt(m.get('miss_rate'))} | {_fmt(m.get('false_reject_rate'))} | "
+            f"{_fmt(m.get('auroc'))} | {_fmt(m.get('class_accuracy'))} | {_fmt(m.get('n'))} | "
+            f"{_fmt(m.get('n_defective'))} |",
+            "",
+            "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
+            "about 1 in 8 missed (95 % bound), not none. Check with `inspect-app evaluate` on "
+            "more labeled parts before relying on it.",
+        ]
+    lines += [
+        "",
+        "Defects of a kind never in the adapt parts are caught by the anomaly score (distance to "
+        "the good parts' features) but cannot be named.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def load_line_model(
+    home: Path, line: str, version: str | None = None
+) -> tuple[LineModel, LineCard, Path]:
+    """The line's model (eval mode, on CPU), its card and its folder."""
+    from models.line_model import LineModel, load_backbone
+
+    folder = version_dir(home, line, version)
+    card = read_card(folder)
+    backbone = load_backbone(card.model.get("backbone", card.backbone))
+    expected = card.backbone.get("sha256")
+    if expected and _weights_hash(backbone) != expected:
+        msg = (
+            f"line {line!r} {folder.name} was taught on backbone {str(expected)[:12]}, but the "
+            f"installed '{card.backbone.get('size')}' backbone differs: teach the line again "
+            f"(inspect-app adapt --line {line} ...)"
+        )
+        raise ValueError(msg)
+    model = LineModel.load(folder, card.model, backbone=backbone)
+    model.eval()
+    return model, card, folder
+
+
+def _weights_hash(backbone: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(backbone.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,283 @@
+"""The quality numbers of a line model on labeled parts (DESIGN §5, `evaluate --json`).
+
+Definitions (a part is FAIL when `defect_score >= threshold`, or when it could not be inspected):
+
+- `miss_rate`: defective parts passed / defective parts.
+- `false_reject_rate`: good parts failed / good parts (None when there are no good parts).
+- `auroc`: defect score vs. defective-or-not over the inspected parts (None when one side is empty).
+- `accuracy`: PASS/FAIL decision right, over all parts.
+- `class_accuracy`: defect class named right, among defective parts caught whose class the line
+  was taught (a class never in the adapt parts cannot be named; those parts still count as
+  defects everywhere else). None when no such part was caught.
+- `per_class`: per label, its count, how many were failed, recall (failed / count; for `ok`,
+  `recall` is the fraction correctly passed) and, for taught defect classes, how many were named
+  right. A class never in the adapt data is flagged `"class never in adapt data: can't be named"`.
+- `n_fault`: parts that could not be inspected. They count as FAIL in every rate above (never as
+  PASS) and are listed in `faults`; AUROC uses inspected parts only.
+- `latency_ms`: p50 / p95 of per-part inference time.
+- `pixel_auroc`: heat-map vs. defect masks, pooled over the pixels of every inspected part that
+  has a mask (good parts without a mask count as all-clear), when any mask exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sensors.sample import OK_LABEL
+
+UNNAMEABLE = "class never in adapt data: can't be named"
+_PIXEL_GRID = 64  # masks and heat-maps are compared on this grid: enough for pixel AUROC, cheap
+
+
+@dataclass
+class PartResult:
+    """What the line model said about one labeled part."""
+
+    part_id: str
+    label: str
+    defect_score: float | None  # None when the part could not be inspected
+    predicted_class: str | None = None  # the most likely taught defect class
+    fault: str | None = None
+    latency_ms: float | None = None
+    heatmap: np.ndarray | None = None  # (h, w) in [0, 1]
+    mask: np.ndarray | None = None  # (H, W) bool
+
+    @property
+    def is_defective(self) -> bool:
+        return self.label != OK_LABEL
+
+
+@dataclass
+class ClassStats:
+    """Counts for one label in `per_class`."""
+
+    n: int = 0
+    failed: int = 0
+    named: int = 0
+    note: str | None = None
+
+    def as_dict(self, label: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": self.n, "failed": self.failed}
+        if label == OK_LABEL:
+            out["passed"] = self.n - self.failed
+            out["recall"] = _ratio(self.n - self.failed, self.n)
+        else:
+            out["recall"] = _ratio(self.failed, self.n)
+            if self.note is None:
+                out["named_correctly"] = self.named
+                out["class_recall"] = _ratio(self.named, self.n)
+        if self.note is not None:
+            out["note"] = self.note
+        return out
+
+
+@dataclass
+class Report:
+    """The metrics object; `as_dict()` is the `evaluate --json` document."""
+
+    n: int
+    n_defective: int
+    n_fault: int
+    miss_rate: float | None
+    false_reject_rate: float | None
+    auroc: float | None
+    accuracy: float | None
+    class_accuracy: float | None
+    per_class: dict[str, dict[str, Any]]
+    threshold: float
+    latency_ms: dict[str, float | None]
+    pixel_auroc: float | None = None
+    faults: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "n": self.n,
+            "n_defective": self.n_defective,
+            "n_fault": self.n_fault,
+            "miss_rate": self.miss_rate,
+            "false_reject_rate": self.false_reject_rate,
+            "auroc": self.auroc,
+            "accuracy": self.accuracy,
+            "class_accuracy": self.class_accuracy,
+            "per_class": self.per_class,
+            "threshold": self.threshold,
+            "latency_ms": self.latency_ms,
+            "faults": self.faults,
+            "notes": self.notes,
+        }
+        if self.pixel_auroc is not None:
+            out["pixel_auroc"] = self.pixel_auroc
+        return out
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def auroc(
+    scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray
+) -> float | None:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half); None if a side is empty."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    if s.shape != y.shape:
+        msg = f"scores {s.shape} and labels {y.shape} must have the same shape"
+        raise ValueError(msg)
+    n_pos = int(y.sum())
+    n_neg = int(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    if not np.all(np.isfinite(s)):
+        msg = "scores must be finite to compute an AUROC"
+        raise ValueError(msg)
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def percentile_ms(latencies: Sequence[float]) -> dict[str, float | None]:
+    """p50 and p95 of per-part latencies (None when none were measured)."""
+    if len(latencies) == 0:
+        return {"p50": None, "p95": None}
+    arr = np.asarray(latencies, dtype=np.float64)
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
+
+
+def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    import cv2
+
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.resize(a.astype(np.float32), (size, size), interpolation=interp)
+
+
+def pixel_auroc(parts: Sequence[PartResult]) -> float | None:
+    """Heat-map vs. mask AUROC pooled over pixels; None when no inspected part has a mask."""
+    if not any(p.mask is not None for p in parts):
+        return None
+    scores: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
+    for p in parts:
+        if p.heatmap is None or p.fault is not None:
+            continue
+        if p.mask is None:
+            if p.is_defective:
+                continue  # a defect without a mask: where it is is unknown
+            mask = np.zeros((_PIXEL_GRID, _PIXEL_GRID), dtype=bool)
+        else:
+            mask = _resize(p.mask.astype(np.float32), _PIXEL_GRID, nearest=True) > 0.5
+        scores.append(_resize(p.heatmap, _PIXEL_GRID, nearest=False).ravel())
+        truth.append(mask.ravel())
+    if not scores:
+        return None
+    return auroc(np.concatenate(scores), np.concatenate(truth))
+
+
+def compute_metrics(
+    parts: Sequence[PartResult],
+    threshold: float,
+    taught_classes: Sequence[str],
+) -> Report:
+    """All §5 metrics for `parts` scored by a line taught `taught_classes` at `threshold`."""
+    taught = set(taught_classes)
+    per: dict[str, ClassStats] = {}
+    n_def = n_fault = correct = caught_nameable = named_right = 0
+    missed = false_rejects = n_good = 0
+    inspected_scores: list[float] = []
+    inspected_truth: list[bool] = []
+    faults: list[dict[str, str]] = []
+    for p in parts:
+        stats = per.setdefault(p.label, ClassStats())
+        stats.n += 1
+        if p.is_defective and p.label not in taught:
+            stats.note = UNNAMEABLE
+        if p.fault is not None or p.defect_score is None:
+            n_fault += 1
+            faults.append({"part_id": p.part_id, "reason": p.fault or "no score"})
+            failed = True
+        else:
+            failed = p.defect_score >= threshold
+            inspected_scores.append(p.defect_score)
+            inspected_truth.append(p.is_defective)
+        stats.failed += int(failed)
+        if p.is_defective:
+            n_def += 1
+            missed += int(not failed)
+            correct += int(failed)
+            if failed and p.fault is None and p.label in taught:
+                caught_nameable += 1
+                if p.predicted_class == p.label:
+                    named_right += 1
+                    stats.named += 1
+        else:
+            n_good += 1
+            false_rejects += int(failed)
+            correct += int(not failed)
+    notes: list[str] = []
+    if n_good == 0:
+        notes.append("no good parts in the data: false-reject rate and AUROC are undefined")
+    if n_fault:
+        notes.append(f"{n_fault} part(s) could not be inspected; counted as FAIL, listed in faults")
+    unseen = sorted(k for k, v in per.items() if v.note == UNNAMEABLE)
+    if unseen:
+        notes.append(
+            "defect classes never in the adapt data (still counted as defects): "
+            + ", ".join(unseen)
+        )
+    return Report(
+        n=len(parts),
+        n_defective=n_def,
+        n_fault=n_fault,
+        miss_rate=_ratio(missed, n_def),
+        false_reject_rate=_ratio(false_rejects, n_good),
+        auroc=auroc(inspected_scores, inspected_truth) if inspected_scores else None,
+        accuracy=_ratio(correct, len(parts)),
+        class_accuracy=_ratio(named_right, caught_nameable),
+        per_class={k: per[k].as_dict(k) for k in sorted(per)},
+        threshold=float(threshold),
+        latency_ms=percentile_ms([p.latency_ms for p in parts if p.latency_ms is not None]),
+        pixel_auroc=pixel_auroc(parts),
+        faults=faults,
+        notes=notes,
+    )
+
+
+def threshold_for_miss_rate(
+    defect_scores: Sequence[float] | np.ndarray,
+    good_scores: Sequence[float] | np.ndarray,
+    target_miss_rate: float,
+) -> float:
+    """The line's one threshold rule: the highest threshold whose miss rate meets the target.
+
+    A part FAILs when `score >= threshold`. With `m = floor(target * n_defective)` misses allowed,
+    the threshold sits just under the (m+1)-th lowest defect score; it is then lowered to halfway
+    toward the highest score below it, so a new defect a little weaker than any seen is
+    still caught (a miss costs more than a false reject); the allowed misses stay missed.
+    Without defective parts the threshold lies just above the highest good score.
+    """
+    if not 0.0 <= target_miss_rate < 1.0:
+        msg = f"target miss rate must be in [0, 1), got {target_miss_rate}"
+        raise ValueError(msg)
+    d = np.sort(np.asarray(defect_scores, dtype=np.float64))
+    g = np.sort(np.asarray(good_scores, dtype=np.float64))
+    if d.size == 0 and g.size == 0:
+        msg = "cannot set a threshold without any scored parts"
+        raise ValueError(msg)
+    if d.size == 0:
+        return float(np.nextafter(g[-1], np.inf))
+    allowed = int(np.floor(target_miss_rate * d.size + 1e-9))
+    edge = float(d[min(allowed, d.size - 1)])
+    below = np.concatenate([g[g < edge], d[d < edge]])
+    if below.size == 0:
+        return edge
+    return float((edge + below.max()) / 2.0)

@@ -1,0 +1,95 @@
+"""Parts as the sensors saw them → the model's input tensors (`sensors` → `models`).
+
+One function for adapt, evaluate and the running pipeline, so a line sees exactly the same
+inputs when it is taught and when it runs: frames resized and normalized by
+`models.inputs.frames_to_tensor`, vibration windows turned into the line's spectrum by
+`sensors.spectrum.spectrum_features` with the `SpectrumConfig` saved in its card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from models.inputs import ModelInputs, frames_to_tensor
+from sensors.errors import DataError
+from sensors.sample import Sample
+from sensors.spectrum import SpectrumConfig, spectrum_features
+
+
+class InputCard(Protocol):
+    """What preprocessing needs from a line's card (`inspect_app.lines.LineCard` has it)."""
+
+    @property
+    def modalities(self) -> list[str]: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def spectrum(self) -> dict[str, Any]: ...
+
+
+def spectrum_config(card: InputCard) -> SpectrumConfig:
+    """The card's `SpectrumConfig` (the defaults when the card saved none)."""
+    return SpectrumConfig.from_dict(dict(card.spectrum)) if card.spectrum else SpectrumConfig()
+
+
+def prepare_batch(
+    samples: Sequence[Sample], card: InputCard, config: SpectrumConfig | None = None
+) -> ModelInputs:
+    """The model inputs of `samples`; a modality the line does not use is left out (None).
+
+    A part without a frame (or vibration) gets zeros with `*_present` False; the model then
+    judges it by its other sensor. Parts with `fault` set carry no data: the caller must treat
+    them as FAULT whatever the model says. A vibration window the spectrum cannot be computed
+    from (too short, sample rate too low for the line's bands) raises `DataError` naming the
+    part's file.
+    """
+    if not samples:
+        msg = "prepare_batch needs at least one part"
+        raise ValueError(msg)
+    image: torch.Tensor | None = None
+    image_present: torch.Tensor | None = None
+    spectrum: torch.Tensor | None = None
+    vibration_present: torch.Tensor | None = None
+    if "image" in card.modalities:
+        frames = [None if s.fault else s.frame for s in samples]
+        image, image_present = frames_to_tensor(frames, card.image_size)
+    if "vibration" in card.modalities:
+        cfg = config or spectrum_config(card)
+        spec = np.zeros((len(samples), 2, cfg.n_bins), dtype=np.float32)
+        present = np.zeros(len(samples), dtype=bool)
+        for i, s in enumerate(samples):
+            v = s.vibration
+            if v is None or s.fault:
+                continue
+            try:
+                spec[i] = spectrum_features(v.samples, v.sample_rate_hz, v.rpm, cfg)[0]
+            except ValueError as exc:
+                raise DataError(f"part {s.part_id}: {exc}", v.source or None) from exc
+            present[i] = True
+        spectrum = torch.from_numpy(spec)
+        vibration_present = torch.from_numpy(present)
+    return ModelInputs(
+        image=image,
+        spectrum=spectrum,
+        image_present=image_present,
+        vibration_present=vibration_present,
+    )
+
+
+def line_modalities(samples: Sequence[Sample]) -> list[str]:
+    """The modalities a set of parts carries: `image`, `vibration` or both."""
+    found = []
+    if any(s.frame is not None for s in samples):
+        found.append("image")
+    if any(s.vibration is not None for s in samples):
+        found.append("vibration")
+    if not found:
+        msg = "none of the parts has an image or a vibration window"
+        raise ValueError(msg)
+    return found

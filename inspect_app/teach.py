@@ -1,0 +1,363 @@
+"""Teach a line from a labeled dataset folder, and measure a line on one (adapt / evaluate).
+
+`teach_line` is what `inspect-app adapt` runs: draw a stratified sample of parts, read them
+(a bad file stops it, naming file and row), adapt the frozen backbone (models.adapt), set the
+threshold on the out-of-fold scores to meet the target miss rate, and save a new version of
+the line (inspect_app.lines). `evaluate_line` is `inspect-app evaluate`: every part scored, a
+part that cannot be read counted as FAIL and listed, the DESIGN §5 metrics computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
+from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
+from inspect_app.preprocess import line_modalities, prepare_batch
+from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
+from models.backbone import InspectBackbone
+from models.inputs import ModelInputs
+from sensors.dataset import LineDataset
+from sensors.errors import DataError
+from sensors.sample import OK_LABEL, Sample
+from sensors.spectrum import SpectrumConfig
+
+MIN_PARTS_PER_CLASS = 3  # fewer cannot be both learned from and cross-validated
+DEFAULT_TARGET_MISS_RATE = 0.005
+
+
+@dataclass
+class TeachOptions:
+    """`inspect-app adapt`'s options."""
+
+    samples: int = 50
+    method: str = "prompt"
+    seed: int = 0
+    target_miss_rate: float = DEFAULT_TARGET_MISS_RATE
+    window_s: float | None = None
+    backbone_size: str = "tiny"
+    show_progress: bool = True
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+
+
+@dataclass
+class TeachResult:
+    """A saved line version and how it was measured."""
+
+    folder: Path
+    card: LineCard
+    report: Report
+    seconds: float
+    n_parts: int
+
+
+def get_backbone(size: str = "tiny", warn: bool = True) -> tuple[InspectBackbone, dict[str, Any]]:
+    """The shipped pretrained backbone; a seeded random one, with a loud warning, if missing."""
+    from models.backbone import load_pretrained
+    from models.config import BackboneConfig
+    from models.line_model import random_backbone
+
+    try:
+        backbone = load_pretrained(size)
+        spec: dict[str, Any] = {"size": size, "pretrained": True}
+    except FileNotFoundError as exc:
+        if warn:
+            print(
+                f"WARNING: {exc}. Using a RANDOMLY INITIALISED '{size}' backbone: the line model "
+                "will work but detect far worse than with the pretrained one.",
+                file=sys.stderr,
+            )
+        backbone, spec = random_backbone(BackboneConfig.named(size), seed=0)
+    spec["sha256"] = backbone_hash(backbone)
+    return backbone, spec
+
+
+def backbone_hash(backbone: InspectBackbone) -> str:
+    """sha256 over the backbone's weights (names and bytes, in name order)."""
+    return _weights_hash(backbone)
+
+
+def stratified_sample(
+    labels: Sequence[str | None], n: int, seed: int, min_per_class: int = MIN_PARTS_PER_CLASS
+) -> list[int]:
+    """Indices of `n` labeled parts, every label present, in proportion to how common it is.
+
+    Raises ValueError naming a class with fewer than `min_per_class` parts, or when `n` cannot
+    hold `min_per_class` of every class.
+    """
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        if label is not None:
+            by_label.setdefault(label, []).append(i)
+    if not by_label:
+        msg = "no labeled parts: adapt needs a `label` column (ok or a defect class)"
+        raise ValueError(msg)
+    for label, idx in sorted(by_label.items()):
+        if len(idx) < min_per_class:
+            msg = (
+                f"class {label!r} has only {len(idx)} part(s); adapt needs at least "
+                f"{min_per_class} per class to learn it and check it (label more, or relabel "
+                "them)"
+            )
+            raise ValueError(msg)
+    n_total = sum(len(v) for v in by_label.values())
+    n = min(n, n_total)
+    if n < min_per_class * len(by_label):
+        msg = (
+            f"--samples {n} is too few for {len(by_label)} classes: need at least "
+            f"{min_per_class * len(by_label)} ({min_per_class} per class)"
+        )
+        raise ValueError(msg)
+    # proportional allocation with a floor, largest remainders first
+    quota = {k: max(min_per_class, len(v) * n / n_total) for k, v in by_label.items()}
+    alloc = {k: min(len(by_label[k]), int(q)) for k, q in quota.items()}
+    order = sorted(by_label, key=lambda k: quota[k] - int(quota[k]), reverse=True)
+    while sum(alloc.values()) > n:
+        k = max(alloc, key=lambda c: alloc[c] - min_per_class)
+        alloc[k] -= 1
+    while sum(alloc.values()) < n:
+        grew = False
+        for k in order:
+            if sum(alloc.values()) < n and alloc[k] < len(by_label[k]):
+                alloc[k] += 1
+                grew = True
+        if not grew:
+            break
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for k in sorted(by_label):
+        drawn = rng.choice(np.array(by_label[k]), size=alloc[k], replace=False)
+        chosen += sorted(int(i) for i in drawn)
+    return sorted(chosen)
+
+
+def adapt_rows(ds: LineDataset) -> list[int]:
+    """Rows adapt may draw from: labeled, and not marked `split=test`."""
+    return [i for i, r in enumerate(ds.rows) if r.label is not None and r.split != "test"]
+
+
+def evaluate_rows(ds: LineDataset) -> list[int]:
+    """Rows evaluate scores: the `split=test` rows when any row has a split, else every row."""
+    if any(r.split == "test" for r in ds.rows):
+        return [i for i, r in enumerate(ds.rows) if r.split == "test"]
+    return list(range(len(ds.rows)))
+
+
+def load_parts(ds: LineDataset, indices: Sequence[int], strict: bool) -> list[Sample]:
+    """Read parts; strict raises DataError naming file and row, else faults are kept."""
+    return [ds.load(i, strict=strict) for i in indices]
+
+
+def batched_inputs(samples: Sequence[Sample], card: Any, batch: int = 64) -> ModelInputs:
+    """`prepare_batch` over many parts, joined."""
+    chunks = [prepare_batch(samples[i : i + batch], card) for i in range(0, len(samples), batch)]
+
+    def cat(name: str) -> torch.Tensor | None:
+        ts = [getattr(c, name) for c in chunks]
+        return None if ts[0] is None else torch.cat(ts)
+
+    return ModelInputs(
+        cat("image"), cat("spectrum"), cat("image_present"), cat("vibration_present")
+    )
+
+
+def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> TeachResult:
+    """Adapt line `line` from `data` and save it as the line's new active version."""
+    from inspect_app.home import line_dir
+
+    line_dir(home, line)  # refuse a bad name before any work
+    t0 = time.perf_counter()
+    ds = LineDataset.open(data, window_s=options.window_s)
+    pool = adapt_rows(ds)
+    labels = [ds.rows[i].label for i in pool]
+    picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
+    samples = load_parts(ds, picked, strict=True)
+    modalities = line_modalities(samples)
+    classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
+    backbone, spec = get_backbone(options.backbone_size, warn=True)
+    bins = backbone.config.spectrum_bins
+    spectrum_cfg = SpectrumConfig(psd_bins=bins, env_bins=bins)
+    if options.window_s:
+        spectrum_cfg = dataclasses.replace(spectrum_cfg, window_s=options.window_s)
+    card = LineCard(
+        line=line,
+        method=options.method,
+        classes=classes,
+        threshold=0.5,
+        modalities=modalities,
+        image_size=backbone.config.image_size,
+        spectrum=spectrum_cfg.to_dict(),
+        backbone=spec,
+    )
+    inputs = batched_inputs(samples, card)
+    label_index = torch.tensor(
+        [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in samples]
+    )
+    cfg = options.adapt
+    cfg.method = options.method
+    cfg.seed = options.seed
+    result = adapt_line(
+        backbone,
+        AdaptData(inputs, label_index, classes, modalities),
+        cfg,
+        show_progress=options.show_progress,
+    )
+    report = cross_validated_report(result, samples, classes, options.target_miss_rate)
+    card.threshold = report.threshold
+    card.metrics = report.as_dict()
+    card.metrics["validation"] = (
+        f"{cfg.folds}-fold cross-validation on the {len(samples)} adapt parts (out-of-fold scores)"
+    )
+    card.metrics["adapt_seconds"] = round(time.perf_counter() - t0, 1)
+    settings = result.model.settings
+    settings.backbone = {k: v for k, v in spec.items() if k != "sha256"}
+    card.model = settings.to_dict()
+    card.adapt = {
+        "data": str(Path(data).resolve()),
+        "samples": len(samples),
+        "seed": options.seed,
+        "target_miss_rate": options.target_miss_rate,
+        "window_s": options.window_s,
+        "folds": cfg.folds,
+        "epochs": cfg.epochs,
+        "part_ids": [s.part_id for s in samples],
+        "class_counts": dict(Counter(str(s.label) for s in samples)),
+    }
+
+    def write(tmp: Path) -> None:
+        result.model.save(tmp)
+        if result.peft_model is not None:
+            result.peft_model.save_pretrained(str(tmp / "adapter"))  # type: ignore[operator]
+
+    folder = write_version(home, line, card, write)
+    return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
+
+
+def cross_validated_report(
+    result: AdaptResult, samples: Sequence[Sample], classes: Sequence[str], target: float
+) -> Report:
+    """Threshold for the target miss rate on the out-of-fold scores, and the metrics it gives."""
+    if result.oof is None:
+        msg = "cross-validation is needed to set the threshold (folds >= 2)"
+        raise ValueError(msg)
+    scores = result.oof.defect_score.numpy()
+    defective = np.array([s.label != OK_LABEL for s in samples])
+    threshold = threshold_for_miss_rate(scores[defective], scores[~defective], target)
+    parts = [
+        PartResult(
+            part_id=s.part_id,
+            label=str(s.label),
+            defect_score=float(scores[i]),
+            predicted_class=classes[int(result.oof.predicted_class[i])]
+            if int(result.oof.predicted_class[i]) >= 0
+            else None,
+        )
+        for i, s in enumerate(samples)
+    ]
+    return compute_metrics(parts, threshold, classes)
+
+
+@dataclass
+class EvaluateOptions:
+    """`inspect-app evaluate`'s options."""
+
+    version: str | None = None
+    window_s: float | None = None
+    batch_size: int = 1
+    include_adapt_parts: bool = False
+    show_progress: bool = True
+
+
+def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -> Report:
+    """Score every part of `data` with the line's model; DESIGN §5 metrics."""
+    from tqdm import tqdm
+
+    model, card, _ = load_line_model(home, line, options.version)
+    window_s = options.window_s
+    if window_s is None and card.adapt.get("window_s"):
+        window_s = float(card.adapt["window_s"])
+    ds = LineDataset.open(data, window_s=window_s)
+    rows = evaluate_rows(ds)
+    excluded = 0
+    same_data = str(Path(data).resolve()) == card.adapt.get("data")
+    if same_data and not options.include_adapt_parts:
+        used = set(card.adapt.get("part_ids", []))
+        keep = [i for i in rows if ds.rows[i].part_id not in used]
+        excluded = len(rows) - len(keep)
+        rows = keep
+    unlabeled = [ds.rows[i].row or i for i in rows if ds.rows[i].label is None]
+    if unlabeled:
+        raise DataError(
+            f"evaluate needs a label on every part; {len(unlabeled)} have none "
+            f"(first at row {unlabeled[0]})",
+            ds.table or ds.folder,
+        )
+    if not rows:
+        msg = f"no parts to evaluate in {data}"
+        raise ValueError(msg)
+    results: list[PartResult] = []
+    bar = tqdm(total=len(rows), unit="part", desc="evaluate", disable=not options.show_progress)
+    with torch.no_grad():
+        for start in range(0, len(rows), options.batch_size):
+            batch = load_parts(ds, rows[start : start + options.batch_size], strict=False)
+            results += _score_batch(model, card, batch)
+            bar.update(len(batch))
+    bar.close()
+    report = compute_metrics(results, card.threshold, card.classes)
+    if excluded:
+        report.notes.append(
+            f"{excluded} part(s) of this folder were used to adapt the line and are not scored "
+            "(pass --include-adapt-parts to score them too)"
+        )
+    report.notes.append(
+        f"latency: preprocessing + model per part on {torch.get_num_threads()} CPU thread(s), "
+        f"batches of {options.batch_size}"
+    )
+    return report
+
+
+def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[PartResult]:
+    """PartResults of one batch; unreadable parts (and parts the model cannot take) are FAULT."""
+    good = [s for s in batch if s.fault is None]
+    out: list[PartResult] = [
+        PartResult(s.part_id, str(s.label), None, fault=s.fault) for s in batch if s.fault
+    ]
+    if not good:
+        return out
+    t = time.perf_counter()
+    try:
+        inputs = prepare_batch(good, card)
+    except DataError as exc:
+        if len(good) == 1:
+            return [*out, PartResult(good[0].part_id, str(good[0].label), None, fault=str(exc))]
+        return out + [r for s in good for r in _score_batch(model, card, [s])]
+    pred = model(**inputs.as_kwargs())
+    per_part_ms = (time.perf_counter() - t) * 1000.0 / len(good)
+    for i, s in enumerate(good):
+        probs = pred.class_probs[i]
+        score = float(pred.defect_score[i])
+        if not np.isfinite(score):
+            out.append(PartResult(s.part_id, str(s.label), None, fault="model output is NaN"))
+            continue
+        out.append(
+            PartResult(
+                part_id=s.part_id,
+                label=str(s.label),
+                defect_score=score,
+                predicted_class=card.classes[int(probs.argmax())] if probs.numel() else None,
+                latency_ms=per_part_ms,
+                heatmap=pred.heatmap[i].numpy() if "image" in card.modalities else None,
+                mask=s.mask,
+            )
+        )
+    return out

@@ -1,0 +1,456 @@
+"""Teaching a line model from a few labeled parts (pure torch; no files, no datasets).
+
+One recipe, three ways to adapt the frozen backbone (`AdaptConfig.method`):
+
+- `prompt` (default): peft prompt tuning (`PromptTuningConfig`, `FEATURE_EXTRACTION`): a few
+  virtual tokens are learned and passed to the backbone as `inputs_embeds`, with the class head.
+- `lora`: peft LoRA on the attention projections (`qkv`, `proj`), with the class head; merged
+  into a copy of the backbone afterwards (the memory keeps the untouched pretrained pass).
+- `linear`: a linear probe: only the class head, on the pretrained pass.
+
+Every method also builds the good-part memories from the prompt-free features of the good parts
+and warm-starts the head on frozen features (seconds), so the few backbone passes with gradients
+are spent refining, not starting from scratch.
+
+Cross-validation: the same recipe is run on k stratified folds; each part is scored by the
+model that did not see it. These out-of-fold scores are what the caller sets the threshold on and
+reports the expected miss and false-reject rates from.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.anomaly import MemoryConfig
+from models.backbone import InspectBackbone
+from models.inputs import ModelInputs
+from models.line_model import LineModel, LineModelSettings, pool_tokens, spectrum_bands
+
+_PASS_BATCH = 25  # parts per no-grad backbone pass: bounds memory, keeps 2 cores busy
+
+
+@dataclass
+class AdaptConfig:
+    """How a line is taught. Defaults fit 50 parts in under 2 minutes on 2 CPU cores."""
+
+    method: str = "prompt"
+    n_prompt_tokens: int = 8
+    epochs: int = 3  # passes with gradients through the backbone (prompt / lora)
+    batch_size: int = 16
+    lr: float = 1e-2  # prompt tokens / LoRA weights, and the head while they train
+    head_steps: int = 300  # warm start of the head on frozen features (cheap)
+    head_lr: float = 5e-2
+    weight_decay: float = 1e-3
+    folds: int = 3  # cross-validation folds for the out-of-fold scores (0: none)
+    lora_rank: int = 4
+    # LoRA changes every block's weights; the backbone's weights are small (std 0.02), so a
+    # prompt-sized step would swamp them
+    lora_lr: float = 1e-3
+    seed: int = 0
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    anomaly_offset: float = 3.0
+    anomaly_gain: float = 1.5
+
+
+@dataclass
+class AdaptData:
+    """The labeled parts: inputs for all of them, labels as indices (0 = ok, c+1 = classes[c])."""
+
+    inputs: ModelInputs
+    labels: Tensor  # (N,) long
+    classes: list[str]
+    modalities: list[str]
+
+    def __post_init__(self) -> None:
+        n = int(self.labels.shape[0])
+        for name, t in (("image", self.inputs.image), ("spectrum", self.inputs.spectrum)):
+            if t is not None and t.shape[0] != n:
+                msg = f"{name} has {t.shape[0]} parts but there are {n} labels"
+                raise ValueError(msg)
+        if n == 0:
+            msg = "no parts to adapt on"
+            raise ValueError(msg)
+        if int(self.labels.max()) > len(self.classes) or int(self.labels.min()) < 0:
+            msg = f"labels must be in 0..{len(self.classes)} (0 = ok), got {self.labels.tolist()}"
+            raise ValueError(msg)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, idx: Tensor) -> ModelInputs:
+        def take(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[idx]
+
+        i = self.inputs
+        return ModelInputs(
+            image=take(i.image),
+            spectrum=take(i.spectrum),
+            image_present=take(i.image_present),
+            vibration_present=take(i.vibration_present),
+        )
+
+
+@dataclass
+class OutOfFold:
+    """Each part scored by a model that never saw it."""
+
+    defect_score: Tensor  # (N,)
+    anomaly_score: Tensor  # (N,)
+    predicted_class: Tensor  # (N,) index into classes (argmax of class_probs), -1 without classes
+    fold: Tensor  # (N,)
+
+
+@dataclass
+class AdaptResult:
+    """The taught model, its out-of-fold scores and what it cost."""
+
+    model: LineModel
+    oof: OutOfFold | None
+    seconds: float
+    peft_model: nn.Module | None = None  # for `save_pretrained` of the adapter
+
+
+@dataclass
+class _Frozen:
+    """Prompt-free features of every part, computed once."""
+
+    patch_features: Tensor  # (N, Ni, Dm)
+    spectrum_tokens: Tensor  # (N, Ns, D)
+    spectrum_bands: Tensor  # (N, F/p, 2p) the raw spectrum, band by band
+    pooled: Tensor  # (N, 3D)
+
+
+def stratified_folds(labels: Tensor, k: int, seed: int) -> Tensor:
+    """Fold index (N,) in 0..k-1: each label's parts dealt round-robin after a seeded shuffle."""
+    gen = torch.Generator().manual_seed(seed)
+    fold = torch.empty_like(labels)
+    offset = 0
+    for value in torch.unique(labels):
+        idx = torch.nonzero(labels == value).squeeze(1)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        fold[idx] = (torch.arange(idx.numel()) + offset) % k
+        offset += idx.numel()  # the next label starts where this one stopped: folds stay even
+    return fold
+
+
+def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> LineModelSettings:
+    from dataclasses import asdict
+
+    return LineModelSettings(
+        method=cfg.method,
+        classes=list(data.classes),
+        modalities=list(data.modalities),
+        n_prompt_tokens=cfg.n_prompt_tokens,
+        lora_rank=cfg.lora_rank,
+        memory=asdict(cfg.memory),
+        anomaly_offset=cfg.anomaly_offset,
+        anomaly_gain=cfg.anomaly_gain,
+    )
+
+
+@torch.no_grad()
+def _frozen_pass(model: LineModel, inputs: ModelInputs, tick: Callable[[int], None]) -> _Frozen:
+    patches, spectra, pooled = [], [], []
+    n = _count(inputs)
+    cfg = model.config
+    bands = (
+        spectrum_bands(inputs.spectrum, cfg)
+        if inputs.spectrum is not None
+        else torch.zeros(n, 0, 2 * cfg.spectrum_patch)
+    )
+    for start in range(0, n, _PASS_BATCH):
+        part = _slice(inputs, start, start + _PASS_BATCH)
+        out = model.base_features(**part.as_kwargs())
+        patches.append(out.patch_features)
+        spectra.append(out.spectrum_tokens)
+        pooled.append(pool_tokens(out, part.image_present, part.vibration_present))
+        tick(_count(part))
+    return _Frozen(torch.cat(patches), torch.cat(spectra), bands, torch.cat(pooled))
+
+
+def _count(inputs: ModelInputs) -> int:
+    ref = inputs.image if inputs.image is not None else inputs.spectrum
+    assert ref is not None
+    return int(ref.shape[0])
+
+
+def _slice(inputs: ModelInputs, start: int, stop: int) -> ModelInputs:
+    def take(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[start:stop]
+
+    return ModelInputs(
+        take(inputs.image),
+        take(inputs.spectrum),
+        take(inputs.image_present),
+        take(inputs.vibration_present),
+    )
+
+
+def _class_weights(labels: Tensor, n_out: int) -> Tensor:
+    counts = torch.bincount(labels, minlength=n_out).float()
+    w = torch.where(counts > 0, labels.numel() / (counts.clamp_min(1) * (counts > 0).sum()), 0.0)
+    return w
+
+
+def _fit_memories(model: LineModel, frozen: _Frozen, good: Tensor, seed: int) -> None:
+    """Fit the image / vibration memories on the good parts (none without good parts)."""
+    s = model.settings
+    if good.numel() == 0:
+        model.image_memory = model.vibration_memory = model.spectrum_memory = None
+        s.image_memory_entries = s.vibration_memory_entries = s.spectrum_memory_entries = 0
+        return
+    if model.image_memory is not None:
+        model.image_memory.fit(frozen.patch_features[good], seed=seed)
+        s.image_memory_entries = int(model.image_memory.bank.shape[0])
+    if model.vibration_memory is not None:
+        model.vibration_memory.fit(frozen.spectrum_tokens[good], seed=seed)
+        s.vibration_memory_entries = int(model.vibration_memory.bank.shape[0])
+    if model.spectrum_memory is not None:
+        model.spectrum_memory.fit(frozen.spectrum_bands[good], seed=seed)
+        s.spectrum_memory_entries = int(model.spectrum_memory.bank.shape[0])
+
+
+def _fit_head(model: LineModel, pooled: Tensor, labels: Tensor, cfg: AdaptConfig) -> None:
+    """Warm start: standardize the frozen features, then fit the head on them (full batch)."""
+    model.feature_mean = pooled.mean(0)
+    model.feature_std = pooled.std(0, unbiased=False).clamp_min(1e-4)
+    weights = _class_weights(labels, model.head.out_features)
+    opt = torch.optim.AdamW(model.head.parameters(), lr=cfg.head_lr, weight_decay=cfg.weight_decay)
+    with torch.no_grad():
+        x = (pooled - model.feature_mean) / model.feature_std
+    with _one_thread():  # tiny steps: thread hand-offs would cost more than the maths
+        for _ in range(cfg.head_steps):
+            opt.zero_grad()
+            loss = F.cross_entropy(model.head(x), labels, weight=weights)
+            loss.backward()
+            opt.step()
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _peft_prompt(model: LineModel, cfg: AdaptConfig) -> Any:
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    bcfg = model.config
+    pcfg = PromptTuningConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        num_virtual_tokens=cfg.n_prompt_tokens,
+        token_dim=bcfg.hidden_size,
+        num_transformer_submodules=1,
+        num_attention_heads=bcfg.num_attention_heads,
+        num_layers=bcfg.num_hidden_layers,
+    )
+    peft_model = get_peft_model(model.backbone, pcfg)
+    assert model.prompt is not None
+    encoder: Any = peft_model.prompt_encoder["default"]
+    with torch.no_grad():
+        encoder.embedding.weight.copy_(model.prompt)
+    return peft_model
+
+
+def _peft_lora(model: LineModel, cfg: AdaptConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    assert model.tuned is not None
+    lcfg = LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=2 * cfg.lora_rank,
+        lora_dropout=0.0,
+        target_modules=list(model.settings.lora_targets),
+    )
+    return get_peft_model(model.tuned, lcfg)
+
+
+def _trainable(module: nn.Module, keep: Callable[[str], bool]) -> list[nn.Parameter]:
+    params = []
+    for name, p in module.named_parameters():
+        p.requires_grad_(keep(name))
+        if p.requires_grad:
+            params.append(p)
+    return params
+
+
+def _fit_once(
+    backbone: InspectBackbone,
+    data: AdaptData,
+    frozen: _Frozen,
+    start_pooled: Tensor,
+    idx: Tensor,
+    cfg: AdaptConfig,
+    tick: Callable[[int], None],
+) -> tuple[LineModel, nn.Module | None]:
+    """The recipe on the parts `idx`: memories, head warm start, then prompt / LoRA epochs."""
+    torch.manual_seed(cfg.seed)  # head and LoRA initializations: the same run gives the same line
+    settings = _settings(backbone, data, cfg)
+    model = LineModel(backbone, settings).eval()
+    if model.prompt is not None:
+        model.prompt.data.copy_(_initial_prompt(backbone, cfg))
+    labels = data.labels[idx]
+    _fit_memories(model, frozen, idx[labels == 0], cfg.seed)
+    _fit_head(model, start_pooled[idx], labels, cfg)
+    if cfg.method == "linear":
+        return model, None
+    peft_model = _peft_prompt(model, cfg) if cfg.method == "prompt" else _peft_lora(model, cfg)
+    peft_model.eval()  # no dropout, no routing-bias updates: the backbone stays as it was
+    params = _trainable(peft_model, lambda n: "prompt_encoder" in n or "lora_" in n)
+    opt = torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": cfg.lr if cfg.method == "prompt" else cfg.lora_lr,
+                "weight_decay": 0.0,
+            },
+            {"params": list(model.head.parameters()), "lr": cfg.lr},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    weights = _class_weights(labels, model.head.out_features)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    for _ in range(cfg.epochs):
+        order = idx[torch.randperm(idx.numel(), generator=gen)]
+        for start in range(0, order.numel(), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            inputs = data.subset(batch)
+            image, spectrum = model._inputs(inputs.image, inputs.spectrum)
+            kwargs = {
+                "image": image,
+                "spectrum": spectrum,
+                "image_present": inputs.image_present,
+                "vibration_present": inputs.vibration_present,
+            }
+            if cfg.method == "prompt":
+                empty = torch.zeros(batch.numel(), 0, model.config.hidden_size)
+                out = peft_model(inputs_embeds=empty, **kwargs)
+            else:
+                out = peft_model(**kwargs)
+            pooled = pool_tokens(out, inputs.image_present, inputs.vibration_present)
+            loss = F.cross_entropy(model.class_logits(pooled), data.labels[batch], weight=weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tick(batch.numel())
+    for p in peft_model.parameters():
+        p.requires_grad_(False)
+    if cfg.method == "prompt":
+        assert model.prompt is not None
+        model.prompt.data.copy_(peft_model.get_prompt_embedding_to_save("default"))
+        return model, peft_model
+    adapter = copy.deepcopy(peft_model)
+    model.tuned = peft_model.merge_and_unload()  # type: ignore[operator]
+    return model, adapter
+
+
+def _initial_prompt(backbone: InspectBackbone, cfg: AdaptConfig) -> Tensor:
+    """Small random prompts, seeded: they start as a slight nudge, not a disruption."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dim = backbone.config.hidden_size
+    return torch.randn(cfg.n_prompt_tokens, dim, generator=gen) * backbone.config.initializer_range
+
+
+@torch.no_grad()
+def _score(
+    model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """defect score, anomaly score and predicted class of the parts `idx` (out of fold)."""
+    inputs = data.subset(idx)
+    if model.settings.method == "linear":
+        pooled = frozen.pooled[idx]
+    else:
+        chunks = []
+        for start in range(0, idx.numel(), _PASS_BATCH):
+            part = _slice(inputs, start, start + _PASS_BATCH)
+            chunks.append(model.class_features(**part.as_kwargs()))
+        pooled = torch.cat(chunks)
+    logits = model.class_logits(pooled)
+    from models.outputs import BackboneOutput
+
+    base = BackboneOutput(
+        cls=pooled[:, : model.config.hidden_size],
+        image_tokens=pooled.new_zeros(idx.numel(), 0, model.config.hidden_size),
+        spectrum_tokens=frozen.spectrum_tokens[idx],
+        prompt_tokens=pooled.new_zeros(idx.numel(), 0, model.config.hidden_size),
+        grid=model.config.grid,
+        patch_features=frozen.patch_features[idx],
+    )
+    spectrum = model._inputs(None, inputs.spectrum)[1]
+    anomaly, _ = model.anomaly(base, spectrum, inputs.image_present, inputs.vibration_present)
+    defect_score, class_probs = model.fuse(logits, anomaly)
+    predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full_like(idx, -1)
+    return defect_score, anomaly, predicted
+
+
+def passes_needed(n: int, cfg: AdaptConfig) -> int:
+    """Part-passes the progress bar counts: frozen passes, training passes, out-of-fold scoring."""
+    trains = 0 if cfg.method == "linear" else cfg.epochs
+    folds = cfg.folds if cfg.folds >= 2 else 0
+    frozen = n
+    train_parts = n + (n * (folds - 1) if folds else 0)
+    scoring = n if folds and cfg.method != "linear" else 0
+    return frozen + trains * train_parts + scoring
+
+
+def adapt_line(
+    backbone: InspectBackbone,
+    data: AdaptData,
+    cfg: AdaptConfig | None = None,
+    show_progress: bool = False,
+) -> AdaptResult:
+    """Teach a line model on `data`, with out-of-fold scores when `cfg.folds >= 2`."""
+    from tqdm import tqdm
+
+    cfg = cfg or AdaptConfig()
+    t0 = time.perf_counter()
+    backbone.eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    n = len(data)
+    bar = tqdm(
+        total=passes_needed(n, cfg),
+        unit="part",
+        desc=f"adapt ({cfg.method})",
+        disable=not show_progress,
+    )
+    tick: Callable[[int], None] = bar.update
+    probe = LineModel(backbone, _settings(backbone, data, cfg)).eval()
+    frozen = _frozen_pass(probe, data.inputs, tick)
+    # The head's warm start uses the prompt-free features for every method: the initial prompts
+    # are small, so the features they give differ little, and a second pass would cost as much
+    # as a training epoch.
+    start_pooled = frozen.pooled
+    oof = None
+    if cfg.folds >= 2:
+        k = min(cfg.folds, n)
+        fold = stratified_folds(data.labels, k, cfg.seed)
+        score = torch.zeros(n)
+        anomaly = torch.zeros(n)
+        predicted = torch.full((n,), -1, dtype=torch.long)
+        for f in range(k):
+            held = torch.nonzero(fold == f).squeeze(1)
+            train = torch.nonzero(fold != f).squeeze(1)
+            if held.numel() == 0:
+                continue
+            model_f, _ = _fit_once(backbone, data, frozen, start_pooled, train, cfg, tick)
+            score[held], anomaly[held], predicted[held] = _score(model_f, data, frozen, held)
+            if cfg.method != "linear":
+                tick(held.numel())
+        oof = OutOfFold(score, anomaly, predicted, fold)
+    model, peft_model = _fit_once(backbone, data, frozen, start_pooled, torch.arange(n), cfg, tick)
+    bar.close()
+    return AdaptResult(model.eval(), oof, time.perf_counter() - t0, peft_model)

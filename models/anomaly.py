@@ -1,0 +1,178 @@
+"""The good-part memory: how far a part's patches are from every patch of the good parts.
+
+PatchCore's idea (Roth et al., 2022) on our own backbone's features: keep the good parts' patch
+features in a memory bank, thin it with a greedy k-center coreset, and score a new part's
+patches by their distance to the nearest memory entry. A defect of a kind never labeled still
+lands far from every good patch, so this score catches it; the per-patch distances are the
+heat-map. The same memory works on vibration spectrum tokens (one token per frequency band).
+
+Scores are standardized by the good parts themselves (`center`, `scale` of their
+leave-out scores), so image and vibration distances are comparable and "3" means "three
+spreads above a typical good part" on any line. Everything is static-shaped for export: the bank
+is a buffer of fixed size, distances are one matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_LEAVE_OUT_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """How big the memory is and how a part's patch distances become one score."""
+
+    max_entries: int = 2048  # coreset size cap: bounds inference cost and the weights file
+    coreset_projection: int = 64  # random projection width for the k-center selection
+    top_k_patches: int = 3  # part score = mean of its `top_k` largest patch distances
+    unit_length: bool = True  # compare directions (learned features) or raw values (spectra)
+
+
+@dataclass
+class MemoryScores:
+    """Distances of a batch to the memory: per part `(B,)` and per patch `(B, P)`."""
+
+    score: Tensor
+    patch_scores: Tensor
+
+
+def greedy_coreset(features: Tensor, n_select: int, projection: int, seed: int = 0) -> Tensor:
+    """Indices of `n_select` rows of `features (N, D)` chosen by greedy k-center selection.
+
+    Each step adds the row farthest from everything chosen so far, so rare good-part patches
+    (an edge, a fixture) stay in the memory while the many near-duplicates go. Distances are
+    computed in a random projection to `projection` dims (Johnson-Lindenstrauss), for speed.
+    """
+    n = features.shape[0]
+    if n_select >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    x = features.float()
+    if projection < x.shape[1]:
+        proj = torch.randn(x.shape[1], projection, generator=gen) / projection**0.5
+        x = x @ proj
+    chosen = torch.empty(n_select, dtype=torch.long)
+    chosen[0] = int(torch.randint(n, (1,), generator=gen))
+    sq = (x * x).sum(1)  # (N,)
+    min_d2 = sq - 2.0 * (x @ x[chosen[0]]) + sq[chosen[0]]  # squared distances, (N,)
+    for i in range(1, n_select):
+        idx = int(torch.argmax(min_d2))
+        chosen[i] = idx
+        d2 = sq - 2.0 * (x @ x[idx]) + sq[idx]
+        torch.minimum(min_d2, d2, out=min_d2)
+    return chosen
+
+
+def nearest_distance(queries: Tensor, bank: Tensor) -> Tensor:
+    """Euclidean distance of each row of `queries (..., D)` to its nearest row of `bank (M, D)`."""
+    # ||q - b||² = ||q||² - 2 q·b + ||b||²: one matmul, static shapes (export-friendly)
+    q2 = (queries * queries).sum(-1, keepdim=True)  # (..., 1)
+    b2 = (bank * bank).sum(-1)  # (M,)
+    d2 = q2 - 2.0 * queries @ bank.transpose(0, 1) + b2  # (..., M)
+    return d2.min(dim=-1).values.clamp_min(0.0).sqrt()
+
+
+class PatchMemory(nn.Module):
+    """A memory of good-part patch (or spectrum-token) features and the distance to it.
+
+    Fit it with `fit(features)`, where `features (N, P, D)` are the good parts' tokens. Calling
+    it on `(B, P, D)` gives standardized scores: per part `(B,)` and per patch `(B, P)`.
+    """
+
+    def __init__(self, dim: int, config: MemoryConfig | None = None, entries: int = 1) -> None:
+        super().__init__()
+        self.config = config or MemoryConfig()
+        self.register_buffer("bank", torch.zeros(entries, dim))
+        # standardization of part scores and of patch scores, from the good parts
+        self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
+
+    bank: Tensor
+    stats: Tensor
+
+    def _normalize(self, features: Tensor) -> Tensor:
+        # unit-length tokens: distances then compare directions, robust to feature scale shifts
+        if self.config.unit_length:
+            return F.normalize(features.float(), dim=-1)
+        return features.float()
+
+    def fit(self, features: Tensor, groups: Tensor | None = None, seed: int = 0) -> None:
+        """Build the memory from good parts' tokens `(N, P, D)` and standardize its scores.
+
+        `groups (N,)` optionally assigns each part to a fold: the standardization then uses
+        each part's distance to the memory without the entries of its own fold (a part is
+        always at distance 0 from itself). Without groups the parts are dealt into 5 folds.
+        """
+        if features.ndim != 3 or features.shape[0] == 0:
+            msg = f"good-part features must be (N>0, P, D), got {tuple(features.shape)}"
+            raise ValueError(msg)
+        n, p, d = features.shape
+        feats = self._normalize(features)
+        flat = feats.reshape(n * p, d)
+        keep = greedy_coreset(
+            flat, min(self.config.max_entries, n * p), self.config.coreset_projection, seed
+        )
+        self.bank = flat[keep].clone()
+        if n < 2:
+            return  # one good part: no spread to measure; scores stay raw distances
+        owner = keep // p  # which good part each memory entry came from
+        part_scores, patch_scores = self._leave_out_scores(feats, owner, groups)
+        center = part_scores.median()
+        scale = _robust_spread(part_scores)
+        p_center = patch_scores.median()
+        p_scale = _robust_spread(patch_scores.flatten())
+        self.stats = torch.stack([center, scale, p_center, p_scale]).float()
+
+    def _leave_out_scores(
+        self, feats: Tensor, owner: Tensor, groups: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Each good part's distances to the memory minus the entries of its own fold.
+
+        The same (coreset) memory as at inference, so the standardization matches what a new
+        good part will see.
+        """
+        n, p, _ = feats.shape
+        if groups is None or torch.unique(groups).numel() < 2:
+            groups = torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
+        part_scores = torch.empty(n)
+        patch_scores = torch.empty(n, p)
+        for g in torch.unique(groups):
+            held = groups == g
+            bank = self.bank[~held[owner]]
+            if bank.shape[0] == 0:
+                bank = self.bank  # every entry came from this fold; better than nothing
+            dist = nearest_distance(feats[held], bank)  # (h, P)
+            patch_scores[held] = dist
+            part_scores[held] = _pool(dist, self.config.top_k_patches)
+        return part_scores, patch_scores
+
+    def raw(self, features: Tensor) -> MemoryScores:
+        """Unstandardized distances of `(B, P, D)` tokens to the memory."""
+        dist = nearest_distance(self._normalize(features), self.bank)  # (B, P)
+        return MemoryScores(score=_pool(dist, self.config.top_k_patches), patch_scores=dist)
+
+    def forward(self, features: Tensor) -> MemoryScores:
+        raw = self.raw(features)
+        center, scale, p_center, p_scale = self.stats.unbind(0)
+        return MemoryScores(
+            score=(raw.score - center) / scale,
+            patch_scores=(raw.patch_scores - p_center) / p_scale,
+        )
+
+
+def _pool(dist: Tensor, top_k: int) -> Tensor:
+    """A part's score from its patch distances `(B, P)`: the mean of the `top_k` largest."""
+    k = min(top_k, dist.shape[-1])
+    return dist.topk(k, dim=-1).values.mean(-1)
+
+
+def _robust_spread(x: Tensor) -> Tensor:
+    """A spread that one odd good part cannot blow up: 1.4826 × MAD, floored by the std / 10."""
+    x = x.float()
+    mad = (x - x.median()).abs().median() * 1.4826
+    floor = x.std(unbiased=False) / 10.0 + 1e-6
+    return torch.maximum(mad, floor)

@@ -1,0 +1,367 @@
+"""A line model: frozen backbone, the line's prompt tokens, small heads and the good-part memory.
+
+    base  = backbone(image, spectrum)                    prompt-free pass: the memory's features
+    tuned = backbone(image, spectrum, prompts)           (method "prompt"; LoRA: its own weights)
+    p_ok, class_probs = softmax(head(pool(tuned)))       known classes, from ~50 labeled parts
+    z     = max(image memory(base.patch_features),       distance to the good parts, in units
+                vibration memory(base.spectrum_tokens))  of their own spread
+    defect_score = 1 - p_ok · (1 - sigmoid(gain · (z - offset)))   noisy-OR of the two
+
+The memory is built from the prompt-free features on purpose: they are the pretrained features,
+untouched by the 50 labels, so a defect of a kind never labeled still shows as distance. The
+noisy-OR lets either path fail a part: the classifier for the known defects, the memory for
+everything unlike the good parts. The threshold on `defect_score` is set by the caller
+(cross-validated on the adapt parts).
+
+Static form for export: `forward(..., prompt_tokens=(B, P, D))` takes the prompts as an input
+tensor and every shape is fixed by the line's settings, so one graph serves any line with the
+same backbone and memory sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.anomaly import MemoryConfig, PatchMemory
+from models.backbone import InspectBackbone
+from models.config import BackboneConfig
+from models.outputs import BackboneOutput, Prediction
+
+METHODS = ("prompt", "lora", "linear")
+MODALITIES = ("image", "vibration")
+_ABSENT = -1.0e4  # the anomaly score of a missing modality: below any real one, finite for export
+
+
+@dataclass
+class LineModelSettings:
+    """What a line model is made of; saved in line.json ("model") to rebuild it."""
+
+    method: str = "prompt"
+    classes: list[str] = field(default_factory=list)  # defect classes (not "ok")
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    backbone: dict[str, Any] = field(default_factory=dict)  # BackboneConfig.to_diff_dict()
+    n_prompt_tokens: int = 8
+    lora_rank: int = 4
+    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj"])
+    memory: dict[str, Any] = field(default_factory=lambda: asdict(MemoryConfig()))
+    image_memory_entries: int = 1
+    vibration_memory_entries: int = 1
+    spectrum_memory_entries: int = 1
+    # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
+    anomaly_offset: float = 3.0
+    anomaly_gain: float = 1.5
+    heatmap_offset: float = 3.0  # a patch is half-hot at this many patch spreads
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            msg = f"method must be one of {METHODS}, got {self.method!r}"
+            raise ValueError(msg)
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad or not self.modalities:
+            msg = f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}"
+            raise ValueError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LineModelSettings:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass
+class PooledFeatures:
+    """The classifier's input (B, 3D): class token, mean image token, mean spectrum token."""
+
+    features: Tensor
+
+
+def pool_tokens(
+    out: BackboneOutput, image_present: Tensor | None, vibration_present: Tensor | None
+) -> Tensor:
+    """(B, 3D): class token, mean of the image tokens, mean of the spectrum tokens.
+
+    A modality that is absent (not given, or not present for a part) contributes zeros.
+    """
+    B, D = out.cls.shape
+    parts = [out.cls]
+    for tokens, present in (
+        (out.image_tokens, image_present),
+        (out.spectrum_tokens, vibration_present),
+    ):
+        if tokens.shape[1] == 0:
+            parts.append(out.cls.new_zeros(B, D))
+            continue
+        mean = tokens.mean(dim=1)  # (B, D)
+        if present is not None:
+            mean = mean * present.to(mean.dtype).unsqueeze(-1)
+        parts.append(mean)
+    return torch.cat(parts, dim=-1)  # (B, 3D)
+
+
+class LineModel(nn.Module):
+    """Frozen backbone + prompt tokens + class head + good-part memories → `Prediction`."""
+
+    def __init__(self, backbone: InspectBackbone, settings: LineModelSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        cfg = backbone.config
+        dim = cfg.hidden_size
+        self.backbone = backbone
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.tuned: InspectBackbone | None = None
+        if settings.method == "lora":
+            # LoRA's weights merged into a copy: the memory keeps the untouched pretrained pass
+            self.tuned = copy.deepcopy(backbone)
+        self.prompt: nn.Parameter | None = None
+        if settings.method == "prompt":
+            self.prompt = nn.Parameter(torch.zeros(settings.n_prompt_tokens, dim))
+        n_out = len(settings.classes) + 1  # column 0 is "ok"
+        self.register_buffer("feature_mean", torch.zeros(3 * dim))
+        self.register_buffer("feature_std", torch.ones(3 * dim))
+        self.head = nn.Linear(3 * dim, n_out)
+        memory_cfg = MemoryConfig(**settings.memory)
+        self.image_memory: PatchMemory | None = None
+        self.vibration_memory: PatchMemory | None = None
+        self.spectrum_memory: PatchMemory | None = None
+        if "image" in settings.modalities and settings.image_memory_entries:
+            self.image_memory = PatchMemory(
+                cfg.patch_feature_dim, memory_cfg, settings.image_memory_entries
+            )
+        if "vibration" in settings.modalities and settings.vibration_memory_entries:
+            self.vibration_memory = PatchMemory(dim, memory_cfg, settings.vibration_memory_entries)
+            # the spectrum itself, band by band: physical units any machine shares, so it works
+            # even where the pretrained vibration tokens transfer poorly
+            raw_cfg = MemoryConfig(**{**settings.memory, "unit_length": False})
+            self.spectrum_memory = PatchMemory(
+                2 * cfg.spectrum_patch, raw_cfg, settings.spectrum_memory_entries
+            )
+
+    feature_mean: Tensor
+    feature_std: Tensor
+
+    @property
+    def config(self) -> BackboneConfig:
+        return self.backbone.config
+
+    # -- the two passes -----------------------------------------------------------------------
+
+    def _inputs(
+        self,
+        image: Tensor | None,
+        spectrum: Tensor | None,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Drop a modality the line does not use (its tokens would only add noise and time)."""
+        if "image" not in self.settings.modalities:
+            image = None
+        if "vibration" not in self.settings.modalities:
+            spectrum = None
+        return image, spectrum
+
+    def base_features(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+    ) -> BackboneOutput:
+        """The prompt-free, untouched pretrained pass (memory features; the linear probe's too)."""
+        image, spectrum = self._inputs(image, spectrum)
+        return self.backbone.forward_features(
+            image, spectrum, None, image_present, vibration_present
+        )
+
+    def class_features(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+        prompt_tokens: Tensor | None = None,
+        base: BackboneOutput | None = None,
+    ) -> Tensor:
+        """Pooled features (B, 3D) of the classifier's pass, before standardization."""
+        image, spectrum = self._inputs(image, spectrum)
+        method = self.settings.method
+        if method == "linear":
+            out = base or self.base_features(image, spectrum, image_present, vibration_present)
+        elif method == "lora":
+            assert self.tuned is not None  # built in __init__ for this method
+            out = self.tuned.forward_features(
+                image, spectrum, None, image_present, vibration_present
+            )
+        else:
+            ref = image if image is not None else spectrum
+            assert ref is not None and self.prompt is not None
+            if prompt_tokens is None:
+                prompt_tokens = self.prompt.unsqueeze(0).expand(ref.shape[0], -1, -1)
+            out = self.backbone.forward_features(
+                image, spectrum, prompt_tokens, image_present, vibration_present
+            )
+        return pool_tokens(out, image_present, vibration_present)
+
+    def class_logits(self, pooled: Tensor) -> Tensor:
+        """(B, C+1) logits, column 0 = ok, from pooled features."""
+        return self.head((pooled - self.feature_mean) / self.feature_std)
+
+    # -- the answer ---------------------------------------------------------------------------
+
+    def anomaly(
+        self,
+        base: BackboneOutput,
+        spectrum: Tensor | None,
+        image_present: Tensor | None,
+        vibration_present: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Standardized anomaly score (B,) and image patch scores (B, Ni) (empty without image)."""
+        B = base.cls.shape[0]
+        scores = [base.cls.new_full((B,), _ABSENT)]
+        patch = base.cls.new_zeros(B, 0)
+        if self.image_memory is not None and base.patch_features.shape[1] > 0:
+            m = self.image_memory(base.patch_features)
+            s = m.score
+            if image_present is not None:
+                s = torch.where(image_present, s, torch.full_like(s, _ABSENT))
+            scores.append(s)
+            patch = m.patch_scores
+        vibration: list[Tensor] = []
+        if self.vibration_memory is not None and base.spectrum_tokens.shape[1] > 0:
+            vibration.append(self.vibration_memory(base.spectrum_tokens).score)
+        if self.spectrum_memory is not None and spectrum is not None:
+            vibration.append(self.spectrum_memory(spectrum_bands(spectrum, self.config)).score)
+        for s in vibration:
+            if vibration_present is not None:
+                s = torch.where(vibration_present, s, torch.full_like(s, _ABSENT))
+            scores.append(s)
+        return torch.stack(scores, dim=0).max(dim=0).values, patch
+
+    def fuse(self, logits: Tensor, anomaly_score: Tensor) -> tuple[Tensor, Tensor]:
+        """defect_score (B,) and class_probs (B, C) from class logits and the anomaly score."""
+        probs = logits.softmax(dim=-1)  # (B, C+1)
+        p_ok = probs[:, 0]
+        s = self.settings
+        p_anomalous = torch.sigmoid(s.anomaly_gain * (anomaly_score - s.anomaly_offset))
+        defect_score = 1.0 - p_ok * (1.0 - p_anomalous)
+        defects = probs[:, 1:]
+        class_probs = defects / defects.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return defect_score, class_probs
+
+    def heatmap(self, patch_scores: Tensor, B: int, image_present: Tensor | None) -> Tensor:
+        """(B, h, w) in [0, 1] from the image patch scores; zeros on a line without a camera."""
+        rows, cols = self.config.grid
+        if patch_scores.shape[1] == 0:
+            return patch_scores.new_zeros(B, rows, cols)
+        heat = torch.sigmoid(patch_scores - self.settings.heatmap_offset)
+        if image_present is not None:
+            heat = heat * image_present.to(heat.dtype).unsqueeze(-1)
+        return heat.view(B, rows, cols)  # (B, h, w)
+
+    def forward(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+        prompt_tokens: Tensor | None = None,
+    ) -> Prediction:
+        image, spectrum = self._inputs(image, spectrum)
+        base = self.base_features(image, spectrum, image_present, vibration_present)
+        pooled = self.class_features(
+            image, spectrum, image_present, vibration_present, prompt_tokens, base=base
+        )
+        logits = self.class_logits(pooled)
+        anomaly_score, patch = self.anomaly(base, spectrum, image_present, vibration_present)
+        defect_score, class_probs = self.fuse(logits, anomaly_score)
+        return Prediction(
+            defect_score=defect_score,
+            class_probs=class_probs,
+            heatmap=self.heatmap(patch, base.cls.shape[0], image_present),
+            anomaly_score=anomaly_score,
+        )
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def line_state(self) -> dict[str, Tensor]:
+        """What weights.safetensors holds: everything but the frozen pretrained backbone."""
+        return {
+            k: v.detach().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("backbone.")
+        }
+
+    def save(self, folder: Path) -> None:
+        save_file(self.line_state(), str(folder / "weights.safetensors"))
+
+    @classmethod
+    def load(
+        cls, folder: Path, settings: dict[str, Any], backbone: InspectBackbone | None = None
+    ) -> LineModel:
+        """Rebuild from `folder/weights.safetensors` and the settings saved in line.json."""
+        s = LineModelSettings.from_dict(settings)
+        if backbone is None:
+            backbone = load_backbone(s.backbone)
+        model = cls(backbone, s)
+        state = load_file(str(folder / "weights.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("backbone.")]
+        if missing or unexpected:
+            msg = (
+                f"{folder / 'weights.safetensors'} does not match the line's settings: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+            raise ValueError(msg)
+        model.eval()
+        return model
+
+
+def spectrum_bands(spectrum: Tensor, config: BackboneConfig) -> Tensor:
+    """(B, 2, F) spectrum → (B, F/p, 2p) bands: both channels of `p` neighbouring bins each."""
+    B, C, F_ = spectrum.shape
+    p = config.spectrum_patch
+    bands = spectrum.reshape(B, C, F_ // p, p)  # (B, 2, F/p, p)
+    return bands.permute(0, 2, 1, 3).reshape(B, F_ // p, C * p)  # (B, F/p, 2p)
+
+
+def random_backbone(
+    config: BackboneConfig, seed: int = 0
+) -> tuple[InspectBackbone, dict[str, Any]]:
+    """A seeded randomly initialised backbone and the spec that rebuilds it (`load_backbone`)."""
+    torch.manual_seed(seed)
+    backbone = InspectBackbone(config).eval()
+    spec = {
+        "size": config.size_name,
+        "pretrained": False,
+        "init_seed": seed,
+        "config": config.to_diff_dict(),
+    }
+    return backbone, spec
+
+
+def load_backbone(spec: dict[str, Any]) -> InspectBackbone:
+    """The backbone a line was taught on: the shipped checkpoint of its size, or the seeded
+    random one it was taught on when no checkpoint was shipped (`random_backbone`)."""
+    from models.backbone import load_pretrained
+
+    size = str(spec.get("size", "tiny"))
+    if spec.get("pretrained", True):
+        return load_pretrained(size)
+    if "config" in spec:
+        raw = {
+            k: v
+            for k, v in spec["config"].items()
+            if k not in ("model_type", "transformers_version")
+        }
+        config = BackboneConfig(**raw)
+    else:
+        config = BackboneConfig.named(size)
+    backbone, _ = random_backbone(config, int(spec.get("init_seed", 0)))
+    return backbone

@@ -1,0 +1,203 @@
+"""`inspect-app adapt` / `evaluate` end to end on a tiny hand-made line (small random backbone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import inspect_app.teach as teach
+from inspect_app.cli import main
+from inspect_app.teach import stratified_sample
+from models.config import BackboneConfig
+from models.line_model import random_backbone
+
+RATE = 12800.0
+
+
+def _small(size: str = "tiny", warn: bool = True):  # type: ignore[no-untyped-def]
+    cfg = BackboneConfig(
+        size_name="test",
+        image_size=32,
+        patch_size=8,
+        spectrum_bins=32,
+        spectrum_patch=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        dense_intermediate_size=64,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        n_activated_experts=2,
+        feature_layers=[0, 1],
+    )
+    backbone, spec = random_backbone(cfg, seed=0)
+    spec["sha256"] = teach.backbone_hash(backbone)
+    return backbone, spec
+
+
+@pytest.fixture(autouse=True)
+def small_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(teach, "get_backbone", _small)
+
+
+def _part(folder: Path, i: int, label: str, rng: np.random.Generator) -> list[str]:
+    img = (120 + 10 * rng.standard_normal((32, 32, 3))).clip(0, 255).astype(np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    t = np.arange(int(0.5 * RATE)) / RATE
+    vib = 0.1 * rng.standard_normal(t.size)
+    if label == "dent":
+        r, c = rng.integers(2, 20, 2)
+        img[r : r + 10, c : c + 10] = 250
+        mask[r : r + 10, c : c + 10] = 255
+    if label == "crack":
+        r = rng.integers(4, 28)
+        img[r : r + 2, :] = 0
+        mask[r : r + 2, :] = 255
+    if label == "hum":
+        vib += 2.0 * np.sin(2 * np.pi * 1500 * t)
+    cv2.imwrite(str(folder / f"p{i}.png"), img)
+    np.save(folder / f"p{i}.npy", vib.astype(np.float32))
+    mask_name = ""
+    if mask.any():
+        cv2.imwrite(str(folder / f"m{i}.png"), mask)
+        mask_name = f"m{i}.png"
+    return [f"p{i}.png", f"p{i}.npy", label, str(RATE), mask_name, f"part-{i}"]
+
+
+def make_line(folder: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    rows = ["image,vibration,label,sample_rate_hz,mask,part_id"]
+    i = 0
+    for label, n in counts.items():
+        for _ in range(n):
+            rows.append(",".join(_part(folder, i, label, rng)))
+            i += 1
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def _adapt(home: Path, data: Path, *extra: str) -> int:
+    return main(
+        [
+            "adapt",
+            "--home",
+            str(home),
+            "--line",
+            "l1",
+            "--data",
+            str(data),
+            "--no-progress",
+            "--samples",
+            "30",
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_line(tmp_path / "train", {"ok": 18, "dent": 7, "hum": 5})
+    assert _adapt(tmp_path / "home", data) == 0
+    out = capsys.readouterr().out
+    assert "false-reject rate" in out and "v1" in out
+    root = tmp_path / "home" / "lines" / "l1"
+    assert (root / "ACTIVE").read_text().strip() == "v1"
+    card = json.loads((root / "v1" / "line.json").read_text())
+    assert card["classes"] == ["dent", "hum"]
+    assert card["modalities"] == ["image", "vibration"]
+    assert 0.0 <= card["threshold"] <= 1.0
+    assert card["metrics"]["n"] == 30
+    assert (root / "v1" / "weights.safetensors").is_file()
+    assert (root / "v1" / "adapter" / "adapter_config.json").is_file()
+    assert "Validation" in (root / "v1" / "MODEL_CARD.md").read_text()
+
+    test = make_line(tmp_path / "test", {"ok": 12, "dent": 4, "hum": 3, "crack": 4}, seed=1)
+    (test / "p0.png").write_bytes(b"not a png")  # an ok part that cannot be read
+    report_file = tmp_path / "m.json"
+    rc = main(
+        [
+            "evaluate",
+            "--home",
+            str(tmp_path / "home"),
+            "--line",
+            "l1",
+            "--data",
+            str(test),
+            "--json",
+            str(report_file),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    m = json.loads(report_file.read_text())
+    for key in (
+        "n",
+        "n_defective",
+        "miss_rate",
+        "false_reject_rate",
+        "auroc",
+        "accuracy",
+        "class_accuracy",
+        "per_class",
+        "threshold",
+        "latency_ms",
+        "pixel_auroc",
+    ):
+        assert key in m, key
+    assert m["n"] == 23 and m["n_defective"] == 11 and m["n_fault"] == 1
+    assert "p0.png" in m["faults"][0]["reason"]
+    assert m["per_class"]["crack"]["note"] == "class never in adapt data: can't be named"
+    assert m["per_class"]["ok"]["failed"] >= 1  # the unreadable good part is rejected
+    assert m["auroc"] > 0.8  # blatant defects, even on a random backbone
+    assert set(m["latency_ms"]) == {"p50", "p95"}
+
+
+def test_too_few_parts_in_a_class_is_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_line(tmp_path / "d", {"ok": 12, "dent": 2})
+    assert _adapt(tmp_path / "home", data) == 1
+    err = capsys.readouterr().err
+    assert "'dent'" in err and "only 2" in err
+    assert not (tmp_path / "home" / "lines" / "l1" / "ACTIVE").exists()
+
+
+def test_unreadable_file_names_file_and_row_and_keeps_the_active_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_line(tmp_path / "d", {"ok": 12, "dent": 4})
+    home = tmp_path / "home"
+    assert _adapt(home, data, "--method", "linear") == 0
+    capsys.readouterr()
+    (data / "p3.png").write_bytes(b"broken")
+    assert _adapt(home, data, "--samples", "16") == 1
+    err = capsys.readouterr().err
+    assert "p3.png" in err and "row 5" in err
+    root = home / "lines" / "l1"
+    assert (root / "ACTIVE").read_text().strip() == "v1"
+    assert sorted(p.name for p in root.iterdir()) == ["ACTIVE", "v1"]
+
+
+def test_a_line_name_that_escapes_home_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["adapt", "--home", str(tmp_path), "--line", "../x", "--data", str(tmp_path)])
+    assert rc == 1
+    assert "line name" in capsys.readouterr().err
+
+
+def test_stratified_sample_keeps_every_class_in_proportion() -> None:
+    labels = ["ok"] * 80 + ["a"] * 15 + ["b"] * 5
+    picked = stratified_sample(labels, 20, seed=0)
+    counts = {k: sum(labels[i] == k for i in picked) for k in ("ok", "a", "b")}
+    assert len(picked) == 20 and counts["b"] >= 3 and counts["ok"] >= 12
+    assert stratified_sample(labels, 20, seed=0) == picked
+    with pytest.raises(ValueError, match="too few"):
+        stratified_sample(labels, 5, seed=0)

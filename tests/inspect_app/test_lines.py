@@ -1,0 +1,85 @@
+"""Versioned line folders: atomic writes, ACTIVE switched last, nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inspect_app.lines import (
+    ACTIVE,
+    LineCard,
+    active_version,
+    list_lines,
+    read_card,
+    set_active,
+    version_dir,
+    versions,
+    write_version,
+)
+
+
+def _card(threshold: float = 0.5) -> LineCard:
+    return LineCard(
+        line="press-3",
+        method="prompt",
+        classes=["dent", "scratch"],
+        threshold=threshold,
+        modalities=["image", "vibration"],
+        image_size=128,
+        spectrum={"psd_bins": 128, "env_bins": 128, "env_band_hz": [2000.0, 5000.0]},
+        backbone={"size": "tiny", "sha256": "ab" * 32},
+        metrics={"miss_rate": 0.0, "false_reject_rate": 0.04, "auroc": 0.99, "n": 50},
+    )
+
+
+def _weights(tmp: Path) -> None:
+    (tmp / "weights.safetensors").write_bytes(b"w")
+
+
+def test_versions_count_up_and_active_follows(tmp_path: Path) -> None:
+    v1 = write_version(tmp_path, "press-3", _card(0.4), _weights)
+    v2 = write_version(tmp_path, "press-3", _card(0.6), _weights)
+    assert (v1.name, v2.name) == ("v1", "v2")
+    assert versions(tmp_path, "press-3") == ["v1", "v2"]
+    assert active_version(tmp_path, "press-3") == "v2"
+    card = read_card(version_dir(tmp_path, "press-3"))
+    assert card.threshold == 0.6 and card.version == "v2" and card.created
+    assert "miss rate" in (v2 / "MODEL_CARD.md").read_text()
+    assert list_lines(tmp_path) == ["press-3"]
+    set_active(tmp_path, "press-3", "v1")
+    assert read_card(version_dir(tmp_path, "press-3")).threshold == 0.4
+
+
+def test_a_failed_write_leaves_the_active_model_and_no_debris(tmp_path: Path) -> None:
+    write_version(tmp_path, "press-3", _card(), _weights)
+
+    def crash(tmp: Path) -> None:
+        (tmp / "weights.safetensors").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_version(tmp_path, "press-3", _card(), crash)
+    root = tmp_path / "lines" / "press-3"
+    assert sorted(p.name for p in root.iterdir()) == [ACTIVE, "v1"]
+    assert active_version(tmp_path, "press-3") == "v1"
+
+
+def test_missing_line_says_how_to_teach_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="inspect-app adapt --line nope"):
+        active_version(tmp_path, "nope")
+
+
+def test_line_name_that_escapes_home_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="line name"):
+        write_version(tmp_path, "../evil", _card(), _weights)
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_card_round_trip_and_bad_format(tmp_path: Path) -> None:
+    card = _card()
+    again = LineCard.from_json(card.to_json())
+    assert again == card
+    assert again.spectrum_config().env_band_hz == (2000.0, 5000.0)
+    with pytest.raises(ValueError, match="format"):
+        LineCard.from_json('{"format": 99}')

@@ -1,0 +1,112 @@
+"""DESIGN §5 metrics: rates, AUROC, unseen classes, faults, threshold rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspect_app.metrics import (
+    UNNAMEABLE,
+    PartResult,
+    auroc,
+    compute_metrics,
+    pixel_auroc,
+    threshold_for_miss_rate,
+)
+
+
+def test_auroc_matches_pairwise_count_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, size=40).astype(float)
+    y = rng.random(40) < 0.4
+    pos, neg = s[y], s[~y]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert auroc(s, y) == pytest.approx(pairs / (pos.size * neg.size))
+
+
+def test_auroc_is_none_with_one_side_only() -> None:
+    assert auroc([0.1, 0.2], [True, True]) is None
+
+
+def _part(label: str, score: float | None, cls: str | None = None, **kw: object) -> PartResult:
+    return PartResult(
+        part_id=f"{label}-{score}", label=label, defect_score=score, predicted_class=cls, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_rates_classes_and_unseen_class() -> None:
+    parts = [
+        _part("ok", 0.1),
+        _part("ok", 0.6),  # false reject
+        _part("scratch", 0.9, "scratch"),  # caught, named right
+        _part("scratch", 0.8, "dent"),  # caught, named wrong
+        _part("dent", 0.2, "dent"),  # missed
+        _part("crack", 0.95, "scratch"),  # unseen class, caught
+    ]
+    r = compute_metrics(parts, threshold=0.5, taught_classes=["dent", "scratch"]).as_dict()
+    assert r["n"] == 6 and r["n_defective"] == 4
+    assert r["miss_rate"] == pytest.approx(1 / 4)
+    assert r["false_reject_rate"] == pytest.approx(1 / 2)
+    assert r["accuracy"] == pytest.approx(4 / 6)
+    # among caught defective parts of taught classes (2 scratches): one named right
+    assert r["class_accuracy"] == pytest.approx(1 / 2)
+    assert r["per_class"]["crack"]["note"] == UNNAMEABLE
+    assert r["per_class"]["crack"]["recall"] == 1.0
+    assert r["per_class"]["dent"]["recall"] == 0.0
+    assert r["per_class"]["ok"]["recall"] == pytest.approx(0.5)
+    assert r["threshold"] == 0.5
+    assert "pixel_auroc" not in r
+
+
+def test_faults_count_as_fail_and_are_listed() -> None:
+    parts = [
+        _part("ok", None, fault="a.png, row 2: unreadable image"),
+        _part("dent", None, fault="b.png, row 3: unreadable image"),
+        _part("ok", 0.1),
+        _part("dent", 0.9, "dent"),
+    ]
+    r = compute_metrics(parts, threshold=0.5, taught_classes=["dent"]).as_dict()
+    assert r["n_fault"] == 2
+    assert r["miss_rate"] == 0.0  # a faulted defective part is failed, not missed
+    assert r["false_reject_rate"] == pytest.approx(0.5)  # a faulted good part is rejected
+    assert [f["part_id"] for f in r["faults"]] == ["ok-None", "dent-None"]
+    assert r["auroc"] == 1.0  # over inspected parts
+
+
+def test_no_good_parts_reports_classification_only() -> None:
+    parts = [_part("dent", 0.9, "dent"), _part("scratch", 0.9, "dent")]
+    r = compute_metrics(parts, threshold=0.5, taught_classes=["dent", "scratch"]).as_dict()
+    assert r["false_reject_rate"] is None and r["auroc"] is None
+    assert r["class_accuracy"] == 0.5
+
+
+def test_pixel_auroc_from_heatmap_and_mask() -> None:
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[8:16, 8:16] = True
+    hot = np.zeros((8, 8), dtype=np.float32)
+    hot[2:4, 2:4] = 1.0
+    good = PartResult("g", "ok", 0.1, heatmap=np.zeros((8, 8), np.float32))
+    bad = PartResult("b", "dent", 0.9, "dent", heatmap=hot, mask=mask)
+    assert pixel_auroc([good, bad]) == pytest.approx(1.0, abs=0.02)
+    wrong = PartResult("w", "dent", 0.9, "dent", heatmap=1.0 - hot, mask=mask)
+    assert pixel_auroc([wrong]) < 0.1
+
+
+@pytest.mark.parametrize("target", [0.0, 0.005])
+def test_threshold_catches_every_defect_when_no_miss_is_allowed(target: float) -> None:
+    d = [0.6, 0.7, 0.9]
+    g = [0.1, 0.2, 0.65]
+    t = threshold_for_miss_rate(d, g, target)
+    assert all(x >= t for x in d)
+    assert t == pytest.approx((0.6 + 0.2) / 2)
+
+
+def test_threshold_allows_misses_at_a_looser_target() -> None:
+    d = np.linspace(0.5, 1.0, 10)
+    t = threshold_for_miss_rate(d, [0.0], 0.1)  # one of ten may be missed
+    assert (d < t).sum() == 1
+
+
+def test_threshold_rejects_bad_target() -> None:
+    with pytest.raises(ValueError, match="target miss rate"):
+        threshold_for_miss_rate([0.5], [0.1], 1.5)

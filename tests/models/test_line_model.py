@@ -1,0 +1,121 @@
+"""LineModel: shapes and ranges for every modality mix, prompts as an input, save/load, adapt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from inspect_app.metrics import auroc
+from models.adapt import AdaptConfig, AdaptData, adapt_line, stratified_folds
+from models.backbone import InspectBackbone
+from models.config import BackboneConfig
+from models.inputs import ModelInputs
+from models.line_model import LineModel, LineModelSettings
+
+
+def small_backbone(seed: int = 0) -> InspectBackbone:
+    torch.manual_seed(seed)
+    cfg = BackboneConfig(
+        image_size=32,
+        patch_size=8,
+        spectrum_bins=32,
+        spectrum_patch=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        dense_intermediate_size=64,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        n_activated_experts=2,
+        feature_layers=[0, 1],
+    )
+    return InspectBackbone(cfg).eval()
+
+
+def toy_parts(n_good: int, n_bad: int, seed: int = 0) -> tuple[ModelInputs, torch.Tensor]:
+    """Good parts: smooth noise; defects: a bright square and a spectrum peak."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_good + n_bad
+    image = 0.3 * torch.randn(n, 3, 32, 32, generator=g)
+    spectrum = 0.3 * torch.randn(n, 2, 32, generator=g)
+    for i in range(n_good, n):
+        r, c = (int(v) for v in torch.randint(0, 24, (2,), generator=g))
+        image[i, :, r : r + 8, c : c + 8] = 4.0
+        spectrum[i, 1, 10:14] += 6.0
+    labels = torch.tensor([0] * n_good + [1] * n_bad)
+    present = torch.ones(n, dtype=torch.bool)
+    return ModelInputs(image, spectrum, present, present.clone()), labels
+
+
+@pytest.mark.parametrize("modalities", [["image"], ["vibration"], ["image", "vibration"]])
+@pytest.mark.parametrize("method", ["prompt", "lora", "linear"])
+def test_forward_shapes_and_ranges(modalities: list[str], method: str) -> None:
+    model = LineModel(
+        small_backbone(),
+        LineModelSettings(method=method, classes=["a", "b"], modalities=modalities),
+    ).eval()
+    inputs, _ = toy_parts(2, 1)
+    with torch.no_grad():
+        pred = model(**inputs.as_kwargs())
+    assert pred.defect_score.shape == (3,)
+    assert pred.class_probs.shape == (3, 2)
+    assert pred.heatmap.shape == (3, 4, 4)
+    assert pred.anomaly_score.shape == (3,)
+    assert bool(((pred.defect_score >= 0) & (pred.defect_score <= 1)).all())
+    assert bool(((pred.heatmap >= 0) & (pred.heatmap <= 1)).all())
+    torch.testing.assert_close(pred.class_probs.sum(-1), torch.ones(3))
+
+
+def test_prompt_tokens_are_an_input() -> None:
+    model = LineModel(small_backbone(), LineModelSettings(classes=["a", "b"])).eval()
+    torch.nn.init.normal_(model.head.weight)
+    inputs, _ = toy_parts(2, 0)
+    with torch.no_grad():
+        own = model(**inputs.as_kwargs())
+        other = model(**inputs.as_kwargs(), prompt_tokens=torch.randn(2, 8, 32))
+    assert not torch.allclose(own.class_probs, other.class_probs)
+
+
+@pytest.mark.parametrize("method", ["prompt", "lora", "linear"])
+def test_adapt_learns_save_load_round_trip(tmp_path: Path, method: str) -> None:
+    backbone = small_backbone()
+    inputs, labels = toy_parts(20, 9)
+    data = AdaptData(inputs, labels, ["blob"], ["image", "vibration"])
+    cfg = AdaptConfig(method=method, epochs=1, head_steps=50, folds=3, batch_size=8)
+    result = adapt_line(backbone, data, cfg)
+    assert result.oof is not None
+    oof = result.oof.defect_score
+    # defects are blatant: out of fold, they score above (nearly) every good part
+    assert auroc(oof.numpy(), labels.numpy() == 1) >= 0.95
+    assert float(oof[labels == 1].min()) > float(oof[labels == 0].median())
+    result.model.save(tmp_path)
+    again = LineModel.load(tmp_path, result.model.settings.to_dict(), backbone=backbone)
+    with torch.no_grad():
+        a = result.model(**inputs.as_kwargs())
+        b = again(**inputs.as_kwargs())
+    torch.testing.assert_close(a.defect_score, b.defect_score)
+    torch.testing.assert_close(a.heatmap, b.heatmap)
+
+
+def test_missing_modality_for_one_part_is_judged_by_the_other() -> None:
+    backbone = small_backbone()
+    inputs, labels = toy_parts(12, 6)
+    data = AdaptData(inputs, labels, ["blob"], ["image", "vibration"])
+    result = adapt_line(backbone, data, AdaptConfig(method="linear", folds=0, head_steps=50))
+    test, _ = toy_parts(0, 2, seed=5)
+    assert test.image_present is not None
+    test.image_present[:] = False  # camera lost: the spectrum peak must still fail them
+    with torch.no_grad():
+        pred = result.model(**test.as_kwargs())
+    assert float(pred.anomaly_score.min()) > 3.0
+    assert float(pred.heatmap.abs().sum()) == 0.0
+
+
+def test_stratified_folds_spread_every_label() -> None:
+    labels = torch.tensor([0] * 9 + [1] * 6 + [2] * 3)
+    fold = stratified_folds(labels, 3, seed=0)
+    for value in (0, 1, 2):
+        counts = torch.bincount(fold[labels == value], minlength=3)
+        assert int(counts.max() - counts.min()) <= 1
