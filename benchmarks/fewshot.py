@@ -1,0 +1,569 @@
+"""Few-shot benchmark: teach a line from 50 parts, measure it on parts it never saw.
+
+Rows: our line model adapted by prompt tuning, LoRA and a linear probe (the frozen backbone +
+good-part memory, as `inspect-app adapt` builds it), a torchvision ResNet-18 trained from scratch
+on the same parts, and a classical baseline (colour / gradient histograms and the spectrum with
+nearest neighbours). Each on image-only, vibration-only and fused inputs where the data has them.
+Columns: miss rate and false-reject rate at the threshold each method sets on its own 50 parts
+(out-of-fold, for the target miss rate), AUROC and class accuracy on the test parts, adapt time.
+
+Data:
+- synthetic lines with held-out seeds (never in pretraining, docs/synthetic.md): 50 adapt parts
+  drawn from a pool, test parts numbered far from the pool's;
+- CWRU (real bearing vibration): windows cut from each recording, the first half of every
+  recording in time for adapting, the second half for testing (no window crosses the split);
+- NEU-DET (real steel images): there is no defect-free class, so only defect classification
+  is measured (class accuracy); miss/false-reject/AUROC are not defined there.
+
+Run (prints a markdown table and writes JSON):
+    python -m benchmarks.fewshot --quick            # 2 synthetic lines, 1 seed, fewer rows
+    python -m benchmarks.fewshot --seeds 0 1 2      # the full table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
+from inspect_app.preprocess import prepare_batch
+from inspect_app.teach import get_backbone, stratified_sample
+from models.adapt import AdaptConfig, AdaptData, adapt_line, stratified_folds
+from models.inputs import ModelInputs
+from sensors.dataset import LineDataset
+from sensors.sample import OK_LABEL, Sample
+from sensors.spectrum import SpectrumConfig
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SYNTH_SEEDS = (101, 202, 303, 404, 505)  # held out: 1-999 are never used in pretraining
+TARGET_MISS = 0.005
+
+
+@dataclass
+class Task:
+    """One benchmark dataset: the pool to draw 50 parts from and the test parts."""
+
+    name: str
+    modality: str  # image | vibration | fused
+    pool: list[Sample]
+    test: list[Sample]
+    has_ok: bool = True
+
+
+@dataclass
+class Row:
+    method: str
+    task: str
+    modality: str
+    seed: int
+    miss_rate: float | None
+    false_reject_rate: float | None
+    auroc: float | None
+    class_accuracy: float | None
+    adapt_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def _strip(samples: Sequence[Sample], keep: str) -> list[Sample]:
+    """Parts with only one sensor; parts whose defect that sensor cannot see are dropped."""
+    from sensors.synthetic import visible_in
+
+    out = []
+    for s in samples:
+        if s.label != OK_LABEL and not visible_in(str(s.label), keep):
+            continue
+        out.append(
+            Sample(
+                part_id=s.part_id,
+                frame=s.frame if keep == "image" else None,
+                vibration=s.vibration if keep == "vibration" else None,
+                label=s.label,
+                mask=s.mask if keep == "image" else None,
+            )
+        )
+    return out
+
+
+def synthetic_tasks(cache: Path, seeds: Sequence[int], pool: int, test: int) -> list[Task]:
+    from sensors.synthetic import write_line
+
+    tasks = []
+    for seed in seeds:
+        folders = {}
+        for part, (n, start) in {"pool": (pool, 0), "test": (test, 100000)}.items():
+            folder = cache / f"synth-{seed}-{part}-{n}"
+            if not (folder / "labels.csv").is_file():
+                write_line(
+                    folder,
+                    seed,
+                    n,
+                    defect_fraction=0.5,
+                    start_index=start,
+                    image_size=128,
+                    overwrite=True,
+                )
+            folders[part] = folder
+        p = list(LineDataset.open(folders["pool"]))
+        t = list(LineDataset.open(folders["test"]))
+        tasks.append(Task(f"synth-{seed}", "fused", p, t))
+        tasks.append(Task(f"synth-{seed}", "image", _strip(p, "image"), _strip(t, "image")))
+        tasks.append(
+            Task(f"synth-{seed}", "vibration", _strip(p, "vibration"), _strip(t, "vibration"))
+        )
+    return tasks
+
+
+def cwru_task(window_s: float) -> Task | None:
+    folder = DATA / "cwru"
+    if not (folder / "labels.csv").is_file():
+        print(f"skip CWRU: {folder} not found", file=sys.stderr)
+        return None
+    ds = LineDataset.open(folder, window_s=window_s)
+    pool, test = [], []
+    by_file: dict[str, list[int]] = {}
+    for i, r in enumerate(ds.rows):
+        by_file.setdefault(str(r.vibration), []).append(i)
+    for idx in by_file.values():
+        half = len(idx) // 2  # split in time: the first half adapts, the second half tests
+        pool += [ds.load(i) for i in idx[:half]]
+        test += [ds.load(i) for i in idx[half:]]
+    return Task("cwru", "vibration", pool, test)
+
+
+def neu_task(per_class_test: int) -> Task | None:
+    folder = DATA / "neu-det"
+    if not (folder / "labels.csv").is_file():
+        print(f"skip NEU-DET: {folder} not found", file=sys.stderr)
+        return None
+    ds = LineDataset.open(folder)
+    rng = np.random.default_rng(0)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(ds.labels):
+        by_label.setdefault(str(label), []).append(i)
+    pool, test = [], []
+    for idx in by_label.values():
+        order = rng.permutation(idx)
+        test += [ds.load(int(i)) for i in order[:per_class_test]]
+        pool += [ds.load(int(i)) for i in order[per_class_test : per_class_test + 20]]
+    for s in pool + test:
+        s.mask = None  # boxes, not masks: pixel metrics are not the point here
+    return Task("neu-det", "image", pool, test, has_ok=False)
+
+
+# -- our line model ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Card:
+    modalities: list[str]
+    image_size: int
+    spectrum: dict[str, Any]
+
+
+def _inputs(samples: Sequence[Sample], card: _Card) -> ModelInputs:
+    chunks = [prepare_batch(samples[i : i + 64], card) for i in range(0, len(samples), 64)]
+
+    def cat(name: str) -> torch.Tensor | None:
+        ts = [getattr(c, name) for c in chunks]
+        return None if ts[0] is None else torch.cat(ts)
+
+    return ModelInputs(
+        cat("image"), cat("spectrum"), cat("image_present"), cat("vibration_present")
+    )
+
+
+def run_ours(task: Task, train: list[Sample], method: str, seed: int, backbone: Any) -> Row:
+    modalities = ["image", "vibration"] if task.modality == "fused" else [task.modality]
+    bins = backbone.config.spectrum_bins
+    card = _Card(
+        modalities,
+        backbone.config.image_size,
+        SpectrumConfig(psd_bins=bins, env_bins=bins).to_dict(),
+    )
+    classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
+    labels = torch.tensor(
+        [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train]
+    )
+    t0 = time.perf_counter()
+    x = _inputs(train, card)
+    result = adapt_line(
+        backbone, AdaptData(x, labels, classes, modalities), AdaptConfig(method=method, seed=seed)
+    )
+    assert result.oof is not None
+    oof = result.oof.defect_score.numpy()
+    defective = labels.numpy() > 0
+    threshold = (
+        threshold_for_miss_rate(oof[defective], oof[~defective], TARGET_MISS)
+        if task.has_ok
+        else 0.5
+    )
+    adapt_s = time.perf_counter() - t0
+    model = result.model.eval()
+    xt = _inputs(task.test, card)
+    scores, classes_out = [], []
+    with torch.no_grad():
+        for i in range(0, len(task.test), 32):
+            part = ModelInputs(
+                *(
+                    None if t is None else t[i : i + 32]
+                    for t in (xt.image, xt.spectrum, xt.image_present, xt.vibration_present)
+                )
+            )
+            pred = model(**part.as_kwargs())
+            scores.append(pred.defect_score)
+            classes_out.append(
+                pred.class_probs.argmax(-1)
+                if pred.class_probs.shape[1]
+                else torch.full((pred.defect_score.shape[0],), -1)
+            )
+    score = torch.cat(scores).numpy()
+    cls = torch.cat(classes_out).numpy()
+    names = [classes[int(c)] if c >= 0 else None for c in cls]
+    return _row(f"{method}", task, seed, score, names, threshold, classes, adapt_s)
+
+
+def _row(
+    method: str,
+    task: Task,
+    seed: int,
+    score: np.ndarray,
+    names: Sequence[str | None],
+    threshold: float,
+    classes: Sequence[str],
+    adapt_s: float,
+) -> Row:
+    parts = [
+        PartResult(s.part_id, str(s.label), float(score[i]), names[i])
+        for i, s in enumerate(task.test)
+    ]
+    m = compute_metrics(parts, threshold, classes)
+    if not task.has_ok:
+        # every NEU part is defective: classification over all parts, whatever the threshold
+        right = sum(1 for i, s in enumerate(task.test) if names[i] == s.label)
+        return Row(
+            method,
+            task.name,
+            task.modality,
+            seed,
+            None,
+            None,
+            None,
+            right / len(task.test),
+            adapt_s,
+        )
+    return Row(
+        method,
+        task.name,
+        task.modality,
+        seed,
+        m.miss_rate,
+        m.false_reject_rate,
+        m.auroc,
+        m.class_accuracy,
+        adapt_s,
+    )
+
+
+# -- baselines --------------------------------------------------------------------------------
+
+
+def hand_features(samples: Sequence[Sample], modality: str, config: SpectrumConfig) -> np.ndarray:
+    """Colour histograms (8 bins a channel), gradient-magnitude and -orientation histograms,
+    and the log spectrum itself; each block scaled to unit length."""
+    import cv2
+
+    from sensors.spectrum import spectrum_features
+
+    rows = []
+    for s in samples:
+        blocks = []
+        if modality in ("image", "fused") and s.frame is not None:
+            img = cv2.resize(s.frame, (128, 128), interpolation=cv2.INTER_AREA)
+            color = np.concatenate(
+                [np.histogram(img[..., c], bins=8, range=(0, 256))[0] for c in range(3)]
+            ).astype(np.float32)
+            gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+            mag, ang = cv2.cartToPolar(gx, gy)
+            gm = np.histogram(mag, bins=16, range=(0, 1000))[0].astype(np.float32)
+            go = np.histogram(ang, bins=12, range=(0, 2 * np.pi), weights=mag)[0].astype(np.float32)
+            for b in (color, gm, go):
+                blocks.append(np.sqrt(b) / (np.linalg.norm(np.sqrt(b)) + 1e-9))
+        if modality in ("vibration", "fused") and s.vibration is not None:
+            v = s.vibration
+            spec = spectrum_features(v.samples, v.sample_rate_hz, v.rpm, config)[0].ravel()
+            blocks.append(spec / (np.linalg.norm(spec) + 1e-9))
+        rows.append(np.concatenate(blocks))
+    return np.stack(rows)
+
+
+def _knn_scores(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, classes: Sequence[str]
+) -> tuple[np.ndarray, list[str | None]]:
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    a, b = (train_x - mu) / sd, (test_x - mu) / sd
+    d = np.sqrt(((b[:, None, :] - a[None, :, :]) ** 2).sum(-1))  # (T, N)
+    good = train_y == 0
+    if good.any():
+        d_good = d[:, good].min(1)
+        gg = np.sqrt(((a[good][:, None] - a[good][None]) ** 2).sum(-1))
+        np.fill_diagonal(gg, np.inf)
+        scale = np.median(gg.min(1)) if good.sum() > 1 else 1.0
+        score = 1.0 - np.exp(-d_good / (scale + 1e-9))
+    else:
+        score = np.ones(len(test_x))
+    names: list[str | None] = []
+    bad = ~good
+    for i in range(len(test_x)):
+        if not bad.any():
+            names.append(None)
+            continue
+        j = np.flatnonzero(bad)[np.argmin(d[i, bad])]
+        names.append(classes[int(train_y[j]) - 1])
+    return score, names
+
+
+def run_classical(task: Task, train: list[Sample], seed: int) -> Row:
+    cfg = SpectrumConfig()
+    classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
+    y = np.array([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
+    t0 = time.perf_counter()
+    x = hand_features(train, task.modality, cfg)
+    fold = stratified_folds(torch.from_numpy(y), 3, seed).numpy()
+    oof = np.zeros(len(y))
+    for f in range(3):
+        oof[fold == f], _ = _knn_scores(x[fold != f], y[fold != f], x[fold == f], classes)
+    threshold = (
+        threshold_for_miss_rate(oof[y > 0], oof[y == 0], TARGET_MISS) if task.has_ok else 0.5
+    )
+    adapt_s = time.perf_counter() - t0
+    score, names = _knn_scores(x, y, hand_features(task.test, task.modality, cfg), classes)
+    return _row(
+        "classical (histograms + spectrum, kNN)",
+        task,
+        seed,
+        score,
+        names,
+        threshold,
+        classes,
+        adapt_s,
+    )
+
+
+def _resnet_input(samples: Sequence[Sample], modality: str, config: SpectrumConfig) -> torch.Tensor:
+    """Images at 64 px; the (2, F) spectrum drawn as a 64 x 64 picture; fused: side by side."""
+    from models.inputs import frames_to_tensor
+    from sensors.spectrum import spectrum_features
+
+    parts = []
+    if modality in ("image", "fused"):
+        img, _ = frames_to_tensor([s.frame for s in samples], 64)
+        parts.append(img)
+    if modality in ("vibration", "fused"):
+        spec = torch.from_numpy(
+            np.stack(
+                [
+                    spectrum_features(
+                        s.vibration.samples, s.vibration.sample_rate_hz, s.vibration.rpm, config
+                    )[0]
+                    for s in samples
+                ]
+            )
+        )  # type: ignore[union-attr]
+        pic = spec.unsqueeze(1).repeat_interleave(32, dim=2)  # (B, 1, 64, F)
+        pic = F.interpolate(pic, size=(64, 64)).repeat(1, 3, 1, 1)
+        parts.append(pic)
+    return torch.cat(parts, dim=3)
+
+
+def _train_resnet(
+    x: torch.Tensor, y: torch.Tensor, n_out: int, seed: int, epochs: int
+) -> torch.nn.Module:
+    from torchvision.models import resnet18
+
+    torch.manual_seed(seed)
+    net = resnet18(num_classes=n_out)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    counts = torch.bincount(y, minlength=n_out).float().clamp_min(1)
+    w = (counts.sum() / counts) / n_out
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), 16):
+            b = order[i : i + 16]
+            xb = x[b]
+            if torch.rand(1) < 0.5:
+                xb = xb.flip(3)
+            loss = F.cross_entropy(net(xb), y[b], weight=w)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def _resnet_scores(net: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        p = torch.cat([net(x[i : i + 64]).softmax(-1) for i in range(0, len(x), 64)])
+    return (1.0 - p[:, 0]).numpy(), p[:, 1:].argmax(-1).numpy()
+
+
+def run_resnet(task: Task, train: list[Sample], seed: int, epochs: int) -> Row:
+    cfg = SpectrumConfig()
+    classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
+    y = torch.tensor([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
+    t0 = time.perf_counter()
+    x = _resnet_input(train, task.modality, cfg)
+    fold = stratified_folds(y, 3, seed)
+    oof = np.zeros(len(y))
+    for f in range(3):
+        net = _train_resnet(x[fold != f], y[fold != f], len(classes) + 1, seed, epochs)
+        oof[(fold == f).numpy()], _ = _resnet_scores(net, x[fold == f])
+    yn = y.numpy()
+    threshold = (
+        threshold_for_miss_rate(oof[yn > 0], oof[yn == 0], TARGET_MISS) if task.has_ok else 0.5
+    )
+    net = _train_resnet(x, y, len(classes) + 1, seed, epochs)
+    adapt_s = time.perf_counter() - t0
+    score, cls = _resnet_scores(net, _resnet_input(task.test, task.modality, cfg))
+    names = [classes[int(c)] for c in cls]
+    return _row("ResNet-18 from scratch", task, seed, score, names, threshold, classes, adapt_s)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def _fmt(values: Sequence[float | None], pct: bool = False, digits: int = 3) -> str:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    if not v:
+        return "n/a"
+    k = 100.0 if pct else 1.0
+    mean = statistics.fmean(v) * k
+    sd = statistics.pstdev(v) * k if len(v) > 1 else 0.0
+    unit = " %" if pct else ""
+    d = 1 if pct else digits
+    return f"{mean:.{d}f} ± {sd:.{d}f}{unit}"
+
+
+def table(rows: Sequence[Row]) -> str:
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        data = "synthetic (held-out seeds)" if r.task.startswith("synth-") else r.task
+        groups.setdefault((data, r.modality, r.method), []).append(r)
+    header = [
+        "data",
+        "inputs",
+        "method",
+        "miss rate",
+        "false-reject rate",
+        "AUROC",
+        "class accuracy",
+        "adapt time (s)",
+        "runs",
+    ]
+    out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for (data, modality, method), rs in groups.items():
+        cells = [
+            data,
+            modality,
+            method,
+            _fmt([r.miss_rate for r in rs], pct=True),
+            _fmt([r.false_reject_rate for r in rs], pct=True),
+            _fmt([r.auroc for r in rs]),
+            _fmt([r.class_accuracy for r in rs], pct=True),
+            _fmt([r.adapt_s for r in rs], digits=0),
+            str(len(rs)),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 synthetic lines, 1 seed, prompt + linear + baselines",
+    )
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling/training seeds"
+    )
+    ap.add_argument(
+        "--lines",
+        type=int,
+        nargs="+",
+        default=list(SYNTH_SEEDS),
+        help="synthetic line seeds (1-999)",
+    )
+    ap.add_argument(
+        "--methods", nargs="+", default=["prompt", "lora", "linear", "resnet", "classical"]
+    )
+    ap.add_argument("--modalities", nargs="+", default=["fused", "image", "vibration"])
+    ap.add_argument("--no-real", action="store_true", help="skip CWRU and NEU-DET")
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--resnet-epochs", type=int, default=30)
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "inspect-app-fewshot",
+        help="where the generated synthetic lines are kept between runs",
+    )
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.lines, args.seeds = args.lines[:2], args.seeds[:1]
+        args.methods = [m for m in args.methods if m != "lora"]
+        args.resnet_epochs = min(args.resnet_epochs, 10)
+    backbone, spec = get_backbone("tiny", warn=True)
+    print(
+        f"backbone: tiny, pretrained={spec['pretrained']}, torch threads={torch.get_num_threads()}",
+        file=sys.stderr,
+    )
+    tasks = [
+        t
+        for t in synthetic_tasks(args.cache, args.lines, pool=120, test=120)
+        if t.modality in args.modalities
+    ]
+    if not args.no_real:
+        tasks += [t for t in (cwru_task(0.25), neu_task(40)) if t is not None]
+    runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
+        "prompt": lambda t, tr, s: run_ours(t, tr, "prompt", s, backbone),
+        "lora": lambda t, tr, s: run_ours(t, tr, "lora", s, backbone),
+        "linear": lambda t, tr, s: run_ours(t, tr, "linear", s, backbone),
+        "resnet": lambda t, tr, s: run_resnet(t, tr, s, args.resnet_epochs),
+        "classical": run_classical,
+    }
+    rows: list[Row] = []
+    for task in tasks:
+        for seed in args.seeds:
+            picked = stratified_sample([s.label for s in task.pool], args.samples, seed)
+            train = [task.pool[i] for i in picked]
+            for method in args.methods:
+                row = runners[method](task, train, seed)
+                rows.append(row)
+                print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
