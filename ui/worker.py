@@ -15,6 +15,7 @@ worker threads) and draws what comes back as signals (queued onto the GUI thread
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -68,6 +69,16 @@ def lower_thread_priority(nice: int = WORKER_NICE) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
     except (AttributeError, OSError) as exc:  # a sandbox may refuse; the console still works
         log.info("could not lower the worker thread's priority: %s", exc)
+
+
+def freeze_heap() -> None:
+    """Keep the long-lived objects (torch, the model, Qt) out of future garbage collections.
+
+    A full collection walks every tracked object with the GIL held; with a line model loaded
+    that took 150-290 ms here and froze the window (benchmarks/console.py). Frozen objects are
+    never scanned again, so collections only look at what the running line allocates.
+    """
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,10 @@ def part_view(
     v = part.verdict
     image = None
     if part.sample.frame is not None:
-        image = overlay(part.sample.frame, part.heatmap if v.verdict == "FAIL" else None, None)
+        heat = part.heatmap if v.verdict == "FAIL" else None
+        if heat is not None and float(heat.max()) > 0:
+            heat = heat / float(heat.max())  # on screen: where, relative to this part's peak
+        image = overlay(part.sample.frame, heat, None)
     spectrum = spectrum_db(part.sample)
     return PartView(
         line=line,
@@ -261,6 +275,7 @@ class LineWorker(QObject):
             self.failed.emit(f"could not load line {line!r}: {exc}")
             self._set_state(previous_state)
             return
+        freeze_heap()
         if was_running:
             self._drain()
         self.runtime, self.line = runtime, line
@@ -327,6 +342,7 @@ class LineWorker(QObject):
             self.failed.emit(f"could not load line {line!r}: {exc}")
             self._set_state("error", str(exc))
             return False
+        freeze_heap()
         loaded = self.runtime.loaded
         self.store.register_model_version(line, loaded.version, loaded.sha256)
         self.line_changed.emit(line, loaded.version, list(loaded.card.classes))

@@ -27,6 +27,8 @@ from ui.view_state import TIME_WINDOWS, LogPage, LogQuery
 
 ALL = "all"
 COLUMNS: tuple[str, ...] = ("time", "part", "line", "verdict", "class", "score", "operator")
+VERDICT_COLUMN = COLUMNS.index("verdict")
+COLUMN_WIDTHS: tuple[int, ...] = (100, 260, 130, 150, 230, 70)  # the last column stretches
 VERDICT_COLOURS = {"PASS": "#1b7f2a", "FAIL": "#c62828", "FAULT": "#b07800"}
 
 Index = QModelIndex | QPersistentModelIndex
@@ -60,10 +62,15 @@ class DefectLogModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: tuple[InspectionRow, ...] = ()
+        self.cells: list[list[str]] = []  # display text, made once per page
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self._brushes = {v: QBrush(QColor(c)) for v, c in VERDICT_COLOURS.items()}
 
     def set_rows(self, rows: tuple[InspectionRow, ...]) -> None:
         self.beginResetModel()
         self.rows = rows
+        self.cells = [[_cell(r, c) for c in COLUMNS] for r in rows]
         self.endResetModel()
 
     def row_at(self, index: Index) -> InspectionRow | None:
@@ -79,15 +86,13 @@ class DefectLogModel(QAbstractTableModel):
         row = self.row_at(index)
         if row is None:
             return None
-        column = COLUMNS[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return _cell(row, column)
-        if role == Qt.ItemDataRole.ForegroundRole and column == "verdict":
-            return QBrush(QColor(VERDICT_COLOURS.get(row.effective_verdict, "#000000")))
-        if role == Qt.ItemDataRole.FontRole and column == "verdict":
-            font = QFont()
-            font.setBold(True)
-            return font
+            return self.cells[index.row()][index.column()]
+        is_verdict = index.column() == VERDICT_COLUMN
+        if role == Qt.ItemDataRole.ForegroundRole and is_verdict:
+            return self._brushes.get(row.effective_verdict)
+        if role == Qt.ItemDataRole.FontRole and is_verdict:
+            return self._bold
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.fault_reason or row.operator_note or None
         return None
@@ -151,11 +156,19 @@ class DefectLogPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().setVisible(False)  # type: ignore[union-attr]
+        # Fixed sizes: sizing to contents would call `data()` for every cell on every page, and
+        # each call from Qt into Python waits for the GIL the pipeline threads are using.
         header = self.table.horizontalHeader()
         assert header is not None
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        for i, width in enumerate(COLUMN_WIDTHS):
+            self.table.setColumnWidth(i, width)
+        rows = self.table.verticalHeader()
+        assert rows is not None
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(30)
+        rows.setVisible(False)
         self.table.clicked.connect(self._clicked)
         for widget in (self.table, self.verdict_box, self.class_box, self.time_box, self.line_box):
             font = widget.font()

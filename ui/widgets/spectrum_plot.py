@@ -16,6 +16,13 @@ from PyQt6.QtWidgets import QVBoxLayout, QWidget
 REDRAW_MS = 50
 
 
+def _fits(current: tuple[float, float, float], needed: tuple[float, float, float]) -> bool:
+    """The shown range holds the data and is not much too wide (then it stays put)."""
+    x, low, high = current
+    nx, nlow, nhigh = needed
+    return x == nx and low <= nlow <= low + 20.0 and high - 20.0 <= nhigh <= high
+
+
 class SpectrumPlot(QWidget):
     """A pyqtgraph line plot of the newest vibration spectrum."""
 
@@ -37,6 +44,11 @@ class SpectrumPlot(QWidget):
         self.title = "vibration spectrum"
         self.plot.setTitle(self.title, color="#e8eaed", size="13pt")
         self.curve = self.plot.plot(pen=pg.mkPen("#4fc3f7", width=2))
+        self.curve.setSkipFiniteCheck(True)
+        # Fixed ranges, moved only in 10 dB steps: re-ranging on every part would rebuild the
+        # axes' ticks in Python on every redraw.
+        self.plot.disableAutoRange()
+        self.ranges: tuple[float, float, float] | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -60,6 +72,16 @@ class SpectrumPlot(QWidget):
         freqs, db, title = self._pending
         self._pending = None
         self.curve.setData(freqs, db)
+        if db.size:
+            ranges = (
+                float(freqs[-1]),
+                10.0 * np.floor(float(db.min()) / 10.0),
+                10.0 * np.ceil(float(db.max()) / 10.0),
+            )
+            if self.ranges is None or not _fits(self.ranges, ranges):
+                self.ranges = ranges
+                self.plot.setXRange(0.0, ranges[0], padding=0.02)
+                self.plot.setYRange(ranges[1], ranges[2], padding=0.02)
         if title != self.title:
             self.title = title
             self.plot.setTitle(title, color="#e8eaed", size="13pt")
