@@ -50,7 +50,7 @@ def _cell(row: InspectionRow, column: str) -> str:
             return f"{row.defect_class or '–'} → {row.effective_class or '–'}"
         return row.defect_class or ("–" if row.verdict != "FAULT" else "not inspected")
     if column == "score":
-        return "" if row.defect_score is None else f"{row.defect_score:.2f}"
+        return "" if row.defect_score is None else f"{row.defect_score:.3g}"
     if row.operator_action is None:
         return ""
     return f"{row.operator_action.replace('_', ' ')} ({row.operator})"

@@ -16,16 +16,21 @@ COLOURS: dict[str, tuple[str, str]] = {
 """Verdict → (background, text). Amber carries dark text: white on amber is hard to read."""
 
 
+def score_text(part: PartView) -> str:
+    """ "score 0.91 · limit 0.50": the limit beside the score, so a FAIL at a low score reads."""
+    if part.defect_score is None:
+        return ""
+    return f"score {part.defect_score:.3g} · limit {part.threshold:.3g}"
+
+
 def banner_text(part: PartView) -> tuple[str, str]:
     """The big word and the detail line under it."""
     if part.verdict == "FAIL":
         name = (part.defect_class or "unclassified defect").replace("_", " ")
-        score = f"score {part.defect_score:.2f}" if part.defect_score is not None else ""
-        return "FAIL", f"{name.upper()}   {score}".strip()
+        return "FAIL", f"{name.upper()}   {score_text(part)}".strip()
     if part.verdict == "FAULT":
         return "FAULT", "not inspected: " + (part.fault_reason or "unknown reason")
-    score = f"score {part.defect_score:.2f}" if part.defect_score is not None else ""
-    return "PASS", f"{score}  (limit {part.threshold:.2f})".strip()
+    return "PASS", score_text(part)
 
 
 class VerdictBanner(QWidget):
