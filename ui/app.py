@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from inspect_app.store import DefectStore
 from ui.worker import ConsoleSettings, LineLoader, product_loader
 
 if TYPE_CHECKING:
+    from PyQt6.QtCore import QTimer
+
     from ui.main_window import MainWindow
 
 
@@ -57,6 +60,28 @@ def build_window(
     )
 
 
+def close_on_stop_signals(window: MainWindow) -> QTimer:
+    """SIGTERM / SIGINT close the window: the parts in flight are finished and logged first.
+
+    Python runs signal handlers only between bytecodes, and Qt's event loop is C++; the returned
+    timer wakes the interpreter every 200 ms so a signal is handled promptly.
+    """
+    from PyQt6.QtCore import QTimer
+
+    def on_signal(signum: int, frame: object) -> None:
+        del frame
+        print(f"inspect-app console: {signal.Signals(signum).name}, finishing the parts in flight…",
+              file=sys.stderr)  # fmt: skip
+        window.close()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return wake
+
+
 def run_console(options: ConsoleOptions) -> int:
     """Open the window and run the Qt event loop until it is closed; the exit status."""
     import pyqtgraph as pg
@@ -74,7 +99,9 @@ def run_console(options: ConsoleOptions) -> int:
             window.show()
         if options.autostart and options.source:
             window.start()
+        wake = close_on_stop_signals(window)
         code = int(app.exec())
+        wake.stop()
         window.shutdown()
         return code
     finally:
