@@ -245,3 +245,25 @@ def _snapshot_npz(stored: str | None, dirs: Sequence[Path]) -> Path | None:
     path = Path(stored).with_suffix(".npz")
     candidates = [path, *(Path(d) / path.name for d in dirs)]
     return next((c for c in candidates if c.is_file()), None)
+
+
+def dataset_for_adapt(
+    home: Path,
+    line: str,
+    db_url: str,
+    sources: Sequence[Path] = (),
+    show_progress: bool = True,
+) -> FromDbResult:
+    """What `inspect-app adapt --from-db` teaches from: the corrected parts of `line`, written to
+    HOME/adapt-data/<line>/from-db-<UTC time> (snapshots searched beside the log and in HOME)."""
+    from datetime import datetime, timezone
+
+    from inspect_app.home import line_dir
+    from inspect_app.snapshots import snapshot_dir_for
+
+    line_dir(home, line)  # refuse a line name that escapes HOME before writing anything
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = home / "adapt-data" / line / f"from-db-{stamp}"
+    snapshots = (snapshot_dir_for(db_url, home), home / "snapshots")
+    with DefectStore.open(db_url) as store:
+        return export_corrections(store, line, out, sources, snapshots, show_progress=show_progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from inspect_app.home import resolve_home
 from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
@@ -24,12 +25,13 @@ written as a new version under HOME/lines/L and made active only once it is comp
 Example:
   inspect-app adapt --line press-3 --data parts/press-3 --samples 50
   inspect-app adapt --line bearing-7 --data recordings/ --window-s 0.5 --method lora
+  inspect-app adapt --line press-3 --from-db --source-data parts/press-3-stream
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
-    parser.add_argument("--data", required=True, help="labeled dataset folder")
+    parser.add_argument("--data", help="labeled dataset folder (required unless --from-db)")
     parser.add_argument(
         "--samples", type=int, default=50, help="parts to learn from, stratified (default 50)"
     )
@@ -55,6 +57,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cut long vibration recordings into S-second windows, each its own part",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_from_db_arguments(parser)
+
+
+# -- --from-db: learn from the parts operators corrected in the console (inspect_app.from_db) --
+
+
+def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "from the defect log",
+        "teach from the parts operators corrected in `inspect-app console` instead of --data",
+    )
+    group.add_argument(
+        "--from-db", action="store_true", help="use the line's operator-corrected parts"
+    )
+    group.add_argument("--db", metavar="URL", help="defect log URL (default: HOME/inspect.db)")
+    group.add_argument(
+        "--source-data",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="dataset folder the line replayed: corrected parts are read from it by part id "
+        "(else only their snapshot's vibration is used); repeatable",
+    )
+
+
+def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int] | None:
+    """Write the corrected parts as a dataset folder; (folder, parts), or None on an error."""
+    from inspect_app.from_db import dataset_for_adapt
+    from inspect_app.home import default_db_url
+
+    try:
+        result = dataset_for_adapt(
+            home,
+            args.line,
+            args.db or default_db_url(home),
+            [Path(p) for p in args.source_data],
+            show_progress=not args.no_progress,
+        )
+    except (DataError, ValueError) as exc:
+        print(f"inspect-app adapt: --from-db: {exc}", file=sys.stderr)
+        return None
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.label_counts.items()))
+    print(f"from the defect log: {len(result.parts)} corrected parts ({counts}) in {result.folder}")
+    for part_id, why in result.skipped:
+        print(f"  skipped {part_id}: {why}", file=sys.stderr)
+    return result.folder, len(result.parts)
 
 
 def _pct(x: object) -> str:
@@ -74,8 +122,18 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     home = resolve_home(args.home)
+    if (args.data is None) == (not args.from_db):
+        print("inspect-app adapt: give either --data DIR or --from-db", file=sys.stderr)
+        return 2
+    data = args.data
+    if args.from_db:
+        found = from_db_data(args, home)
+        if found is None:
+            return 1
+        data, n_parts = found
+        options.samples = min(options.samples, n_parts)
     try:
-        result = teach_line(home, args.line, args.data, options)
+        result = teach_line(home, args.line, data, options)
     except (DataError, ValueError) as exc:
         print(f"inspect-app adapt: {exc}", file=sys.stderr)
         return 1

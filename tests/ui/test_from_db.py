@@ -87,3 +87,35 @@ def test_effective_label_follows_the_latest_action(store: DefectStore) -> None:
     assert effective_label(store.inspection(i)) == "ok"
     store.add_operator_action(i, "confirm", "C. Lee")
     assert effective_label(store.inspection(i)) == "crack"
+
+
+def test_dataset_for_adapt_writes_under_home_and_finds_snapshots_beside_the_log(
+    tmp_path: Path,
+) -> None:
+    from inspect_app.from_db import dataset_for_adapt
+
+    db_url = f"sqlite:///{tmp_path / 'plant' / 'inspect.db'}"
+    (tmp_path / "plant").mkdir()
+    # The snapshot was written beside the log, then the folder moved: found by name.
+    write_snapshot(tmp_path / "plant" / "snapshots", "p1-FAIL")
+    with DefectStore.open(db_url) as store:
+        [i] = store.add_inspections([record("p1", "FAIL", "crack", "/gone/p1-FAIL.jpg")])
+        store.add_operator_action(i, "relabel", "A. Jones", new_class="dent")
+    result = dataset_for_adapt(tmp_path / "home", "press-1", db_url, show_progress=False)
+    assert result.folder.parent == tmp_path / "home" / "adapt-data" / "press-1"
+    assert result.label_counts == {"dent": 1}
+    with pytest.raises(ValueError, match="not allowed"):
+        dataset_for_adapt(tmp_path / "home", "../x", db_url, show_progress=False)
+
+
+def test_adapt_from_db_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inspect_app.cli import main
+
+    home = str(tmp_path / "home")
+    assert main(["adapt", "--home", home, "--line", "press-1"]) == 2
+    assert "either --data DIR or --from-db" in capsys.readouterr().err
+    db = f"sqlite:///{tmp_path / 'inspect.db'}"
+    assert main(["adapt", "--home", home, "--line", "press-1", "--from-db", "--db", db]) == 1
+    assert "no operator-corrected parts" in capsys.readouterr().err
