@@ -31,6 +31,10 @@ class MemoryConfig:
     coreset_projection: int = 64  # random projection width for the k-center selection
     top_k_patches: int = 3  # part score = mean of its `top_k` largest patch distances
     unit_length: bool = True  # compare directions (learned features) or raw values (spectra)
+    # Where a token is, appended to its features with this weight: a patch is then compared with
+    # good patches at about the same place (parts sit in a fixture; a spectrum band is a
+    # frequency). 0 compares every patch with every good patch, wherever it is.
+    position_weight: float = 0.0
 
 
 @dataclass
@@ -87,7 +91,8 @@ class PatchMemory(nn.Module):
     def __init__(self, dim: int, config: MemoryConfig | None = None, entries: int = 1) -> None:
         super().__init__()
         self.config = config or MemoryConfig()
-        self.register_buffer("bank", torch.zeros(entries, dim))
+        width = dim + (2 if self.config.position_weight > 0 else 0)
+        self.register_buffer("bank", torch.zeros(entries, width))
         # standardization of part scores and of patch scores, from the good parts
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
 
@@ -96,9 +101,11 @@ class PatchMemory(nn.Module):
 
     def _normalize(self, features: Tensor) -> Tensor:
         # unit-length tokens: distances then compare directions, robust to feature scale shifts
-        if self.config.unit_length:
-            return F.normalize(features.float(), dim=-1)
-        return features.float()
+        x = F.normalize(features.float(), dim=-1) if self.config.unit_length else features.float()
+        if self.config.position_weight > 0:
+            pos = token_positions(x.shape[-2]).to(x) * self.config.position_weight  # (P, 2)
+            x = torch.cat([x, pos.expand(*x.shape[:-1], 2)], dim=-1)
+        return x
 
     def fit(self, features: Tensor, groups: Tensor | None = None, seed: int = 0) -> None:
         """Build the memory from good parts' tokens `(N, P, D)` and standardize its scores.
@@ -110,9 +117,9 @@ class PatchMemory(nn.Module):
         if features.ndim != 3 or features.shape[0] == 0:
             msg = f"good-part features must be (N>0, P, D), got {tuple(features.shape)}"
             raise ValueError(msg)
-        n, p, d = features.shape
+        n, p, _ = features.shape
         feats = self._normalize(features)
-        flat = feats.reshape(n * p, d)
+        flat = feats.reshape(n * p, feats.shape[-1])
         keep = greedy_coreset(
             flat, min(self.config.max_entries, n * p), self.config.coreset_projection, seed
         )
@@ -162,6 +169,17 @@ class PatchMemory(nn.Module):
             score=(raw.score - center) / scale,
             patch_scores=(raw.patch_scores - p_center) / p_scale,
         )
+
+
+def token_positions(n: int) -> Tensor:
+    """(n, 2) positions in [0, 1]: row and column of a square grid, else (index, 0)."""
+    side = round(n**0.5)
+    idx = torch.arange(n, dtype=torch.float32)
+    if side * side == n and side > 1:
+        return torch.stack([torch.div(idx, side, rounding_mode="floor"), idx % side], -1) / (
+            side - 1
+        )
+    return torch.stack([idx / max(n - 1, 1), torch.zeros(n)], -1)
 
 
 def _pool(dist: Tensor, top_k: int) -> Tensor:

@@ -54,6 +54,10 @@ class LineModelSettings:
     image_memory_entries: int = 1
     vibration_memory_entries: int = 1
     spectrum_memory_entries: int = 1
+    # how strongly a token is compared with good tokens at its own place (see MemoryConfig)
+    image_position_weight: float = 0.0  # parts are not always in a fixture: anywhere matches
+    vibration_position_weight: float = 0.0  # the tokens carry position embeddings already
+    spectrum_position_weight: float = 10.0  # a band is a frequency: compare like with like
     # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
@@ -129,7 +133,9 @@ class LineModel(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(3 * dim))
         self.register_buffer("feature_std", torch.ones(3 * dim))
         self.head = nn.Linear(3 * dim, n_out)
-        memory_cfg = MemoryConfig(**settings.memory)
+        memory_cfg = MemoryConfig(
+            **{**settings.memory, "position_weight": settings.image_position_weight}
+        )
         self.image_memory: PatchMemory | None = None
         self.vibration_memory: PatchMemory | None = None
         self.spectrum_memory: PatchMemory | None = None
@@ -138,10 +144,19 @@ class LineModel(nn.Module):
                 cfg.patch_feature_dim, memory_cfg, settings.image_memory_entries
             )
         if "vibration" in settings.modalities and settings.vibration_memory_entries:
-            self.vibration_memory = PatchMemory(dim, memory_cfg, settings.vibration_memory_entries)
+            token_cfg = MemoryConfig(
+                **{**settings.memory, "position_weight": settings.vibration_position_weight}
+            )
+            self.vibration_memory = PatchMemory(dim, token_cfg, settings.vibration_memory_entries)
             # the spectrum itself, band by band: physical units any machine shares, so it works
             # even where the pretrained vibration tokens transfer poorly
-            raw_cfg = MemoryConfig(**{**settings.memory, "unit_length": False})
+            raw_cfg = MemoryConfig(
+                **{
+                    **settings.memory,
+                    "unit_length": False,
+                    "position_weight": settings.spectrum_position_weight,
+                }
+            )
             self.spectrum_memory = PatchMemory(
                 2 * cfg.spectrum_patch, raw_cfg, settings.spectrum_memory_entries
             )

@@ -54,3 +54,17 @@ def test_state_dict_round_trip() -> None:
     m2.load_state_dict(m.state_dict())
     q = torch.randn(2, 4, 8)
     torch.testing.assert_close(m(q).score, m2(q).score)
+
+
+def test_position_weight_compares_a_token_with_good_tokens_at_its_place() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(8, generator=g), torch.randn(8, generator=g)
+    good = torch.stack([a, b, a]).unsqueeze(0).repeat(6, 1, 1)  # (6, 3, 8): a b a
+    good = good + 0.01 * torch.randn(6, 3, 8, generator=g)
+    swapped = torch.stack([b, a, b]).unsqueeze(0)  # the same tokens, in the wrong places
+    anywhere = PatchMemory(8, MemoryConfig(top_k_patches=1))
+    anywhere.fit(good)
+    in_place = PatchMemory(8, MemoryConfig(top_k_patches=1, position_weight=10.0))
+    in_place.fit(good)
+    assert float(anywhere.raw(swapped).score[0]) < 0.1
+    assert float(in_place.raw(swapped).score[0]) > 1.0
