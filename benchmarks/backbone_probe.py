@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,6 +165,28 @@ def probe_real(model: InspectBackbone, a: PretrainArrays, limit: int = 600) -> f
     return float((np.array(classes)[pred] == labels[te]).mean())
 
 
+@torch.no_grad()
+def expert_balance(model: InspectBackbone, arrays: list[PretrainArrays]) -> list[float]:
+    """Busiest / idlest expert load per MoE block, over every token of the given parts."""
+    loads = [torch.zeros(g.weight.shape[0]) for g in model.moe_gates()]
+
+    def counter(load: torch.Tensor) -> Any:
+        def hook(_module: torch.nn.Module, _inputs: Any, out: tuple[torch.Tensor, ...]) -> None:
+            load.add_(torch.bincount(out[1].flatten(), minlength=load.numel()).float())
+
+        return hook
+
+    hooks = [
+        gate.register_forward_hook(counter(load))
+        for gate, load in zip(model.moe_gates(), loads, strict=True)
+    ]
+    for a in arrays:
+        features(model, a, np.arange(len(a)))
+    for h in hooks:
+        h.remove()
+    return [float(load.max() / load.min().clamp_min(1)) for load in loads]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "models/checkpoints/tiny")
@@ -196,6 +219,11 @@ def main() -> None:
         results[label] = row
         print(f"{label:12s} " + "  ".join(f"{k}={v:.3f}" for k, v in row.items()), end="")
         print(f"  ({time.time() - t0:.0f} s)")
+    balance = expert_balance(pretrained, lines)
+    print(
+        "pretrained, busiest/idlest expert load per MoE block on the held-out lines: "
+        + ", ".join(f"{b:.2f}" for b in balance)
+    )
     print(
         f"held-out synthetic lines: seeds {HELD_OUT_SEEDS[: args.lines]}, {args.parts} parts each, "
         f"{args.shots} labelled; features frozen"
