@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="`synthetic` and/or labelled dataset folders (e.g. NEU-DET, CWRU)",
     )
     parser.add_argument("--config", default="tiny", help="backbone size: tiny or small")
-    parser.add_argument("--steps", type=int, default=700, help="optimizer steps (default 700)")
+    parser.add_argument("--steps", type=int, default=1400, help="optimizer steps (default 1400)")
     parser.add_argument("--batch-size", type=int, default=16, help="parts per step per process")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--out", type=Path, default=Path("runs/pretrain"), help="output folder")
