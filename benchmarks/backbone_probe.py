@@ -64,9 +64,10 @@ def held_out_line(seed: int, parts: int, cache: Path) -> PretrainArrays:
 @torch.no_grad()
 def features(
     model: InspectBackbone, a: PretrainArrays, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled part features (cls, mean image token, mean spectrum token) and patch features."""
-    pooled, patches = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled part features (cls, mean image token, mean spectrum token), patch features and
+    the defect-map head's largest patch logit per part."""
+    pooled, patches, peak = [], [], []
     mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
     for start in range(0, len(idx), 32):
@@ -84,7 +85,13 @@ def features(
             parts.append(out.spectrum_tokens.mean(1))
         pooled.append(torch.cat(parts, -1).numpy())
         patches.append(out.patch_features.numpy())
-    return np.concatenate(pooled), np.concatenate(patches)
+        logits = out.defect_logits
+        peak.append(
+            logits.max(-1).values.numpy()
+            if logits is not None and logits.shape[1]
+            else np.zeros(len(sel), np.float32)
+        )
+    return np.concatenate(pooled), np.concatenate(patches), np.concatenate(peak)
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, n_classes: int, steps: int = 300) -> torch.nn.Linear:
@@ -120,7 +127,7 @@ def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def probe_line(model: InspectBackbone, a: PretrainArrays, shots: int) -> dict[str, float]:
     idx = np.arange(len(a))
-    pooled, patches = features(model, a, idx)
+    pooled, patches, peak = features(model, a, idx)
     labels = np.array(a.labels)
     tr, te = idx[:shots], idx[shots:]
     classes = sorted(set(labels[tr]))
@@ -145,6 +152,7 @@ def probe_line(model: InspectBackbone, a: PretrainArrays, shots: int) -> dict[st
         "defect_auroc": auroc(defect_score, is_defect),
         "accuracy": float((pred == labels[te]).mean()),
         "anomaly_auroc_image_defects": auroc(anomaly[keep], visible[keep]),
+        "defect_map_zero_shot_auroc": auroc(peak[te][keep], visible[keep]),
     }
 
 
@@ -156,8 +164,8 @@ def probe_real(model: InspectBackbone, a: PretrainArrays, limit: int = 600) -> f
     te = np.flatnonzero(a.held_out)
     labels = np.array(a.labels)
     classes = sorted(set(labels))
-    ftr, _ = features(model, a, tr)
-    fte, _ = features(model, a, te)
+    ftr, _, _ = features(model, a, tr)
+    fte, _, _ = features(model, a, te)
     xtr, xte = standardize(ftr, fte)
     probe = fit_probe(xtr, np.array([classes.index(v) for v in labels[tr]]), len(classes))
     with torch.no_grad():
