@@ -22,9 +22,8 @@ class TorchBackend:
     @classmethod
     def from_line_folder(cls, folder: Path, device: str = "cpu") -> TorchBackend:
         """Load the line model of a version folder (`HOME/lines/<line>/vN`)."""
-        from models.line_model import LineModel
-
         from inspect_app.lines import read_card
+        from models.line_model import LineModel
 
         card = read_card(folder)
         try:
