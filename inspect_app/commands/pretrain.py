@@ -28,7 +28,8 @@ Pretrain the multimodal backbone: part class, per-patch defect map and masked-pa
 with strong augmentation and modality dropout. Data sources are cached as arrays in --cache, so
 a second run starts training at once. Synthetic lines use seeds 1000+ (1-999 stay held out).
 
-Example (the recipe of the shipped `tiny` checkpoint, see models/checkpoints/tiny/recipe.json):
+Example (the shipped `tiny` checkpoint: this, then the same with --steps 2600 --resume;
+see models/checkpoints/tiny/recipe.json):
   inspect-app pretrain --data synthetic ../shared/data/neu-det ../shared/data/cwru \\
       --config tiny --steps 1400 --batch-size 16 --out runs/pretrain-tiny --seed 0
 
