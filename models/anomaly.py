@@ -14,6 +14,7 @@ is a buffer of fixed size, distances are one matrix product.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -173,7 +174,8 @@ class PatchMemory(nn.Module):
 
 def token_positions(n: int) -> Tensor:
     """(n, 2) positions in [0, 1]: row and column of a square grid, else (index, 0)."""
-    side = round(n**0.5)
+    n = int(n)  # a traced shape is a tensor; the token count is fixed in the graph
+    side = math.isqrt(n)
     idx = torch.arange(n, dtype=torch.float32)
     if side * side == n and side > 1:
         return torch.stack([torch.div(idx, side, rounding_mode="floor"), idx % side], -1) / (

@@ -121,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     stem = "model" if precision == "fp32" else f"model.{precision}"
     out = Path(args.out) if args.out else folder / f"{stem}{fmt.suffix}"
     fp32_path = out if precision == "fp32" else out.with_name(f".{out.stem}.fp32{fmt.suffix}")
-    torch.set_grad_enabled(False)
     example = example_inputs(card, batch=2)
-    graph = export_line_model(model, example.as_kwargs(), fp32_path)
+    with torch.no_grad():
+        graph = export_line_model(model, example.as_kwargs(), fp32_path)
     line_file = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.line.npz")
     np.savez(str(line_file), **graph.line_values)  # type: ignore[arg-type]
 
@@ -196,7 +196,8 @@ def _verify(
     if "prompt_tokens" in line_values:
         n = next(iter(kwargs.values())).shape[0]
         prompts = torch.from_numpy(line_values["prompt_tokens"]).unsqueeze(0).expand(n, -1, -1)
-    pred = model(**kwargs, prompt_tokens=prompts)  # type: ignore[operator]
+    with torch.no_grad():
+        pred = model(**kwargs, prompt_tokens=prompts)  # type: ignore[operator]
     return max(
         float(np.abs(g - getattr(pred, n).numpy()).max()) for g, n in zip(got, OUTPUTS, strict=True)
     )
