@@ -284,10 +284,12 @@ def test_a_line_that_cannot_load_leaves_the_running_line_alone(
 def test_stop_then_start_continues_without_repeating_parts(
     qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
 ) -> None:
-    window = make_window(qtbot, store, db_url, tmp_path, str(stream), delay_s=0.03, batch=2)
+    # The source is slowed so that a stop lands mid-stream even on a busy machine: the 32 parts
+    # take about 5 s to read, and the stop comes after the first two are shown.
+    window = make_window(qtbot, store, db_url, tmp_path, str(stream), delay_s=0.15, batch=2)
     try:
         window.start()
-        qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 2, timeout=WAIT_MS)
         window.stop()
         qtbot.waitUntil(lambda: window.health_view.state == "stopped", timeout=WAIT_MS)
         stopped_at = store.count()
