@@ -29,6 +29,10 @@ Example:
 """
 
 
+READY_FALSE_REJECT_RATE = 0.10
+"""Above this validated false-reject rate the command warns that the model is not line-ready."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
     parser.add_argument("--data", help="labeled dataset folder (required unless --from-db)")
@@ -153,4 +157,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  class accuracy     {_pct(m['class_accuracy'])}")
     for note in m["notes"]:
         print(f"  note: {note}")
+    frr = m["false_reject_rate"]
+    if frr is not None and frr > READY_FALSE_REJECT_RATE:
+        print(
+            f"warning: to meet the {_pct(args.target_miss_rate)} miss-rate target this model "
+            f"would reject {_pct(frr)} of good parts; it is not ready to run the line alone. "
+            "Label more parts (especially defective ones), check the images are in focus and "
+            "framed alike, or accept a higher --target-miss-rate.",
+            file=sys.stderr,
+        )
     return 0
