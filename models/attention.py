@@ -55,12 +55,21 @@ class GatedAttention(nn.Module):
         logits = self.gate_token(x) + self.gate_context(context).unsqueeze(1)  # (B, N, H)
         return torch.sigmoid(logits).transpose(1, 2).unsqueeze(-1)  # (B, H, N, 1)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, D); valid (B, N) bool marks tokens that may be attended to (keys)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, N, D); valid (B, N) bool marks tokens that may be attended to (keys) and that
+        make the gates' context. `attn_mask` (B, 1, N, N) bool, when given, replaces the key mask
+        (query i may attend to key j where True): read-out prompts use it (models/backbone.py)."""
         B, N, D = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.n_heads, self.head_dim)  # (B, N, 3, H, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
-        mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
+        mask = attn_mask
+        if mask is None and valid is not None:
+            mask = valid[:, None, None, :]  # (B, 1, 1, N) keys
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
         out = out * self.head_gates(x, valid)  # (B, H, N, hd) * (B, H, N, 1)
         out = out.transpose(1, 2).reshape(B, N, D)  # (B, N, D)

@@ -7,6 +7,11 @@ given (None) contributes no tokens; in a batch that mixes parts with and without
 `image_present` / `vibration_present` (B,) mask the missing ones out of attention, which keeps
 shapes fixed for export.
 
+Read-out prompts (`readout_prompts=True`): the prompt tokens attend to every token, but no
+other token attends to them and they are left out of the attention gates' context, so the class,
+image and spectrum tokens come out exactly as in the prompt-free pass. One pass then gives both
+the untouched pretrained features and the prompts' read of them (models/line_model.py).
+
 Blocks: RMSNorm -> gated attention -> RMSNorm -> feed-forward (dense on the first block,
 DeepSeekMoE after). The image tokens of `config.feature_layers` make the multi-scale patch
 features for the good-part memory.
@@ -91,8 +96,10 @@ class Block(nn.Module):
                 static=config.static_moe,
             )
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), valid)
+    def forward(
+        self, x: torch.Tensor, valid: torch.Tensor | None, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), valid, attn_mask)
         h = self.ffn_norm(x)
         return x + (self.ffn(h, valid) if isinstance(self.ffn, MoE) else self.ffn(h))
 
@@ -105,6 +112,24 @@ def _neighborhood_features(tokens: torch.Tensor, grid: tuple[int, int]) -> torch
     t = t.transpose(1, 2).reshape(B, D, rows, cols)  # (B, D, h, w)
     t = F.avg_pool2d(t, 3, stride=1, padding=1, count_include_pad=False)  # (B, D, h, w)
     return t.flatten(2).transpose(1, 2)  # (B, Ni, D)
+
+
+def readout_masks(
+    valid: torch.Tensor | None, n_prompt: int, batch: int, n_tokens: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks that make the first `n_prompt` tokens read-outs.
+
+    Returns the context validity (B, N): `valid` (all True if None) without the prompt tokens,
+    for the gates' context and the experts' load; and the attention mask (B, 1, N, N): a prompt
+    query may attend to every valid key, any other query only to valid non-prompt keys.
+    """
+    is_prompt = torch.arange(n_tokens, device=device) < n_prompt  # (N,)
+    key_ok = (
+        torch.ones(batch, n_tokens, dtype=torch.bool, device=device) if valid is None else valid
+    )
+    allowed = is_prompt.unsqueeze(1) | ~is_prompt.unsqueeze(0)  # (N queries, N keys)
+    attn_mask = key_ok[:, None, None, :] & allowed[None, None]  # (B, 1, N, N)
+    return key_ok & ~is_prompt.unsqueeze(0), attn_mask
 
 
 class MultimodalEmbedding(nn.Module):
@@ -241,16 +266,24 @@ class InspectBackbone(PreTrainedModel):
         image_present: torch.Tensor | None = None,
         vibration_present: torch.Tensor | None = None,
         image_token_mask: torch.Tensor | None = None,
+        readout_prompts: bool = False,
     ) -> BackboneOutput:
-        """Run the blocks; returns tokens and multi-scale patch features (no head)."""
+        """Run the blocks; returns tokens and multi-scale patch features (no head).
+
+        `readout_prompts`: the prompt tokens only read (see the module docstring); every other
+        output, `patch_features` included, is then the prompt-free pass's.
+        """
         x, valid, (n_prompt, n_img, _) = self.embed(
             image, spectrum, inputs_embeds, image_present, vibration_present, image_token_mask
         )
+        attn_mask = None
+        if readout_prompts and n_prompt:
+            valid, attn_mask = readout_masks(valid, n_prompt, x.shape[0], x.shape[1], x.device)
         img = slice(n_prompt + 1, n_prompt + 1 + n_img)
         grid = self.config.grid
         scales: list[torch.Tensor] = []
         for i, layer in enumerate(self.layers):
-            x = layer(x, valid)
+            x = layer(x, valid, attn_mask)
             if i in self.config.feature_layers and n_img:
                 scales.append(_neighborhood_features(x[:, img], grid))
         x = self.norm(x)
@@ -287,8 +320,11 @@ class InspectBackbone(PreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        readout_prompts: bool = False,
     ) -> BackboneOutput:
         """Tokens of a batch. image (B,3,S,S), spectrum (B,2,F), inputs_embeds (B,P,D) prompts.
+
+        `readout_prompts`: the prompts only read the other tokens (see `forward_features`).
 
         `input_ids`, `attention_mask`, `output_attentions`, `output_hidden_states` and
         `return_dict` are accepted for peft's calling convention: there is no vocabulary, so
@@ -304,7 +340,13 @@ class InspectBackbone(PreTrainedModel):
             msg = "InspectBackbone returns a BackboneOutput; attentions/hidden states unsupported"
             raise ValueError(msg)
         out = self.forward_features(
-            image, spectrum, inputs_embeds, image_present, vibration_present, image_token_mask
+            image,
+            spectrum,
+            inputs_embeds,
+            image_present,
+            vibration_present,
+            image_token_mask,
+            readout_prompts,
         )
         return self.forward_head(out)
 
