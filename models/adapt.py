@@ -4,6 +4,8 @@ One recipe, three ways to adapt the frozen backbone (`AdaptConfig.method`):
 
 - `prompt` (default): peft prompt tuning (`PromptTuningConfig`, `FEATURE_EXTRACTION`): a few
   virtual tokens are learned and passed to the backbone as `inputs_embeds`, with the class head.
+  With `prompt_readout` (the default) they are read-out prompts: one backbone pass per part
+  gives both the memory's prompt-free features and the classifier's input.
 - `lora`: peft LoRA on the attention projections (`qkv`, `proj`), with the class head; merged
   into a copy of the backbone afterwards (the memory keeps the untouched pretrained pass).
 - `linear`: a linear probe: only the class head, on the pretrained pass.
@@ -44,6 +46,8 @@ class AdaptConfig:
 
     method: str = "prompt"
     n_prompt_tokens: int = 8
+    # method "prompt": read-out prompts, one backbone pass per part (models/line_model.py)
+    prompt_readout: bool = True
     epochs: int = 3  # passes with gradients through the backbone (prompt / lora)
     batch_size: int = 16
     lr: float = 1e-2  # prompt tokens / LoRA weights, and the head while they train
@@ -126,7 +130,7 @@ class _Frozen:
     patch_features: Tensor  # (N, Ni, Dm)
     spectrum_tokens: Tensor  # (N, Ns, D)
     spectrum_bands: Tensor  # (N, F/p, 2p) the raw spectrum, band by band
-    pooled: Tensor  # (N, 3D)
+    pooled: Tensor  # (N, 3D), (N, 4D) with read-out prompts
 
 
 def stratified_folds(labels: Tensor, k: int, seed: int) -> Tensor:
@@ -150,6 +154,7 @@ def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> L
         classes=list(data.classes),
         modalities=list(data.modalities),
         n_prompt_tokens=cfg.n_prompt_tokens,
+        prompt_readout=cfg.prompt_readout and cfg.method == "prompt",
         lora_rank=cfg.lora_rank,
         memory=asdict(cfg.memory),
         anomaly_offset=cfg.anomaly_offset,
@@ -169,10 +174,14 @@ def _frozen_pass(model: LineModel, inputs: ModelInputs, tick: Callable[[int], No
     )
     for start in range(0, n, _PASS_BATCH):
         part = _slice(inputs, start, start + _PASS_BATCH)
-        out = model.base_features(**part.as_kwargs())
+        if model.readout:  # one pass: the prompt-free tokens and the initial prompts' read-out
+            out, pool = model.features(**part.as_kwargs())
+        else:
+            out = model.base_features(**part.as_kwargs())
+            pool = pool_tokens(out, part.image_present, part.vibration_present)
         patches.append(out.patch_features)
         spectra.append(out.spectrum_tokens)
-        pooled.append(pool_tokens(out, part.image_present, part.vibration_present))
+        pooled.append(pool)
         tick(_count(part))
     return _Frozen(torch.cat(patches), torch.cat(spectra), bands, torch.cat(pooled))
 
@@ -222,11 +231,22 @@ def _fit_memories(model: LineModel, frozen: _Frozen, good: Tensor, seed: int) ->
 def _fit_head(model: LineModel, pooled: Tensor, labels: Tensor, cfg: AdaptConfig) -> None:
     """Warm start: standardize the frozen features, then fit the head on them (full batch)."""
     model.feature_mean = pooled.mean(0)
-    model.feature_std = pooled.std(0, unbiased=False).clamp_min(1e-4)
+    std = pooled.std(0, unbiased=False).clamp_min(1e-4)
+    d = model.config.hidden_size if model.readout else 0
+    if d:
+        # the initial prompts are small and read nearly the same from every part; their
+        # outputs move once trained, so their spread must not be taken as the unit
+        std[:d] = std[:d].clamp_min(float(std[d:].median()))
+    model.feature_std = std
     weights = _class_weights(labels, model.head.out_features)
     opt = torch.optim.AdamW(model.head.parameters(), lr=cfg.head_lr, weight_decay=cfg.weight_decay)
     with torch.no_grad():
         x = (pooled - model.feature_mean) / model.feature_std
+        # read-out prompts: the warm start is the linear probe's; the prompts' weights start at
+        # zero and are learned with the prompts (fitted now they would fit noise that the
+        # prompt training then scales up)
+        x[:, :d] = 0.0
+        model.head.weight[:, :d] = 0.0
     with _one_thread():  # tiny steps: thread hand-offs would cost more than the maths
         for _ in range(cfg.head_steps):
             opt.zero_grad()
@@ -337,10 +357,10 @@ def _fit_once(
             }
             if cfg.method == "prompt":
                 empty = torch.zeros(batch.numel(), 0, model.config.hidden_size)
-                out = peft_model(inputs_embeds=empty, **kwargs)
+                out = peft_model(inputs_embeds=empty, readout_prompts=model.readout, **kwargs)
             else:
                 out = peft_model(**kwargs)
-            pooled = pool_tokens(out, inputs.image_present, inputs.vibration_present)
+            pooled = model.pool(out, inputs.image_present, inputs.vibration_present)
             loss = F.cross_entropy(model.class_logits(pooled), data.labels[batch], weight=weights)
             opt.zero_grad()
             loss.backward()
@@ -429,10 +449,13 @@ def adapt_line(
     )
     tick: Callable[[int], None] = bar.update
     probe = LineModel(backbone, _settings(backbone, data, cfg)).eval()
+    if probe.prompt is not None:
+        probe.prompt.data.copy_(_initial_prompt(backbone, cfg))
     frozen = _frozen_pass(probe, data.inputs, tick)
-    # The head's warm start uses the prompt-free features for every method: the initial prompts
-    # are small, so the features they give differ little, and a second pass would cost as much
-    # as a training epoch.
+    # The head's warm start uses the prompt-free features for every method (with read-out
+    # prompts, the same pass also gives the initial prompts' read-out): the initial prompts are
+    # small, so the features they give differ little, and a second pass would cost as much as a
+    # training epoch.
     start_pooled = frozen.pooled
     oof = None
     if cfg.folds >= 2:

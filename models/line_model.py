@@ -7,6 +7,17 @@
                 vibration memory(base.spectrum_tokens))  of their own spread
     defect_score = 1 - p_ok · (1 - sigmoid(gain · (z - offset)))   noisy-OR of the two
 
+Read-out prompts (`prompt_readout`, method "prompt"): one pass instead of two. The prompts attend
+to every token but no other token attends to them (models/backbone.py), so the class, image and
+spectrum tokens of the prompted pass are exactly the prompt-free ones and serve the memory; the
+classifier reads the mean of the prompts' outputs next to the usual pool:
+
+    out   = backbone(image, spectrum, prompts, readout)  the memory reads out's non-prompt tokens
+    p_ok, class_probs = softmax(head([mean(out.prompts), pool(out)]))
+
+Line folders written before read-out prompts existed keep the two-pass form (the setting is
+absent from their line.json; `LineModelSettings.from_dict` reads that as off).
+
 The memory is built from the prompt-free features on purpose: they are the pretrained features,
 untouched by the 50 labels, so a defect of a kind never labeled still shows as distance. The
 noisy-OR lets either path fail a part: the classifier for the known defects, the memory for
@@ -48,6 +59,9 @@ class LineModelSettings:
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
     backbone: dict[str, Any] = field(default_factory=dict)  # BackboneConfig.to_diff_dict()
     n_prompt_tokens: int = 8
+    # method "prompt": one pass with read-out prompts (True) or the two-pass form (False: the
+    # form of every line taught before the setting existed; `from_dict` gives them False)
+    prompt_readout: bool = True
     lora_rank: int = 4
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj"])
     memory: dict[str, Any] = field(default_factory=lambda: asdict(MemoryConfig()))
@@ -78,7 +92,9 @@ class LineModelSettings:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> LineModelSettings:
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        values.setdefault("prompt_readout", False)  # saved before read-out prompts: two passes
+        return cls(**values)
 
 
 @dataclass
@@ -86,6 +102,14 @@ class PooledFeatures:
     """The classifier's input (B, 3D): class token, mean image token, mean spectrum token."""
 
     features: Tensor
+
+
+def readout_pool(
+    out: BackboneOutput, image_present: Tensor | None, vibration_present: Tensor | None
+) -> Tensor:
+    """(B, 4D): the mean of the read-out prompts' outputs, then `pool_tokens`."""
+    prompts = out.prompt_tokens.mean(dim=1)  # (B, D)
+    return torch.cat([prompts, pool_tokens(out, image_present, vibration_present)], dim=-1)
 
 
 def pool_tokens(
@@ -130,9 +154,10 @@ class LineModel(nn.Module):
         if settings.method == "prompt":
             self.prompt = nn.Parameter(torch.zeros(settings.n_prompt_tokens, dim))
         n_out = len(settings.classes) + 1  # column 0 is "ok"
-        self.register_buffer("feature_mean", torch.zeros(3 * dim))
-        self.register_buffer("feature_std", torch.ones(3 * dim))
-        self.head = nn.Linear(3 * dim, n_out)
+        n_features = (4 if self.readout else 3) * dim
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.head = nn.Linear(n_features, n_out)
         memory_cfg = MemoryConfig(
             **{**settings.memory, "position_weight": settings.image_position_weight}
         )
@@ -167,6 +192,25 @@ class LineModel(nn.Module):
     @property
     def config(self) -> BackboneConfig:
         return self.backbone.config
+
+    @property
+    def readout(self) -> bool:
+        """True when one pass with read-out prompts serves both the memory and the classifier."""
+        return self.settings.method == "prompt" and self.settings.prompt_readout
+
+    def pool(
+        self, out: BackboneOutput, image_present: Tensor | None, vibration_present: Tensor | None
+    ) -> Tensor:
+        """The classifier's pooled features of a pass: (B, 4D) with read-out prompts, else 3D."""
+        if self.readout:
+            return readout_pool(out, image_present, vibration_present)
+        return pool_tokens(out, image_present, vibration_present)
+
+    def _prompts(self, ref: Tensor, prompt_tokens: Tensor | None) -> Tensor:
+        assert self.prompt is not None  # built in __init__ for method "prompt"
+        if prompt_tokens is None:
+            prompt_tokens = self.prompt.unsqueeze(0).expand(ref.shape[0], -1, -1)
+        return prompt_tokens
 
     # -- the two passes -----------------------------------------------------------------------
 
@@ -216,13 +260,48 @@ class LineModel(nn.Module):
             )
         else:
             ref = image if image is not None else spectrum
-            assert ref is not None and self.prompt is not None
-            if prompt_tokens is None:
-                prompt_tokens = self.prompt.unsqueeze(0).expand(ref.shape[0], -1, -1)
+            assert ref is not None
             out = self.backbone.forward_features(
-                image, spectrum, prompt_tokens, image_present, vibration_present
+                image,
+                spectrum,
+                self._prompts(ref, prompt_tokens),
+                image_present,
+                vibration_present,
+                readout_prompts=self.readout,
             )
-        return pool_tokens(out, image_present, vibration_present)
+        return self.pool(out, image_present, vibration_present)
+
+    def features(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+        prompt_tokens: Tensor | None = None,
+    ) -> tuple[BackboneOutput, Tensor]:
+        """The memory's prompt-free features and the classifier's pooled features.
+
+        One backbone pass with read-out prompts (its non-prompt tokens are the prompt-free
+        pass's) or for the linear probe; two otherwise (prompt-free, then prompted / LoRA).
+        """
+        image, spectrum = self._inputs(image, spectrum)
+        if self.readout:
+            ref = image if image is not None else spectrum
+            assert ref is not None
+            out = self.backbone.forward_features(
+                image,
+                spectrum,
+                self._prompts(ref, prompt_tokens),
+                image_present,
+                vibration_present,
+                readout_prompts=True,
+            )
+            return out, readout_pool(out, image_present, vibration_present)
+        base = self.base_features(image, spectrum, image_present, vibration_present)
+        pooled = self.class_features(
+            image, spectrum, image_present, vibration_present, prompt_tokens, base=base
+        )
+        return base, pooled
 
     def class_logits(self, pooled: Tensor) -> Tensor:
         """(B, C+1) logits, column 0 = ok, from pooled features."""
@@ -289,9 +368,8 @@ class LineModel(nn.Module):
         prompt_tokens: Tensor | None = None,
     ) -> Prediction:
         image, spectrum = self._inputs(image, spectrum)
-        base = self.base_features(image, spectrum, image_present, vibration_present)
-        pooled = self.class_features(
-            image, spectrum, image_present, vibration_present, prompt_tokens, base=base
+        base, pooled = self.features(
+            image, spectrum, image_present, vibration_present, prompt_tokens
         )
         logits = self.class_logits(pooled)
         anomaly_score, patch = self.anomaly(base, spectrum, image_present, vibration_present)

@@ -70,7 +70,7 @@ def test_forward_shapes_and_ranges(modalities: list[str], method: str) -> None:
 
 def test_prompt_tokens_are_an_input() -> None:
     model = LineModel(small_backbone(), LineModelSettings(classes=["a", "b"])).eval()
-    torch.nn.init.normal_(model.head.weight)
+    torch.nn.init.normal_(model.head.weight, std=0.05)  # unsaturated: a change must show
     inputs, _ = toy_parts(2, 0)
     with torch.no_grad():
         own = model(**inputs.as_kwargs())
