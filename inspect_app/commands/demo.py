@@ -111,9 +111,13 @@ def ensure_line_model(home: Path, adapt_data: Path, readapt: bool) -> None:
     m = result.report.as_dict()
     print(
         f"demo: taught {result.folder.name} from {result.n_parts} parts in {result.seconds:.0f} s "
-        f"(cross-validated miss rate {m.get('miss_rate')}, false-reject rate "
-        f"{m.get('false_reject_rate')})"
+        f"(cross-validated miss rate {_pct(m.get('miss_rate'))}, false-reject rate "
+        f"{_pct(m.get('false_reject_rate'))})"
     )
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f} %"
 
 
 def fresh_demo_db(folder: Path) -> str:
