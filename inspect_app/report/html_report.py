@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inspect_app.report.atomic import atomic_file
 from inspect_app.report.charts import pareto_png, thumbnail_png, trend_png
-from inspect_app.report.data import GroupCount, ReportData
+from inspect_app.report.data import ReportData
+from inspect_app.report.tables import (
+    ReportTable,
+    corrections_table,
+    groups_table,
+    hourly_table,
+    overrides_table,
+    pareto_table,
+    totals_table,
+    worst_table,
+)
 from inspect_app.report.text import (
     CORRECTIONS_SHOWN,
     HOURLY_TABLE_MAX,
@@ -49,12 +58,12 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: set[int]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+def _table(table: ReportTable) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in table.headers)
     body = []
-    for row in rows:
+    for row in table.rows:
         cells = "".join(
-            f'<td class="n">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
+            f'<td class="n">{_e(v)}</td>' if i in table.numeric else f"<td>{_e(v)}</td>"
             for i, v in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -66,21 +75,10 @@ def _img(png: bytes, alt: str, css: str = "chart") -> str:
     return f'<img class="{css}" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _groups(groups: list[GroupCount], first: str) -> str:
-    return _table(
-        [first, "parts", "passed", "failed", "faults", "yield", "fail rate"],
-        [
-            (g.name, g.parts, g.passed, g.failed, g.faults, pct(g.yield_pct), pct(g.fail_pct))
-            for g in groups
-        ],
-        numeric={1, 2, 3, 4, 5, 6},
-    )
-
-
 def render_html(data: ReportData) -> str:
     """The report as one HTML document."""
     q = data.query
-    t, m = data.totals, data.machine
+    t = data.totals
     scope = f"line {q.line}" if q.line else "all lines"
     requested = (
         f"{when(q.since.astimezone(q.tz)) if q.since else 'start of log'} to "
@@ -102,44 +100,14 @@ def render_html(data: ReportData) -> str:
         f'<div class="kpi">yield<b>{_e(pct(t.yield_pct))}</b></div>',
         f'<div class="kpi">failed<b>{t.failed}</b></div>',
         f'<div class="kpi">faults (not inspected)<b>{t.faults}</b></div>',
-        _table(
-            ["", "parts", "passed", "failed", "faults", "yield", "fail rate", "fault rate"],
-            [
-                (
-                    "after operator overrides",
-                    t.parts,
-                    t.passed,
-                    t.failed,
-                    t.faults,
-                    pct(t.yield_pct),
-                    pct(t.fail_pct),
-                    pct(t.fault_pct),
-                ),
-                (
-                    "machine verdicts",
-                    m.parts,
-                    m.passed,
-                    m.failed,
-                    m.faults,
-                    pct(m.yield_pct),
-                    pct(m.fail_pct),
-                    pct(m.fault_pct),
-                ),
-            ],
-            numeric={1, 2, 3, 4, 5, 6, 7},
-        ),
+        _table(totals_table(data)),
         f"<p>Defects found: {data.defects}. A fault is a part that could not be inspected; "
         "it is never counted as good.</p>",
         "<h2>Fails by defect class</h2>",
     ]
     if data.fails_by_class:
         out.append(_img(pareto_png(data.fails_by_class), "Pareto chart of fails by class"))
-        total = sum(n for _, n in data.fails_by_class)
-        rows, running = [], 0
-        for name, n in data.fails_by_class:
-            running += n
-            rows.append((name, n, pct(100 * n / total), pct(100 * running / total)))
-        out.append(_table(["class", "fails", "share", "cumulative"], rows, numeric={1, 2, 3}))
+        out.append(_table(pareto_table(data)))
     else:
         out.append("<p>No failed parts in this range.</p>")
     out += [
@@ -147,77 +115,30 @@ def render_html(data: ReportData) -> str:
         _img(trend_png(data.hourly, q.tz, q.tz_name), "Hourly fail rate"),
     ]
     if len(data.hourly) <= HOURLY_TABLE_MAX:
-        out.append(
-            _table(
-                ["hour starting", "parts", "failed", "fail rate"],
-                [(when(h.start), h.parts, h.failed, pct(h.fail_pct)) for h in data.hourly],
-                numeric={1, 2, 3},
-            )
-        )
+        out.append(_table(hourly_table(data)))
     else:
         out.append(
             f"<p>{len(data.hourly)} hours; see the chart (the CSV report has every part).</p>"
         )
     out += [
         "<h2>Per line</h2>",
-        _groups(data.by_line, "line"),
+        _table(groups_table(data.by_line, "line")),
         "<h2>Per model version</h2>",
-        _groups(data.by_version, "line / model version"),
+        _table(groups_table(data.by_version, "line / model version")),
         "<h2>Operator overrides</h2>",
         f"<p>False alarms: <b>{data.false_alarms}</b> &middot; classes corrected (relabels): "
         f"<b>{data.relabels}</b> &middot; machine calls confirmed: <b>{data.confirms}</b></p>",
     ]
     if data.corrections:
-        out.append(
-            _table(
-                ["machine class", "corrected to", "parts"],
-                data.corrections[:CORRECTIONS_SHOWN],
-                numeric={2},
-            )
-        )
+        out.append(_table(corrections_table(data)))
         if len(data.corrections) > CORRECTIONS_SHOWN:
             out.append(f"<p>{_e(more_corrections(data.corrections))}</p>")
     if data.overrides:
         out.append(f"<p>Latest {len(data.overrides)} overrides:</p>")
-        out.append(
-            _table(
-                ["overridden", "line", "part", "action", "operator", "from", "to", "note"],
-                [
-                    (
-                        when(o.time),
-                        o.line,
-                        o.part_id,
-                        o.action,
-                        o.operator,
-                        o.previous_class or "",
-                        o.new_class or "",
-                        o.note,
-                    )
-                    for o in data.overrides
-                ],
-                numeric=set(),
-            )
-        )
+        out.append(_table(overrides_table(data)))
     out.append("<h2>Worst parts</h2>")
     if data.worst:
-        out.append(
-            _table(
-                ["time", "line", "part", "class", "score", "model", "operator"],
-                [
-                    (
-                        when(w.time),
-                        w.line,
-                        w.part_id,
-                        w.defect_class or "",
-                        score(w.defect_score),
-                        w.model_version or "",
-                        w.operator_action or "",
-                    )
-                    for w in data.worst
-                ],
-                numeric={4},
-            )
-        )
+        out.append(_table(worst_table(data)))
         figures = []
         for w in data.worst:
             png = thumbnail_png(w.snapshot) if w.snapshot else None

@@ -32,11 +32,20 @@ from reportlab.platypus import (
 from inspect_app.report.atomic import atomic_file
 from inspect_app.report.charts import pareto_png, thumbnail_png, trend_png
 from inspect_app.report.data import GroupCount, ReportData
+from inspect_app.report.tables import (
+    ReportTable,
+    corrections_table,
+    groups_table,
+    hourly_table,
+    overrides_table,
+    pareto_table,
+    totals_table,
+    worst_table,
+)
 from inspect_app.report.text import (
     CORRECTIONS_SHOWN,
     HOURLY_TABLE_MAX,
     more_corrections,
-    pct,
     score,
     span,
     when,
@@ -79,22 +88,21 @@ def _p(text: object, style: ParagraphStyle) -> Paragraph:
 
 def _table(
     st: _Styles,
-    headers: Sequence[str],
-    rows: Sequence[Sequence[object]],
-    numeric: set[int],
+    table: ReportTable,
     widths: Sequence[float] | None = None,
     wrap: set[int] | None = None,
 ) -> Table:
+    """`table` laid out for the page: `wrap` columns flow as paragraphs within `widths`."""
     wrap = wrap or set()
-    body: list[list[Any]] = [list(headers)]
-    for row in rows:
+    body: list[list[Any]] = [list(table.headers)]
+    for row in table.rows:
         body.append(
             [
                 _p(v, st.cell) if i in wrap else ("" if v is None else str(v))
                 for i, v in enumerate(row)
             ]
         )
-    table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    laid_out = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
         ("FONT", (0, 0), (-1, 0), st.bold, 8),
         ("FONT", (0, 1), (-1, -1), st.font, 8),
@@ -104,9 +112,9 @@ def _table(
         ("TOPPADDING", (0, 0), (-1, -1), 2),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
     ]
-    style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i in numeric]
-    table.setStyle(TableStyle(style))
-    return table
+    style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i in table.numeric]
+    laid_out.setStyle(TableStyle(style))
+    return laid_out
 
 
 def _chart(png: bytes, width: float) -> Image:
@@ -119,12 +127,7 @@ def _chart(png: bytes, width: float) -> Image:
 def _groups(st: _Styles, groups: list[GroupCount], first: str) -> Table:
     return _table(
         st,
-        [first, "parts", "passed", "failed", "faults", "yield", "fail rate"],
-        [
-            (g.name, g.parts, g.passed, g.failed, g.faults, pct(g.yield_pct), pct(g.fail_pct))
-            for g in groups
-        ],
-        numeric={1, 2, 3, 4, 5, 6},
+        groups_table(groups, first),
         wrap={0},
         widths=[60 * mm, 18 * mm, 18 * mm, 18 * mm, 18 * mm, 20 * mm, 20 * mm],
     )
@@ -133,7 +136,6 @@ def _groups(st: _Styles, groups: list[GroupCount], first: str) -> Table:
 def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
     """The PDF's flowables, section by section."""
     q = data.query
-    t, m = data.totals, data.machine
     scope = f"line {q.line}" if q.line else "all lines"
     requested = (
         f"{when(q.since.astimezone(q.tz)) if q.since else 'start of log'} to "
@@ -145,33 +147,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
         _p(f"All times are in the plant's time zone: {q.tz_name}.", st.meta),
         _p(f"Defect log: {data.db}. Generated {when(data.generated)}.", st.meta),
         _p("Totals and yield", st.h2),
-        _table(
-            st,
-            ["", "parts", "passed", "failed", "faults", "yield", "fail rate", "fault rate"],
-            [
-                (
-                    "after operator overrides",
-                    t.parts,
-                    t.passed,
-                    t.failed,
-                    t.faults,
-                    pct(t.yield_pct),
-                    pct(t.fail_pct),
-                    pct(t.fault_pct),
-                ),
-                (
-                    "machine verdicts",
-                    m.parts,
-                    m.passed,
-                    m.failed,
-                    m.faults,
-                    pct(m.yield_pct),
-                    pct(m.fail_pct),
-                    pct(m.fault_pct),
-                ),
-            ],
-            numeric={1, 2, 3, 4, 5, 6, 7},
-        ),
+        _table(st, totals_table(data)),
         Spacer(1, 2 * mm),
         _p(
             f"Defects found: {data.defects}. A fault is a part that could not be inspected; "
@@ -181,14 +157,9 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
         _p("Fails by defect class", st.h2),
     ]
     if data.fails_by_class:
-        total = sum(n for _, n in data.fails_by_class)
-        rows, running = [], 0
-        for name, n in data.fails_by_class:
-            running += n
-            rows.append((name, n, pct(100 * n / total), pct(100 * running / total)))
         story += [
             _chart(pareto_png(data.fails_by_class), width * 0.92),
-            _table(st, ["class", "fails", "share", "cumulative"], rows, {1, 2, 3}, wrap={0}),
+            _table(st, pareto_table(data), wrap={0}),
         ]
     else:
         story.append(_p("No failed parts in this range.", st.body))
@@ -198,14 +169,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
     ]
     story.append(KeepTogether(trend))
     if len(data.hourly) <= HOURLY_TABLE_MAX:
-        story.append(
-            _table(
-                st,
-                ["hour starting", "parts", "failed", "fail rate"],
-                [(when(h.start), h.parts, h.failed, pct(h.fail_pct)) for h in data.hourly],
-                numeric={1, 2, 3},
-            )
-        )
+        story.append(_table(st, hourly_table(data)))
     else:
         story.append(_p(f"{len(data.hourly)} hours; see the chart.", st.body))
     story += [
@@ -224,9 +188,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
         story.append(
             _table(
                 st,
-                ["machine class", "corrected to", "parts"],
-                data.corrections[:CORRECTIONS_SHOWN],
-                {2},
+                corrections_table(data),
                 wrap={0, 1},
                 widths=[60 * mm, 60 * mm, 20 * mm],
             )
@@ -239,21 +201,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
             _p(f"Latest {len(data.overrides)} overrides:", st.body),
             _table(
                 st,
-                ["overridden", "line", "part", "action", "operator", "from", "to", "note"],
-                [
-                    (
-                        when(o.time),
-                        o.line,
-                        o.part_id,
-                        o.action,
-                        o.operator,
-                        o.previous_class or "",
-                        o.new_class or "",
-                        o.note,
-                    )
-                    for o in data.overrides
-                ],
-                numeric=set(),
+                overrides_table(data),
                 wrap={0, 1, 2, 3, 4, 5, 6, 7},
                 widths=[23 * mm, 16 * mm, 27 * mm, 20 * mm, 18 * mm, 26 * mm, 26 * mm, 24 * mm],
             ),
@@ -265,20 +213,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
     story.append(
         _table(
             st,
-            ["time", "line", "part", "class", "score", "model", "operator"],
-            [
-                (
-                    when(w.time),
-                    w.line,
-                    w.part_id,
-                    w.defect_class or "",
-                    score(w.defect_score),
-                    w.model_version or "",
-                    w.operator_action or "",
-                )
-                for w in data.worst
-            ],
-            numeric={4},
+            worst_table(data),
             wrap={1, 2, 3},
             widths=[40 * mm, 20 * mm, 34 * mm, 30 * mm, 14 * mm, 16 * mm, 22 * mm],
         )
