@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspect_app.home import line_dir
+from inspect_app.metrics import format_metric
 
 if TYPE_CHECKING:
     from models.line_model import LineModel
@@ -203,14 +204,6 @@ def set_active(home: Path, line: str, version: str) -> None:
         raise
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
 def model_card(card: LineCard) -> str:
     """A short human-readable card: what the model is, what it was taught on, how well it did."""
     m = card.metrics
@@ -237,9 +230,19 @@ def model_card(card: LineCard) -> str:
             "",
             "| miss rate | false-reject rate | AUROC | class accuracy | n | n defective |",
             "| --- | --- | --- | --- | --- | --- |",
-            f"| {_fmt(m.get('miss_rate'))} | {_fmt(m.get('false_reject_rate'))} | "
-            f"{_fmt(m.get('auroc'))} | {_fmt(m.get('class_accuracy'))} | {_fmt(m.get('n'))} | "
-            f"{_fmt(m.get('n_defective'))} |",
+            "| "
+            + " | ".join(
+                format_metric(m.get(key))
+                for key in (
+                    "miss_rate",
+                    "false_reject_rate",
+                    "auroc",
+                    "class_accuracy",
+                    "n",
+                    "n_defective",
+                )
+            )
+            + " |",
             "",
             "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
             "about 1 in 8 missed (95 % bound), not none. Check with `inspect-app evaluate` on "

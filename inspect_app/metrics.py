@@ -115,6 +115,20 @@ class Report:
         return out
 
 
+def format_rate(rate: float | None) -> str:
+    """A rate for people: `12.5 %`, or `n/a` when it is undefined (e.g. no good parts)."""
+    return "n/a" if rate is None else f"{100 * rate:.1f} %"
+
+
+def format_metric(value: object) -> str:
+    """A metric value for people: floats to 4 decimals, `n/a` for an undefined one."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
 def _ratio(num: int, den: int) -> float | None:
     return None if den == 0 else num / den
 

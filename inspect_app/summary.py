@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inspect_app.metrics import format_rate
 from inspect_app.pipeline import InspectedPart
 from inspect_app.runtime import StatsSnapshot
 from sensors.sample import OK_LABEL
@@ -83,10 +84,6 @@ def summarize(tally: RunTally, snap: StatsSnapshot) -> RunSummary:
     )
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} ms"
 
@@ -104,9 +101,9 @@ def summary_lines(s: RunSummary, line: str) -> list[str]:
     if s.labeled:
         out.append(
             f"against the labels ({s.labeled} parts, {s.defective} defective): miss rate "
-            f"{_pct(s.miss_rate)} ({s.missed} missed), false-reject rate "
-            f"{_pct(s.false_reject_rate)} ({s.false_rejects} good parts failed), "
-            f"class right on {_pct(s.class_accuracy)} of caught defects"
+            f"{format_rate(s.miss_rate)} ({s.missed} missed), false-reject rate "
+            f"{format_rate(s.false_reject_rate)} ({s.false_rejects} good parts failed), "
+            f"class right on {format_rate(s.class_accuracy)} of caught defects"
         )
     return out
 

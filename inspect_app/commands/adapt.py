@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from inspect_app.home import resolve_home
+from inspect_app.metrics import format_metric, format_rate
 from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
 from sensors.errors import DataError
 
@@ -109,10 +110,6 @@ def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int] | Non
     return result.folder, len(result.parts)
 
 
-def _pct(x: object) -> str:
-    return "n/a" if not isinstance(x, float) else f"{100 * x:.1f} %"
-
-
 def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         print(f"inspect-app adapt: --samples must be positive, got {args.samples}", file=sys.stderr)
@@ -150,18 +147,18 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
-    print(f"  miss rate          {_pct(m['miss_rate'])} (target {_pct(args.target_miss_rate)})")
-    print(f"  false-reject rate  {_pct(m['false_reject_rate'])}")
-    auroc = m["auroc"]
-    print(f"  AUROC              {'n/a' if auroc is None else f'{auroc:.4f}'}")
-    print(f"  class accuracy     {_pct(m['class_accuracy'])}")
+    target = format_rate(args.target_miss_rate)
+    print(f"  miss rate          {format_rate(m['miss_rate'])} (target {target})")
+    print(f"  false-reject rate  {format_rate(m['false_reject_rate'])}")
+    print(f"  AUROC              {format_metric(m['auroc'])}")
+    print(f"  class accuracy     {format_rate(m['class_accuracy'])}")
     for note in m["notes"]:
         print(f"  note: {note}")
     frr = m["false_reject_rate"]
     if frr is not None and frr > READY_FALSE_REJECT_RATE:
         print(
-            f"warning: to meet the {_pct(args.target_miss_rate)} miss-rate target this model "
-            f"would reject {_pct(frr)} of good parts; it is not ready to run the line alone. "
+            f"warning: to meet the {target} miss-rate target this model would reject "
+            f"{format_rate(frr)} of good parts; it is not ready to run the line alone. "
             "Label more parts (especially defective ones), check the images are in focus and "
             "framed alike, or accept a higher --target-miss-rate.",
             file=sys.stderr,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from inspect_app.home import resolve_home
+from inspect_app.metrics import format_rate
 
 HELP = "the main job: sample line -> adapt if needed -> inspect the stream -> summary + HTML"
 DESCRIPTION = """\
@@ -111,13 +112,9 @@ def ensure_line_model(home: Path, adapt_data: Path, readapt: bool) -> None:
     m = result.report.as_dict()
     print(
         f"demo: taught {result.folder.name} from {result.n_parts} parts in {result.seconds:.0f} s "
-        f"(cross-validated miss rate {_pct(m.get('miss_rate'))}, false-reject rate "
-        f"{_pct(m.get('false_reject_rate'))})"
+        f"(cross-validated miss rate {format_rate(m.get('miss_rate'))}, false-reject rate "
+        f"{format_rate(m.get('false_reject_rate'))})"
     )
-
-
-def _pct(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{100 * rate:.1f} %"
 
 
 def fresh_demo_db(folder: Path) -> str:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from inspect_app.home import resolve_home
+from inspect_app.metrics import format_metric
 from inspect_app.teach import EvaluateOptions, evaluate_line
 from sensors.errors import DataError
 
@@ -52,14 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _fmt(x: object) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, float):
-        return f"{x:.4f}"
-    return str(x)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         msg = f"--batch-size must be positive, got {args.batch_size}"
@@ -92,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
         "n_fault",
     ):
         if key in m:
-            print(f"  {key:<18} {_fmt(m[key])}")
+            print(f"  {key:<18} {format_metric(m[key])}")
     lat = m["latency_ms"]
-    print(f"  latency_ms         p50 {_fmt(lat['p50'])}  p95 {_fmt(lat['p95'])}")
+    print(f"  latency_ms         p50 {format_metric(lat['p50'])}  p95 {format_metric(lat['p95'])}")
     print("  per class:")
     for label, stats in m["per_class"].items():
-        line = f"    {label:<18} n={stats['n']:<5} recall={_fmt(stats['recall'])}"
+        line = f"    {label:<18} n={stats['n']:<5} recall={format_metric(stats['recall'])}"
         if "note" in stats:
             line += f"  ({stats['note']})"
         print(line)
