@@ -55,22 +55,36 @@ class GatedAttention(nn.Module):
         logits = self.gate_token(x) + self.gate_context(context).unsqueeze(1)  # (B, N, H)
         return torch.sigmoid(logits).transpose(1, 2).unsqueeze(-1)  # (B, H, N, 1)
 
-    def forward(
+    def head_outputs(
         self,
         x: torch.Tensor,
         valid: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x (B, N, D); valid (B, N) bool marks tokens that may be attended to (keys) and that
-        make the gates' context. `attn_mask` (B, 1, N, N) bool, when given, replaces the key mask
-        (query i may attend to key j where True): read-out prompts use it (models/backbone.py)."""
-        B, N, D = x.shape
+        """Each head's gated output before the output projection: (B, H, N, hd).
+
+        x (B, N, D); valid (B, N) bool marks tokens that may be attended to (keys) and that make
+        the gates' context. `attn_mask` (B, 1, N, N) bool, when given, replaces the key mask
+        (query i may attend to key j where True): read-out prompts use it (models/backbone.py).
+        """
+        B, N, _ = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.n_heads, self.head_dim)  # (B, N, 3, H, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
         mask = attn_mask
         if mask is None and valid is not None:
             mask = valid[:, None, None, :]  # (B, 1, 1, N) keys
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
-        out = out * self.head_gates(x, valid)  # (B, H, N, hd) * (B, H, N, 1)
-        out = out.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
+        return out * self.head_gates(x, valid)  # (B, H, N, hd) * (B, H, N, 1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, N, D): the gated heads projected back; arguments as in `head_outputs`."""
+        B, N, _ = x.shape
+        inner = self.n_heads * self.head_dim  # D, or less once heads are pruned (models/prune.py)
+        out = self.head_outputs(x, valid, attn_mask)  # (B, H, N, hd)
+        out = out.transpose(1, 2).reshape(B, N, inner)  # (B, N, H*hd)
         return self.proj(out)

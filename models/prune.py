@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.attention import GatedAttention
@@ -78,28 +77,6 @@ class PrunedGatedAttention(GatedAttention):
             )
             self.gate_context = _linear(source.gate_context.weight[keep_t], None, dim, len(keep))
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        valid: torch.Tensor | None = None,
-        attn_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """x (B, N, D); valid (B, N) key and context mask; attn_mask (B, 1, N, N) replaces the
-        key mask when given (as in `GatedAttention.forward`)."""
-        B, N, _ = x.shape
-        H, hd = self.n_heads, self.head_dim
-        qkv = self.qkv(x).view(B, N, 3, H, hd)  # (B, N, 3, H', hd)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H', N, hd)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=_key_mask(valid, attn_mask))
-        out = out * self.head_gates(x, valid)  # (B, H', N, hd)
-        return self.proj(out.transpose(1, 2).reshape(B, N, H * hd))
-
-
-def _key_mask(valid: torch.Tensor | None, attn_mask: torch.Tensor | None) -> torch.Tensor | None:
-    if attn_mask is not None:
-        return attn_mask
-    return None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
-
 
 def _attention(block: nn.Module) -> GatedAttention:
     attn = block.attn
@@ -138,13 +115,8 @@ def _head_contribution(
     attn_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per head, the summed norm over valid tokens of its gated output after projection: (H,)."""
-    B, N, _ = x.shape
-    H, hd = attn.n_heads, attn.head_dim
-    qkv = attn.qkv(x).view(B, N, 3, H, hd)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    mask = _key_mask(valid, attn_mask)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask) * attn.head_gates(x, valid)
-    w = attn.proj.weight.view(attn.proj.out_features, H, hd)  # (Dout, H, hd)
+    out = attn.head_outputs(x, valid, attn_mask)  # (B, H, N, hd)
+    w = attn.proj.weight.view(attn.proj.out_features, attn.n_heads, attn.head_dim)  # (Dout, H, hd)
     contrib = torch.einsum("bhnd,ohd->bhno", out, w).norm(dim=-1)  # (B, H, N)
     return (contrib * _valid_mask(valid, x).unsqueeze(1)).sum(dim=(0, 2))
 
