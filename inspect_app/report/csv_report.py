@@ -8,6 +8,7 @@ instead of running it as a formula.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,18 +63,19 @@ def _cell(value: object) -> object:
 def write_csv(store: DefectStore, query: ReportQuery, out: Path) -> CsvResult:
     """Write the inspections CSV at `out` and the defects CSV beside it."""
     check_range(store, query)
-    n = m = 0
-    with atomic_text(out) as f:
+    n = _write_rows(out, INSPECTION_FIELDS, inspection_rows(store, query))
+    second = defects_path(out)
+    m = _write_rows(second, DEFECT_FIELDS, defect_rows(store, query))
+    return CsvResult(out, second, n, m)
+
+
+def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
+    """Write one CSV file whole (or not at all); returns how many rows it holds."""
+    n = 0
+    with atomic_text(path) as f:
         writer = csv.writer(f)
-        writer.writerow(INSPECTION_FIELDS)
-        for row in inspection_rows(store, query):
+        writer.writerow(header)
+        for row in rows:
             writer.writerow([_cell(v) for v in row])
             n += 1
-    second = defects_path(out)
-    with atomic_text(second) as f:
-        writer = csv.writer(f)
-        writer.writerow(DEFECT_FIELDS)
-        for row in defect_rows(store, query):
-            writer.writerow([_cell(v) for v in row])
-            m += 1
-    return CsvResult(out, second, n, m)
+    return n
