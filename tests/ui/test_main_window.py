@@ -242,12 +242,14 @@ def test_a_line_switch_takes_effect_on_the_next_part(
         tmp_path,
         str(stream),
         versions={"line-b": "v9"},
-        delay_s=0.03,
+        # slowed so the switch lands mid-stream even on a busy machine: the 32 parts take about
+        # 3 s, and the switch comes after the first two are shown
+        delay_s=0.2,
         batch=2,
     )
     try:
         window.start()
-        qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 2, timeout=WAIT_MS)
         window.line_box.setCurrentText("line-b")
         window.switch_line("line-b")
         qtbot.waitUntil(lambda: window.line == "line-b", timeout=WAIT_MS)
