@@ -23,6 +23,7 @@ Run (prints a markdown table and writes JSON):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inspect_app.align import ALIGN_MODES, choose_alignment, register
 from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import prepare_batch
 from inspect_app.teach import get_backbone, stratified_sample
@@ -174,6 +176,7 @@ class _Card:
     modalities: list[str]
     image_size: int
     spectrum: dict[str, Any]
+    align: dict[str, Any] = field(default_factory=dict)
 
 
 def _inputs(samples: Sequence[Sample], card: _Card) -> ModelInputs:
@@ -188,7 +191,9 @@ def _inputs(samples: Sequence[Sample], card: _Card) -> ModelInputs:
     )
 
 
-def run_ours(task: Task, train: list[Sample], method: str, seed: int, backbone: Any) -> Row:
+def run_ours(
+    task: Task, train: list[Sample], method: str, seed: int, backbone: Any, align: str = "auto"
+) -> Row:
     modalities = ["image", "vibration"] if task.modality == "fused" else [task.modality]
     bins = backbone.config.spectrum_bins
     card = _Card(
@@ -202,9 +207,14 @@ def run_ours(task: Task, train: list[Sample], method: str, seed: int, backbone: 
     )
     t0 = time.perf_counter()
     x = _inputs(train, card)
-    result = adapt_line(
-        backbone, AdaptData(x, labels, classes, modalities), AdaptConfig(method=method, seed=seed)
-    )
+    alignment = None
+    if x.image is not None:  # as `inspect-app adapt --align` does (inspect_app/teach.py)
+        alignment = choose_alignment(x.image, x.image_present, labels == 0, align)
+    if alignment is not None:
+        card.align = alignment.to_dict()  # the test parts are registered by prepare_batch
+        x = dataclasses.replace(x, image=register(x.image, x.image_present, alignment.reference)[0])
+    config = AdaptConfig(method=method, seed=seed, image_template=alignment is not None)
+    result = adapt_line(backbone, AdaptData(x, labels, classes, modalities), config)
     assert result.oof is not None
     oof = result.oof.defect_score.numpy()
     defective = labels.numpy() > 0
@@ -517,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--modalities", nargs="+", default=["fused", "image", "vibration"])
     ap.add_argument("--no-real", action="store_true", help="skip CWRU and NEU-DET")
+    ap.add_argument(
+        "--align",
+        choices=ALIGN_MODES,
+        default="auto",
+        help="pose alignment + pixel template for our rows, as `inspect-app adapt --align`",
+    )
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--resnet-epochs", type=int, default=30)
     ap.add_argument(
@@ -544,9 +560,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_real:
         tasks += [t for t in (cwru_task(0.25), neu_task(40)) if t is not None]
     runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
-        "prompt": lambda t, tr, s: run_ours(t, tr, "prompt", s, backbone),
-        "lora": lambda t, tr, s: run_ours(t, tr, "lora", s, backbone),
-        "linear": lambda t, tr, s: run_ours(t, tr, "linear", s, backbone),
+        "prompt": lambda t, tr, s: run_ours(t, tr, "prompt", s, backbone, args.align),
+        "lora": lambda t, tr, s: run_ours(t, tr, "lora", s, backbone, args.align),
+        "linear": lambda t, tr, s: run_ours(t, tr, "linear", s, backbone, args.align),
         "resnet": lambda t, tr, s: run_resnet(t, tr, s, args.resnet_epochs),
         "classical": run_classical,
     }

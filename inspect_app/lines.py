@@ -57,6 +57,7 @@ class LineCard:
     format: int = FORMAT
     model: dict[str, Any] = field(default_factory=dict)  # LineModel construction settings
     adapt: dict[str, Any] = field(default_factory=dict)  # how it was taught (data, samples, seed)
+    align: dict[str, Any] = field(default_factory=dict)  # pose alignment (inspect_app.align)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

@@ -3,7 +3,8 @@
 One function for adapt, evaluate and the running pipeline, so a line sees exactly the same
 inputs when it is taught and when it runs: frames resized and normalized by
 `models.inputs.frames_to_tensor`, vibration windows turned into the line's spectrum by
-`sensors.spectrum.spectrum_features` with the `SpectrumConfig` saved in its card.
+`sensors.spectrum.spectrum_features` with the `SpectrumConfig` saved in its card. A line taught
+with pose alignment (`inspect_app.align`) has every frame registered to its reference part here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from inspect_app.align import alignment_from_card, register
 from models.inputs import ModelInputs, frames_to_tensor
 from sensors.errors import DataError
 from sensors.sample import Sample
@@ -59,6 +61,9 @@ def prepare_batch(
     if "image" in card.modalities:
         frames = [None if s.fault else s.frame for s in samples]
         image, image_present = frames_to_tensor(frames, card.image_size)
+        alignment = alignment_from_card(card)
+        if alignment is not None:
+            image, _ = register(image, image_present, alignment.reference)
     if "vibration" in card.modalities:
         cfg = config or spectrum_config(card)
         spec = np.zeros((len(samples), 2, cfg.n_bins), dtype=np.float32)

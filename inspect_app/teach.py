@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from inspect_app.align import choose_alignment, register
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import line_modalities, prepare_batch
@@ -47,6 +48,7 @@ class TeachOptions:
     window_s: float | None = None
     backbone_size: str = "tiny"
     show_progress: bool = True
+    align: str = "auto"  # pose alignment + pixel template: auto | on | off (inspect_app.align)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
@@ -203,7 +205,17 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     label_index = torch.tensor(
         [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in samples]
     )
+    alignment = None
+    if inputs.image is not None:
+        alignment = choose_alignment(
+            inputs.image, inputs.image_present, label_index == 0, options.align
+        )
+        if alignment is not None:
+            card.align = alignment.to_dict()
+            image, _ = register(inputs.image, inputs.image_present, alignment.reference)
+            inputs = dataclasses.replace(inputs, image=image)
     cfg = options.adapt
+    cfg.image_template = alignment is not None
     cfg.method = options.method
     cfg.seed = options.seed
     result = adapt_line(
@@ -232,6 +244,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         "epochs": cfg.epochs,
         "part_ids": [s.part_id for s in samples],
         "class_counts": dict(Counter(str(s.label) for s in samples)),
+        "align": options.align,
     }
 
     def write(tmp: Path) -> None:

@@ -36,6 +36,7 @@ from models.anomaly import MemoryConfig
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
 from models.line_model import LineModel, LineModelSettings, pool_tokens, spectrum_bands
+from models.template import TemplateConfig
 
 _PASS_BATCH = 25  # parts per no-grad backbone pass: bounds memory, keeps 2 cores busy
 
@@ -61,6 +62,10 @@ class AdaptConfig:
     lora_lr: float = 1e-3
     seed: int = 0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    # the good-part pixel template (models.template): for lines whose frames are registered to
+    # a reference part (`inspect-app adapt --align`); the caller sets it
+    image_template: bool = False
+    template: TemplateConfig = field(default_factory=TemplateConfig)
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
 
@@ -157,6 +162,8 @@ def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> L
         prompt_readout=cfg.prompt_readout and cfg.method == "prompt",
         lora_rank=cfg.lora_rank,
         memory=asdict(cfg.memory),
+        image_template=cfg.image_template and "image" in data.modalities,
+        template=asdict(cfg.template),
         anomaly_offset=cfg.anomaly_offset,
         anomaly_gain=cfg.anomaly_gain,
     )
@@ -210,13 +217,25 @@ def _class_weights(labels: Tensor, n_out: int) -> Tensor:
     return w
 
 
-def _fit_memories(model: LineModel, frozen: _Frozen, good: Tensor, seed: int) -> None:
-    """Fit the image / vibration memories on the good parts (none without good parts)."""
+def _fit_memories(
+    model: LineModel, frozen: _Frozen, good: Tensor, seed: int, inputs: ModelInputs
+) -> None:
+    """Fit the image / vibration memories and the template on the good parts (none without)."""
     s = model.settings
     if good.numel() == 0:
         model.image_memory = model.vibration_memory = model.spectrum_memory = None
+        model.image_template = None
         s.image_memory_entries = s.vibration_memory_entries = s.spectrum_memory_entries = 0
+        s.image_template = False
         return
+    if model.image_template is not None:
+        if inputs.image is None:
+            msg = "the image template needs the good parts' images"
+            raise ValueError(msg)
+        images = inputs.image[good]
+        if inputs.image_present is not None:
+            images = images[inputs.image_present[good]]
+        model.image_template.fit(images)
     if model.image_memory is not None:
         model.image_memory.fit(frozen.patch_features[good], seed=seed)
         s.image_memory_entries = int(model.image_memory.bank.shape[0])
@@ -323,7 +342,7 @@ def _fit_once(
     if model.prompt is not None:
         model.prompt.data.copy_(_initial_prompt(backbone, cfg))
     labels = data.labels[idx]
-    _fit_memories(model, frozen, idx[labels == 0], cfg.seed)
+    _fit_memories(model, frozen, idx[labels == 0], cfg.seed, data.inputs)
     _fit_head(model, start_pooled[idx], labels, cfg)
     if cfg.method == "linear":
         return model, None
@@ -410,7 +429,9 @@ def _score(
         patch_features=frozen.patch_features[idx],
     )
     spectrum = model._inputs(None, inputs.spectrum)[1]
-    anomaly, _ = model.anomaly(base, spectrum, inputs.image_present, inputs.vibration_present)
+    anomaly, _ = model.anomaly(
+        base, spectrum, inputs.image_present, inputs.vibration_present, inputs.image
+    )
     defect_score, class_probs = model.fuse(logits, anomaly)
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full_like(idx, -1)
     return defect_score, anomaly, predicted

@@ -130,9 +130,9 @@ class PatchMemory(nn.Module):
         owner = keep // p  # which good part each memory entry came from
         part_scores, patch_scores = self._leave_out_scores(feats, owner, groups)
         center = part_scores.median()
-        scale = _robust_spread(part_scores)
+        scale = robust_spread(part_scores)
         p_center = patch_scores.median()
-        p_scale = _robust_spread(patch_scores.flatten())
+        p_scale = robust_spread(patch_scores.flatten())
         self.stats = torch.stack([center, scale, p_center, p_scale]).float()
 
     def _leave_out_scores(
@@ -190,7 +190,7 @@ def _pool(dist: Tensor, top_k: int) -> Tensor:
     return dist.topk(k, dim=-1).values.mean(-1)
 
 
-def _robust_spread(x: Tensor) -> Tensor:
+def robust_spread(x: Tensor) -> Tensor:
     """A spread that one odd good part cannot blow up: 1.4826 × MAD, floored by the std / 10."""
     x = x.float()
     mad = (x - x.median()).abs().median() * 1.4826

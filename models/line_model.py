@@ -4,7 +4,8 @@
     tuned = backbone(image, spectrum, prompts)           (method "prompt"; LoRA: its own weights)
     p_ok, class_probs = softmax(head(pool(tuned)))       known classes, from ~50 labeled parts
     z     = max(image memory(base.patch_features),       distance to the good parts, in units
-                vibration memory(base.spectrum_tokens))  of their own spread
+                image template(image),                   of their own spread (the template
+                vibration memory(base.spectrum_tokens))  only on a pose-aligned line)
     defect_score = 1 - p_ok · (1 - sigmoid(gain · (z - offset)))   noisy-OR of the two
 
 Read-out prompts (`prompt_readout`, method "prompt"): one pass instead of two. The prompts attend
@@ -40,10 +41,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from models.anomaly import MemoryConfig, PatchMemory
+from models.anomaly import MemoryConfig, MemoryScores, PatchMemory
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.outputs import BackboneOutput, Prediction
+from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
@@ -76,6 +78,10 @@ class LineModelSettings:
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
     heatmap_offset: float = 3.0  # a patch is half-hot at this many patch spreads
+    # the good-part pixel template (models.template): only for a line whose frames are
+    # registered to a reference part (line.json "align"); False for every line taught before it
+    image_template: bool = False
+    template: dict[str, Any] = field(default_factory=lambda: asdict(TemplateConfig()))
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -184,6 +190,11 @@ class LineModel(nn.Module):
             )
             self.spectrum_memory = PatchMemory(
                 2 * cfg.spectrum_patch, raw_cfg, settings.spectrum_memory_entries
+            )
+        self.image_template: PixelTemplate | None = None
+        if "image" in settings.modalities and settings.image_template:
+            self.image_template = PixelTemplate(
+                3, cfg.image_size, cfg.patch_size, TemplateConfig(**settings.template)
             )
 
     feature_mean: Tensor
@@ -315,18 +326,31 @@ class LineModel(nn.Module):
         spectrum: Tensor | None,
         image_present: Tensor | None,
         vibration_present: Tensor | None,
+        image: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Standardized anomaly score (B,) and image patch scores (B, Ni) (empty without image)."""
+        """Standardized anomaly score (B,) and image patch scores (B, Ni) (empty without image).
+
+        The largest of: the image memory's, the image template's (the pixel `image` is needed
+        for it), the vibration memories'. The heat-map's patch scores are the larger of the
+        image memory's and the template's.
+        """
         B = base.cls.shape[0]
         scores = [base.cls.new_full((B,), _ABSENT)]
-        patch = base.cls.new_zeros(B, 0)
+        patches: list[Tensor] = []
+        image_scores: list[MemoryScores] = []
         if self.image_memory is not None and base.patch_features.shape[1] > 0:
-            m = self.image_memory(base.patch_features)
+            image_scores.append(self.image_memory(base.patch_features))
+        if self.image_template is not None and image is not None:
+            image_scores.append(self.image_template(image))
+        for m in image_scores:
             s = m.score
             if image_present is not None:
                 s = torch.where(image_present, s, torch.full_like(s, _ABSENT))
             scores.append(s)
-            patch = m.patch_scores
+            patches.append(m.patch_scores)
+        patch = (
+            torch.stack(patches, dim=0).max(dim=0).values if patches else base.cls.new_zeros(B, 0)
+        )
         vibration: list[Tensor] = []
         if self.vibration_memory is not None and base.spectrum_tokens.shape[1] > 0:
             vibration.append(self.vibration_memory(base.spectrum_tokens).score)
@@ -372,7 +396,7 @@ class LineModel(nn.Module):
             image, spectrum, image_present, vibration_present, prompt_tokens
         )
         logits = self.class_logits(pooled)
-        anomaly_score, patch = self.anomaly(base, spectrum, image_present, vibration_present)
+        anomaly_score, patch = self.anomaly(base, spectrum, image_present, vibration_present, image)
         defect_score, class_probs = self.fuse(logits, anomaly_score)
         return Prediction(
             defect_score=defect_score,

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from inspect_app.align import ALIGN_MODES
 from inspect_app.home import resolve_home
 from inspect_app.metrics import format_metric, format_rate
 from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
@@ -18,6 +19,12 @@ DESIGN §3). A stratified sample of N parts is drawn (every class present, at le
 the pretrained backbone stays frozen and only the line's prompt tokens and a small head are
 learned (or LoRA weights, or a linear probe). The good parts' features become the line's
 memory: a part unlike every good part is flagged even if its defect kind was never labeled.
+
+Parts in a fixture are registered onto a reference part before the model sees them (pose
+alignment, --align auto): the good parts then also give a pixel template, and a part is flagged
+where it differs from the good parts at that place (a missing hole, a chipped edge, a stain).
+`auto` keeps the alignment only when the good adapt parts register well; products without a
+fixed layout (a web, a texture) are left as they are.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
 meets --target-miss-rate; the false-reject rate that costs is printed and saved. The model is
@@ -60,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help="cut long vibration recordings into S-second windows, each its own part",
+    )
+    parser.add_argument(
+        "--align",
+        choices=ALIGN_MODES,
+        default="auto",
+        help="register every frame onto the line's reference part and compare pixel by pixel "
+        "with the good parts: auto (when the good parts register well; default), on, off",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)
@@ -121,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         target_miss_rate=args.target_miss_rate,
         window_s=args.window_s,
         show_progress=not args.no_progress,
+        align=args.align,
     )
     home = resolve_home(args.home)
     if (args.data is None) == (not args.from_db):
@@ -145,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
         f"classes: {', '.join(result.card.classes) or 'none'}) with {args.method} "
         f"in {result.seconds:.0f} s"
     )
+    if result.card.align:
+        corr = result.card.align["median_correlation"]
+        print(f"pose alignment on (good parts register with median correlation {corr:.3f})")
+    elif args.align == "auto" and "image" in result.card.modalities:
+        print("pose alignment off (the good parts do not register onto one reference)")
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)

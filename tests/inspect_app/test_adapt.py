@@ -201,3 +201,50 @@ def test_stratified_sample_keeps_every_class_in_proportion() -> None:
     assert stratified_sample(labels, 20, seed=0) == picked
     with pytest.raises(ValueError, match="too few"):
         stratified_sample(labels, 5, seed=0)
+
+
+def _fixtured_line(folder: Path, counts: dict[str, int], seed: int) -> Path:
+    """Image-only parts in a fixture (a plate with holes, pose jitter); "missing" lacks a hole."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    rows = ["image,label,part_id"]
+    i = 0
+    for label, n in counts.items():
+        for _ in range(n):
+            img = np.full((32, 32, 3), 25, np.uint8)
+            cv2.rectangle(img, (5, 7), (26, 24), (190, 185, 170), -1)
+            holes = [((10, 12), 2), ((20, 13), 3), ((15, 20), 2)]
+            for (x, y), r in holes[1:] if label == "missing" else holes:
+                cv2.circle(img, (x, y), r, (35, 35, 35), -1)
+            m = cv2.getRotationMatrix2D((16, 16), rng.normal(0, 2), 1.0)
+            m[:, 2] += rng.normal(0, 1, 2)
+            img = cv2.warpAffine(img, m, (32, 32), borderMode=cv2.BORDER_REPLICATE)
+            noise = rng.normal(0, 4, img.shape)
+            img = np.clip(img + noise, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"p{i}.png"), img)
+            rows.append(f"p{i}.png,{label},part-{i}")
+            i += 1
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _fixtured_line(tmp_path / "train", {"ok": 22, "missing": 8}, seed=0)
+    assert _adapt(tmp_path / "home", data, "--method", "linear") == 0
+    assert "pose alignment on" in capsys.readouterr().out
+    card = json.loads((tmp_path / "home" / "lines" / "l1" / "v1" / "line.json").read_text())
+    assert card["align"]["method"] == "ecc-euclidean"
+    assert card["model"]["image_template"] is True
+    test = _fixtured_line(tmp_path / "test", {"ok": 12, "missing": 6}, seed=1)
+    out = tmp_path / "m.json"
+    argv = ["evaluate", "--home", str(tmp_path / "home"), "--line", "l1", "--data", str(test)]
+    assert main([*argv, "--json", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["auroc"] > 0.95
+
+    # --align off: the same line without alignment has no template
+    assert _adapt(tmp_path / "home", data, "--method", "linear", "--align", "off") == 0
+    card2 = json.loads((tmp_path / "home" / "lines" / "l1" / "v2" / "line.json").read_text())
+    assert card2["align"] == {} and card2["model"]["image_template"] is False

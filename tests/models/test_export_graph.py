@@ -48,7 +48,8 @@ def _parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     torch.manual_seed(0)
     cfg = BackboneConfig.named("tiny")
-    model = LineModel(InspectBackbone(cfg).eval(), LineModelSettings(classes=["dent", "scratch"]))
+    settings = LineModelSettings(classes=["dent", "scratch"], image_template=True)
+    model = LineModel(InspectBackbone(cfg).eval(), settings)
     model.eval()
     with torch.no_grad():
         model.prompt.normal_(0.0, 0.5)  # type: ignore[union-attr]
@@ -56,6 +57,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
             assert memory is not None
             for buf in memory.buffers():
                 buf.normal_()
+        assert model.image_template is not None  # the pixel template is in the graph too
+        model.image_template.mean.normal_()
+        model.image_template.spread.uniform_(0.5, 2.0)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     graph = export_line_model(model, _parts(cfg, 2, 0).as_kwargs(), path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

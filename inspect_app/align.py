@@ -1,0 +1,228 @@
+"""Pose alignment: every frame of a line warped onto the line's reference part.
+
+Parts on a line sit in a fixture, but never exactly: a degree of rotation and a few pixels of
+shift from part to part. Comparing a part with the good parts pixel by pixel (the line model's
+template score, `models.template`) needs them on top of each other, so each frame is registered
+to the line's reference before the model sees it: enhanced-correlation-coefficient (ECC)
+alignment with a rigid (Euclidean) motion, coarse to fine, on the model-sized gray image.
+
+`fit_alignment` builds the reference from the good adapt parts (the mean of the aligned good
+parts, refined once) and measures how well they register. Products that do not register (a
+texture with no fixed layout, a web of steel sheet, parts thrown loose on a belt) get no
+alignment: `adapt --align auto` keeps it only when the good parts' median correlation after
+alignment is at least `AUTO_MIN_CORRELATION`.
+
+At run time a frame that cannot be registered is left as it is and its correlation is reported:
+the template score of such a frame is high, so it fails rather than passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+METHOD = "ecc-euclidean"
+AUTO_MIN_CORRELATION = 0.8  # median over the good adapt parts, for `--align auto`
+_BLUR = 5  # Gaussian kernel (pixels) on the gray image before registering
+_ITERATIONS = 60
+_EPS = 1e-4
+# OpenCV's stubs refuse `inputMask=None` next to `gaussFiltSize`, which OpenCV itself accepts
+_ecc: Any = cv2.findTransformECC
+
+
+@dataclass
+class Registration:
+    """Where each frame of a batch landed: ECC correlation (nan when it failed)."""
+
+    correlation: np.ndarray  # (B,) in [-1, 1], nan: not registered (left as it was)
+    failed: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A line's reference gray image (S, S) and how frames are registered to it."""
+
+    reference: np.ndarray  # float32 (S, S), blurred gray, values in [0, 1]
+    median_correlation: float = float("nan")  # good adapt parts after alignment
+
+    def to_dict(self) -> dict[str, Any]:
+        png = cv2.imencode(".png", np.clip(self.reference * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        return {
+            "method": METHOD,
+            "size": int(self.reference.shape[0]),
+            "median_correlation": round(float(self.median_correlation), 4),
+            "reference_png": base64.b64encode(png[1].tobytes()).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "line.json") -> Alignment:
+        if raw.get("method") != METHOD:
+            msg = f"{source}: alignment method {raw.get('method')!r} is not {METHOD!r}"
+            raise ValueError(msg)
+        return cls(
+            reference=_decode_reference(str(raw.get("reference_png", "")), source),
+            median_correlation=float(raw.get("median_correlation", float("nan"))),
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_reference(text: str, source: str) -> np.ndarray:
+    try:
+        data = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    except (ValueError, cv2.error):
+        img = None
+    if img is None:
+        msg = f"{source}: the alignment reference image cannot be decoded"
+        raise ValueError(msg)
+    return img.astype(np.float32) / 255.0
+
+
+def alignment_from_card(card: Any) -> Alignment | None:
+    """The card's alignment, None when the line has none (cards from before it have none)."""
+    raw = getattr(card, "align", None)
+    return Alignment.from_dict(dict(raw)) if raw else None
+
+
+def gray(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) model-normalized images -> (B, S, S) float32 blurred gray, min-max to [0, 1].
+
+    ECC is blind to gain and offset, so the normalization only keeps the numbers tame.
+    """
+    g = images.float().mean(1).numpy()
+    out = np.empty_like(g, dtype=np.float32)
+    for i, im in enumerate(g):
+        lo, hi = float(im.min()), float(im.max())
+        im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        out[i] = cv2.GaussianBlur(im.astype(np.float32), (_BLUR, _BLUR), 0)
+    return out
+
+
+def estimate_warp(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rigid warp (2, 3) taking `reference` coordinates into `image`, and its correlation.
+
+    Coarse to fine: half size first (catches the larger shifts), then full size. Raises
+    `cv2.error` when ECC does not converge.
+    """
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ITERATIONS, _EPS)
+    h, w = reference.shape
+    small = (max(w // 2, 8), max(h // 2, 8))
+    warp = np.eye(2, 3, dtype=np.float32)
+    _, warp = _ecc(
+        cv2.resize(reference, small, interpolation=cv2.INTER_AREA),
+        cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+        warp,
+        cv2.MOTION_EUCLIDEAN,
+        criteria,
+        None,
+        1,
+    )
+    warp[:, 2] *= 2.0  # translation from half size to full size
+    cc, warp = _ecc(reference, image, warp, cv2.MOTION_EUCLIDEAN, criteria, None, 1)
+    return warp, float(cc)
+
+
+def warp_images(images: torch.Tensor, warps: list[np.ndarray | None]) -> torch.Tensor:
+    """Each image (3, S, S) resampled onto the reference grid; None leaves it as it is."""
+    out = images.clone()
+    for i, warp in enumerate(warps):
+        if warp is None:
+            continue
+        chw = images[i].numpy()
+        h, w = chw.shape[1:]
+        hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
+        moved = cv2.warpAffine(
+            hwc,
+            warp,
+            (w, h),
+            flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        out[i] = torch.from_numpy(moved.reshape(h, w, -1).transpose(2, 0, 1).copy())
+    return out
+
+
+def register(
+    images: torch.Tensor, present: torch.Tensor | None, reference: np.ndarray
+) -> tuple[torch.Tensor, Registration]:
+    """`images (B, 3, S, S)` aligned onto `reference (S, S)`; frames not present are skipped."""
+    if images.shape[-1] != reference.shape[-1] or images.shape[-2] != reference.shape[-2]:
+        msg = (
+            f"images are {tuple(images.shape[-2:])} but the line's alignment reference is "
+            f"{reference.shape}; the line was taught at another image size"
+        )
+        raise ValueError(msg)
+    grays = gray(images)
+    warps: list[np.ndarray | None] = []
+    corr = np.full(images.shape[0], np.nan)
+    failed = []
+    for i in range(images.shape[0]):
+        if present is not None and not bool(present[i]):
+            warps.append(None)
+            continue
+        try:
+            warp, corr[i] = estimate_warp(reference, grays[i])
+        except cv2.error:
+            warps.append(None)
+            failed.append(i)
+            continue
+        warps.append(warp)
+    return warp_images(images, warps), Registration(corr, failed)
+
+
+def fit_alignment(images: torch.Tensor, present: torch.Tensor | None = None) -> Alignment:
+    """A reference from good parts' images `(N, 3, S, S)`: their aligned mean, refined once."""
+    keep = torch.ones(images.shape[0], dtype=torch.bool) if present is None else present.bool()
+    good = images[keep]
+    if good.shape[0] == 0:
+        msg = "alignment needs at least one good part with an image"
+        raise ValueError(msg)
+    grays = gray(good)
+    # start from the part most like the others, so one odd part does not become the reference
+    flat = grays.reshape(grays.shape[0], -1)
+    flat = flat - flat.mean(1, keepdims=True)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True) + 1e-9
+    reference = grays[int(np.argmax((flat @ flat.T).sum(1)))]
+    reg = Registration(np.full(good.shape[0], np.nan))
+    for _ in range(2):
+        aligned, reg = register(good, None, reference)
+        reference = gray(aligned.mean(0, keepdim=True))[0]
+    _, reg = register(good, None, reference)
+    corr = reg.correlation[np.isfinite(reg.correlation)]
+    median = float(np.median(corr)) if corr.size and len(reg.failed) < good.shape[0] / 2 else 0.0
+    return Alignment(reference=reference, median_correlation=median)
+
+
+ALIGN_MODES = ("auto", "on", "off")
+
+
+def choose_alignment(
+    images: torch.Tensor, present: torch.Tensor | None, good: torch.Tensor, mode: str
+) -> Alignment | None:
+    """The line's alignment from its adapt images `(N, 3, S, S)`, or None.
+
+    `good (N,)` marks the good parts (the reference is made from them only). `mode` "off": none;
+    "on": always (raises when it cannot be made); "auto": only when the good parts register well
+    (median ECC correlation at least `AUTO_MIN_CORRELATION`).
+    """
+    if mode not in ALIGN_MODES:
+        msg = f"align must be one of {ALIGN_MODES}, got {mode!r}"
+        raise ValueError(msg)
+    if mode == "off":
+        return None
+    keep = good.bool() if present is None else good.bool() & present.bool()
+    if int(keep.sum()) < 2:
+        if mode == "on":
+            msg = "pose alignment needs at least 2 good parts with an image among the adapt parts"
+            raise ValueError(msg)
+        return None
+    alignment = fit_alignment(images[keep])
+    if mode == "auto" and not alignment.median_correlation >= AUTO_MIN_CORRELATION:
+        return None
+    return alignment

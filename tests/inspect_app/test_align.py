@@ -1,0 +1,104 @@
+"""Pose alignment (inspect_app/align.py): frames registered onto the line's reference part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from inspect_app.align import (
+    Alignment,
+    choose_alignment,
+    fit_alignment,
+    register,
+)
+from inspect_app.preprocess import prepare_batch
+from sensors.sample import Sample
+
+S = 64
+
+
+def _part_image(angle: float = 0.0, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """A uint8 RGB part: a plate with three holes of different sizes, moved by a rigid pose."""
+    img = np.full((S, S, 3), 30, np.uint8)
+    cv2.rectangle(img, (12, 16), (52, 48), (200, 190, 180), -1)
+    for (x, y), r in (((20, 24), 4), ((42, 26), 6), ((30, 40), 3)):
+        cv2.circle(img, (x, y), r, (40, 40, 40), -1)
+    m = cv2.getRotationMatrix2D((S / 2, S / 2), angle, 1.0)
+    m[:, 2] += shift
+    return cv2.warpAffine(img, m, (S, S), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _tensor(frames: list[np.ndarray]) -> torch.Tensor:
+    from models.inputs import frames_to_tensor
+
+    return frames_to_tensor(frames, S)[0]
+
+
+def test_a_moved_part_is_put_back_on_the_reference() -> None:
+    ref = _tensor([_part_image()])
+    moved = _tensor([_part_image(4.0, (3.0, -2.5))])
+    alignment = fit_alignment(ref.repeat(3, 1, 1, 1))
+    aligned, reg = register(moved, None, alignment.reference)
+    before = (moved - ref).abs().mean()
+    after = (aligned - ref).abs().mean()
+    assert after < 0.3 * before
+    assert reg.failed == [] and reg.correlation[0] > 0.9
+
+
+def test_frames_not_present_are_left_alone() -> None:
+    frames = _tensor([_part_image(3.0), _part_image(-3.0)])
+    alignment = fit_alignment(_tensor([_part_image()] * 2))
+    aligned, reg = register(frames, torch.tensor([False, True]), alignment.reference)
+    assert torch.equal(aligned[0], frames[0])
+    assert np.isnan(reg.correlation[0]) and reg.correlation[1] > 0.9
+
+
+def test_card_round_trip_and_a_corrupt_reference() -> None:
+    alignment = fit_alignment(_tensor([_part_image(a) for a in (-2.0, 0.0, 2.0)]))
+    raw = alignment.to_dict()
+    again = Alignment.from_dict(raw)
+    assert np.abs(again.reference - alignment.reference).max() <= 1 / 255 + 1e-6
+    with pytest.raises(ValueError, match=r"line.json: the alignment reference"):
+        Alignment.from_dict({**raw, "reference_png": "not base64 at all!"})
+    with pytest.raises(ValueError, match="alignment method"):
+        Alignment.from_dict({**raw, "method": "sift"})
+
+
+def test_auto_keeps_alignment_for_fixtured_parts_and_drops_it_for_textures() -> None:
+    poses = [(a, (dx, dy)) for a, dx, dy in ((-3, 1, 0), (2, -2, 1), (0, 0, 2), (4, 2, -1))]
+    parts = _tensor([_part_image(a, s) for a, s in poses])
+    good = torch.ones(4, dtype=torch.bool)
+    fixtured = choose_alignment(parts, None, good, "auto")
+    assert fixtured is not None and fixtured.median_correlation > 0.9
+    rng = np.random.default_rng(0)
+    textures = _tensor([rng.integers(0, 255, (S, S, 3), dtype=np.uint8) for _ in range(4)])
+    assert choose_alignment(textures, None, good, "auto") is None
+    assert choose_alignment(parts, None, good, "off") is None
+    with pytest.raises(ValueError, match="at least 2 good parts"):
+        choose_alignment(parts, None, torch.tensor([True, False, False, False]), "on")
+    with pytest.raises(ValueError, match="align must be one of"):
+        choose_alignment(parts, None, good, "sometimes")
+
+
+@dataclass
+class _Card:
+    modalities: list[str]
+    image_size: int
+    spectrum: dict[str, Any]
+    align: dict[str, Any] = field(default_factory=dict)
+
+
+def test_prepare_batch_registers_frames_of_an_aligned_line() -> None:
+    reference = _part_image()
+    alignment = fit_alignment(_tensor([reference] * 2))
+    part = Sample(part_id="p1", frame=_part_image(5.0, (2.0, 2.0)), label=None)
+    plain = prepare_batch([part], _Card(["image"], S, {}))
+    aligned = prepare_batch([part], _Card(["image"], S, {}, alignment.to_dict()))
+    assert plain.image is not None and aligned.image is not None
+    ref = _tensor([reference])
+    assert (aligned.image - ref).abs().mean() < 0.3 * (plain.image - ref).abs().mean()

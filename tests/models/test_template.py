@@ -1,0 +1,108 @@
+"""The good-part pixel template (models/template.py) and its place in the line model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from inspect_app.metrics import auroc
+from models.adapt import AdaptConfig, AdaptData, adapt_line
+from models.backbone import InspectBackbone
+from models.config import BackboneConfig
+from models.inputs import ModelInputs
+from models.line_model import LineModel
+from models.template import PixelTemplate
+
+SIZE = 32
+
+
+def _layout() -> torch.Tensor:
+    """A 'part': a bright disc with two dark holes on a dark background, (3, S, S)."""
+    yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    img = torch.full((3, SIZE, SIZE), -1.0)
+    img[:, (yy - 16) ** 2 + (xx - 16) ** 2 < 13**2] = 1.0
+    for cy, cx in ((11, 11), (20, 22)):
+        img[:, (yy - cy) ** 2 + (xx - cx) ** 2 < 3**2] = -1.0
+    return img
+
+
+def _parts(n: int, seed: int, defect: str | None = None) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    out = _layout().expand(n, -1, -1, -1).clone()
+    out += 0.15 * torch.randn(out.shape, generator=g)
+    if defect == "missing_hole":  # the first hole filled in: looks like good surface elsewhere
+        yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        out[:, :, (yy - 11) ** 2 + (xx - 11) ** 2 < 3**2] = 1.0
+    if defect == "stain":
+        out[:, 0, 14:19, 8:13] += 0.8
+    return out
+
+
+def test_a_missing_feature_and_a_stain_stand_out_where_they_are() -> None:
+    t = PixelTemplate(3, SIZE, patch_size=8)
+    t.fit(_parts(20, 0))
+    good = t(_parts(20, 1)).score
+    missing = t(_parts(10, 2, "missing_hole"))
+    stain = t(_parts(10, 3, "stain")).score
+    # standardized by the good parts' own leave-out scores: a new good part is near 0
+    assert good.abs().median() < 2.0
+    assert missing.score.min() > good.max() + 3.0
+    assert stain.min() > good.max() + 3.0
+    # the heat-map's hottest patch is the one holding the missing hole (rows 8-15, cols 8-15)
+    hottest = missing.patch_scores.view(10, 4, 4).flatten(1).argmax(1)
+    assert torch.all(hottest == 1 * 4 + 1)
+
+
+def test_a_pixel_that_never_varied_gets_a_floor_spread() -> None:
+    good = _parts(20, 0)
+    good[:, :, :4, :] = -1.0  # a clipped, perfectly flat band: zero spread across the good parts
+    t = PixelTemplate(3, SIZE, patch_size=8)
+    t.fit(good)
+    typical = t.spread[:, 8:, :].flatten(1).median(dim=1).values
+    flat = t.spread[:, :4, :].flatten(1).min(dim=1).values
+    # a division by ~0 would turn one grey level of JPEG noise there into a huge deviation
+    assert torch.all(flat >= 0.4 * typical)
+    assert torch.isfinite(t(_parts(4, 1)).score).all()
+
+
+def test_fit_refuses_a_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"\(N>0, C, S, S\)"):
+        PixelTemplate(3, SIZE, 8).fit(torch.zeros(0, 3, SIZE, SIZE))
+
+
+def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = BackboneConfig(
+        image_size=SIZE,
+        patch_size=8,
+        spectrum_bins=32,
+        spectrum_patch=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        dense_intermediate_size=64,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        n_activated_experts=2,
+        feature_layers=[0, 1],
+    )
+    backbone = InspectBackbone(cfg).eval()
+    images = torch.cat([_parts(24, 0), _parts(8, 1, "stain")])
+    labels = torch.tensor([0] * 24 + [1] * 8)
+    present = torch.ones(32, dtype=torch.bool)
+    inputs = ModelInputs(image=images, spectrum=None, image_present=present)
+    cfg = AdaptConfig(method="linear", image_template=True, folds=3)
+    result = adapt_line(backbone, AdaptData(inputs, labels, ["stain"], ["image"]), cfg)
+    model = result.model
+    assert model.image_template is not None and model.settings.image_template
+    test = torch.cat([_parts(10, 5), _parts(10, 6, "missing_hole")])  # a kind never labeled
+    with torch.no_grad():
+        pred = model(image=test, image_present=torch.ones(20, dtype=torch.bool))
+    assert auroc(pred.anomaly_score.numpy(), [False] * 10 + [True] * 10) == 1.0
+    model.save(tmp_path)
+    again = LineModel.load(tmp_path, model.settings.to_dict(), backbone)
+    with torch.no_grad():
+        pred2 = again(image=test, image_present=torch.ones(20, dtype=torch.bool))
+    assert torch.equal(pred.defect_score, pred2.defect_score)
