@@ -66,6 +66,10 @@ class AdaptConfig:
     # a reference part (`inspect-app adapt --align`); the caller sets it
     image_template: bool = False
     template: TemplateConfig = field(default_factory=TemplateConfig)
+    # keep only the anomaly sources that help on the out-of-fold scores (select_sources)
+    select_sources: bool = True
+    select_fusion: bool = True  # the anomaly score alone when it beats the noisy-OR out of fold
+    source_margin: float = 0.02
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
 
@@ -403,11 +407,17 @@ def _initial_prompt(backbone: InspectBackbone, cfg: AdaptConfig) -> Tensor:
     return torch.randn(cfg.n_prompt_tokens, dim, generator=gen) * backbone.config.initializer_range
 
 
+@dataclass
+class _Scored:
+    """Out-of-fold outputs of some parts: class logits and each anomaly source's score."""
+
+    logits: Tensor  # (n, C+1)
+    sources: dict[str, Tensor]  # name -> (n,)
+
+
 @torch.no_grad()
-def _score(
-    model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """defect score, anomaly score and predicted class of the parts `idx` (out of fold)."""
+def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _Scored:
+    """Class logits and anomaly-source scores of the parts `idx` (out of fold)."""
     inputs = data.subset(idx)
     if model.settings.method == "linear":
         pooled = frozen.pooled[idx]
@@ -417,7 +427,6 @@ def _score(
             part = _slice(inputs, start, start + _PASS_BATCH)
             chunks.append(model.class_features(**part.as_kwargs()))
         pooled = torch.cat(chunks)
-    logits = model.class_logits(pooled)
     from models.outputs import BackboneOutput
 
     base = BackboneOutput(
@@ -429,12 +438,84 @@ def _score(
         patch_features=frozen.patch_features[idx],
     )
     spectrum = model._inputs(None, inputs.spectrum)[1]
-    anomaly, _ = model.anomaly(
+    sources = model.anomaly_components(
         base, spectrum, inputs.image_present, inputs.vibration_present, inputs.image
     )
-    defect_score, class_probs = model.fuse(logits, anomaly)
-    predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full_like(idx, -1)
-    return defect_score, anomaly, predicted
+    return _Scored(model.class_logits(pooled), {k: v.score for k, v in sources.items()})
+
+
+def rank_auroc(scores: Tensor, positive: Tensor) -> float:
+    """AUROC by the Mann-Whitney U statistic (ties count half); 0.5 when a side is empty."""
+    pos, neg = scores[positive], scores[~positive]
+    if pos.numel() == 0 or neg.numel() == 0:
+        return 0.5
+    diff = pos.unsqueeze(1) - neg.unsqueeze(0)
+    return float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
+
+
+def select_sources(sources: dict[str, Tensor], defective: Tensor, margin: float) -> list[str]:
+    """The anomaly sources whose largest score separates the labeled parts best.
+
+    Backward elimination on out-of-fold scores: drop the source whose removal raises the
+    AUROC of the max of the others the most, while that gain exceeds `margin`. A source that
+    catches even a few defects the others miss stays (removing it costs AUROC); one that only
+    adds noise on this line goes. Every source stays when the parts cannot tell (no defective
+    or no good part).
+    """
+    chosen = list(sources)
+    if not bool(defective.any()) or bool(defective.all()):
+        return chosen
+
+    def auc(names: list[str]) -> float:
+        return rank_auroc(torch.stack([sources[n] for n in names]).max(0).values, defective)
+
+    current = auc(chosen)
+    while len(chosen) > 1:
+        gains = {n: auc([m for m in chosen if m != n]) for n in chosen}
+        best = max(gains, key=lambda n: gains[n])
+        if gains[best] <= current + margin:
+            break
+        chosen.remove(best)
+        current = gains[best]
+    return chosen
+
+
+def _out_of_fold(
+    model: LineModel,
+    scored: list[tuple[Tensor, _Scored]],
+    labels: Tensor,
+    fold: Tensor,
+    cfg: AdaptConfig,
+) -> tuple[OutOfFold, list[str], str]:
+    """The out-of-fold scores, with the anomaly sources (`select_sources`) and the fusion
+    chosen on them: the anomaly score alone when the classifier's vote only adds noise."""
+    n = labels.numel()
+    logits = torch.zeros(n, scored[0][1].logits.shape[1])
+    names = list(scored[0][1].sources)
+    sources = {name: torch.zeros(n) for name in names}
+    for held, part in scored:
+        logits[held] = part.logits
+        for name in names:
+            sources[name][held] = part.sources[name]
+    chosen = names
+    if cfg.select_sources and names:
+        chosen = select_sources(sources, labels > 0, cfg.source_margin)
+    anomaly = (
+        torch.stack([sources[c] for c in chosen]).max(0).values
+        if chosen
+        else torch.full((n,), -1.0e4)
+    )
+    score, class_probs = model.fuse(logits, anomaly)
+    fusion = "noisy_or"
+    if cfg.select_fusion:
+        defective = labels > 0
+        alone = torch.sigmoid(
+            model.settings.anomaly_gain * (anomaly - model.settings.anomaly_offset)
+        )
+        if rank_auroc(alone, defective) > rank_auroc(score, defective) + cfg.source_margin:
+            fusion, score = "anomaly", alone
+    predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)
+    return OutOfFold(score, anomaly, predicted, fold), chosen, fusion
 
 
 def passes_needed(n: int, cfg: AdaptConfig) -> int:
@@ -479,22 +560,25 @@ def adapt_line(
     # training epoch.
     start_pooled = frozen.pooled
     oof = None
+    sources: list[str] = []
+    fusion = "noisy_or"
     if cfg.folds >= 2:
         k = min(cfg.folds, n)
         fold = stratified_folds(data.labels, k, cfg.seed)
-        score = torch.zeros(n)
-        anomaly = torch.zeros(n)
-        predicted = torch.full((n,), -1, dtype=torch.long)
+        scored: list[tuple[Tensor, _Scored]] = []
         for f in range(k):
             held = torch.nonzero(fold == f).squeeze(1)
             train = torch.nonzero(fold != f).squeeze(1)
             if held.numel() == 0:
                 continue
             model_f, _ = _fit_once(backbone, data, frozen, start_pooled, train, cfg, tick)
-            score[held], anomaly[held], predicted[held] = _score(model_f, data, frozen, held)
+            scored.append((held, _score(model_f, data, frozen, held)))
             if cfg.method != "linear":
                 tick(held.numel())
-        oof = OutOfFold(score, anomaly, predicted, fold)
+        oof, sources, fusion = _out_of_fold(model_f, scored, data.labels, fold, cfg)
     model, peft_model = _fit_once(backbone, data, frozen, start_pooled, torch.arange(n), cfg, tick)
+    if oof is not None:
+        model.settings.anomaly_sources = sources
+        model.settings.fusion = fusion
     bar.close()
     return AdaptResult(model.eval(), oof, time.perf_counter() - t0, peft_model)

@@ -49,6 +49,8 @@ from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
+FUSIONS = ("noisy_or", "anomaly")
+ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
 _ABSENT = -1.0e4  # the anomaly score of a missing modality: below any real one, finite for export
 
 
@@ -77,13 +79,23 @@ class LineModelSettings:
     # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
+    # "noisy_or": either the classifier or the anomaly score fails a part; "anomaly": the
+    # anomaly score alone decides and the classifier only names the class - adapt picks it
+    # when the classifier, taught from a few parts, only adds noise (models.adapt)
+    fusion: str = "noisy_or"
     heatmap_offset: float = 3.0  # a patch is half-hot at this many patch spreads
     # the good-part pixel template (models.template): only for a line whose frames are
     # registered to a reference part (line.json "align"); False for every line taught before it
     image_template: bool = False
     template: dict[str, Any] = field(default_factory=lambda: asdict(TemplateConfig()))
+    # which anomaly sources the part's anomaly score takes the largest of; adapt drops a source
+    # that only adds noise on the line's labeled parts (models.adapt.select_sources)
+    anomaly_sources: list[str] = field(default_factory=lambda: list(ANOMALY_SOURCES))
 
     def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            msg = f"fusion must be one of {FUSIONS}, got {self.fusion!r}"
+            raise ValueError(msg)
         if self.method not in METHODS:
             msg = f"method must be one of {METHODS}, got {self.method!r}"
             raise ValueError(msg)
@@ -320,6 +332,34 @@ class LineModel(nn.Module):
 
     # -- the answer ---------------------------------------------------------------------------
 
+    def anomaly_components(
+        self,
+        base: BackboneOutput,
+        spectrum: Tensor | None,
+        image_present: Tensor | None,
+        vibration_present: Tensor | None,
+        image: Tensor | None = None,
+    ) -> dict[str, MemoryScores]:
+        """Each anomaly source's standardized scores, by name (`ANOMALY_SOURCES`).
+
+        A part without the source's sensor scores `_ABSENT` (below any real score).
+        """
+        out: dict[str, MemoryScores] = {}
+        if self.image_memory is not None and base.patch_features.shape[1] > 0:
+            out["image_memory"] = self.image_memory(base.patch_features)
+        if self.image_template is not None and image is not None:
+            out["image_template"] = self.image_template(image)
+        if self.vibration_memory is not None and base.spectrum_tokens.shape[1] > 0:
+            out["vibration_memory"] = self.vibration_memory(base.spectrum_tokens)
+        if self.spectrum_memory is not None and spectrum is not None:
+            bands = spectrum_bands(spectrum, self.config)
+            out["spectrum_memory"] = self.spectrum_memory(bands)
+        for name, m in out.items():
+            present = image_present if name.startswith("image") else vibration_present
+            if present is not None:
+                m.score = torch.where(present, m.score, torch.full_like(m.score, _ABSENT))
+        return out
+
     def anomaly(
         self,
         base: BackboneOutput,
@@ -330,36 +370,22 @@ class LineModel(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Standardized anomaly score (B,) and image patch scores (B, Ni) (empty without image).
 
-        The largest of: the image memory's, the image template's (the pixel `image` is needed
-        for it), the vibration memories'. The heat-map's patch scores are the larger of the
-        image memory's and the template's.
+        The largest score of the line's anomaly sources (`settings.anomaly_sources`, chosen at
+        adapt time by what separates the labeled parts): image memory, image template (it needs
+        the pixel `image`), vibration memories. The heat-map's patch scores are the larger of
+        the chosen image sources' (of both when neither was chosen).
         """
         B = base.cls.shape[0]
-        scores = [base.cls.new_full((B,), _ABSENT)]
-        patches: list[Tensor] = []
-        image_scores: list[MemoryScores] = []
-        if self.image_memory is not None and base.patch_features.shape[1] > 0:
-            image_scores.append(self.image_memory(base.patch_features))
-        if self.image_template is not None and image is not None:
-            image_scores.append(self.image_template(image))
-        for m in image_scores:
-            s = m.score
-            if image_present is not None:
-                s = torch.where(image_present, s, torch.full_like(s, _ABSENT))
-            scores.append(s)
-            patches.append(m.patch_scores)
+        parts = self.anomaly_components(base, spectrum, image_present, vibration_present, image)
+        chosen = [n for n in parts if n in self.settings.anomaly_sources]
+        scores = [base.cls.new_full((B,), _ABSENT)] + [parts[n].score for n in chosen]
+        image_sources = [n for n in chosen if n.startswith("image")] or [
+            n for n in parts if n.startswith("image")
+        ]
+        patches = [parts[n].patch_scores for n in image_sources]
         patch = (
             torch.stack(patches, dim=0).max(dim=0).values if patches else base.cls.new_zeros(B, 0)
         )
-        vibration: list[Tensor] = []
-        if self.vibration_memory is not None and base.spectrum_tokens.shape[1] > 0:
-            vibration.append(self.vibration_memory(base.spectrum_tokens).score)
-        if self.spectrum_memory is not None and spectrum is not None:
-            vibration.append(self.spectrum_memory(spectrum_bands(spectrum, self.config)).score)
-        for s in vibration:
-            if vibration_present is not None:
-                s = torch.where(vibration_present, s, torch.full_like(s, _ABSENT))
-            scores.append(s)
         return torch.stack(scores, dim=0).max(dim=0).values, patch
 
     def fuse(self, logits: Tensor, anomaly_score: Tensor) -> tuple[Tensor, Tensor]:
@@ -368,7 +394,9 @@ class LineModel(nn.Module):
         p_ok = probs[:, 0]
         s = self.settings
         p_anomalous = torch.sigmoid(s.anomaly_gain * (anomaly_score - s.anomaly_offset))
-        defect_score = 1.0 - p_ok * (1.0 - p_anomalous)
+        # fusion "anomaly": the classifier only names the class (see `LineModelSettings`)
+        noisy_or = 1.0 - p_ok * (1.0 - p_anomalous)
+        defect_score = p_anomalous if s.fusion == "anomaly" else noisy_or
         defects = probs[:, 1:]
         class_probs = defects / defects.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         return defect_score, class_probs

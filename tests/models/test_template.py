@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inspect_app.metrics import auroc
-from models.adapt import AdaptConfig, AdaptData, adapt_line
+from models.adapt import AdaptConfig, AdaptData, adapt_line, select_sources
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.inputs import ModelInputs
@@ -106,3 +106,54 @@ def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(tmp_path
     with torch.no_grad():
         pred2 = again(image=test, image_present=torch.ones(20, dtype=torch.bool))
     assert torch.equal(pred.defect_score, pred2.defect_score)
+
+
+def test_source_selection_drops_noise_and_keeps_a_source_that_catches_a_few() -> None:
+    g = torch.Generator().manual_seed(0)
+    defective = torch.tensor([False] * 30 + [True] * 20)
+    good_source = torch.randn(50, generator=g)
+    good_source[30:45] += 6.0  # catches 15 of the 20 defects
+    few = torch.randn(50, generator=g)
+    few[45:] += 6.0  # catches only the other 5
+    noise = 4.0 * torch.randn(50, generator=g)  # catches nothing, spreads wide
+    chosen = select_sources(
+        {"image_memory": noise, "image_template": good_source, "vibration_memory": few},
+        defective,
+        margin=0.02,
+    )
+    assert chosen == ["image_template", "vibration_memory"]
+    # without both kinds of parts there is nothing to judge by: everything stays
+    everything = {"a": noise, "b": few}
+    assert select_sources(everything, torch.zeros(50, dtype=torch.bool), 0.02) == ["a", "b"]
+
+
+def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class() -> None:
+    from models.line_model import LineModelSettings
+
+    torch.manual_seed(0)
+    cfg = BackboneConfig(
+        image_size=SIZE,
+        patch_size=8,
+        spectrum_bins=32,
+        spectrum_patch=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        dense_intermediate_size=64,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        n_activated_experts=2,
+        feature_layers=[0, 1],
+    )
+    backbone = InspectBackbone(cfg).eval()
+    logits = torch.tensor([[5.0, 0.0, 1.0], [-5.0, 2.0, 0.0]])  # confident ok / confident defect
+    z = torch.tensor([0.0, 0.0])
+    plain = LineModel(backbone, LineModelSettings(classes=["a", "b"]))
+    alone = LineModel(backbone, LineModelSettings(classes=["a", "b"], fusion="anomaly"))
+    s_or, _ = plain.fuse(logits, z)
+    s_alone, probs = alone.fuse(logits, z)
+    assert s_or[1] > 0.9  # the noisy-OR lets the classifier fail the part
+    assert torch.allclose(s_alone[0], s_alone[1])  # the anomaly score alone decides
+    assert probs[1].argmax() == 0 and probs[0].argmax() == 1
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        LineModelSettings(fusion="vote")
