@@ -79,6 +79,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.02,
         help="routing-bias step per optimizer step (load balancing; default 0.02 for short runs)",
     )
+    parser.add_argument(
+        "--router-lr-scale",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="the routers' learning rate as a fraction of --lr (default 0.1): a router that "
+        "learns as fast as the rest outpaces the routing bias and the experts' loads drift "
+        "apart",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="start from the weights of an earlier run's OUT/last.pt (backbone and heads) "
+        "with a fresh optimizer and schedule; unlike --resume the run may change lr, steps "
+        "and router settings",
+    )
 
 
 def _schedule(step: int, total: int, peak: float) -> float:
@@ -148,7 +166,20 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     backbone = InspectBackbone(config)
     model = PretrainModel(backbone, n_classes=len(classes)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    if args.init_from is not None:
+        if not args.init_from.is_file():
+            print(
+                f"inspect-app pretrain: --init-from {args.init_from}: no such file", file=sys.stderr
+            )
+            return 2
+        earlier = torch.load(args.init_from, map_location=device, weights_only=True)
+        model.load_state_dict(earlier["model"])
+    routers = [p for n, p in model.named_parameters() if n.endswith("gate.weight")]
+    others = [p for n, p in model.named_parameters() if not n.endswith("gate.weight")]
+    groups: list[dict[str, Any]] = [{"params": others, "lr_scale": 1.0}]
+    if routers:
+        groups.append({"params": routers, "lr_scale": args.router_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
     args.out.mkdir(parents=True, exist_ok=True)
     state_path = args.out / "last.pt"
     start = 0
@@ -158,7 +189,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
         state = torch.load(state_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:
+            msg = (
+                f"inspect-app pretrain: {state_path} was written with other optimizer groups "
+                f"({exc}); start a new run with --init-from {state_path} instead"
+            )
+            print(msg, file=sys.stderr)
+            return 2
         start = int(state["step"])
     trained: torch.nn.Module = model
     if world > 1:
@@ -185,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         pick = train_idx[rng.choice(len(train_idx), args.batch_size, p=weights)]
         batch = _make_batch(data, pick, label_index, real_image, rng, gen, device, augment_images)
         for group in optimizer.param_groups:
-            group["lr"] = _schedule(step, args.steps, args.lr)
+            group["lr"] = _schedule(step, args.steps, args.lr) * group["lr_scale"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             losses = trained(batch)
         optimizer.zero_grad(set_to_none=True)
@@ -295,6 +334,8 @@ def _recipe(
         "batch_size": args.batch_size,
         "lr": args.lr,
         "bias_update_rate": args.bias_update_rate,
+        "router_lr_scale": args.router_lr_scale,
+        "init_from": str(args.init_from) if args.init_from else None,
         "data": [str(d) for d in args.data],
         "synthetic_seeds": [1000, 1000 + args.synthetic_lines - 1]
         if "synthetic" in args.data

@@ -54,6 +54,18 @@ def test_pretrain_then_resume(tmp_path: Path) -> None:
         "model.safetensors",
     ]
 
+    # a second stage from the first one's weights, with a fresh optimizer and schedule
+    second = tmp_path / "second"
+    stage2 = [*common[:-4], "--out", str(second), "--cache", str(cache)]
+    argv = [*stage2, "--steps", "1", "--init-from", str(out / "last.pt")]
+    assert main([*argv, "--router-lr-scale", "0.5", "--lr", "0.0"]) == 0
+    again = InspectBackbone.from_pretrained(second / "backbone")
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        if "routing_bias" not in name:  # lr 0: only the load-balancing bias may move
+            assert torch.equal(a, b), name
+    recipe2 = json.loads((second / "recipe.json").read_text())
+    assert recipe2["init_from"] == str(out / "last.pt") and recipe2["router_lr_scale"] == 0.5
+
 
 def test_resume_without_state_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
