@@ -216,6 +216,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
             inputs = dataclasses.replace(inputs, image=image)
     cfg = options.adapt
     cfg.image_template = alignment is not None
+    cfg.target_miss_rate = options.target_miss_rate
     cfg.method = options.method
     cfg.seed = options.seed
     result = adapt_line(

@@ -70,6 +70,7 @@ class AdaptConfig:
     select_sources: bool = True
     select_fusion: bool = True  # the anomaly score alone when it beats the noisy-OR out of fold
     source_margin: float = 0.02
+    target_miss_rate: float = 0.005  # the choices above must not raise the reject rate at it
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
 
@@ -453,30 +454,66 @@ def rank_auroc(scores: Tensor, positive: Tensor) -> float:
     return float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
 
 
-def select_sources(sources: dict[str, Tensor], defective: Tensor, margin: float) -> list[str]:
+def reject_rate_at(scores: Tensor, defective: Tensor, miss_rate: float) -> float:
+    """The share of good parts at or above the highest threshold that misses at most
+    `miss_rate` of the defective ones (what the line pays for that miss rate)."""
+    bad = scores[defective].sort().values
+    good = scores[~defective]
+    if bad.numel() == 0 or good.numel() == 0:
+        return 0.0
+    allowed = int(miss_rate * bad.numel())  # parts that may be missed
+    return float((good >= bad[allowed]).float().mean())
+
+
+def _better(
+    new: Tensor, old: Tensor, defective: Tensor, margin: float, miss_rate: float
+) -> tuple[bool, float]:
+    """Is `new` a better defect score than `old` on the labeled parts? (and its AUROC)
+
+    Better: its AUROC is higher by more than `margin` and the false-reject rate at the target
+    miss rate is not worse.
+    """
+    auc_new, auc_old = rank_auroc(new, defective), rank_auroc(old, defective)
+    frr_new = reject_rate_at(new, defective, miss_rate)
+    frr_old = reject_rate_at(old, defective, miss_rate)
+    return auc_new > auc_old + margin and frr_new <= frr_old, auc_new
+
+
+def select_sources(
+    sources: dict[str, Tensor], defective: Tensor, margin: float, miss_rate: float = 0.005
+) -> list[str]:
     """The anomaly sources whose largest score separates the labeled parts best.
 
     Backward elimination on out-of-fold scores: drop the source whose removal raises the
-    AUROC of the max of the others the most, while that gain exceeds `margin`. A source that
-    catches even a few defects the others miss stays (removing it costs AUROC); one that only
-    adds noise on this line goes. Every source stays when the parts cannot tell (no defective
-    or no good part).
+    AUROC of the max of the others the most, while that gain exceeds `margin` and the
+    false-reject rate at `miss_rate` does not get worse. A source that catches even a few
+    defects the others miss stays; one that only adds noise on this line goes. Every sensor
+    keeps at least one source: a defect kind never labeled may show on that sensor alone. All
+    stay when the parts cannot tell (no defective or no good part).
     """
     chosen = list(sources)
     if not bool(defective.any()) or bool(defective.all()):
         return chosen
 
-    def auc(names: list[str]) -> float:
-        return rank_auroc(torch.stack([sources[n] for n in names]).max(0).values, defective)
+    def fused(names: list[str]) -> Tensor:
+        return torch.stack([sources[n] for n in names]).max(0).values
 
-    current = auc(chosen)
+    def sensor(name: str) -> str:
+        return name.split("_")[0] if name.startswith("image") else "vibration"
+
     while len(chosen) > 1:
-        gains = {n: auc([m for m in chosen if m != n]) for n in chosen}
-        best = max(gains, key=lambda n: gains[n])
-        if gains[best] <= current + margin:
+        current = fused(chosen)
+        best, best_auc = None, -1.0
+        for n in chosen:
+            rest = [m for m in chosen if m != n]
+            if sensor(n) not in {sensor(m) for m in rest}:
+                continue  # the sensor's last source stays
+            ok, auc = _better(fused(rest), current, defective, margin, miss_rate)
+            if ok and auc > best_auc:
+                best, best_auc = n, auc
+        if best is None:
             break
         chosen.remove(best)
-        current = gains[best]
     return chosen
 
 
@@ -499,7 +536,7 @@ def _out_of_fold(
             sources[name][held] = part.sources[name]
     chosen = names
     if cfg.select_sources and names:
-        chosen = select_sources(sources, labels > 0, cfg.source_margin)
+        chosen = select_sources(sources, labels > 0, cfg.source_margin, cfg.target_miss_rate)
     anomaly = (
         torch.stack([sources[c] for c in chosen]).max(0).values
         if chosen
@@ -508,11 +545,10 @@ def _out_of_fold(
     score, class_probs = model.fuse(logits, anomaly)
     fusion = "noisy_or"
     if cfg.select_fusion:
-        defective = labels > 0
-        alone = torch.sigmoid(
-            model.settings.anomaly_gain * (anomaly - model.settings.anomaly_offset)
-        )
-        if rank_auroc(alone, defective) > rank_auroc(score, defective) + cfg.source_margin:
+        s = model.settings
+        alone = torch.sigmoid(s.anomaly_gain * (anomaly - s.anomaly_offset))
+        better, _ = _better(alone, score, labels > 0, cfg.source_margin, cfg.target_miss_rate)
+        if better:
             fusion, score = "anomaly", alone
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)
     return OutOfFold(score, anomaly, predicted, fold), chosen, fusion

@@ -122,6 +122,12 @@ def test_source_selection_drops_noise_and_keeps_a_source_that_catches_a_few() ->
         margin=0.02,
     )
     assert chosen == ["image_template", "vibration_memory"]
+    # a sensor's last source stays, even when it only adds noise on these parts: a defect kind
+    # never labeled may show on that sensor alone
+    kept = select_sources(
+        {"image_template": good_source, "spectrum_memory": noise}, defective, 0.02
+    )
+    assert kept == ["image_template", "spectrum_memory"]
     # without both kinds of parts there is nothing to judge by: everything stays
     everything = {"a": noise, "b": few}
     assert select_sources(everything, torch.zeros(50, dtype=torch.bool), 0.02) == ["a", "b"]
