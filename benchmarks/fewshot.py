@@ -102,14 +102,17 @@ def _strip(samples: Sequence[Sample], keep: str) -> list[Sample]:
     return out
 
 
-def synthetic_tasks(cache: Path, seeds: Sequence[int], pool: int, test: int) -> list[Task]:
+def synthetic_tasks(
+    cache: Path, seeds: Sequence[int], pool: int, test: int, image_size: int = 128
+) -> list[Task]:
     from sensors.synthetic import write_line
 
     tasks = []
     for seed in seeds:
         folders = {}
         for part, (n, start) in {"pool": (pool, 0), "test": (test, 100000)}.items():
-            folder = cache / f"synth-{seed}-{part}-{n}"
+            suffix = "" if image_size == 128 else f"-{image_size}px"
+            folder = cache / f"synth-{seed}-{part}-{n}{suffix}"
             if not (folder / "labels.csv").is_file():
                 write_line(
                     folder,
@@ -117,7 +120,7 @@ def synthetic_tasks(cache: Path, seeds: Sequence[int], pool: int, test: int) -> 
                     n,
                     defect_fraction=0.5,
                     start_index=start,
-                    image_size=128,
+                    image_size=image_size,
                     overwrite=True,
                 )
             folders[part] = folder

@@ -49,14 +49,16 @@ def _rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def line_snrs(folder: Path, seed: int, n_good: int = 25) -> list[tuple[str, float, float]]:
-    """(label, severity, SNR) of every image defect in a written test line folder."""
+def line_snrs(
+    folder: Path, seed: int, n_good: int = 25, size: int = SIZE
+) -> list[tuple[str, float, float]]:
+    """(label, severity, SNR) of every image defect in a written test line folder, at `size`."""
     rows = list(csv.DictReader((folder / "labels.csv").open()))
-    spec = LineSpec.from_seed(seed, image_size=SIZE)
+    spec = LineSpec.from_seed(seed, image_size=size)
     goods = [r for r in rows if r["label"] == "ok"][:n_good]
-    images = frames_to_tensor([_rgb(folder / r["image"]) for r in goods], SIZE)[0]
+    images = frames_to_tensor([_rgb(folder / r["image"]) for r in goods], size)[0]
     alignment = fit_alignment(images)
-    template = PixelTemplate(3, SIZE, 8)
+    template = PixelTemplate(3, size, 8)
     template.fit(register(images, None, alignment.reference)[0])
     spread = template.spread.mean(0)  # (S, S)
     out = []
@@ -66,7 +68,7 @@ def line_snrs(folder: Path, seed: int, n_good: int = 25) -> list[tuple[str, floa
         index = int(r["part_id"].rsplit("-", 1)[1])
         bad, twin = make_part(spec, index, r["label"]), make_part(spec, index)
         assert bad.image is not None and twin.image is not None and bad.mask is not None
-        pair = frames_to_tensor([bad.image, twin.image], SIZE)[0]
+        pair = frames_to_tensor([bad.image, twin.image], size)[0]
         diff = (pair[0] - pair[1]).abs().mean(0)[None, None]
         diff = F.avg_pool2d(diff, 5, stride=1, padding=2, count_include_pad=False)[0, 0]
         grown = cv2.dilate(bad.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -84,12 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "inspect-app-fewshot",
         help="the few-shot benchmark's line cache (written if missing)",
     )
+    ap.add_argument(
+        "--size", type=int, default=SIZE, help=f"camera image size in pixels (default {SIZE})"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    synthetic_tasks(args.cache, args.lines, pool=120, test=120)  # writes the folders if missing
+    # the few-shot benchmark's folders (written if missing) at its size; other sizes beside them
+    synthetic_tasks(args.cache, args.lines, pool=120, test=120, image_size=args.size)
+    suffix = "" if args.size == SIZE else f"-{args.size}px"
     by_class: dict[str, list[float]] = defaultdict(list)
     for seed in args.lines:
-        for label, _, snr in line_snrs(args.cache / f"synth-{seed}-test-120", seed):
+        folder = args.cache / f"synth-{seed}-test-120{suffix}"
+        for label, _, snr in line_snrs(folder, seed, size=args.size):
             by_class[label].append(snr)
     head = " | ".join(f"SNR {lo:g}-{hi:g}" for lo, hi in BINS).replace("-inf", "+")
     print(f"| class | defects | {head} | median SNR |")
@@ -99,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = np.array(values)
         shares = " | ".join(f"{np.mean((v >= lo) & (v < hi)):.0%}" for lo, hi in BINS)
         print(f"| {label} | {v.size} | {shares} | {np.median(v):.2f} |")
-    print(f"lines {args.lines}, {SIZE} px, 25 good parts per line make the spread")
+    print(f"lines {args.lines}, {args.size} px, 25 good parts per line make the spread")
     return 0
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.anomaly import MemoryConfig
+from models.anomaly import MemoryConfig, robust_spread
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
 from models.line_model import LineModel, LineModelSettings, pool_tokens, spectrum_bands
@@ -499,14 +499,16 @@ def select_sources(
         return torch.stack([sources[n] for n in names]).max(0).values
 
     def sensor(name: str) -> str:
-        return name.split("_")[0] if name.startswith("image") else "vibration"
+        if name == "classifier":
+            return "classifier"  # not a sensor: it may go when it only adds noise
+        return "image" if name.startswith("image") else "vibration"
 
     while len(chosen) > 1:
         current = fused(chosen)
         best, best_auc = None, -1.0
         for n in chosen:
             rest = [m for m in chosen if m != n]
-            if sensor(n) not in {sensor(m) for m in rest}:
+            if sensor(n) != "classifier" and sensor(n) not in {sensor(m) for m in rest}:
                 continue  # the sensor's last source stays
             ok, auc = _better(fused(rest), current, defective, margin, miss_rate)
             if ok and auc > best_auc:
@@ -534,22 +536,36 @@ def _out_of_fold(
         logits[held] = part.logits
         for name in names:
             sources[name][held] = part.sources[name]
-    chosen = names
-    if cfg.select_sources and names:
-        chosen = select_sources(sources, labels > 0, cfg.source_margin, cfg.target_miss_rate)
+    defective = labels > 0
+    has_classes = logits.shape[1] > 1
+    if has_classes and cfg.select_fusion:
+        # the classifier as one more source, standardized by the good parts' out-of-fold
+        # log-odds (the same unit as the anomaly sources: spreads above a typical good part)
+        log_odds = torch.logsumexp(logits[:, 1:], dim=-1) - logits[:, 0]
+        good = log_odds[~defective] if bool((~defective).any()) else log_odds
+        model.settings.classifier_center = float(good.median())
+        model.settings.classifier_scale = float(robust_spread(good))
+        sources["classifier"] = model.classifier_z(logits)
+    chosen = list(sources)
+    if cfg.select_sources and chosen:
+        chosen = select_sources(sources, defective, cfg.source_margin, cfg.target_miss_rate)
+    anomaly_names = [c for c in chosen if c != "classifier"]
     anomaly = (
-        torch.stack([sources[c] for c in chosen]).max(0).values
-        if chosen
+        torch.stack([sources[c] for c in anomaly_names]).max(0).values
+        if anomaly_names
         else torch.full((n,), -1.0e4)
     )
+    model.settings.fusion = "noisy_or"
     score, class_probs = model.fuse(logits, anomaly)
     fusion = "noisy_or"
     if cfg.select_fusion:
-        s = model.settings
-        alone = torch.sigmoid(s.anomaly_gain * (anomaly - s.anomaly_offset))
-        better, _ = _better(alone, score, labels > 0, cfg.source_margin, cfg.target_miss_rate)
+        model.settings.fusion = "max_z" if "classifier" in chosen else "anomaly"
+        candidate, _ = model.fuse(logits, anomaly)
+        better, _ = _better(candidate, score, defective, cfg.source_margin, cfg.target_miss_rate)
         if better:
-            fusion, score = "anomaly", alone
+            fusion, score = model.settings.fusion, candidate
+        model.settings.fusion = "noisy_or"
+    chosen = anomaly_names
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)
     return OutOfFold(score, anomaly, predicted, fold), chosen, fusion
 
@@ -616,5 +632,7 @@ def adapt_line(
     if oof is not None:
         model.settings.anomaly_sources = sources
         model.settings.fusion = fusion
+        model.settings.classifier_center = model_f.settings.classifier_center
+        model.settings.classifier_scale = model_f.settings.classifier_scale
     bar.close()
     return AdaptResult(model.eval(), oof, time.perf_counter() - t0, peft_model)

@@ -49,7 +49,7 @@ from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
-FUSIONS = ("noisy_or", "anomaly")
+FUSIONS = ("noisy_or", "anomaly", "max_z")
 ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
 _ABSENT = -1.0e4  # the anomaly score of a missing modality: below any real one, finite for export
 
@@ -79,10 +79,14 @@ class LineModelSettings:
     # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
-    # "noisy_or": either the classifier or the anomaly score fails a part; "anomaly": the
-    # anomaly score alone decides and the classifier only names the class - adapt picks it
-    # when the classifier, taught from a few parts, only adds noise (models.adapt)
+    # How the classifier and the anomaly score make one defect score (adapt picks it on the
+    # out-of-fold scores, models.adapt): "noisy_or": either fails a part; "anomaly": the anomaly
+    # score alone decides, the classifier only names the class; "max_z": the classifier's
+    # defect log-odds, standardized by good parts like the anomaly sources (`classifier_center`,
+    # `classifier_scale`), join the anomaly score's max.
     fusion: str = "noisy_or"
+    classifier_center: float = 0.0
+    classifier_scale: float = 1.0
     heatmap_offset: float = 3.0  # a patch is half-hot at this many patch spreads
     # the good-part pixel template (models.template): only for a line whose frames are
     # registered to a reference part (line.json "align"); False for every line taught before it
@@ -394,12 +398,23 @@ class LineModel(nn.Module):
         p_ok = probs[:, 0]
         s = self.settings
         p_anomalous = torch.sigmoid(s.anomaly_gain * (anomaly_score - s.anomaly_offset))
-        # fusion "anomaly": the classifier only names the class (see `LineModelSettings`)
         noisy_or = 1.0 - p_ok * (1.0 - p_anomalous)
-        defect_score = p_anomalous if s.fusion == "anomaly" else noisy_or
+        if s.fusion == "anomaly":
+            defect_score = p_anomalous
+        elif s.fusion == "max_z" and logits.shape[1] > 1:
+            z = torch.maximum(anomaly_score, self.classifier_z(logits))
+            defect_score = torch.sigmoid(s.anomaly_gain * (z - s.anomaly_offset))
+        else:
+            defect_score = noisy_or
         defects = probs[:, 1:]
         class_probs = defects / defects.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         return defect_score, class_probs
+
+    def classifier_z(self, logits: Tensor) -> Tensor:
+        """The classifier's defect log-odds log(p_defect / p_ok), in good-part spreads (B,)."""
+        log_odds = torch.logsumexp(logits[:, 1:], dim=-1) - logits[:, 0]
+        s = self.settings
+        return (log_odds - s.classifier_center) / s.classifier_scale
 
     def heatmap(self, patch_scores: Tensor, B: int, image_present: Tensor | None) -> Tensor:
         """(B, h, w) in [0, 1] from the image patch scores; zeros on a line without a camera."""

@@ -161,5 +161,12 @@ def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class() 
     assert s_or[1] > 0.9  # the noisy-OR lets the classifier fail the part
     assert torch.allclose(s_alone[0], s_alone[1])  # the anomaly score alone decides
     assert probs[1].argmax() == 0 and probs[0].argmax() == 1
+    # max_z: the classifier's defect log-odds, in good-part spreads, join the anomaly score's max
+    settings = LineModelSettings(classes=["a", "b"], fusion="max_z", classifier_scale=2.0)
+    s_max, _ = LineModel(backbone, settings).fuse(logits, z)
+    log_odds = torch.logsumexp(logits[:, 1:], -1) - logits[:, 0]
+    expected = torch.sigmoid(1.5 * (torch.maximum(z, log_odds / 2.0) - 3.0))
+    assert torch.allclose(s_max, expected)
+    assert s_max[1] > 0.5 > s_max[0]
     with pytest.raises(ValueError, match="fusion must be one of"):
         LineModelSettings(fusion="vote")
