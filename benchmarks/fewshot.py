@@ -18,6 +18,7 @@ Data:
 Run (prints a markdown table and writes JSON):
     python -m benchmarks.fewshot --quick            # 2 synthetic lines, 1 seed, fewer rows
     python -m benchmarks.fewshot --seeds 0 1 2      # the full table
+    python -m benchmarks.fewshot --table-from a.json b.json   # one table from several runs
 """
 
 from __future__ import annotations
@@ -545,7 +546,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the generated synthetic lines are kept between runs",
     )
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--table-from",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print one table from the rows of earlier runs' --json files (runs nothing)",
+    )
     args = ap.parse_args(argv)
+    if args.table_from:
+        rows = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
+        rows.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
+        print(table(rows))
+        return 0
     if args.quick:
         args.lines, args.seeds = args.lines[:2], args.seeds[:1]
         args.methods = [m for m in args.methods if m != "lora"]
