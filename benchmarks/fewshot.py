@@ -537,6 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="pose alignment + pixel template for our rows, as `inspect-app adapt --align`",
     )
+    ap.add_argument(
+        "--backbone",
+        default="pretrained",
+        help="our rows' backbone: pretrained (the shipped checkpoint), random (seeded random "
+        "init, to see what pretraining buys) or a checkpoint folder",
+    )
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--resnet-epochs", type=int, default=30)
     ap.add_argument(
@@ -555,19 +561,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.table_from:
-        rows = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
-        rows.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
-        print(table(rows))
+        earlier = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
+        earlier.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
+        print(table(earlier))
         return 0
     if args.quick:
         args.lines, args.seeds = args.lines[:2], args.seeds[:1]
         args.methods = [m for m in args.methods if m != "lora"]
         args.resnet_epochs = min(args.resnet_epochs, 10)
     backbone, spec = get_backbone("tiny", warn=True)
+    if args.backbone == "random":
+        from models.config import BackboneConfig
+        from models.line_model import random_backbone
+
+        backbone, spec = random_backbone(BackboneConfig.named("tiny"), seed=0)
+    elif args.backbone != "pretrained":
+        from models.backbone import InspectBackbone
+
+        backbone = InspectBackbone.from_pretrained(args.backbone).eval()
+        spec = {"pretrained": str(args.backbone)}
     print(
         f"backbone: tiny, pretrained={spec['pretrained']}, torch threads={torch.get_num_threads()}",
         file=sys.stderr,
     )
+    tag = "" if args.backbone == "pretrained" else f" ({args.backbone} backbone)"
     tasks = [
         t
         for t in synthetic_tasks(args.cache, args.lines, pool=120, test=120)
@@ -589,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             train = [task.pool[i] for i in picked]
             for method in args.methods:
                 row = runners[method](task, train, seed)
+                if method in ("prompt", "lora", "linear"):
+                    row.method += tag
                 rows.append(row)
                 print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
     print(table(rows))
