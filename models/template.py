@@ -2,11 +2,13 @@
 
 The golden-template comparison of machine vision, with statistics: the good parts of a line,
 registered onto one reference (`inspect_app.align`), give a mean image and a per-pixel spread.
-A part's deviation map is |part - mean| / spread, averaged over the colour channels and
-smoothed over a few pixels; its score is the mean of the largest deviations. It sees what a
-patch memory cannot: a feature that is missing (the surface there looks like good surface
-elsewhere), a stain on a plain area, a chipped outline - anything that is wrong *for its
-place*. It needs the parts registered; on an unaligned line it is not used.
+The compared channels are the colours plus the gradient magnitude of the gray image (edges:
+a scratch, a crack or a chipped outline moves them more than the colour). A part's deviation
+map is |part - mean| / spread per channel, smoothed over a few pixels, and the largest over the
+channels (a tint shows in one colour only); its score is the mean of the largest deviations.
+It sees what a patch memory cannot: a feature that is missing (the surface there looks like good
+surface elsewhere), a stain on a plain area, a chipped outline - anything that is wrong *for
+its place*. It needs the parts registered; on an unaligned line it is not used.
 
 Scores are standardized by the good parts' own leave-out scores, like `models.anomaly`, so
 "3" means three spreads above a typical good part. Static shapes throughout (export-friendly).
@@ -34,6 +36,7 @@ class TemplateConfig:
     # the spread of a pixel is at least this fraction of the median pixel spread: a pixel that
     # never varied across the good parts (a flat background) must not turn noise into defects
     spread_floor: float = 0.5
+    gradient: bool = True  # compare the gray image's gradient magnitude too (edges)
 
 
 class PixelTemplate(nn.Module):
@@ -49,8 +52,9 @@ class PixelTemplate(nn.Module):
         super().__init__()
         self.config = config or TemplateConfig()
         self.patch_size = patch_size
-        self.register_buffer("mean", torch.zeros(channels, size, size))
-        self.register_buffer("spread", torch.ones(channels, size, size))
+        width = channels + (1 if self.config.gradient else 0)
+        self.register_buffer("mean", torch.zeros(width, size, size))
+        self.register_buffer("spread", torch.ones(width, size, size))
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
 
     mean: Tensor
@@ -64,10 +68,22 @@ class PixelTemplate(nn.Module):
         spread = torch.sqrt(std**2 + floor.view(-1, 1, 1) ** 2)
         return mean, spread
 
+    def channels(self, images: Tensor) -> Tensor:
+        """(B, C, S, S) images -> the compared channels: colours (+ gradient magnitude)."""
+        x = images.float()
+        if not self.config.gradient:
+            return x
+        gray = x.mean(1, keepdim=True)
+        gx = F.pad(gray[..., :, 1:] - gray[..., :, :-1], (0, 1))
+        gy = F.pad(gray[..., 1:, :] - gray[..., :-1, :], (0, 0, 0, 1))
+        return torch.cat([x, torch.sqrt(gx * gx + gy * gy)], dim=1)
+
     def _raw(self, images: Tensor, mean: Tensor, spread: Tensor) -> MemoryScores:
+        """Scores of `images` already turned into `channels`."""
         k = self.config.smooth
-        dev = ((images.float() - mean) / spread).abs().mean(1, keepdim=True)  # (B, 1, S, S)
+        dev = ((images - mean) / spread).abs()  # (B, C, S, S)
         dev = F.avg_pool2d(dev, k, stride=1, padding=k // 2, count_include_pad=False)
+        dev = dev.amax(dim=1, keepdim=True)  # (B, 1, S, S): the channel that moved most
         flat = dev.flatten(1)
         top = min(self.config.top_k_pixels, flat.shape[1])
         score = flat.topk(top, dim=1).values.mean(1)
@@ -83,7 +99,7 @@ class PixelTemplate(nn.Module):
         if images.ndim != 4 or images.shape[0] == 0:
             msg = f"good-part images must be (N>0, C, S, S), got {tuple(images.shape)}"
             raise ValueError(msg)
-        images = images.float()
+        images = self.channels(images)
         self.mean, self.spread = self._stats_of(images)
         n = images.shape[0]
         if n < 3:
@@ -105,7 +121,7 @@ class PixelTemplate(nn.Module):
         ).float()
 
     def forward(self, images: Tensor) -> MemoryScores:
-        raw = self._raw(images, self.mean, self.spread)
+        raw = self._raw(self.channels(images), self.mean, self.spread)
         center, scale, p_center, p_scale = self.stats.unbind(0)
         return MemoryScores(
             score=(raw.score - center) / scale,
