@@ -68,7 +68,7 @@ class AdaptConfig:
     template: TemplateConfig = field(default_factory=TemplateConfig)
     # keep only the anomaly sources that help on the out-of-fold scores (select_sources)
     select_sources: bool = True
-    select_fusion: bool = True  # the anomaly score alone when it beats the noisy-OR out of fold
+    select_fusion: bool = True  # max_z / anomaly fusion (False: the noisy-OR of older lines)
     source_margin: float = 0.02
     target_miss_rate: float = 0.005  # the choices above must not raise the reject rate at it
     anomaly_offset: float = 3.0
@@ -526,8 +526,9 @@ def _out_of_fold(
     fold: Tensor,
     cfg: AdaptConfig,
 ) -> tuple[OutOfFold, list[str], str]:
-    """The out-of-fold scores, with the anomaly sources (`select_sources`) and the fusion
-    chosen on them: the anomaly score alone when the classifier's vote only adds noise."""
+    """The out-of-fold scores, with the anomaly sources chosen on them (`select_sources`; the
+    classifier is one of them) and the fusion that follows: "max_z" with the classifier,
+    "anomaly" without it."""
     n = labels.numel()
     logits = torch.zeros(n, scored[0][1].logits.shape[1])
     names = list(scored[0][1].sources)
@@ -555,16 +556,13 @@ def _out_of_fold(
         if anomaly_names
         else torch.full((n,), -1.0e4)
     )
-    model.settings.fusion = "noisy_or"
-    score, class_probs = model.fuse(logits, anomaly)
+    # max_z when the classifier helps, else the anomaly score alone; noisy_or only on request
+    # (select_fusion False): its vote adds the classifier's doubt about every good part
     fusion = "noisy_or"
     if cfg.select_fusion:
-        model.settings.fusion = "max_z" if "classifier" in chosen else "anomaly"
-        candidate, _ = model.fuse(logits, anomaly)
-        better, _ = _better(candidate, score, defective, cfg.source_margin, cfg.target_miss_rate)
-        if better:
-            fusion, score = model.settings.fusion, candidate
-        model.settings.fusion = "noisy_or"
+        fusion = "max_z" if "classifier" in chosen else "anomaly"
+    model.settings.fusion = fusion
+    score, class_probs = model.fuse(logits, anomaly)
     chosen = anomaly_names
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)
     return OutOfFold(score, anomaly, predicted, fold), chosen, fusion
