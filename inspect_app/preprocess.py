@@ -63,7 +63,7 @@ def prepare_batch(
         image, image_present = frames_to_tensor(frames, card.image_size)
         alignment = alignment_from_card(card)
         if alignment is not None:
-            image, _ = register(image, image_present, alignment.reference)
+            image, _ = register(image, image_present, alignment.reference, alignment.method)
     if "vibration" in card.modalities:
         cfg = config or spectrum_config(card)
         spec = np.zeros((len(samples), 2, cfg.n_bins), dtype=np.float32)

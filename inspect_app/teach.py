@@ -49,6 +49,7 @@ class TeachOptions:
     backbone_size: str = "tiny"
     show_progress: bool = True
     align: str = "auto"  # pose alignment + pixel template: auto | on | off (inspect_app.align)
+    align_motion: str = "ecc-euclidean"  # or "ecc-affine" (parts at varying camera distance)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
@@ -208,11 +209,17 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     alignment = None
     if inputs.image is not None:
         alignment = choose_alignment(
-            inputs.image, inputs.image_present, label_index == 0, options.align
+            inputs.image,
+            inputs.image_present,
+            label_index == 0,
+            options.align,
+            options.align_motion,
         )
         if alignment is not None:
             card.align = alignment.to_dict()
-            image, _ = register(inputs.image, inputs.image_present, alignment.reference)
+            image, _ = register(
+                inputs.image, inputs.image_present, alignment.reference, alignment.method
+            )
             inputs = dataclasses.replace(inputs, image=image)
     cfg = options.adapt
     cfg.image_template = alignment is not None

@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="register every frame onto the line's reference part and compare pixel by pixel "
         "with the good parts: auto (when the good parts register well; default), on, off",
     )
+    parser.add_argument(
+        "--align-motion",
+        choices=["rigid", "affine"],
+        default="rigid",
+        help="how a frame may move onto the reference: rigid (rotation and shift; default) or "
+        "affine (also scale: parts at varying distance from the camera)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)
 
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         window_s=args.window_s,
         show_progress=not args.no_progress,
         align=args.align,
+        align_motion="ecc-affine" if args.align_motion == "affine" else "ecc-euclidean",
     )
     home = resolve_home(args.home)
     if (args.data is None) == (not args.from_db):

@@ -102,3 +102,14 @@ def test_prepare_batch_registers_frames_of_an_aligned_line() -> None:
     assert plain.image is not None and aligned.image is not None
     ref = _tensor([reference])
     assert (aligned.image - ref).abs().mean() < 0.3 * (plain.image - ref).abs().mean()
+
+
+def test_a_part_nearer_the_camera_is_scaled_back() -> None:
+    ref = _tensor([_part_image()])
+    m = cv2.getRotationMatrix2D((S / 2, S / 2), 2.0, 1.06)  # 6 % larger, turned 2 degrees
+    bigger = _tensor([cv2.warpAffine(_part_image(), m, (S, S), borderMode=cv2.BORDER_REPLICATE)])
+    alignment = fit_alignment(ref.repeat(2, 1, 1, 1))
+    rigid, _ = register(bigger, None, alignment.reference)
+    affine, reg = register(bigger, None, alignment.reference, "ecc-affine")
+    assert (affine - ref).abs().mean() < 0.6 * (rigid - ref).abs().mean()
+    assert reg.correlation[0] > 0.95
