@@ -70,6 +70,9 @@ class ExportMetadata:
     precision: str = "fp32"
     runtime: dict[str, str] = field(default_factory=dict)  # e.g. {"tensorrt": "10.3.0"}
     format: int = METADATA_FORMAT
+    # pose alignment the frames need before the graph (line.json "align"; empty: none): a
+    # runtime outside inspect-app must register each frame onto this reference first
+    align: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

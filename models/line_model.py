@@ -116,6 +116,8 @@ class LineModelSettings:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in raw.items() if k in known}
         values.setdefault("prompt_readout", False)  # saved before read-out prompts: two passes
+        if "template" in values:  # a template saved before the gradient channel had none
+            values["template"] = {"gradient": False, **values["template"]}
         return cls(**values)
 
 

@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             "input_range": "RGB scaled to 0..1, then (x - mean) / std",
         },
         spectrum=dict(card.spectrum),
+        align=dict(card.align),
         threshold=float(card.threshold),
         classes=list(card.classes),
         model_sha256=file_sha256(out),
