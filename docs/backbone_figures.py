@@ -1,6 +1,8 @@
-"""Draw the pretraining curve of docs/backbone.md from a run's log.jsonl.
+"""Draw the pretraining curve of docs/backbone.md from a run's log.jsonl (or several stages').
 
-Run:  python docs/backbone_figures.py runs/pretrain-tiny/log.jsonl docs/images/pretrain_curve.png
+Run:  python docs/backbone_figures.py runs/pretrain-tiny/log.jsonl \
+          runs/pretrain-tiny-stage2/log.jsonl docs/images/pretrain_curve.png
+Each further log is a stage started from the one before (`--init-from`); its steps follow on.
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ def smooth(values: np.ndarray, window: int = 25) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def main(log: Path, out: Path) -> None:
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def main(logs: list[Path], out: Path) -> None:
+    rows: list[dict] = []
+    starts = []
+    for log in logs:
+        offset = rows[-1]["step"] if rows else 0
+        starts.append(offset)
+        for line in log.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.append({**row, "step": row["step"] + offset})
     step = np.array([r["step"] for r in rows])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for start in starts[1:]:
+        for a in (ax, ax2):
+            a.axvline(start, color="gray", linestyle=":", linewidth=1)
     for key, label in (
         ("loss", "total"),
         ("class", "part class (CE)"),
@@ -49,4 +62,4 @@ def main(log: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main([Path(a) for a in sys.argv[1:-1]], Path(sys.argv[-1]))
