@@ -218,6 +218,16 @@ def model_card(card: LineCard) -> str:
         f"- defect classes it can name: {', '.join(card.classes) or 'none'}",
         f"- threshold on defect_score: {card.threshold:.4f} (FAIL when score >= threshold)",
     ]
+    if card.align:
+        lines.append(
+            f"- pose alignment: {card.align.get('method')} onto a reference part (good adapt "
+            f"parts register with median correlation {card.align.get('median_correlation')})"
+        )
+    if card.model.get("anomaly_sources") is not None:
+        lines.append(
+            f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "
+            f"{card.model.get('fusion', 'noisy_or')}"
+        )
     if card.adapt:
         lines.append(
             f"- taught from {card.adapt.get('samples')} parts of {card.adapt.get('data')} "

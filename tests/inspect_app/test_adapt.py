@@ -238,6 +238,8 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     card = json.loads((tmp_path / "home" / "lines" / "l1" / "v1" / "line.json").read_text())
     assert card["align"]["method"] == "ecc-euclidean"
     assert card["model"]["image_template"] is True
+    model_card = (tmp_path / "home" / "lines" / "l1" / "v1" / "MODEL_CARD.md").read_text()
+    assert "pose alignment: ecc-euclidean" in model_card and "anomaly sources:" in model_card
     test = _fixtured_line(tmp_path / "test", {"ok": 12, "missing": 6}, seed=1)
     out = tmp_path / "m.json"
     argv = ["evaluate", "--home", str(tmp_path / "home"), "--line", "l1", "--data", str(test)]
