@@ -44,10 +44,11 @@ _ecc: Any = cv2.findTransformECC
 
 @dataclass
 class Registration:
-    """Where each frame of a batch landed: ECC correlation (nan when it failed)."""
+    """Where each frame of a batch landed: ECC correlation (nan when it failed) and the warp."""
 
     correlation: np.ndarray  # (B,) in [-1, 1], nan: not registered (left as it was)
     failed: list[int] = field(default_factory=list)
+    warps: list[np.ndarray | None] = field(default_factory=list)  # reference -> frame, (2, 3)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,32 @@ def register(
             failed.append(i)
             continue
         warps.append(warp)
-    return warp_images(images, warps), Registration(corr, failed)
+    return warp_images(images, warps), Registration(corr, failed, warps)
+
+
+def heatmaps_to_frames(
+    heatmaps: np.ndarray, warps: list[np.ndarray | None] | None, size: int
+) -> np.ndarray:
+    """Heat-maps `(B, h, w)` of registered frames, moved back onto the frames as they were.
+
+    The model sees each frame registered onto the reference, so its heat-map is in the
+    reference's place; the operator looks at the frame as the camera took it. `warps` are the
+    registration's (reference -> frame, in `size`-pixel model-image coordinates); a None warp
+    leaves its heat-map as it is.
+    """
+    if not warps:
+        return heatmaps
+    out = np.array(heatmaps, dtype=np.float32, copy=True)
+    h, w = out.shape[1:]
+    for i, warp in enumerate(warps):
+        if warp is None:
+            continue
+        big = cv2.resize(out[i], (size, size), interpolation=cv2.INTER_LINEAR)
+        moved = cv2.warpAffine(  # dst(x) = src(warp^-1 x): reference place -> frame place
+            big, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+        out[i] = cv2.resize(moved, (w, h), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def fit_alignment(

@@ -20,6 +20,7 @@ Four worker threads joined by bounded queues:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inspect_app.align import heatmaps_to_frames
 from inspect_app.backends.base import Backend, BackendResult
 from inspect_app.decision import DecisionCard, Verdict, decide_batch, fault
 from inspect_app.runtime import RuntimeStats
@@ -386,6 +388,11 @@ class Pipeline:
                 result = None
             t1 = time.monotonic()
             if result is not None:
+                warps = getattr(batch.inputs, "frame_warps", None)
+                image = getattr(batch.inputs, "image", None)
+                if warps and image is not None:  # registered frames' heat-maps, put back
+                    heat = heatmaps_to_frames(result.heatmap, warps, int(image.shape[-1]))
+                    result = dataclasses.replace(result, heatmap=heat)
                 for i, v in zip(good, decide_batch(result, self.card), strict=True):
                     verdicts[i] = v
                 for k, i in enumerate(good):

@@ -56,6 +56,7 @@ def prepare_batch(
         raise ValueError(msg)
     image: torch.Tensor | None = None
     image_present: torch.Tensor | None = None
+    warps: list[Any] | None = None
     spectrum: torch.Tensor | None = None
     vibration_present: torch.Tensor | None = None
     if "image" in card.modalities:
@@ -63,7 +64,8 @@ def prepare_batch(
         image, image_present = frames_to_tensor(frames, card.image_size)
         alignment = alignment_from_card(card)
         if alignment is not None:
-            image, _ = register(image, image_present, alignment.reference, alignment.method)
+            image, reg = register(image, image_present, alignment.reference, alignment.method)
+            warps = reg.warps
     if "vibration" in card.modalities:
         cfg = config or spectrum_config(card)
         spec = np.zeros((len(samples), 2, cfg.n_bins), dtype=np.float32)
@@ -84,6 +86,7 @@ def prepare_batch(
         spectrum=spectrum,
         image_present=image_present,
         vibration_present=vibration_present,
+        frame_warps=warps,
     )
 
 

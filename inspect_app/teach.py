@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspect_app.align import choose_alignment, register
+from inspect_app.align import choose_alignment, heatmaps_to_frames, register
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import line_modalities, prepare_batch
@@ -363,6 +363,7 @@ def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[Pa
             return [*out, PartResult(good[0].part_id, str(good[0].label), None, fault=str(exc))]
         return out + [r for s in good for r in _score_batch(model, card, [s])]
     pred = model(**inputs.as_kwargs())
+    heatmaps = heatmaps_to_frames(pred.heatmap.numpy(), inputs.frame_warps, card.image_size)
     per_part_ms = (time.perf_counter() - t) * 1000.0 / len(good)
     for i, s in enumerate(good):
         probs = pred.class_probs[i]
@@ -377,7 +378,7 @@ def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[Pa
                 defect_score=score,
                 predicted_class=card.classes[int(probs.argmax())] if probs.numel() else None,
                 latency_ms=per_part_ms,
-                heatmap=pred.heatmap[i].numpy() if "image" in card.modalities else None,
+                heatmap=heatmaps[i] if "image" in card.modalities else None,
                 mask=s.mask,
             )
         )

@@ -23,6 +23,9 @@ class ModelInputs:
     spectrum: torch.Tensor | None  # (B, 2, F) float, from sensors.spectrum
     image_present: torch.Tensor | None = None  # (B,) bool
     vibration_present: torch.Tensor | None = None  # (B,) bool
+    # per frame, the (2, 3) warp that registered it onto the line's reference (None: not
+    # moved); heat-maps are drawn back onto the frame with it. Not a model input.
+    frame_warps: list[Any] | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `InspectBackbone.forward` / `LineModel.forward`."""

@@ -113,3 +113,19 @@ def test_a_part_nearer_the_camera_is_scaled_back() -> None:
     affine, reg = register(bigger, None, alignment.reference, "ecc-affine")
     assert (affine - ref).abs().mean() < 0.6 * (rigid - ref).abs().mean()
     assert reg.correlation[0] > 0.95
+
+
+def test_heat_maps_go_back_to_where_the_camera_saw_the_part() -> None:
+    from inspect_app.align import heatmaps_to_frames
+
+    alignment = fit_alignment(_tensor([_part_image()] * 2))
+    moved = _tensor([_part_image(0.0, (10.0, 0.0))])  # the part sits 10 px to the right
+    _, reg = register(moved, None, alignment.reference)
+    assert reg.warps[0] is not None and abs(float(reg.warps[0][0, 2]) - 10.0) < 1.0
+    heat = np.zeros((1, 8, 8), np.float32)
+    heat[0, 3, 2] = 1.0  # hot in the reference's place (the model's view), columns 16-24 px
+    back = heatmaps_to_frames(heat, reg.warps, S)
+    cols = np.arange(8) + 0.5
+    centre = float((back[0].sum(0) * cols).sum() / back[0].sum()) * (S / 8)
+    assert 26.0 < centre < 32.0  # 20 px in the reference + 10 px of shift
+    assert np.array_equal(heatmaps_to_frames(heat, [None], S), heat)
