@@ -10,28 +10,8 @@ import torch
 from inspect_app.metrics import auroc
 from models.adapt import AdaptConfig, AdaptData, adapt_line, stratified_folds
 from models.backbone import InspectBackbone
-from models.config import BackboneConfig
 from models.inputs import ModelInputs
 from models.line_model import LineModel, LineModelSettings
-
-
-def small_backbone(seed: int = 0) -> InspectBackbone:
-    torch.manual_seed(seed)
-    cfg = BackboneConfig(
-        image_size=32,
-        patch_size=8,
-        spectrum_bins=32,
-        spectrum_patch=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        dense_intermediate_size=64,
-        moe_intermediate_size=16,
-        n_routed_experts=4,
-        n_activated_experts=2,
-        feature_layers=[0, 1],
-    )
-    return InspectBackbone(cfg).eval()
 
 
 def toy_parts(n_good: int, n_bad: int, seed: int = 0) -> tuple[ModelInputs, torch.Tensor]:
@@ -51,9 +31,11 @@ def toy_parts(n_good: int, n_bad: int, seed: int = 0) -> tuple[ModelInputs, torc
 
 @pytest.mark.parametrize("modalities", [["image"], ["vibration"], ["image", "vibration"]])
 @pytest.mark.parametrize("method", ["prompt", "lora", "linear"])
-def test_forward_shapes_and_ranges(modalities: list[str], method: str) -> None:
+def test_forward_shapes_and_ranges(
+    modalities: list[str], method: str, small_backbone_32: InspectBackbone
+) -> None:
     model = LineModel(
-        small_backbone(),
+        small_backbone_32,
         LineModelSettings(method=method, classes=["a", "b"], modalities=modalities),
     ).eval()
     inputs, _ = toy_parts(2, 1)
@@ -68,8 +50,8 @@ def test_forward_shapes_and_ranges(modalities: list[str], method: str) -> None:
     torch.testing.assert_close(pred.class_probs.sum(-1), torch.ones(3))
 
 
-def test_prompt_tokens_are_an_input() -> None:
-    model = LineModel(small_backbone(), LineModelSettings(classes=["a", "b"])).eval()
+def test_prompt_tokens_are_an_input(small_backbone_32: InspectBackbone) -> None:
+    model = LineModel(small_backbone_32, LineModelSettings(classes=["a", "b"])).eval()
     torch.nn.init.normal_(model.head.weight, std=0.05)  # unsaturated: a change must show
     inputs, _ = toy_parts(2, 0)
     with torch.no_grad():
@@ -79,8 +61,10 @@ def test_prompt_tokens_are_an_input() -> None:
 
 
 @pytest.mark.parametrize("method", ["prompt", "lora", "linear"])
-def test_adapt_learns_save_load_round_trip(tmp_path: Path, method: str) -> None:
-    backbone = small_backbone()
+def test_adapt_learns_save_load_round_trip(
+    tmp_path: Path, method: str, small_backbone_32: InspectBackbone
+) -> None:
+    backbone = small_backbone_32
     inputs, labels = toy_parts(20, 9)
     data = AdaptData(inputs, labels, ["blob"], ["image", "vibration"])
     cfg = AdaptConfig(method=method, epochs=1, head_steps=50, folds=3, batch_size=8)
@@ -99,8 +83,10 @@ def test_adapt_learns_save_load_round_trip(tmp_path: Path, method: str) -> None:
     torch.testing.assert_close(a.heatmap, b.heatmap)
 
 
-def test_missing_modality_for_one_part_is_judged_by_the_other() -> None:
-    backbone = small_backbone()
+def test_missing_modality_for_one_part_is_judged_by_the_other(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    backbone = small_backbone_32
     inputs, labels = toy_parts(12, 6)
     data = AdaptData(inputs, labels, ["blob"], ["image", "vibration"])
     result = adapt_line(backbone, data, AdaptConfig(method="linear", folds=0, head_steps=50))

@@ -10,7 +10,6 @@ import torch
 from inspect_app.metrics import auroc
 from models.adapt import AdaptConfig, AdaptData, adapt_line, select_sources
 from models.backbone import InspectBackbone
-from models.config import BackboneConfig
 from models.inputs import ModelInputs
 from models.line_model import LineModel
 from models.template import PixelTemplate
@@ -72,23 +71,10 @@ def test_fit_refuses_a_wrong_shape() -> None:
         PixelTemplate(3, SIZE, 8).fit(torch.zeros(0, 3, SIZE, SIZE))
 
 
-def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    cfg = BackboneConfig(
-        image_size=SIZE,
-        patch_size=8,
-        spectrum_bins=32,
-        spectrum_patch=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        dense_intermediate_size=64,
-        moe_intermediate_size=16,
-        n_routed_experts=4,
-        n_activated_experts=2,
-        feature_layers=[0, 1],
-    )
-    backbone = InspectBackbone(cfg).eval()
+def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(
+    tmp_path: Path, small_backbone_32: InspectBackbone
+) -> None:
+    backbone = small_backbone_32
     images = torch.cat([_parts(24, 0), _parts(8, 1, "stain")])
     labels = torch.tensor([0] * 24 + [1] * 8)
     present = torch.ones(32, dtype=torch.bool)
@@ -133,25 +119,12 @@ def test_source_selection_drops_noise_and_keeps_a_source_that_catches_a_few() ->
     assert select_sources(everything, torch.zeros(50, dtype=torch.bool), 0.02) == ["a", "b"]
 
 
-def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class() -> None:
+def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class(
+    small_backbone_32: InspectBackbone,
+) -> None:
     from models.line_model import LineModelSettings
 
-    torch.manual_seed(0)
-    cfg = BackboneConfig(
-        image_size=SIZE,
-        patch_size=8,
-        spectrum_bins=32,
-        spectrum_patch=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        dense_intermediate_size=64,
-        moe_intermediate_size=16,
-        n_routed_experts=4,
-        n_activated_experts=2,
-        feature_layers=[0, 1],
-    )
-    backbone = InspectBackbone(cfg).eval()
+    backbone = small_backbone_32
     logits = torch.tensor([[5.0, 0.0, 1.0], [-5.0, 2.0, 0.0]])  # confident ok / confident defect
     z = torch.tensor([0.0, 0.0])
     plain = LineModel(backbone, LineModelSettings(classes=["a", "b"]))
