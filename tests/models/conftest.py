@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
+from models.inputs import ModelInputs
 
 torch.set_num_threads(1)
 
@@ -30,3 +33,21 @@ def small_backbone_32() -> InspectBackbone:
         feature_layers=[0, 1],
     )
     return InspectBackbone(cfg).eval()
+
+
+def _random_parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
+    """`n` (<= 4) random parts for `cfg`: the third lacks its image, the second its vibration."""
+    g = torch.Generator().manual_seed(seed)
+    s = cfg.image_size
+    return ModelInputs(
+        image=torch.randn(n, 3, s, s, generator=g),
+        spectrum=torch.randn(n, 2, cfg.num_spectrum_tokens * cfg.spectrum_patch, generator=g),
+        image_present=torch.tensor([True, True, False, True][:n]),
+        vibration_present=torch.tensor([True, False, True, True][:n]),
+    )
+
+
+@pytest.fixture(scope="session")
+def random_parts() -> Callable[..., ModelInputs]:
+    """`random_parts(cfg, n, seed) -> ModelInputs`: seeded random parts, some sensors missing."""
+    return _random_parts

@@ -7,6 +7,7 @@ docs/operators.md on the release/8.5-GA and release/10.x branches, with the sour
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +34,10 @@ class Exported:
     session: ort.InferenceSession
 
 
-def _parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
-    g = torch.Generator().manual_seed(seed)
-    s = cfg.image_size
-    return ModelInputs(
-        image=torch.randn(n, 3, s, s, generator=g),
-        spectrum=torch.randn(n, 2, cfg.num_spectrum_tokens * cfg.spectrum_patch, generator=g),
-        image_present=torch.tensor([True, True, False, True][:n]),
-        vibration_present=torch.tensor([True, False, True, True][:n]),
-    )
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, random_parts: Callable[..., ModelInputs]
+) -> Exported:
     torch.manual_seed(0)
     cfg = BackboneConfig.named("tiny")
     settings = LineModelSettings(classes=["dent", "scratch"], image_template=True)
@@ -61,7 +53,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
         model.image_template.mean.normal_()
         model.image_template.spread.uniform_(0.5, 2.0)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
-    graph = export_line_model(model, _parts(cfg, 2, 0).as_kwargs(), path)
+    graph = export_line_model(model, random_parts(cfg, 2, 0).as_kwargs(), path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return Exported(model, graph, session)
 
@@ -81,9 +73,13 @@ def _torch(e: Exported, parts: ModelInputs, prompt: np.ndarray) -> dict[str, np.
 
 
 @pytest.mark.slow
-def test_onnxruntime_equals_torch_fp32(exported: Exported) -> None:
+def test_onnxruntime_equals_torch_fp32(
+    exported: Exported, random_parts: Callable[..., ModelInputs]
+) -> None:
     cfg = exported.model.config
-    parts = _parts(cfg, 4, seed=1)  # another batch size than the trace: the batch axis is dynamic
+    parts = random_parts(
+        cfg, 4, seed=1
+    )  # another batch size than the trace: the batch axis is dynamic
     prompt = exported.graph.line_values["prompt_tokens"]
     got, want = _run(exported, parts, prompt), _torch(exported, parts, prompt)
     for name in OUTPUTS:
@@ -91,9 +87,11 @@ def test_onnxruntime_equals_torch_fp32(exported: Exported) -> None:
 
 
 @pytest.mark.slow
-def test_swapping_the_prompt_input_changes_the_output_as_torch_does(exported: Exported) -> None:
+def test_swapping_the_prompt_input_changes_the_output_as_torch_does(
+    exported: Exported, random_parts: Callable[..., ModelInputs]
+) -> None:
     cfg = exported.model.config
-    parts = _parts(cfg, 3, seed=2)
+    parts = random_parts(cfg, 3, seed=2)
     prompt = exported.graph.line_values["prompt_tokens"]
     other = np.random.default_rng(5).normal(0.0, 0.5, prompt.shape).astype(np.float32)
     before, after = _run(exported, parts, prompt), _run(exported, parts, other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,6 @@ from models.inputs import ModelInputs
 from models.line_model import LineModel, LineModelSettings
 
 OUTPUTS = ("defect_score", "class_probs", "heatmap", "anomaly_score")
-
-
-def _parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
-    g = torch.Generator().manual_seed(seed)
-    s = cfg.image_size
-    return ModelInputs(
-        image=torch.randn(n, 3, s, s, generator=g),
-        spectrum=torch.randn(n, 2, cfg.spectrum_bins, generator=g),
-        image_present=torch.tensor([True, True, False, True][:n]),
-        vibration_present=torch.tensor([True, False, True, True][:n]),
-    )
 
 
 def _model(readout: bool, seed: int = 0) -> LineModel:
@@ -58,18 +48,22 @@ def _count_passes(model: LineModel) -> list[int]:
 
 
 @pytest.mark.parametrize("readout", [True, False])
-def test_one_pass_with_readout_two_without(readout: bool) -> None:
+def test_one_pass_with_readout_two_without(
+    readout: bool, random_parts: Callable[..., ModelInputs]
+) -> None:
     model = _model(readout)
     calls = _count_passes(model)
     with torch.no_grad():
-        model(**_parts(model.config, 2, 0).as_kwargs())
+        model(**random_parts(model.config, 2, 0).as_kwargs())
     assert len(calls) == (1 if readout else 2)
     assert model.head.in_features == (4 if readout else 3) * model.config.hidden_size
 
 
-def test_readout_memory_sees_the_prompt_free_features() -> None:
+def test_readout_memory_sees_the_prompt_free_features(
+    random_parts: Callable[..., ModelInputs],
+) -> None:
     model = _model(True)
-    parts = _parts(model.config, 3, 1).as_kwargs()
+    parts = random_parts(model.config, 3, 1).as_kwargs()
     with torch.no_grad():
         one_pass, pooled = model.features(**parts)
         free = model.base_features(**parts)
@@ -89,14 +83,16 @@ def test_readout_memory_sees_the_prompt_free_features() -> None:
     torch.testing.assert_close(swapped.anomaly_score, pred.anomaly_score)
 
 
-def test_line_json_without_the_setting_loads_the_two_pass_form(tmp_path: Path) -> None:
+def test_line_json_without_the_setting_loads_the_two_pass_form(
+    tmp_path: Path, random_parts: Callable[..., ModelInputs]
+) -> None:
     old = _model(False)
     old.save(tmp_path)
     saved = old.settings.to_dict()
     del saved["prompt_readout"]  # as line.json was written before the setting existed
     again = LineModel.load(tmp_path, saved, backbone=old.backbone)
     assert again.settings.prompt_readout is False and not again.readout
-    parts = _parts(old.config, 2, 3).as_kwargs()
+    parts = random_parts(old.config, 2, 3).as_kwargs()
     with torch.no_grad():
         torch.testing.assert_close(again(**parts).defect_score, old(**parts).defect_score)
     assert LineModelSettings().prompt_readout is True  # new line models: one pass
@@ -104,12 +100,14 @@ def test_line_json_without_the_setting_loads_the_two_pass_form(tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize("readout", [True, False])
-def test_export_equals_torch_in_both_forms(tmp_path: Path, readout: bool) -> None:
+def test_export_equals_torch_in_both_forms(
+    tmp_path: Path, readout: bool, random_parts: Callable[..., ModelInputs]
+) -> None:
     model = _model(readout, seed=2)
     path = tmp_path / "model.onnx"
-    graph = export_line_model(model, _parts(model.config, 2, 0).as_kwargs(), path)
+    graph = export_line_model(model, random_parts(model.config, 2, 0).as_kwargs(), path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parts = _parts(model.config, 4, 1)
+    parts = random_parts(model.config, 4, 1)
     prompt = graph.line_values["prompt_tokens"]
     feed = {k: v.numpy() for k, v in parts.as_kwargs().items() if v is not None}
     outs = session.run(list(OUTPUTS), {**feed, "prompt_tokens": prompt})

@@ -4,6 +4,7 @@ head contributes nothing, and the pruned line model exports with onnxruntime equ
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +30,6 @@ from models.prune import (
 OUTPUTS = ("defect_score", "class_probs", "heatmap", "anomaly_score")
 
 
-def _parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
-    g = torch.Generator().manual_seed(seed)
-    s = cfg.image_size
-    return ModelInputs(
-        image=torch.randn(n, 3, s, s, generator=g),
-        spectrum=torch.randn(n, 2, cfg.num_spectrum_tokens * cfg.spectrum_patch, generator=g),
-        image_present=torch.tensor([True, True, False, True][:n]),
-        vibration_present=torch.tensor([True, False, True, True][:n]),
-    )
-
-
 @pytest.fixture(scope="module")
 def line_model() -> LineModel:
     torch.manual_seed(0)
@@ -60,9 +50,11 @@ def _outputs(model: LineModel, parts: ModelInputs) -> list[torch.Tensor]:
     return [getattr(pred, n) for n in OUTPUTS]
 
 
-def test_pruning_nothing_changes_nothing(line_model: LineModel) -> None:
+def test_pruning_nothing_changes_nothing(
+    line_model: LineModel, random_parts: Callable[..., ModelInputs]
+) -> None:
     cfg = line_model.config
-    parts = _parts(cfg, 2, 1)
+    parts = random_parts(cfg, 2, 1)
     pruned = copy.deepcopy(line_model)
     report = prune_line_model(pruned, [parts.as_kwargs()], PruneConfig())
     assert report.experts == {} and report.heads == {}
@@ -73,9 +65,11 @@ def test_pruning_nothing_changes_nothing(line_model: LineModel) -> None:
     )
 
 
-def test_pruned_expert_is_never_routed_and_equals_masking_it(line_model: LineModel) -> None:
+def test_pruned_expert_is_never_routed_and_equals_masking_it(
+    line_model: LineModel, random_parts: Callable[..., ModelInputs]
+) -> None:
     cfg = line_model.config
-    parts = _parts(cfg, 2, 2)
+    parts = random_parts(cfg, 2, 2)
     masked = copy.deepcopy(line_model)
     removed = copy.deepcopy(line_model)
     blocks = [i for i, b in enumerate(masked.backbone.layers) if isinstance(b.ffn, MoE)]
@@ -98,9 +92,11 @@ def test_pruned_expert_is_never_routed_and_equals_masking_it(line_model: LineMod
     )
 
 
-def test_removed_head_equals_zeroing_its_output(line_model: LineModel) -> None:
+def test_removed_head_equals_zeroing_its_output(
+    line_model: LineModel, random_parts: Callable[..., ModelInputs]
+) -> None:
     cfg = line_model.config
-    parts = _parts(cfg, 2, 3)
+    parts = random_parts(cfg, 2, 3)
     zeroed = copy.deepcopy(line_model)
     removed = copy.deepcopy(line_model)
     hd = cfg.hidden_size // cfg.num_attention_heads
@@ -127,19 +123,23 @@ def test_bad_prune_counts_are_refused(line_model: LineModel) -> None:
 
 
 def test_pruned_model_exports_and_onnxruntime_equals_torch(
-    line_model: LineModel, tmp_path: Path
+    line_model: LineModel, tmp_path: Path, random_parts: Callable[..., ModelInputs]
 ) -> None:
     cfg = line_model.config
     pruned = copy.deepcopy(line_model)
     report = prune_line_model(
-        pruned, [_parts(cfg, 4, 4).as_kwargs()], PruneConfig(experts_per_block=2, heads_per_block=1)
+        pruned,
+        [random_parts(cfg, 4, 4).as_kwargs()],
+        PruneConfig(experts_per_block=2, heads_per_block=1),
     )
     assert all(len(v) == 2 for v in report.experts.values()) and report.experts
     assert all(len(v) == 1 for v in report.heads.values()) and len(report.heads) == 4
-    graph = export_line_model(pruned, _parts(cfg, 2, 5).as_kwargs(), tmp_path / "pruned.onnx")
-    full = export_line_model(line_model, _parts(cfg, 2, 5).as_kwargs(), tmp_path / "full.onnx")
+    graph = export_line_model(pruned, random_parts(cfg, 2, 5).as_kwargs(), tmp_path / "pruned.onnx")
+    full = export_line_model(
+        line_model, random_parts(cfg, 2, 5).as_kwargs(), tmp_path / "full.onnx"
+    )
     assert graph.path.stat().st_size < 0.9 * full.path.stat().st_size
-    parts = _parts(cfg, 4, 6)
+    parts = random_parts(cfg, 4, 6)
     feed = {k: v.numpy() for k, v in parts.as_kwargs().items() if v is not None}
     session = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"])
     got = session.run(None, feed | graph.line_values)
