@@ -345,21 +345,27 @@ class LineModel(nn.Module):
         image_present: Tensor | None,
         vibration_present: Tensor | None,
         image: Tensor | None = None,
+        only: set[str] | None = None,
     ) -> dict[str, MemoryScores]:
         """Each anomaly source's standardized scores, by name (`ANOMALY_SOURCES`).
 
-        A part without the source's sensor scores `_ABSENT` (below any real score).
+        `only`: compute just these sources (None: every source the line has). A part without
+        the source's sensor scores `_ABSENT` (below any real score).
         """
-        out: dict[str, MemoryScores] = {}
-        if self.image_memory is not None and base.patch_features.shape[1] > 0:
-            out["image_memory"] = self.image_memory(base.patch_features)
-        if self.image_template is not None and image is not None:
-            out["image_template"] = self.image_template(image)
-        if self.vibration_memory is not None and base.spectrum_tokens.shape[1] > 0:
-            out["vibration_memory"] = self.vibration_memory(base.spectrum_tokens)
-        if self.spectrum_memory is not None and spectrum is not None:
-            bands = spectrum_bands(spectrum, self.config)
-            out["spectrum_memory"] = self.spectrum_memory(bands)
+        bands = spectrum_bands(spectrum, self.config) if spectrum is not None else None
+        patches = base.patch_features if base.patch_features.shape[1] > 0 else None
+        tokens = base.spectrum_tokens if base.spectrum_tokens.shape[1] > 0 else None
+        sources: dict[str, tuple[nn.Module | None, Tensor | None]] = {
+            "image_memory": (self.image_memory, patches),
+            "image_template": (self.image_template, image),
+            "vibration_memory": (self.vibration_memory, tokens),
+            "spectrum_memory": (self.spectrum_memory, bands),
+        }
+        out: dict[str, MemoryScores] = {
+            name: module(x)
+            for name, (module, x) in sources.items()
+            if module is not None and x is not None and (only is None or name in only)
+        }
         for name, m in out.items():
             present = image_present if name.startswith("image") else vibration_present
             if present is not None:
@@ -382,7 +388,12 @@ class LineModel(nn.Module):
         the chosen image sources' (of both when neither was chosen).
         """
         B = base.cls.shape[0]
-        parts = self.anomaly_components(base, spectrum, image_present, vibration_present, image)
+        wanted = set(self.settings.anomaly_sources)
+        if not any(n.startswith("image") for n in wanted):  # the heat-map still needs one
+            wanted |= {n for n in ANOMALY_SOURCES if n.startswith("image")}
+        parts = self.anomaly_components(
+            base, spectrum, image_present, vibration_present, image, only=wanted
+        )
         chosen = [n for n in parts if n in self.settings.anomaly_sources]
         scores = [base.cls.new_full((B,), _ABSENT)] + [parts[n].score for n in chosen]
         image_sources = [n for n in chosen if n.startswith("image")] or [

@@ -143,3 +143,30 @@ def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class(
     assert s_max[1] > 0.5 > s_max[0]
     with pytest.raises(ValueError, match="fusion must be one of"):
         LineModelSettings(fusion="vote")
+
+
+def test_a_dropped_source_is_not_computed_and_the_score_is_unchanged(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    from models.line_model import LineModelSettings
+
+    settings = LineModelSettings(
+        classes=["a"], image_template=True, anomaly_sources=["image_template", "spectrum_memory"]
+    )
+    model = LineModel(small_backbone_32, settings).eval()
+    g = torch.Generator().manual_seed(0)
+    image, spectrum = torch.randn(3, 3, SIZE, SIZE, generator=g), torch.randn(3, 2, 32, generator=g)
+    with torch.no_grad():
+        model.image_template.spread.fill_(0.5)  # type: ignore[union-attr]
+        base = model.base_features(image, spectrum)
+        every = model.anomaly_components(base, spectrum, None, None, image)
+        score, patch = model.anomaly(base, spectrum, None, None, image)
+    assert set(every) == {"image_memory", "image_template", "vibration_memory", "spectrum_memory"}
+    chosen = torch.stack([every["image_template"].score, every["spectrum_memory"].score])
+    assert torch.equal(score, chosen.max(0).values)
+    assert torch.equal(patch, every["image_template"].patch_scores)
+    calls: list[str] = []
+    model.image_memory.register_forward_hook(lambda *_: calls.append("image_memory"))  # type: ignore[union-attr]
+    with torch.no_grad():
+        model.anomaly(base, spectrum, None, None, image)
+    assert calls == []  # dropped at adapt time: no work at inspection time
