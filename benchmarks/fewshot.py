@@ -24,7 +24,6 @@ Run (prints a markdown table and writes JSON):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import statistics
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inspect_app.align import ALIGN_MODES, choose_alignment, register
+from inspect_app.align import ALIGN_MODES, align_adapt_inputs
 from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import prepare_batch
 from inspect_app.teach import get_backbone, stratified_sample
@@ -211,12 +210,9 @@ def run_ours(
     )
     t0 = time.perf_counter()
     x = _inputs(train, card)
-    alignment = None
-    if x.image is not None:  # as `inspect-app adapt --align` does (inspect_app/teach.py)
-        alignment = choose_alignment(x.image, x.image_present, labels == 0, align)
+    x, alignment = align_adapt_inputs(x, labels == 0, align)  # as `inspect-app adapt --align`
     if alignment is not None:
         card.align = alignment.to_dict()  # the test parts are registered by prepare_batch
-        x = dataclasses.replace(x, image=register(x.image, x.image_present, alignment.reference)[0])
     config = AdaptConfig(method=method, seed=seed, image_template=alignment is not None)
     result = adapt_line(backbone, AdaptData(x, labels, classes, modalities), config)
     assert result.oof is not None

@@ -20,6 +20,7 @@ the template score of such a frame is high, so it fails rather than passes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+
+from models.inputs import ModelInputs
 
 # ECC motions by name. Euclidean (rotation + shift) by default; affine (rotation, shift, scale,
 # a little shear) for a line whose parts come nearer or farther from the camera: on five
@@ -231,9 +234,8 @@ def fit_alignment(
     flat = flat - flat.mean(1, keepdims=True)
     flat /= np.linalg.norm(flat, axis=1, keepdims=True) + 1e-9
     reference = grays[int(np.argmax((flat @ flat.T).sum(1)))]
-    reg = Registration(np.full(good.shape[0], np.nan))
     for _ in range(2):
-        aligned, reg = register(good, None, reference, method)
+        aligned, _ = register(good, None, reference, method)
         reference = gray(aligned.mean(0, keepdim=True))[0]
     _, reg = register(good, None, reference, method)
     corr = reg.correlation[np.isfinite(reg.correlation)]
@@ -275,3 +277,21 @@ def choose_alignment(
     if mode == "auto" and not alignment.median_correlation >= AUTO_MIN_CORRELATION:
         return None
     return alignment
+
+
+def align_adapt_inputs(
+    inputs: ModelInputs, good: torch.Tensor, mode: str, method: str = METHOD
+) -> tuple[ModelInputs, Alignment | None]:
+    """The adapt parts' inputs registered onto the alignment `choose_alignment` makes from them.
+
+    Returns the inputs as they were and None when the line gets no alignment (no camera, mode
+    "off", or "auto" and the parts do not register). Later parts are registered by
+    `inspect_app.preprocess.prepare_batch` from the card's `align`.
+    """
+    if inputs.image is None:
+        return inputs, None
+    alignment = choose_alignment(inputs.image, inputs.image_present, good, mode, method)
+    if alignment is None:
+        return inputs, None
+    image, reg = register(inputs.image, inputs.image_present, alignment.reference, alignment.method)
+    return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment

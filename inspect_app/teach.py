@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspect_app.align import choose_alignment, heatmaps_to_frames, register
+from inspect_app.align import align_adapt_inputs, heatmaps_to_frames
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import line_modalities, prepare_batch
@@ -206,21 +206,11 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     label_index = torch.tensor(
         [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in samples]
     )
-    alignment = None
-    if inputs.image is not None:
-        alignment = choose_alignment(
-            inputs.image,
-            inputs.image_present,
-            label_index == 0,
-            options.align,
-            options.align_motion,
-        )
-        if alignment is not None:
-            card.align = alignment.to_dict()
-            image, _ = register(
-                inputs.image, inputs.image_present, alignment.reference, alignment.method
-            )
-            inputs = dataclasses.replace(inputs, image=image)
+    inputs, alignment = align_adapt_inputs(
+        inputs, label_index == 0, options.align, options.align_motion
+    )
+    if alignment is not None:
+        card.align = alignment.to_dict()
     cfg = options.adapt
     cfg.image_template = alignment is not None
     cfg.target_miss_rate = options.target_miss_rate
