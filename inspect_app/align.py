@@ -13,8 +13,9 @@ texture with no fixed layout, a web of steel sheet, parts thrown loose on a belt
 alignment: `adapt --align auto` keeps it only when the good parts' median correlation after
 alignment is at least `AUTO_MIN_CORRELATION`.
 
-At run time a frame that cannot be registered is left as it is and its correlation is reported:
-the template score of such a frame is high, so it fails rather than passes.
+At run time a frame that cannot be registered (ECC does not converge) makes
+`inspect_app.preprocess.prepare_batch` raise `DataError` naming the part: the part becomes a
+FAULT, never judged on an unaligned frame.
 """
 
 from __future__ import annotations

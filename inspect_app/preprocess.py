@@ -49,7 +49,8 @@ def prepare_batch(
     judges it by its other sensor. Parts with `fault` set carry no data: the caller must treat
     them as FAULT whatever the model says. A vibration window the spectrum cannot be computed
     from (too short, sample rate too low for the line's bands) raises `DataError` naming the
-    part's file.
+    part's file; so does a frame of an aligned line that cannot be registered onto the line's
+    reference part.
     """
     if not samples:
         msg = "prepare_batch needs at least one part"
@@ -65,6 +66,12 @@ def prepare_batch(
         alignment = alignment_from_card(card)
         if alignment is not None:
             image, reg = register(image, image_present, alignment.reference, alignment.method)
+            if reg.failed:  # not inspectable as taught: a FAULT, never judged unaligned
+                parts = ", ".join(samples[i].part_id for i in reg.failed)
+                raise DataError(
+                    f"part {parts}: the frame could not be registered onto the line's reference "
+                    "part (part missing, misplaced or not this product, or the camera moved)"
+                )
             warps = reg.warps
     if "vibration" in card.modalities:
         cfg = config or spectrum_config(card)

@@ -246,6 +246,13 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     assert main([*argv, "--json", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["auroc"] > 0.95
 
+    # an empty fixture cannot be registered onto the reference: a FAULT naming the part
+    cv2.imwrite(str(test / "p0.png"), np.full((32, 32, 3), 25, np.uint8))
+    assert main([*argv, "--json", str(out), "--no-progress"]) == 0
+    m = json.loads(out.read_text())
+    assert m["n_fault"] == 1 and "could not be registered" in m["faults"][0]["reason"]
+    assert "part-0" in m["faults"][0]["reason"]
+
     # --align off: the same line without alignment has no template
     assert _adapt(tmp_path / "home", data, "--method", "linear", "--align", "off") == 0
     card2 = json.loads((tmp_path / "home" / "lines" / "l1" / "v2" / "line.json").read_text())

@@ -129,3 +129,19 @@ def test_heat_maps_go_back_to_where_the_camera_saw_the_part() -> None:
     centre = float((back[0].sum(0) * cols).sum() / back[0].sum()) * (S / 8)
     assert 26.0 < centre < 32.0  # 20 px in the reference + 10 px of shift
     assert np.array_equal(heatmaps_to_frames(heat, [None], S), heat)
+
+
+def test_a_frame_that_cannot_be_registered_is_a_data_error_naming_the_part() -> None:
+    from sensors.errors import DataError
+
+    alignment = fit_alignment(_tensor([_part_image()] * 2))
+    card = _Card(["image"], S, {}, alignment.to_dict())
+    empty_fixture = np.full((S, S, 3), 30, np.uint8)  # nothing in the fixture: nothing to match
+    with pytest.raises(DataError, match=r"part p2: the frame could not be registered"):
+        prepare_batch(
+            [
+                Sample(part_id="p1", frame=_part_image(2.0), label=None),
+                Sample(part_id="p2", frame=empty_fixture, label=None),
+            ],
+            card,
+        )
