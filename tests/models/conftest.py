@@ -10,6 +10,7 @@ import torch
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.inputs import ModelInputs
+from models.line_model import LineModel, LineModelSettings
 
 torch.set_num_threads(1)
 
@@ -51,3 +52,26 @@ def _random_parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
 def random_parts() -> Callable[..., ModelInputs]:
     """`random_parts(cfg, n, seed) -> ModelInputs`: seeded random parts, some sensors missing."""
     return _random_parts
+
+
+def _tiny_line_model(image_template: bool = False) -> LineModel:
+    """A seeded `tiny` line model whose prompts, memories (and template) hold random values."""
+    torch.manual_seed(0)
+    settings = LineModelSettings(classes=["dent", "scratch"], image_template=image_template)
+    model = LineModel(InspectBackbone(BackboneConfig.named("tiny")).eval(), settings).eval()
+    with torch.no_grad():
+        model.prompt.normal_(0.0, 0.5)  # type: ignore[union-attr]
+        for memory in (model.image_memory, model.vibration_memory):
+            assert memory is not None
+            for buf in memory.buffers():
+                buf.normal_()
+        if model.image_template is not None:
+            model.image_template.mean.normal_()
+            model.image_template.spread.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_line_model() -> Callable[..., LineModel]:
+    """`tiny_line_model(image_template=False) -> LineModel`, random but seeded line values."""
+    return _tiny_line_model

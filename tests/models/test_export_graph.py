@@ -17,11 +17,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.backbone import InspectBackbone
-from models.config import BackboneConfig
 from models.export import EXPORT_OPSET, ExportedGraph, check_graph, export_line_model
 from models.inputs import ModelInputs
-from models.line_model import LineModel, LineModelSettings
+from models.line_model import LineModel
 
 OPS_FILE = Path(__file__).resolve().parents[1] / "data" / "tensorrt_onnx_ops.json"
 OUTPUTS = ("defect_score", "class_probs", "heatmap", "anomaly_score")
@@ -36,22 +34,12 @@ class Exported:
 
 @pytest.fixture(scope="module")
 def exported(
-    tmp_path_factory: pytest.TempPathFactory, random_parts: Callable[..., ModelInputs]
+    tmp_path_factory: pytest.TempPathFactory,
+    random_parts: Callable[..., ModelInputs],
+    tiny_line_model: Callable[..., LineModel],
 ) -> Exported:
-    torch.manual_seed(0)
-    cfg = BackboneConfig.named("tiny")
-    settings = LineModelSettings(classes=["dent", "scratch"], image_template=True)
-    model = LineModel(InspectBackbone(cfg).eval(), settings)
-    model.eval()
-    with torch.no_grad():
-        model.prompt.normal_(0.0, 0.5)  # type: ignore[union-attr]
-        for memory in (model.image_memory, model.vibration_memory):
-            assert memory is not None
-            for buf in memory.buffers():
-                buf.normal_()
-        assert model.image_template is not None  # the pixel template is in the graph too
-        model.image_template.mean.normal_()
-        model.image_template.spread.uniform_(0.5, 2.0)
+    model = tiny_line_model(image_template=True)  # the pixel template is in the graph too
+    cfg = model.config
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     graph = export_line_model(model, random_parts(cfg, 2, 0).as_kwargs(), path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -12,11 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.backbone import InspectBackbone
-from models.config import BackboneConfig
 from models.export import export_line_model
 from models.inputs import ModelInputs
-from models.line_model import LineModel, LineModelSettings
+from models.line_model import LineModel
 from models.moe import MoE
 from models.prune import (
     PruneConfig,
@@ -31,17 +29,8 @@ OUTPUTS = ("defect_score", "class_probs", "heatmap", "anomaly_score")
 
 
 @pytest.fixture(scope="module")
-def line_model() -> LineModel:
-    torch.manual_seed(0)
-    cfg = BackboneConfig.named("tiny")
-    model = LineModel(InspectBackbone(cfg).eval(), LineModelSettings(classes=["dent", "scratch"]))
-    with torch.no_grad():
-        model.prompt.normal_(0.0, 0.5)  # type: ignore[union-attr]
-        for memory in (model.image_memory, model.vibration_memory):
-            assert memory is not None
-            for buf in memory.buffers():
-                buf.normal_()
-    return model.eval()
+def line_model(tiny_line_model: Callable[..., LineModel]) -> LineModel:
+    return tiny_line_model()
 
 
 def _outputs(model: LineModel, parts: ModelInputs) -> list[torch.Tensor]:
