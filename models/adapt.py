@@ -35,7 +35,13 @@ from torch import Tensor, nn
 from models.anomaly import MemoryConfig, robust_spread
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
-from models.line_model import LineModel, LineModelSettings, pool_tokens, spectrum_bands
+from models.line_model import (
+    ABSENT_SCORE,
+    LineModel,
+    LineModelSettings,
+    pool_tokens,
+    spectrum_bands,
+)
 from models.template import TemplateConfig
 
 _PASS_BATCH = 25  # parts per no-grad backbone pass: bounds memory, keeps 2 cores busy
@@ -525,10 +531,14 @@ def _out_of_fold(
     labels: Tensor,
     fold: Tensor,
     cfg: AdaptConfig,
-) -> tuple[OutOfFold, list[str], str]:
-    """The out-of-fold scores, with the anomaly sources chosen on them (`select_sources`; the
-    classifier is one of them) and the fusion that follows: "max_z" with the classifier,
-    "anomaly" without it."""
+) -> tuple[OutOfFold, dict[str, Any]]:
+    """The out-of-fold scores, and the line model settings chosen on them: the anomaly sources
+    (`select_sources`; the classifier is one of them), the fusion that follows ("max_z" with
+    the classifier, "anomaly" without it) and the classifier's standardization.
+
+    `model` is a fold's, done with: its settings serve as scratch to score the classifier and
+    the fusion.
+    """
     n = labels.numel()
     logits = torch.zeros(n, scored[0][1].logits.shape[1])
     names = list(scored[0][1].sources)
@@ -538,14 +548,15 @@ def _out_of_fold(
         for name in names:
             sources[name][held] = part.sources[name]
     defective = labels > 0
+    settings = model.settings
     has_classes = logits.shape[1] > 1
     if has_classes and cfg.select_fusion:
         # the classifier as one more source, standardized by the good parts' out-of-fold
         # log-odds (the same unit as the anomaly sources: spreads above a typical good part)
         log_odds = torch.logsumexp(logits[:, 1:], dim=-1) - logits[:, 0]
         good = log_odds[~defective] if bool((~defective).any()) else log_odds
-        model.settings.classifier_center = float(good.median())
-        model.settings.classifier_scale = float(robust_spread(good))
+        settings.classifier_center = float(good.median())
+        settings.classifier_scale = float(robust_spread(good))
         sources["classifier"] = model.classifier_z(logits)
     chosen = list(sources)
     if cfg.select_sources and chosen:
@@ -554,18 +565,23 @@ def _out_of_fold(
     anomaly = (
         torch.stack([sources[c] for c in anomaly_names]).max(0).values
         if anomaly_names
-        else torch.full((n,), -1.0e4)
+        else torch.full((n,), ABSENT_SCORE)
     )
     # max_z when the classifier helps, else the anomaly score alone; noisy_or only on request
     # (select_fusion False): its vote adds the classifier's doubt about every good part
     fusion = "noisy_or"
     if cfg.select_fusion:
         fusion = "max_z" if "classifier" in chosen else "anomaly"
-    model.settings.fusion = fusion
+    settings.fusion = fusion
     score, class_probs = model.fuse(logits, anomaly)
-    chosen = anomaly_names
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)
-    return OutOfFold(score, anomaly, predicted, fold), chosen, fusion
+    choices = {
+        "anomaly_sources": anomaly_names,
+        "fusion": fusion,
+        "classifier_center": settings.classifier_center,
+        "classifier_scale": settings.classifier_scale,
+    }
+    return OutOfFold(score, anomaly, predicted, fold), choices
 
 
 def passes_needed(n: int, cfg: AdaptConfig) -> int:
@@ -610,8 +626,7 @@ def adapt_line(
     # training epoch.
     start_pooled = frozen.pooled
     oof = None
-    sources: list[str] = []
-    fusion = "noisy_or"
+    choices: dict[str, Any] = {}
     if cfg.folds >= 2:
         k = min(cfg.folds, n)
         fold = stratified_folds(data.labels, k, cfg.seed)
@@ -625,12 +640,9 @@ def adapt_line(
             scored.append((held, _score(model_f, data, frozen, held)))
             if cfg.method != "linear":
                 tick(held.numel())
-        oof, sources, fusion = _out_of_fold(model_f, scored, data.labels, fold, cfg)
+        oof, choices = _out_of_fold(model_f, scored, data.labels, fold, cfg)
     model, peft_model = _fit_once(backbone, data, frozen, start_pooled, torch.arange(n), cfg, tick)
-    if oof is not None:
-        model.settings.anomaly_sources = sources
-        model.settings.fusion = fusion
-        model.settings.classifier_center = model_f.settings.classifier_center
-        model.settings.classifier_scale = model_f.settings.classifier_scale
+    for name, value in choices.items():
+        setattr(model.settings, name, value)
     bar.close()
     return AdaptResult(model.eval(), oof, time.perf_counter() - t0, peft_model)

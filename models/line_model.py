@@ -51,7 +51,9 @@ METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
 FUSIONS = ("noisy_or", "anomaly", "max_z")
 ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
-_ABSENT = -1.0e4  # the anomaly score of a missing modality: below any real one, finite for export
+ABSENT_SCORE = (
+    -1.0e4
+)  # the anomaly score of a missing modality: below any real one, finite for export
 
 
 @dataclass
@@ -350,7 +352,7 @@ class LineModel(nn.Module):
         """Each anomaly source's standardized scores, by name (`ANOMALY_SOURCES`).
 
         `only`: compute just these sources (None: every source the line has). A part without
-        the source's sensor scores `_ABSENT` (below any real score).
+        the source's sensor scores `ABSENT_SCORE` (below any real score).
         """
         bands = spectrum_bands(spectrum, self.config) if spectrum is not None else None
         patches = base.patch_features if base.patch_features.shape[1] > 0 else None
@@ -369,7 +371,7 @@ class LineModel(nn.Module):
         for name, m in out.items():
             present = image_present if name.startswith("image") else vibration_present
             if present is not None:
-                m.score = torch.where(present, m.score, torch.full_like(m.score, _ABSENT))
+                m.score = torch.where(present, m.score, torch.full_like(m.score, ABSENT_SCORE))
         return out
 
     def anomaly(
@@ -395,7 +397,7 @@ class LineModel(nn.Module):
             base, spectrum, image_present, vibration_present, image, only=wanted
         )
         chosen = [n for n in parts if n in self.settings.anomaly_sources]
-        scores = [base.cls.new_full((B,), _ABSENT)] + [parts[n].score for n in chosen]
+        scores = [base.cls.new_full((B,), ABSENT_SCORE)] + [parts[n].score for n in chosen]
         image_sources = [n for n in chosen if n.startswith("image")] or [
             n for n in parts if n.startswith("image")
         ]
