@@ -118,8 +118,13 @@ class LineModelSettings:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in raw.items() if k in known}
         values.setdefault("prompt_readout", False)  # saved before read-out prompts: two passes
-        if "template" in values:  # a template saved before the gradient channel had none
-            values["template"] = {"gradient": False, **values["template"]}
+        if "template" in values:  # a template saved before a setting existed had it off
+            values["template"] = {
+                "gradient": False,
+                "scales": (),
+                "highpass": 0.0,
+                **values["template"],
+            }
         return cls(**values)
 
 

@@ -4,11 +4,23 @@ The golden-template comparison of machine vision, with statistics: the good part
 registered onto one reference (`inspect_app.align`), give a mean image and a per-pixel spread.
 The compared channels are the colours plus the gradient magnitude of the gray image (edges:
 a scratch, a crack or a chipped outline moves them more than the colour). A part's deviation
-map is |part - mean| / spread per channel, smoothed over a few pixels, and the largest over the
-channels (a tint shows in one colour only); its score is the mean of the largest deviations.
-It sees what a patch memory cannot: a feature that is missing (the surface there looks like good
-surface elsewhere), a stain on a plain area, a chipped outline - anything that is wrong *for
-its place*. It needs the parts registered; on an unaligned line it is not used.
+z = (part - mean) / spread is signed, per channel. Two steps make it a defect map:
+
+- *illumination*: each part's own slow shading (a light that drifts, a part that sits a little
+  higher) is a broad, smooth deviation; it is removed by subtracting the best-fitting plane
+  (brightness and tilt, exact up to the image's edges) and then a wide Gaussian blur of what
+  is left (`highpass`, sigma in pixels). A defect is smaller than that and stays.
+- *matched filters*: the signed deviation is filtered by Gaussians of a few widths (`scales`),
+  each normalized so pixel noise keeps unit strength: a change that covers several pixels adds
+  up, noise averages out. Each filter is put in units of its own good-part 99th percentile
+  (measured on good parts left out of the statistics) and the map is the largest over filters
+  and channels (a tint shows in one colour only).
+
+The part's score is the mean of the `top_k` largest values of that map. It sees what a patch
+memory cannot: a feature that is missing (the surface there looks like good surface elsewhere),
+a stain on a plain area, a chipped outline - anything that is wrong *for its place*. It needs
+the parts registered; on an unaligned line it is not used. (Lines taught before the filters
+kept the first form: |z| averaged in a `smooth` x `smooth` box, `scales=()`.)
 
 Scores are standardized by the good parts' own leave-out scores, like `models.anomaly`, so
 "3" means three spreads above a typical good part. Static shapes throughout (export-friendly).
@@ -16,6 +28,7 @@ Scores are standardized by the good parts' own leave-out scores, like `models.an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,18 +38,57 @@ from torch import Tensor, nn
 from models.anomaly import MemoryScores, robust_spread
 
 _LEAVE_OUT_GROUPS = 5
+_FILTER_QUANTILE = 0.99  # each matched filter in units of this quantile of good-part values
 
 
 @dataclass(frozen=True)
 class TemplateConfig:
     """How a deviation map becomes a score."""
 
-    smooth: int = 5  # box filter (pixels) over the deviation map: noise averages out
+    smooth: int = 5  # without `scales`: box filter (pixels) over |deviation| (the first form)
+    # Gaussian matched filters (sigma, pixels at the model's image size) over the signed
+    # deviation; () keeps the first form
+    scales: tuple[float, ...] = (1.5, 3.0)
+    highpass: float = 12.0  # sigma (pixels) of the per-part slow shading removed; 0 = keep it
     top_k_pixels: int = 20  # part score = mean of the `top_k` largest smoothed deviations
     # the spread of a pixel is at least this fraction of the median pixel spread: a pixel that
     # never varied across the good parts (a flat background) must not turn noise into defects
     spread_floor: float = 0.5
     gradient: bool = True  # compare the gray image's gradient magnitude too (edges)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
+        if any(v <= 0 for v in self.scales) or self.highpass < 0:
+            msg = f"template scales must be > 0 and highpass >= 0, got {self.scales}, "
+            msg += f"{self.highpass}"
+            raise ValueError(msg)
+
+
+def _gaussian(sigma: float) -> Tensor:
+    """A 1-D Gaussian of `sigma` pixels, 3 sigma each side, summing to 1."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _plane_basis(size: int) -> Tensor:
+    """(S*S, 3) orthonormal basis of the planes a + b x + c y over an S x S image."""
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    basis = torch.stack([torch.ones_like(x), x, y]).flatten(1)  # (3, S*S)
+    q, _ = torch.linalg.qr(basis.T)
+    return q.contiguous()
+
+
+def _matched_filters(scales: tuple[float, ...]) -> Tensor:
+    """(F, 1, K, K) Gaussians of unit L2 norm (white noise keeps unit variance), one per scale."""
+    kernels = [torch.outer(g, g) for g in (_gaussian(s) for s in scales)]
+    size = max(k.shape[0] for k in kernels)
+    bank = torch.zeros(len(kernels), 1, size, size)
+    for i, k in enumerate(kernels):
+        o = (size - k.shape[0]) // 2
+        bank[i, 0, o : o + k.shape[0], o : o + k.shape[0]] = k / k.norm()
+    return bank
 
 
 class PixelTemplate(nn.Module):
@@ -56,10 +108,21 @@ class PixelTemplate(nn.Module):
         self.register_buffer("mean", torch.zeros(width, size, size))
         self.register_buffer("spread", torch.ones(width, size, size))
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
+        scales = self.config.scales
+        if scales:  # the filters are constants of the config; their good-part units are fitted
+            self.register_buffer("filters", _matched_filters(scales), persistent=False)
+            blur = _gaussian(self.config.highpass) if self.config.highpass else torch.ones(1)
+            self.register_buffer("blur", blur, persistent=False)
+            self.register_buffer("plane", _plane_basis(size), persistent=False)
+            self.register_buffer("filter_scale", torch.ones(len(scales)))
 
     mean: Tensor
     spread: Tensor
     stats: Tensor
+    filters: Tensor
+    blur: Tensor
+    plane: Tensor
+    filter_scale: Tensor
 
     def _stats_of(self, images: Tensor) -> tuple[Tensor, Tensor]:
         mean = images.mean(0)
@@ -78,12 +141,38 @@ class PixelTemplate(nn.Module):
         gy = F.pad(gray[..., 1:, :] - gray[..., :-1, :], (0, 0, 0, 1))
         return torch.cat([x, torch.sqrt(gx * gx + gy * gy)], dim=1)
 
-    def _raw(self, images: Tensor, mean: Tensor, spread: Tensor) -> MemoryScores:
-        """Scores of `images` already turned into `channels`."""
-        k = self.config.smooth
-        dev = ((images - mean) / spread).abs()  # (B, C, S, S)
-        dev = F.avg_pool2d(dev, k, stride=1, padding=k // 2, count_include_pad=False)
-        dev = dev.amax(dim=1, keepdim=True)  # (B, 1, S, S): the channel that moved most
+    def _without_shading(self, z: Tensor) -> Tensor:
+        """Deviation maps (B, C, S, S) less their best plane, then less the Gaussian blur
+        (`highpass` sigma, edges repeated) of what is left."""
+        b, c, h, w = z.shape
+        flat = z.reshape(b, c, h * w)
+        z = (flat - (flat @ self.plane) @ self.plane.T).reshape(b * c, 1, h, w)
+        k = self.blur
+        r = k.numel() // 2
+        x = F.pad(z, (r, r, r, r), mode="replicate")
+        x = F.conv2d(x, k.view(1, 1, 1, -1))
+        x = F.conv2d(x, k.view(1, 1, -1, 1))
+        return (z - x).reshape(b, c, h, w)
+
+    def _deviation(self, images: Tensor, mean: Tensor, spread: Tensor) -> Tensor:
+        """Deviation maps (B, F, S, S) of `images` already turned into `channels`: one per
+        matched filter (largest over channels), before the filters' good-part units."""
+        z = (images - mean) / spread  # (B, C, S, S), signed
+        if not self.config.scales:
+            k = self.config.smooth
+            dev = F.avg_pool2d(z.abs(), k, stride=1, padding=k // 2, count_include_pad=False)
+            return dev.amax(dim=1, keepdim=True)  # (B, 1, S, S): the channel that moved most
+        if self.config.highpass:
+            z = self._without_shading(z)
+        b, c, h, w = z.shape
+        out = F.conv2d(z.reshape(b * c, 1, h, w), self.filters, padding=self.filters.shape[-1] // 2)
+        return out.abs().reshape(b, c, -1, h, w).amax(dim=1)  # (B, F, S, S)
+
+    def _score(self, dev: Tensor) -> MemoryScores:
+        """Raw scores of deviation maps (B, F, S, S)."""
+        if self.config.scales:
+            dev = dev / self.filter_scale.view(1, -1, 1, 1)
+        dev = dev.amax(dim=1, keepdim=True)  # (B, 1, S, S)
         flat = dev.flatten(1)
         top = min(self.config.top_k_pixels, flat.shape[1])
         score = flat.topk(top, dim=1).values.mean(1)
@@ -106,22 +195,32 @@ class PixelTemplate(nn.Module):
             return  # too few good parts to measure their own spread; scores stay raw
         if groups is None or torch.unique(groups).numel() < 2:
             groups = torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
-        part = torch.empty(n)
-        patch = torch.empty(n, self._raw(images[:1], self.mean, self.spread).patch_scores.shape[1])
+        dev = torch.empty(
+            n, self._deviation(images[:1], self.mean, self.spread).shape[1], *images.shape[2:]
+        )
         for g in torch.unique(groups):
             held = groups == g
             if int((~held).sum()) < 2:
                 mean, spread = self.mean, self.spread
             else:
                 mean, spread = self._stats_of(images[~held])
-            r = self._raw(images[held], mean, spread)
-            part[held], patch[held] = r.score, r.patch_scores
+            dev[held] = self._deviation(images[held], mean, spread)
+        if self.config.scales:  # each filter in units of its good-part high quantile
+            per_filter = dev.transpose(0, 1).flatten(1)  # (F, N*S*S)
+            k = max(1, int(_FILTER_QUANTILE * per_filter.shape[1]))
+            self.filter_scale = per_filter.kthvalue(k, dim=1).values.clamp_min(1e-6)
+        r = self._score(dev)
         self.stats = torch.stack(
-            [part.median(), robust_spread(part), patch.median(), robust_spread(patch.flatten())]
+            [
+                r.score.median(),
+                robust_spread(r.score),
+                r.patch_scores.median(),
+                robust_spread(r.patch_scores.flatten()),
+            ]
         ).float()
 
     def forward(self, images: Tensor) -> MemoryScores:
-        raw = self._raw(self.channels(images), self.mean, self.spread)
+        raw = self._score(self._deviation(self.channels(images), self.mean, self.spread))
         center, scale, p_center, p_scale = self.stats.unbind(0)
         return MemoryScores(
             score=(raw.score - center) / scale,

@@ -60,7 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
-        "--synthetic-lines", type=int, default=80, help="synthetic lines (seeds 1000, 1001, ...)"
+        "--synthetic-lines", type=int, default=80, help="how many synthetic lines (default 80)"
+    )
+    parser.add_argument(
+        "--synthetic-first-seed",
+        type=int,
+        default=1000,
+        metavar="SEED",
+        help="seed of the first synthetic line (default 1000); the lines are SEED, SEED+1, ... "
+        "and must stay in the pretraining range 1000-99999",
     )
     parser.add_argument("--parts-per-line", type=int, default=32)
     parser.add_argument(
@@ -146,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         spectrum,
         args.synthetic_lines,
         args.parts_per_line,
+        args.synthetic_first_seed,
     )
     if world > 1 and rank == 0:
         import torch.distributed as dist
@@ -337,7 +346,10 @@ def _recipe(
         "router_lr_scale": args.router_lr_scale,
         "init_from": str(args.init_from) if args.init_from else None,
         "data": [str(d) for d in args.data],
-        "synthetic_seeds": [1000, 1000 + args.synthetic_lines - 1]
+        "synthetic_seeds": [
+            args.synthetic_first_seed,
+            args.synthetic_first_seed + args.synthetic_lines - 1,
+        ]
         if "synthetic" in args.data
         else None,
         "parts_per_line": args.parts_per_line,

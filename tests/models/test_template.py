@@ -12,7 +12,7 @@ from models.adapt import AdaptConfig, AdaptData, adapt_line, select_sources
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
 from models.line_model import LineModel
-from models.template import PixelTemplate
+from models.template import PixelTemplate, TemplateConfig
 
 SIZE = 32
 
@@ -52,6 +52,45 @@ def test_a_missing_feature_and_a_stain_stand_out_where_they_are() -> None:
     # the heat-map's hottest patch is the one holding the missing hole (rows 8-15, cols 8-15)
     hottest = missing.patch_scores.view(10, 4, 4).flatten(1).argmax(1)
     assert torch.all(hottest == 1 * 4 + 1)
+
+
+def test_slow_shading_of_a_good_part_is_not_a_defect_but_a_thin_scratch_is() -> None:
+    """A light that drifts brightens one side of a part smoothly: the plane and the high-pass
+    take it out. A thin line a little brighter than the noise is still caught."""
+    size = 64
+    g = torch.Generator().manual_seed(0)
+
+    def parts(n: int) -> torch.Tensor:
+        return 0.2 * torch.randn(n, 3, size, size, generator=g)
+
+    ramp = torch.linspace(-1.0, 1.0, size).view(1, 1, 1, size)
+    shaded = parts(20) + 0.45 * ramp  # 0.45 at the edge: a few pixel spreads, smooth
+    scratched = parts(20)
+    scratched[:, :, 30, 10:40] += 0.5  # one pixel wide, 30 long, 2.5 pixel spreads
+    filtered = PixelTemplate(3, size, 8, TemplateConfig(gradient=False))
+    first_form = PixelTemplate(3, size, 8, TemplateConfig(gradient=False, scales=(), highpass=0))
+    for t in (filtered, first_form):
+        t.fit(parts(30))
+    good = filtered(parts(20)).score
+    # in the first form the shading alone scores tens of good-part spreads; here a few
+    assert first_form(shaded).score.min() > 20.0
+    assert filtered(shaded).score.median() < 5.0
+    assert filtered(scratched).score.median() > good.median() + 3.0
+    # the units of each filter are fitted and saved with the template
+    assert "filter_scale" in filtered.state_dict() and "filter_scale" not in first_form.state_dict()
+    assert torch.all(filtered.filter_scale > 0) and not torch.all(filtered.filter_scale == 1)
+
+
+def test_a_template_saved_before_the_filters_keeps_its_first_form() -> None:
+    from models.line_model import LineModelSettings
+
+    old = LineModelSettings.from_dict({"template": {"smooth": 5, "top_k_pixels": 20}})
+    config = TemplateConfig(**old.template)
+    assert config.scales == () and config.highpass == 0.0 and config.gradient is False
+    new = LineModelSettings.from_dict(LineModelSettings().to_dict())
+    assert TemplateConfig(**new.template) == TemplateConfig()
+    with pytest.raises(ValueError, match="scales must be > 0"):
+        TemplateConfig(scales=(0.0,))
 
 
 def test_a_pixel_that_never_varied_gets_a_floor_spread() -> None:
