@@ -115,12 +115,21 @@ def _schedule(step: int, total: int, peak: float) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspect_app.pretrain_data import OK, load_sources
+    from inspect_app.pretrain_data import OK, PRETRAIN_SEEDS, load_sources
     from models.backbone import InspectBackbone
     from models.config import BackboneConfig
     from models.pretraining import PretrainModel, augment_images
     from sensors.spectrum import SpectrumConfig
 
+    last_seed = args.synthetic_first_seed + args.synthetic_lines - 1
+    if "synthetic" in args.data and not (
+        args.synthetic_first_seed in PRETRAIN_SEEDS and last_seed in PRETRAIN_SEEDS
+    ):
+        msg = f"inspect-app pretrain: synthetic seeds {args.synthetic_first_seed}-{last_seed} "
+        msg += f"leave the pretraining range {PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} "
+        msg += "(1-999 are held out for evaluation)"
+        print(msg, file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -182,7 +191,13 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         earlier = torch.load(args.init_from, map_location=device, weights_only=True)
-        model.load_state_dict(earlier["model"])
+        try:
+            note = _load_earlier(model, earlier["model"], earlier.get("classes"), classes)
+        except ValueError as exc:
+            print(f"inspect-app pretrain: --init-from {args.init_from}: {exc}", file=sys.stderr)
+            return 2
+        if note and main:
+            print(f"inspect-app pretrain: --init-from {args.init_from}: {note}", file=sys.stderr)
     routers = [p for n, p in model.named_parameters() if n.endswith("gate.weight")]
     others = [p for n, p in model.named_parameters() if not n.endswith("gate.weight")]
     groups: list[dict[str, Any]] = [{"params": others, "lr_scale": 1.0}]
@@ -271,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "step": step + 1,
+                    "classes": classes,
                 },
                 tmp,
             )
@@ -329,6 +345,37 @@ def _make_batch(
         labels=torch.from_numpy(labels).long().to(device),
         masked_patches=torch.from_numpy(masked).to(device),
     )
+
+
+def _load_earlier(
+    model: Any, state: dict[str, Any], earlier: list[str] | None, classes: list[str]
+) -> str:
+    """Load an earlier run's weights into `model`; the class head row by row by class name.
+
+    The backbone and the other heads must match. A class this run has and the earlier one
+    did not starts fresh; returns a note saying which, or "" when the classes are the same.
+    """
+    import torch
+
+    head = {k: state.pop(k) for k in [k for k in state if k.startswith("class_head.")]}
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("class_head.")]
+    if missing or result.unexpected_keys:
+        msg = f"the weights do not fit this backbone (missing {missing[:3]}, unexpected "
+        msg += f"{result.unexpected_keys[:3]}): was it made with another --config?"
+        raise ValueError(msg)
+    own = model.class_head.fc
+    if earlier is None:  # saved before checkpoints named their classes: same order, or none
+        if head["class_head.fc.weight"].shape != own.weight.shape:
+            return "its class head has other classes (not named in it); the head starts fresh"
+        earlier = classes
+    with torch.no_grad():
+        for i, name in enumerate(classes):
+            if name in earlier:
+                own.weight[i] = head["class_head.fc.weight"][earlier.index(name)]
+                own.bias[i] = head["class_head.fc.bias"][earlier.index(name)]
+    new = [c for c in classes if c not in earlier]
+    return f"classes new to the class head, learned from scratch: {', '.join(new)}" if new else ""
 
 
 def _recipe(

@@ -57,6 +57,7 @@ def test_pretrain_then_resume(tmp_path: Path) -> None:
     # a second stage from the first one's weights, with a fresh optimizer and schedule
     second = tmp_path / "second"
     stage2 = [*common[:-4], "--out", str(second), "--cache", str(cache)]
+    stage2 += ["--synthetic-first-seed", "1005"]  # other lines than the first stage's
     argv = [*stage2, "--steps", "1", "--init-from", str(out / "last.pt")]
     assert main([*argv, "--router-lr-scale", "0.5", "--lr", "0.0"]) == 0
     again = InspectBackbone.from_pretrained(second / "backbone")
@@ -65,6 +66,16 @@ def test_pretrain_then_resume(tmp_path: Path) -> None:
             assert torch.equal(a, b), name
     recipe2 = json.loads((second / "recipe.json").read_text())
     assert recipe2["init_from"] == str(out / "last.pt") and recipe2["router_lr_scale"] == 0.5
+    assert recipe["synthetic_seeds"] == [1000, 1000] and recipe2["synthetic_seeds"] == [1005, 1005]
+    assert len(list(cache.glob("synthetic-1005-*.npz"))) == 1
+    # line 1005 has other classes than line 1000: the class head carries over row by row, by name
+    assert recipe2["classes"] != recipe["classes"]
+    head1 = torch.load(out / "last.pt", weights_only=True)["model"]["class_head.fc.weight"]
+    head2 = torch.load(second / "last.pt", weights_only=True)["model"]["class_head.fc.weight"]
+    shared = [c for c in recipe2["classes"] if c in recipe["classes"]]
+    assert shared
+    for c in shared:  # lr 0: unchanged
+        assert torch.equal(head2[recipe2["classes"].index(c)], head1[recipe["classes"].index(c)])
 
 
 def test_resume_without_state_fails_clearly(
@@ -88,6 +99,15 @@ def test_resume_without_state_fails_clearly(
     )
     assert code == 2
     assert "no " in capsys.readouterr().err
+
+
+def test_a_first_seed_in_the_held_out_range_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-first-seed", "990"]
+    argv += ["--synthetic-lines", "20", "--out", str(tmp_path / "r"), "--cache", str(tmp_path)]
+    assert main(argv) == 2
+    assert "leave the pretraining range" in capsys.readouterr().err
 
 
 def test_held_out_seeds_are_refused() -> None:
