@@ -81,13 +81,15 @@ def _plane_basis(size: int) -> Tensor:
 
 
 def _matched_filters(scales: tuple[float, ...]) -> Tensor:
-    """(F, 1, K, K) Gaussians of unit L2 norm (white noise keeps unit variance), one per scale."""
-    kernels = [torch.outer(g, g) for g in (_gaussian(s) for s in scales)]
-    size = max(k.shape[0] for k in kernels)
-    bank = torch.zeros(len(kernels), 1, size, size)
+    """(F, K) 1-D Gaussians, one per scale, zero-padded to one length K. Each has unit L2 norm,
+    so the separable 2-D filter (rows, then columns) has unit norm: white noise keeps unit
+    variance."""
+    kernels = [_gaussian(s) for s in scales]
+    size = max(k.numel() for k in kernels)
+    bank = torch.zeros(len(kernels), size)
     for i, k in enumerate(kernels):
-        o = (size - k.shape[0]) // 2
-        bank[i, 0, o : o + k.shape[0], o : o + k.shape[0]] = k / k.norm()
+        o = (size - k.numel()) // 2
+        bank[i, o : o + k.numel()] = k / k.norm()
     return bank
 
 
@@ -165,7 +167,9 @@ class PixelTemplate(nn.Module):
         if self.config.highpass:
             z = self._without_shading(z)
         b, c, h, w = z.shape
-        out = F.conv2d(z.reshape(b * c, 1, h, w), self.filters, padding=self.filters.shape[-1] // 2)
+        n, r = self.filters.shape[0], self.filters.shape[1] // 2
+        x = F.conv2d(z.reshape(b * c, 1, h, w), self.filters.view(n, 1, 1, -1), padding=(0, r))
+        out = F.conv2d(x, self.filters.view(n, 1, -1, 1), padding=(r, 0), groups=n)
         return out.abs().reshape(b, c, -1, h, w).amax(dim=1)  # (B, F, S, S)
 
     def _score(self, dev: Tensor) -> MemoryScores:
