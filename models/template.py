@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from models.anomaly import MemoryScores, robust_spread
 
 _LEAVE_OUT_GROUPS = 5
+_SHADING_STEP = 4  # the slow shading is blurred on a grid this many times coarser
 _FILTER_QUANTILE = 0.99  # each matched filter in units of this quantile of good-part values
 
 
@@ -112,8 +113,13 @@ class PixelTemplate(nn.Module):
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
         scales = self.config.scales
         if scales:  # the filters are constants of the config; their good-part units are fitted
-            self.register_buffer("filters", _matched_filters(scales), persistent=False)
-            blur = _gaussian(self.config.highpass) if self.config.highpass else torch.ones(1)
+            # (C*F, K): row g*F + f is filter f for channel g (depthwise convolutions)
+            bank = _matched_filters(scales).repeat(width, 1)
+            self.register_buffer("filters", bank, persistent=False)
+            # the shading's blur runs on a grid _SHADING_STEP times coarser (_without_shading)
+            self.shading_step = _SHADING_STEP if size % _SHADING_STEP == 0 else 1
+            sigma = self.config.highpass / self.shading_step
+            blur = _gaussian(sigma) if sigma else torch.ones(1)
             self.register_buffer("blur", blur, persistent=False)
             self.register_buffer("plane", _plane_basis(size), persistent=False)
             self.register_buffer("filter_scale", torch.ones(len(scales)))
@@ -149,11 +155,17 @@ class PixelTemplate(nn.Module):
         b, c, h, w = z.shape
         flat = z.reshape(b, c, h * w)
         z = (flat - (flat @ self.plane) @ self.plane.T).reshape(b * c, 1, h, w)
+        # the blur is smooth: computed on a grid `_SHADING_STEP` times coarser, then brought
+        # back bilinearly (a 4x smaller kernel on 16x fewer pixels; the same within 1 %)
+        step = self.shading_step
+        x = F.avg_pool2d(z, step) if step > 1 else z
         k = self.blur
         r = k.numel() // 2
-        x = F.pad(z, (r, r, r, r), mode="replicate")
+        x = F.pad(x, (r, r, r, r), mode="replicate")
         x = F.conv2d(x, k.view(1, 1, 1, -1))
         x = F.conv2d(x, k.view(1, 1, -1, 1))
+        if step > 1:
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return (z - x).reshape(b, c, h, w)
 
     def _deviation(self, images: Tensor, mean: Tensor, spread: Tensor) -> Tensor:
@@ -167,10 +179,11 @@ class PixelTemplate(nn.Module):
         if self.config.highpass:
             z = self._without_shading(z)
         b, c, h, w = z.shape
-        n, r = self.filters.shape[0], self.filters.shape[1] // 2
-        x = F.conv2d(z.reshape(b * c, 1, h, w), self.filters.view(n, 1, 1, -1), padding=(0, r))
-        out = F.conv2d(x, self.filters.view(n, 1, -1, 1), padding=(r, 0), groups=n)
-        return out.abs().reshape(b, c, -1, h, w).amax(dim=1)  # (B, F, S, S)
+        n, r = len(self.config.scales), self.filters.shape[1] // 2
+        bank = self.filters  # (C*F, K)
+        x = F.conv2d(z, bank[:, None, None, :], padding=(0, r), groups=c)  # depthwise, rows
+        out = F.conv2d(x, bank[:, None, :, None], padding=(r, 0), groups=c * n)  # columns
+        return out.abs().reshape(b, c, n, h, w).amax(dim=1)  # (B, F, S, S)
 
     def _score(self, dev: Tensor) -> MemoryScores:
         """Raw scores of deviation maps (B, F, S, S)."""
