@@ -123,6 +123,7 @@ class LineModelSettings:
                 "gradient": False,
                 "scales": (),
                 "highpass": 0.0,
+                "spread_smooth": 1,
                 **values["template"],
             }
         return cls(**values)
