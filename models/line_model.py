@@ -123,7 +123,6 @@ class LineModelSettings:
                 "gradient": False,
                 "scales": (),
                 "highpass": 0.0,
-                "spread_smooth": 1,
                 **values["template"],
             }
         return cls(**values)

@@ -55,16 +55,13 @@ class TemplateConfig:
     # the spread of a pixel is at least this fraction of the median pixel spread: a pixel that
     # never varied across the good parts (a flat background) must not turn noise into defects
     spread_floor: float = 0.5
-    # the good parts' variance averaged over this many pixels square before its square root:
-    # from ~25 good parts one pixel's spread is a noisy estimate; its neighbours vary alike
-    spread_smooth: int = 5
     gradient: bool = True  # compare the gray image's gradient magnitude too (edges)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
-        if any(v <= 0 for v in self.scales) or self.highpass < 0 or self.spread_smooth < 1:
-            msg = "template scales must be > 0, highpass >= 0 and spread_smooth >= 1, got "
-            msg += f"{self.scales}, {self.highpass}, {self.spread_smooth}"
+        if any(v <= 0 for v in self.scales) or self.highpass < 0:
+            msg = f"template scales must be > 0 and highpass >= 0, got {self.scales}, "
+            msg += f"{self.highpass}"
             raise ValueError(msg)
 
 
@@ -137,11 +134,7 @@ class PixelTemplate(nn.Module):
 
     def _stats_of(self, images: Tensor) -> tuple[Tensor, Tensor]:
         mean = images.mean(0)
-        var = images.var(0, unbiased=False) if images.shape[0] > 1 else torch.zeros_like(mean)
-        k = self.config.spread_smooth
-        if k > 1:
-            var = F.avg_pool2d(var[None], k, stride=1, padding=k // 2, count_include_pad=False)[0]
-        std = var.sqrt()
+        std = images.std(0, unbiased=False) if images.shape[0] > 1 else torch.zeros_like(mean)
         floor = std.flatten(1).median(dim=1).values.clamp_min(1e-3) * self.config.spread_floor
         spread = torch.sqrt(std**2 + floor.view(-1, 1, 1) ** 2)
         return mean, spread
