@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -18,30 +19,18 @@ from models.line_model import random_backbone
 RATE = 12800.0
 
 
-def _small(size: str = "tiny", warn: bool = True):  # type: ignore[no-untyped-def]
-    cfg = BackboneConfig(
-        size_name="test",
-        image_size=32,
-        patch_size=8,
-        spectrum_bins=32,
-        spectrum_patch=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        dense_intermediate_size=64,
-        moe_intermediate_size=16,
-        n_routed_experts=4,
-        n_activated_experts=2,
-        feature_layers=[0, 1],
-    )
-    backbone, spec = random_backbone(cfg, seed=0)
-    spec["sha256"] = teach.backbone_hash(backbone)
-    return backbone, spec
-
-
 @pytest.fixture(autouse=True)
-def small_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(teach, "get_backbone", _small)
+def small_backbone(
+    monkeypatch: pytest.MonkeyPatch, small_config_32: Callable[..., BackboneConfig]
+) -> None:
+    """`teach.get_backbone` gives a small seeded random backbone instead of the shipped one."""
+
+    def small(size: str = "tiny", warn: bool = True):  # type: ignore[no-untyped-def]
+        backbone, spec = random_backbone(small_config_32(size_name="test"), seed=0)
+        spec["sha256"] = teach.backbone_hash(backbone)
+        return backbone, spec
+
+    monkeypatch.setattr(teach, "get_backbone", small)
 
 
 def _part(folder: Path, i: int, label: str, rng: np.random.Generator) -> list[str]:

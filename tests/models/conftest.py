@@ -16,24 +16,10 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
-def small_backbone_32() -> InspectBackbone:
+def small_backbone_32(small_config_32: Callable[..., BackboneConfig]) -> InspectBackbone:
     """A seeded random backbone at 32 px with 4x4 patches of 8 px: fast enough for adapt runs."""
     torch.manual_seed(0)
-    cfg = BackboneConfig(
-        image_size=32,
-        patch_size=8,
-        spectrum_bins=32,
-        spectrum_patch=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        dense_intermediate_size=64,
-        moe_intermediate_size=16,
-        n_routed_experts=4,
-        n_activated_experts=2,
-        feature_layers=[0, 1],
-    )
-    return InspectBackbone(cfg).eval()
+    return InspectBackbone(small_config_32()).eval()
 
 
 def _random_parts(cfg: BackboneConfig, n: int, seed: int) -> ModelInputs:
