@@ -235,6 +235,19 @@ def _cache_key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def synthetic_seeds(first_seed: int, lines: int) -> range:
+    """The seeds of `lines` synthetic pretraining lines from `first_seed`; ValueError when any
+    leaves the pretraining range (the held-out seeds 1-999 are never trained on)."""
+    seeds = range(first_seed, first_seed + lines)
+    if seeds[-1] not in PRETRAIN_SEEDS or first_seed not in PRETRAIN_SEEDS:
+        msg = f"synthetic seeds {first_seed}-{seeds[-1]} leave the pretraining range "
+        msg += (
+            f"{PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} (1-999 are held out for evaluation)"
+        )
+        raise ValueError(msg)
+    return seeds
+
+
 def load_sources(
     sources: Sequence[str],
     cache: Path,
@@ -254,10 +267,7 @@ def load_sources(
     spec_key = json.dumps(spectrum.to_dict(), sort_keys=True)
     for source in sources:
         if source == "synthetic":
-            seeds = range(first_seed, first_seed + synthetic_lines)
-            if seeds[-1] not in PRETRAIN_SEEDS or first_seed not in PRETRAIN_SEEDS:
-                msg = f"synthetic seeds {seeds} leave the pretraining range {PRETRAIN_SEEDS}"
-                raise ValueError(msg)
+            seeds = synthetic_seeds(first_seed, synthetic_lines)
             for seed in tqdm(seeds, desc="synthetic lines", unit="line"):
                 path = cache / f"synthetic-{seed}-{_cache_key(parts_per_line, size, spec_key)}.npz"
                 if not path.is_file():
