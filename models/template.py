@@ -212,9 +212,8 @@ class PixelTemplate(nn.Module):
             return  # too few good parts to measure their own spread; scores stay raw
         if groups is None or torch.unique(groups).numel() < 2:
             groups = torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
-        dev = torch.empty(
-            n, self._deviation(images[:1], self.mean, self.spread).shape[1], *images.shape[2:]
-        )
+        maps = len(self.config.scales) or 1  # one per matched filter; the first form has one
+        dev = torch.empty(n, maps, *images.shape[2:])
         for g in torch.unique(groups):
             held = groups == g
             if int((~held).sum()) < 2:
