@@ -51,9 +51,8 @@ METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
 FUSIONS = ("noisy_or", "anomaly", "max_z")
 ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
-ABSENT_SCORE = (
-    -1.0e4
-)  # the anomaly score of a missing modality: below any real one, finite for export
+# the anomaly score of a missing modality: below any real one, finite for export
+ABSENT_SCORE = -1.0e4
 
 
 @dataclass
