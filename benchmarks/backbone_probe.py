@@ -3,7 +3,9 @@
 Held-out synthetic lines (seeds from the reserved range 1-999, never pretrained on): per line,
 features of 50 parts train a probe that is scored on the rest:
 - defect AUROC and accuracy of a logistic-regression probe (defect vs. ok, then the class);
-- anomaly AUROC of a nearest-neighbour memory of the good parts' patch features (no labels).
+- anomaly AUROC of a nearest-neighbour memory of the good parts' patch features (no labels):
+  raw features, the part's worst patch; and as a taught line's memory compares them
+  (unit-length features, mean of the 3 worst patches).
 Real data, held-out groups of pretraining (never trained on): NEU-DET images and CWRU
 recordings, a logistic-regression probe fitted on the train split, accuracy on held-out parts.
 
@@ -146,12 +148,18 @@ def probe_line(model: InspectBackbone, a: PretrainArrays, shots: int) -> dict[st
     test_patches = torch.from_numpy(patches[te])
     dist = torch.cdist(test_patches, memory.unsqueeze(0).expand(len(te), -1, -1))
     anomaly = dist.min(-1).values.max(-1).values.numpy()
+    # the same memory as a taught line compares it: unit-length features, mean of the 3 worst
+    unit = torch.nn.functional.normalize(test_patches, dim=-1)
+    bank = torch.nn.functional.normalize(memory, dim=-1)
+    near = torch.cdist(unit, bank.unsqueeze(0).expand(len(te), -1, -1)).min(-1).values
+    line_memory = near.topk(3, dim=-1).values.mean(-1).numpy()
     visible = is_defect & a.image_label_ok[te]
     keep = visible | ~is_defect
     return {
         "defect_auroc": auroc(defect_score, is_defect),
         "accuracy": float((pred == labels[te]).mean()),
         "anomaly_auroc_image_defects": auroc(anomaly[keep], visible[keep]),
+        "line_memory_auroc_image_defects": auroc(line_memory[keep], visible[keep]),
         "defect_map_zero_shot_auroc": auroc(peak[te][keep], visible[keep]),
     }
 
@@ -203,6 +211,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "probe-cache")
     parser.add_argument("--lines", type=int, default=len(HELD_OUT_SEEDS), help="held-out lines")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--no-random", action="store_true", help="probe the checkpoint only (no random baseline)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -218,7 +229,8 @@ def main() -> None:
                 dataset_folder(DATA / name, 128, SpectrumConfig()).save(path)
             real[name] = PretrainArrays.load(path, name)
     results: dict[str, dict[str, float]] = {}
-    for label, model in (("random init", random_init), ("pretrained", pretrained)):
+    models = [("random init", random_init)] if not args.no_random else []
+    for label, model in [*models, ("pretrained", pretrained)]:
         t0 = time.time()
         per_line = [probe_line(model, a, args.shots) for a in lines]
         row = {k: float(np.nanmean([p[k] for p in per_line])) for k in per_line[0]}

@@ -8,7 +8,12 @@ One step trains three things at once:
   (synthetic masks, NEU-DET boxes);
 - masked-patch prediction on images (MAE-style: hide a share of patches behind the mask token
   and regress their normalized pixels): it needs no labels, so real textures teach features
-  the generator cannot.
+  the generator cannot;
+- optionally (`anomaly_weight > 0`), the good-part memory itself: parts come in groups from one
+  line, each patch's `patch_features` are compared with the nearest patch of the line's other
+  good parts (the distance a taught line's memory scores, see models/anomaly.py), and a
+  logistic loss asks defect patches to be far and good patches near. Part-to-part variation of
+  good parts is what the features learn to ignore; a defect is what they learn to keep apart.
 
 Images are augmented on the fly, photometrically (brightness, contrast, gamma, colour, gray,
 blur, noise) and geometrically (flips, 90-degree turns, crops), the same way for the masks.
@@ -51,24 +56,49 @@ class PretrainLosses:
     defect_map: torch.Tensor
     masked_patch: torch.Tensor
     class_accuracy: float
+    anomaly: torch.Tensor | None = None  # the memory objective, when a grouped batch was given
+    anomaly_separation: float = float("nan")  # defect minus good patch distance (mean)
+
+
+@dataclass
+class AnomalyBatch:
+    """Parts grouped by line for the memory objective: images, masks and each part's group."""
+
+    images: torch.Tensor  # (B, 3, S, S) float in [0, 1], augmented alike within a group
+    masks: torch.Tensor  # (B, 1, S, S) float {0, 1}; all zero = a good image
+    groups: torch.Tensor  # (B,) long, 0..G-1: parts of one line share a group
+
+
+_HARD_NEGATIVES = 32  # a good part's patches that rank against each defect patch, per line
+_RANK_TEMPERATURE = 0.1  # of the line's mean good-patch distance
 
 
 def augment_images(
-    images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    generator: torch.Generator | None = None,
+    groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Strong photometric + geometric augmentation of images (B,3,S,S) in [0,1] and masks."""
+    """Strong photometric + geometric augmentation of images (B,3,S,S) in [0,1] and masks.
+
+    `groups` (B,) long, 0..G-1: parts of one group get the same crop, turn, light and colour
+    (one line seen by one camera); only the sensor noise differs. Default: every part alone.
+    """
     B, _, S, _ = images.shape
     dev = images.device
+    if groups is None:
+        groups = torch.arange(B, device=dev)
+    n_groups = int(groups.max()) + 1 if B else 0
 
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=dev)
+    def rand(*shape: int) -> torch.Tensor:  # (B, *shape): one draw per group, to its parts
+        return torch.rand(n_groups, *shape, generator=generator, device=dev)[groups]
 
     # geometric: random crop (scale 0.6-1), flips and 90-degree turns as one affine grid
-    scale = 0.6 + 0.4 * rand(B)
-    shift = (1 - scale).unsqueeze(1) * (2 * rand(B, 2) - 1)  # (B, 2)
-    turns = (rand(B) * 4).floor()
+    scale = 0.6 + 0.4 * rand()
+    shift = (1 - scale).unsqueeze(1) * (2 * rand(2) - 1)  # (B, 2)
+    turns = (rand() * 4).floor()
     cos, sin = torch.cos(turns * math.pi / 2), torch.sin(turns * math.pi / 2)
-    flip = torch.where(rand(B) < 0.5, -1.0, 1.0)
+    flip = torch.where(rand() < 0.5, -1.0, 1.0)
     theta = torch.zeros(B, 2, 3, device=dev)
     theta[:, 0, 0] = cos * scale * flip
     theta[:, 0, 1] = -sin * scale
@@ -82,17 +112,36 @@ def augment_images(
     masks = F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     # photometric
     gray = images.mean(dim=1, keepdim=True)  # (B, 1, S, S)
-    images = torch.where(rand(B, 1, 1, 1) < 0.3, gray.expand_as(images), images)
-    images = images * (0.85 + 0.3 * rand(B, 3, 1, 1))  # colour / white balance
+    images = torch.where(rand(1, 1, 1) < 0.3, gray.expand_as(images), images)
+    images = images * (0.85 + 0.3 * rand(3, 1, 1))  # colour / white balance
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    images = (images - mean) * (0.6 + 0.8 * rand(B, 1, 1, 1)) + mean  # contrast
-    images = images + 0.3 * (rand(B, 1, 1, 1) - 0.5)  # brightness
-    images = images.clamp(0, 1) ** (0.7 + 0.6 * rand(B, 1, 1, 1))  # gamma
-    blur = rand(B, 1, 1, 1) < 0.3
+    images = (images - mean) * (0.6 + 0.8 * rand(1, 1, 1)) + mean  # contrast
+    images = images + 0.3 * (rand(1, 1, 1) - 0.5)  # brightness
+    images = images.clamp(0, 1) ** (0.7 + 0.6 * rand(1, 1, 1))  # gamma
+    blur = rand(1, 1, 1) < 0.3
     images = torch.where(blur, F.avg_pool2d(images, 3, 1, 1, count_include_pad=False), images)
     noise = torch.randn(images.shape, generator=generator, device=dev)
-    images = images + noise * 0.03 * rand(B, 1, 1, 1)
+    images = images + noise * 0.03 * rand(1, 1, 1)
     return images.clamp(0, 1), masks
+
+
+def memory_distances(features: torch.Tensor, good: torch.Tensor) -> torch.Tensor:
+    """Per patch, the distance to the nearest patch of the *other* good parts of the group.
+
+    `features` (K, N, D) of one group's parts, `good` (K,) bool: which parts are good. Features
+    are compared at unit length, as the line model's memory compares them. Returns (K, N).
+    """
+    K, N, _ = features.shape
+    f = F.normalize(features.float(), dim=-1)
+    bank = f[good].reshape(-1, f.shape[-1])  # (G*N, D)
+    owner = torch.arange(K, device=f.device)[good].repeat_interleave(N)  # (G*N,)
+    # in float32 even under autocast: near neighbours differ in the third decimal of `sim`
+    with torch.autocast(f.device.type, enabled=False):
+        sim = f.reshape(K * N, -1) @ bank.T  # (K*N, G*N)
+    own = torch.arange(K, device=f.device).repeat_interleave(N).unsqueeze(1) == owner
+    sim = sim.masked_fill(own, -2.0)  # a part is never its own memory
+    d2 = (2.0 - 2.0 * sim.max(dim=1).values).clamp_min(1e-8)  # unit vectors
+    return d2.sqrt().view(K, N)
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
@@ -126,6 +175,7 @@ class PretrainModel(nn.Module):
         mask_ratio: float = 0.4,
         map_weight: float = 1.0,
         masked_patch_weight: float = 1.0,
+        anomaly_weight: float = 0.0,
     ) -> None:
         super().__init__()
         cfg = backbone.config
@@ -135,8 +185,41 @@ class PretrainModel(nn.Module):
         self.mask_ratio = mask_ratio
         self.map_weight = map_weight
         self.masked_patch_weight = masked_patch_weight
+        self.anomaly_weight = anomaly_weight
 
-    def forward(self, batch: PretrainBatch) -> PretrainLosses:
+    def anomaly_loss(self, batch: AnomalyBatch) -> tuple[torch.Tensor, float]:
+        """The memory objective on a grouped batch: (loss, mean defect minus good distance).
+
+        Per line: every defect patch should lie farther from the other good parts than the
+        hardest patches of the good parts themselves (the ones that would raise a false
+        alarm). A pairwise logistic ranking loss, its temperature a share of the line's typical
+        distance, so the features' scale is free. Lines with fewer than two good parts, or no
+        defect patch, have nothing to rank and are skipped.
+        """
+        cfg = self.backbone.config
+        out = self.backbone.forward_features(image=normalize_images(batch.images))
+        target = patch_targets(batch.masks, cfg.patch_size) > 0  # (B, Ni)
+        good_part = batch.masks.flatten(1).amax(1) == 0  # (B,)
+        # which groups can rank, decided on the host once (no device sync per group)
+        groups = batch.groups.cpu()
+        n_good = torch.bincount(groups, weights=good_part.cpu().float())
+        n_defect = torch.bincount(groups, weights=target.any(1).cpu().float())
+        losses, separation = [], []
+        for g in torch.nonzero((n_good >= 2) & (n_defect > 0)).flatten().tolist():
+            members = batch.groups == g
+            good = good_part[members]
+            d = memory_distances(out.patch_features[members], good)  # (K, Ni)
+            pos = d[target[members]]  # defect patches
+            normal = d[good].flatten()  # patches of the good parts
+            hard = normal.topk(min(_HARD_NEGATIVES, normal.numel())).values
+            tau = (_RANK_TEMPERATURE * normal.mean()).detach().clamp_min(1e-4)
+            losses.append(F.softplus((hard.unsqueeze(0) - pos.unsqueeze(1)) / tau).mean())
+            separation.append((pos.mean() - normal.mean()).detach())
+        if not losses:
+            return out.patch_features.sum() * 0.0, float("nan")
+        return torch.stack(losses).mean(), float(torch.stack(separation).mean())
+
+    def forward(self, batch: PretrainBatch, grouped: AnomalyBatch | None = None) -> PretrainLosses:
         cfg = self.backbone.config
         B = batch.images.shape[0]
         n_img = cfg.num_image_tokens
@@ -176,4 +259,8 @@ class PretrainModel(nn.Module):
         else:
             mp_loss = zero
         total = cls_loss + self.map_weight * map_loss + self.masked_patch_weight * mp_loss
-        return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy)
+        if grouped is None or self.anomaly_weight == 0:
+            return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy)
+        anomaly, separation = self.anomaly_loss(grouped)
+        total = total + self.anomaly_weight * anomaly
+        return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy, anomaly, separation)

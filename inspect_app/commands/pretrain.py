@@ -1,7 +1,8 @@
 """`inspect-app pretrain`: (re)train the backbone on synthetic lines and real data.
 
 Multi-task (see models/pretraining.py): part class, per-patch defect map, masked-patch
-prediction on images; modality dropout; routing-bias load balancing after every step. Writes
+prediction on images, and optionally the good-part memory objective on parts grouped by line;
+modality dropout; routing-bias load balancing after every step. Writes
 `OUT/backbone/` (config.json + model.safetensors, loadable with `InspectBackbone.from_pretrained`),
 `OUT/log.jsonl` (losses per logged step), `OUT/last.pt` (resumable state) and
 `OUT/recipe.json` (the command, seed, steps and data). Under `torchrun` with WORLD_SIZE > 1 it
@@ -35,6 +36,10 @@ see models/checkpoints/tiny/recipe.json):
 
 Resume an interrupted run:   inspect-app pretrain ... --out runs/pretrain-tiny --resume
 Many GPUs:                   torchrun --nproc-per-node 4 -m inspect_app pretrain ...
+Memory objective:            ... --anomaly-weight 1 --anomaly-lines 8 --anomaly-parts 8
+  (each step adds 8 synthetic lines x 8 parts; a patch's distance to the nearest patch of its
+  line's other good parts should be large on a defect and small elsewhere)
+A machine without the datasets: --data synthetic CACHE/neu-det-<key>.npz CACHE/cwru-<key>.npz
 """
 
 
@@ -72,6 +77,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--parts-per-line", type=int, default=32)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that generate missing synthetic lines into the cache (default 1)",
+    )
+    parser.add_argument(
+        "--anomaly-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of the good-part memory objective (default 0: off). Each step then also "
+        "trains on parts grouped by synthetic line: defect patches far from the line's other "
+        "good parts' patches, good patches near them",
+    )
+    parser.add_argument(
+        "--anomaly-lines", type=int, default=8, help="synthetic lines per step for that objective"
+    )
+    parser.add_argument(
+        "--anomaly-parts",
+        type=int,
+        default=8,
+        help="parts per line per step for that objective (at least 2 of them good)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="stop after MIN minutes of training, checkpoint and write the backbone as at the "
+        "end; the learning-rate schedule then ends with the time (or at --steps, if sooner), "
+        "and the recipe records the step reached: rerun elsewhere with --steps set to it",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -107,7 +145,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _schedule(step: int, total: int, peak: float) -> float:
+def _schedule(step: int, total: int, peak: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up over the first 5 %, then cosine to zero at `total` steps, or earlier when
+    `time_fraction` (elapsed / --time-limit) runs ahead of the steps: then the schedule ends
+    with the time limit, whatever the machine's speed."""
+    step = max(step, int(time_fraction * total))
     warm = max(1, total // 20)
     if step < warm:
         return peak * (step + 1) / warm
@@ -161,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         args.synthetic_lines,
         args.parts_per_line,
         args.synthetic_first_seed,
+        workers=args.workers,
     )
     if world > 1 and rank == 0:
         import torch.distributed as dist
@@ -177,10 +220,20 @@ def run(args: argparse.Namespace) -> int:
         weights[fam_of == f] = 1.0 / (fam_of == f).sum()
     weights /= weights.sum()
     real_image = np.array([not n.startswith("synthetic") for n in data.sources])
+    line_parts = _line_groups(data, train_idx) if args.anomaly_weight > 0 else []
+    if args.anomaly_weight > 0 and not line_parts:
+        print(
+            "inspect-app pretrain: --anomaly-weight needs synthetic lines with at least two "
+            "good image parts each (more --parts-per-line?)",
+            file=sys.stderr,
+        )
+        return 2
 
     torch.manual_seed(args.seed)
     backbone = InspectBackbone(config)
-    model = PretrainModel(backbone, n_classes=len(classes)).to(device)
+    model = PretrainModel(backbone, n_classes=len(classes), anomaly_weight=args.anomaly_weight).to(
+        device
+    )
     if args.init_from is not None:
         if not args.init_from.is_file():
             print(
@@ -241,13 +294,20 @@ def run(args: argparse.Namespace) -> int:
         total=args.steps,
     )
     t0 = time.time()
+    reached = start
     for step in bar:
         pick = train_idx[rng.choice(len(train_idx), args.batch_size, p=weights)]
         batch = _make_batch(data, pick, label_index, real_image, rng, gen, device, augment_images)
+        grouped = None
+        if line_parts:
+            grouped = _make_grouped_batch(
+                data, line_parts, args.anomaly_lines, args.anomaly_parts, rng, gen, device
+            )
         for group in optimizer.param_groups:
-            group["lr"] = _schedule(step, args.steps, args.lr) * group["lr_scale"]
+            elapsed = (time.time() - t0) / (60 * args.time_limit) if args.time_limit else 0.0
+            group["lr"] = _schedule(step, args.steps, args.lr, elapsed) * group["lr_scale"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            losses = trained(batch)
+            losses = trained(batch, grouped)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -267,6 +327,14 @@ def run(args: argparse.Namespace) -> int:
                 "defect_map": losses.defect_map.item(),
                 "masked_patch": losses.masked_patch.item(),
                 "class_accuracy": losses.class_accuracy,
+                **(
+                    {
+                        "anomaly": losses.anomaly.item(),
+                        "anomaly_separation": losses.anomaly_separation,
+                    }
+                    if losses.anomaly is not None
+                    else {}
+                ),
                 "lr": optimizer.param_groups[0]["lr"],
                 "load_max_over_min": float(
                     (loads.max(1).values / loads.min(1).values.clamp_min(1)).max()
@@ -276,7 +344,16 @@ def run(args: argparse.Namespace) -> int:
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['class_accuracy']:.2f}")
-        if main and ((step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps):
+        out_of_time = args.time_limit is not None and time.time() - t0 > 60 * args.time_limit
+        if world > 1 and args.time_limit is not None:  # every process stops at the same step
+            import torch.distributed as dist
+
+            flag = torch.tensor(float(out_of_time), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        last = step + 1 == args.steps or out_of_time
+        reached = step + 1
+        if main and ((step + 1) % args.checkpoint_every == 0 or last):
             tmp = state_path.with_suffix(".tmp")
             torch.save(
                 {
@@ -288,9 +365,14 @@ def run(args: argparse.Namespace) -> int:
                 tmp,
             )
             tmp.replace(state_path)
+        if out_of_time:
+            if main:
+                print(f"inspect-app pretrain: --time-limit reached at step {reached}")
+            break
     if main:
         backbone.save_pretrained(args.out / "backbone", safe_serialization=True)
         recipe = _recipe(args, classes, data, train_idx)
+        recipe["step_reached"] = reached
         (args.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
         print(f"backbone written to {args.out / 'backbone'}; recipe in {args.out / 'recipe.json'}")
     if log is not None:
@@ -344,6 +426,50 @@ def _make_batch(
     )
 
 
+def _line_groups(data: Any, train_idx: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(good, defective) image parts of each synthetic line with at least two good images."""
+    by_line: dict[str, list[int]] = {}
+    for i in train_idx:
+        if data.sources[i].startswith("synthetic") and data.has_image[i] and data.has_mask[i]:
+            by_line.setdefault(data.sources[i], []).append(int(i))
+    groups = []
+    for parts in by_line.values():
+        idx = np.array(parts)
+        good = data.masks[idx].reshape(len(idx), -1).max(1) == 0
+        if good.sum() >= 2:
+            groups.append((idx[good], idx[~good]))
+    return groups
+
+
+def _make_grouped_batch(
+    data: Any,
+    line_parts: list[tuple[np.ndarray, np.ndarray]],
+    lines: int,
+    parts: int,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    device: torch.device,
+) -> Any:
+    """`lines` synthetic lines, up to `parts` image parts each (two good ones first), augmented
+    alike within a line (one camera per line)."""
+    from models.pretraining import AnomalyBatch, augment_images
+
+    pick, group = [], []
+    for g, li in enumerate(rng.choice(len(line_parts), min(lines, len(line_parts)), False)):
+        good, bad = line_parts[li]
+        good = rng.permutation(good)
+        rest = rng.permutation(np.concatenate([good[2:], bad]))
+        chosen = np.concatenate([good[:2], rest])[: max(parts, 2)]
+        pick.extend(chosen.tolist())
+        group.extend([g] * len(chosen))
+    idx = np.array(pick)
+    images = torch.from_numpy(data.images[idx]).to(device).permute(0, 3, 1, 2).float() / 255
+    masks = torch.from_numpy(data.masks[idx]).to(device).unsqueeze(1).float()
+    groups = torch.tensor(group, device=device)
+    images, masks = augment_images(images, masks, gen, groups)
+    return AnomalyBatch(images=images, masks=masks, groups=groups)
+
+
 def _load_earlier(
     model: Any, state: dict[str, Any], earlier: list[str] | None, classes: list[str]
 ) -> str:
@@ -357,9 +483,10 @@ def _load_earlier(
     head = {k: state.pop(k) for k in [k for k in state if k.startswith("class_head.")]}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("class_head.")]
-    if missing or result.unexpected_keys:
+    unexpected = result.unexpected_keys
+    if missing or unexpected:
         msg = f"the weights do not fit this backbone (missing {missing[:3]}, unexpected "
-        msg += f"{result.unexpected_keys[:3]}): was it made with another --config?"
+        msg += f"{unexpected[:3]}): was it made with another --config?"
         raise ValueError(msg)
     own = model.class_head.fc
     if earlier is None:  # saved before checkpoints named their classes: same order, or none
@@ -397,6 +524,10 @@ def _recipe(
         if "synthetic" in args.data
         else None,
         "parts_per_line": args.parts_per_line,
+        "anomaly_weight": args.anomaly_weight,
+        "anomaly_lines": args.anomaly_lines,
+        "anomaly_parts": args.anomaly_parts,
+        "time_limit_min": args.time_limit,
         "classes": classes,
         "train_parts": len(train_idx),
         "held_out_parts": int(data.held_out.sum()),

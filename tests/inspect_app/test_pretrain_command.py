@@ -124,3 +124,48 @@ def test_held_out_split_never_divides_a_group() -> None:
         assert len({bool(held[i]) for i in range(20) if groups[i] == g}) == 1
     assert held[:20].any() and not held[:20].all()
     assert held[20:].tolist() == [False, False, False, False, True]  # one recording: split in time
+
+
+def test_memory_objective_workers_cached_arrays_and_time_limit(tmp_path: Path) -> None:
+    """--anomaly-weight trains on lines grouped by line and logs the objective; --workers fills
+    the cache with the same lines as one process; a cached .npz stands in for its folder;
+    --time-limit stops early and still writes the backbone."""
+    from inspect_app.pretrain_data import load_sources
+
+    spectrum = SpectrumConfig()
+    one, two = tmp_path / "one", tmp_path / "two"
+    a = load_sources(["synthetic"], one, 128, spectrum, 2, 6, first_seed=1003)
+    b = load_sources(["synthetic"], two, 128, spectrum, 2, 6, first_seed=1003, workers=2)
+    assert np.array_equal(a.images, b.images) and a.labels == b.labels
+    folder = tmp_path / "folder-line"
+    from sensors.synthetic import write_line
+
+    write_line(folder, 0, parts=4, defect_fraction=0.5, image_size=128)
+    load_sources([str(folder)], one, 128, spectrum, 0, 0)
+    cached = next(one.glob("folder-line-*.npz"))
+    from_npz = load_sources([str(cached)], tmp_path / "none", 128, spectrum, 0, 0)
+    assert from_npz.sources[0] == "folder-line" and len(from_npz) == 4
+    with pytest.raises(ValueError, match="64 px"):
+        load_sources([str(cached)], tmp_path / "none", 64, spectrum, 0, 0)
+
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", "synthetic", str(cached), "--synthetic-first-seed", "1003"]
+    argv += ["--synthetic-lines", "2", "--parts-per-line", "6", "--batch-size", "2"]
+    argv += ["--anomaly-weight", "1", "--anomaly-lines", "2", "--anomaly-parts", "4"]
+    argv += ["--out", str(out), "--cache", str(one), "--steps", "5", "--time-limit", "0"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and np.isfinite(rows[0]["anomaly"])  # stopped after one step
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["step_reached"] == 1 and recipe["anomaly_weight"] == 1.0
+    assert (out / "backbone" / "model.safetensors").is_file()
+
+
+def test_memory_objective_needs_lines_with_good_parts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-first-seed", "1003"]
+    argv += ["--synthetic-lines", "1", "--parts-per-line", "1", "--anomaly-weight", "1"]
+    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--steps", "1"]
+    assert main(argv) == 2
+    assert "two good image parts" in capsys.readouterr().err

@@ -7,9 +7,11 @@ import torch
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.pretraining import (
+    AnomalyBatch,
     PretrainBatch,
     PretrainModel,
     augment_images,
+    memory_distances,
     patch_targets,
     patchify,
 )
@@ -71,3 +73,69 @@ def test_losses_finite_and_a_step_lowers_them() -> None:
     torch.manual_seed(1)
     assert model(batch).total.item() < first.total.item()
     assert model.backbone.embed.mask_token.grad is not None
+
+
+def test_a_group_shares_its_augmentation() -> None:
+    """Parts of one line get one crop, turn and light; another line gets its own."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 3, 64, 64, generator=g).expand(6, -1, -1, -1).contiguous()
+    masks = torch.zeros(6, 1, 64, 64)
+    groups = torch.tensor([0, 0, 0, 1, 1, 2])
+    out, _ = augment_images(base, masks, torch.Generator().manual_seed(3), groups)
+    same = (out[0] - out[1]).abs().mean()  # only the sensor noise differs
+    other = (out[0] - out[3]).abs().mean()
+    assert float(same) < 0.05 and float(other) > 3 * float(same)
+
+
+def test_memory_distance_skips_the_part_itself() -> None:
+    """A good part is compared with the other good parts, never with itself."""
+    f = torch.zeros(3, 2, 4)
+    f[:, :, 0] = 1.0  # every patch points the same way...
+    f[0, 1] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # ...except one patch of part 0
+    f[2, 0] = torch.tensor([0.0, 0.0, 1.0, 0.0])  # and a defect patch on part 2
+    d = memory_distances(f, torch.tensor([True, True, False]))
+    assert d.shape == (3, 2)
+    assert float(d[0, 1]) > 1.0  # part 1 has no such patch; part 0's own copy does not count
+    assert float(d[1, 0]) < 1e-3 and float(d[2, 1]) < 1e-3
+    assert abs(float(d[2, 0]) - 2**0.5) < 1e-3  # orthogonal unit vectors
+
+
+def test_memory_objective_trains_the_backbone() -> None:
+    """The grouped-batch loss is finite, reaches the backbone and falls on a fixed batch."""
+    torch.manual_seed(0)
+    model = PretrainModel(
+        InspectBackbone(BackboneConfig.named("tiny")), n_classes=3, anomaly_weight=1.0
+    )
+    g = torch.Generator().manual_seed(0)
+    images = 0.5 + 0.05 * torch.randn(6, 3, 128, 128, generator=g)
+    masks = torch.zeros(6, 1, 128, 128)
+    images[[2, 5], :, 30:50, 30:50] = 1.0  # one bright defect per line
+    masks[[2, 5], :, 30:50, 30:50] = 1.0
+    grouped = AnomalyBatch(images.clamp(0, 1), masks, torch.tensor([0, 0, 0, 1, 1, 1]))
+    first = model(_batch(), grouped)
+    assert first.anomaly is not None and torch.isfinite(first.anomaly)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(6):
+        loss, _ = model.anomaly_loss(grouped)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.backbone.embed.image_patches.stem[0].weight.grad is not None
+    loss, separation = model.anomaly_loss(grouped)
+    assert loss.item() < first.anomaly.item() and separation > first.anomaly_separation
+    # a line with fewer than two good parts has no memory: it is skipped, not a crash
+    lone = AnomalyBatch(images[:2].clamp(0, 1), masks[[0, 2]], torch.tensor([0, 0]))
+    assert model.anomaly_loss(lone)[0].item() == 0.0
+
+
+def test_memory_distance_keeps_float32_under_autocast() -> None:
+    """Close neighbours (distance ~0.01) are resolved even inside a bfloat16 autocast region."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 64, 32, generator=g)
+    f = torch.cat([base, base + 0.005 * torch.randn(1, 64, 32, generator=g)])
+    unit = torch.nn.functional.normalize(f.double(), dim=-1)
+    exact = torch.cdist(unit[0], unit[1]).min(1).values  # part 0 against part 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = memory_distances(f, torch.tensor([True, True]))
+    assert mixed.dtype == torch.float32 and float(exact.min()) > 1e-3
+    assert torch.allclose(mixed[0].double(), exact, atol=1e-4)
