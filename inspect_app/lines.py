@@ -276,18 +276,35 @@ def load_line_model(
 
     folder = version_dir(home, line, version)
     card = read_card(folder)
-    backbone = load_backbone(card.model.get("backbone", card.backbone))
+    spec = card.model.get("backbone", card.backbone)
+    backbone = load_backbone(spec)
     expected = card.backbone.get("sha256")
     if expected and _weights_hash(backbone) != expected:
-        msg = (
-            f"line {line!r} {folder.name} was taught on backbone {str(expected)[:12]}, but the "
-            f"installed '{card.backbone.get('size')}' backbone differs: teach the line again "
-            f"(inspect-app adapt --line {line} ...)"
-        )
-        raise ValueError(msg)
+        backbone = _earlier_checkpoint(spec, str(expected))
+        if backbone is None:
+            msg = (
+                f"line {line!r} {folder.name} was taught on backbone {str(expected)[:12]}, but "
+                f"no installed '{card.backbone.get('size')}' checkpoint has those weights: teach "
+                f"the line again (inspect-app adapt --line {line} ...)"
+            )
+            raise ValueError(msg)
     model = LineModel.load(folder, card.model, backbone=backbone)
     model.eval()
     return model, card, folder
+
+
+def _earlier_checkpoint(spec: dict[str, Any], expected: str) -> Any:
+    """The shipped checkpoint whose weights hash to `expected` (a line taught before the
+    current checkpoint was shipped keeps the one it was taught on), or None."""
+    from models.backbone import load_pretrained, shipped_checkpoints
+
+    if not spec.get("pretrained", True):
+        return None
+    for name in shipped_checkpoints(str(spec.get("size", "tiny")))[1:]:
+        backbone = load_pretrained(name)
+        if _weights_hash(backbone) == expected:
+            return backbone
+    return None
 
 
 def _weights_hash(backbone: Any) -> str:

@@ -351,8 +351,18 @@ class InspectBackbone(PreTrainedModel):
         return self.forward_head(out)
 
 
+def shipped_checkpoints(size: str) -> list[str]:
+    """Names of the shipped checkpoints of `size`: the current one (`size`) first, then the
+    earlier ones kept under `size-<stage>` so that lines taught on them still load."""
+    root = resources.files("models") / "checkpoints"
+    names = [p.name for p in root.iterdir() if p.joinpath("config.json").is_file()]
+    earlier = sorted(n for n in names if n.startswith(f"{size}-"))
+    return ([size] if size in names else []) + earlier
+
+
 def load_pretrained(size: str = "tiny") -> InspectBackbone:
-    """The backbone shipped with the package under models/checkpoints/<size>/ (eval mode)."""
+    """The backbone shipped with the package under models/checkpoints/<size>/ (eval mode);
+    `size` may also name an earlier checkpoint kept beside it (`shipped_checkpoints`)."""
     folder = resources.files("models") / "checkpoints" / size
     if not folder.joinpath("config.json").is_file():
         msg = f"no shipped checkpoint for backbone size {size!r} (looked in {folder})"

@@ -29,16 +29,20 @@ Pretrain the multimodal backbone: part class, per-patch defect map and masked-pa
 with strong augmentation and modality dropout. Data sources are cached as arrays in --cache, so
 a second run starts training at once. Synthetic lines use seeds 1000+ (1-999 stay held out).
 
-Example (the shipped `tiny` checkpoint: this, then the same with --steps 2600 --resume;
-see models/checkpoints/tiny/recipe.json):
+Example (the first stage of the shipped `tiny` checkpoint; all three stages' commands are in
+models/checkpoints/tiny/recipe.json and docs/backbone.md):
   inspect-app pretrain --data synthetic ../shared/data/neu-det ../shared/data/cwru \\
       --config tiny --steps 1400 --batch-size 16 --out runs/pretrain-tiny --seed 0
+A stage on a GPU, from an earlier stage's weights, its schedule ending after 6 minutes:
+  inspect-app pretrain ... --init-from runs/pretrain-tiny-stage2/last.pt --batch-size 128 \\
+      --steps 100000 --time-limit 6 --synthetic-lines 2000 --parts-per-line 8 --workers 16
 
 Resume an interrupted run:   inspect-app pretrain ... --out runs/pretrain-tiny --resume
 Many GPUs:                   torchrun --nproc-per-node 4 -m inspect_app pretrain ...
 Memory objective:            ... --anomaly-weight 1 --anomaly-lines 8 --anomaly-parts 8
   (each step adds 8 synthetic lines x 8 parts; a patch's distance to the nearest patch of its
-  line's other good parts should be large on a defect and small elsewhere)
+  line's other good parts should be large on a defect and small elsewhere; tried, it did not
+  help on unseen lines yet: docs/backbone.md)
 A machine without the datasets: --data synthetic CACHE/neu-det-<key>.npz CACHE/cwru-<key>.npz
 """
 

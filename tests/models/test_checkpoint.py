@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 import torch
 
-from models.backbone import InspectBackbone, load_pretrained
+from models.backbone import InspectBackbone, load_pretrained, shipped_checkpoints
 
 
 def test_tiny_checkpoint_loads_and_runs() -> None:
@@ -22,14 +22,36 @@ def test_tiny_checkpoint_loads_and_runs() -> None:
 
 
 def test_tiny_checkpoint_files() -> None:
-    folder = resources.files("models") / "checkpoints" / "tiny"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == ["config.json", "model.safetensors", "recipe.json"]
-    with resources.as_file(folder / "model.safetensors") as path:
-        assert path.stat().st_size <= 30 * 2**20
-    recipe = json.loads(folder.joinpath("recipe.json").read_text())
-    assert recipe["command"].startswith("inspect-app pretrain")
-    assert {"seed", "steps", "data"} <= set(recipe)
+    """The current checkpoint and the earlier one kept for lines taught on it: each small, with
+    the recipe that made it; the current recipe lists every stage from scratch."""
+    assert shipped_checkpoints("tiny") == ["tiny", "tiny-stage2"]
+    for name in shipped_checkpoints("tiny"):
+        folder = resources.files("models") / "checkpoints" / name
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == ["config.json", "model.safetensors", "recipe.json"]
+        with resources.as_file(folder / "model.safetensors") as path:
+            assert path.stat().st_size <= 30 * 2**20
+        recipe = json.loads(folder.joinpath("recipe.json").read_text())
+        assert recipe["command"].startswith("inspect-app pretrain")
+        assert {"seed", "steps", "data"} <= set(recipe)
+    current = json.loads(
+        (resources.files("models") / "checkpoints" / "tiny" / "recipe.json").read_text()
+    )
+    assert len(current["stages"]) == 3 and current["stages"][-1]["command"] == current["command"]
+    assert load_pretrained("tiny-stage2").config.size_name == "tiny"
+
+
+def test_a_line_taught_on_the_earlier_checkpoint_finds_it() -> None:
+    """A line's card records its backbone's hash; when the current checkpoint differs, the one
+    it was taught on is found among the earlier ones kept; an unknown hash finds none."""
+    from inspect_app.lines import _earlier_checkpoint, _weights_hash
+
+    earlier = _weights_hash(load_pretrained("tiny-stage2"))
+    assert _weights_hash(load_pretrained("tiny")) != earlier
+    found = _earlier_checkpoint({"size": "tiny", "pretrained": True}, earlier)
+    assert found is not None and _weights_hash(found) == earlier
+    assert _earlier_checkpoint({"size": "tiny", "pretrained": True}, "0" * 64) is None
+    assert _earlier_checkpoint({"size": "tiny", "pretrained": False}, earlier) is None
 
 
 def test_unknown_size_is_named() -> None:
