@@ -239,14 +239,17 @@ def model_card(card: LineCard) -> str:
             "",
             "## Validation (cross-validated, out-of-fold, on the adapt parts)",
             "",
-            "| miss rate | false-reject rate | AUROC | class accuracy | n | n defective |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| miss rate | at most (95 %) | false-reject rate | at most (95 %) | AUROC "
+            "| class accuracy | n | n defective |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
             "| "
             + " | ".join(
                 format_metric(m.get(key))
                 for key in (
                     "miss_rate",
+                    "miss_rate_upper_95",
                     "false_reject_rate",
+                    "false_reject_rate_upper_95",
                     "auroc",
                     "class_accuracy",
                     "n",
@@ -256,8 +259,8 @@ def model_card(card: LineCard) -> str:
             + " |",
             "",
             "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
-            "about 1 in 8 missed (95 % bound), not none. Check with `inspect-app evaluate` on "
-            "more labeled parts before relying on it.",
+            "about 1 in 9 missed (the 95 % bound beside it), not none. Check with "
+            "`inspect-app evaluate` on more labeled parts before relying on it.",
         ]
     lines += [
         "",

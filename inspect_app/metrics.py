@@ -4,6 +4,9 @@ Definitions (a part is FAIL when `defect_score >= threshold`, or when it could n
 
 - `miss_rate`: defective parts passed / defective parts.
 - `false_reject_rate`: good parts failed / good parts (None when there are no good parts).
+- `miss_rate_upper_95`, `false_reject_rate_upper_95` (extensions): how high each rate could
+  really be, given how few parts measured it: the one-sided 95 % Clopper-Pearson upper bound
+  (0 misses in 25 defective parts: at most 11.3 %). None where the rate is.
 - `auroc`: defect score vs. defective-or-not over the inspected parts (None when one side is empty).
 - `accuracy`: PASS/FAIL decision right, over all parts.
 - `class_accuracy`: defect class named right, among defective parts caught whose class the line
@@ -93,6 +96,8 @@ class Report:
     pixel_auroc: float | None = None
     faults: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    miss_rate_upper_95: float | None = None
+    false_reject_rate_upper_95: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -101,6 +106,8 @@ class Report:
             "n_fault": self.n_fault,
             "miss_rate": self.miss_rate,
             "false_reject_rate": self.false_reject_rate,
+            "miss_rate_upper_95": self.miss_rate_upper_95,
+            "false_reject_rate_upper_95": self.false_reject_rate_upper_95,
             "auroc": self.auroc,
             "accuracy": self.accuracy,
             "class_accuracy": self.class_accuracy,
@@ -131,6 +138,18 @@ def format_metric(value: object) -> str:
 
 def _ratio(num: int, den: int) -> float | None:
     return None if den == 0 else num / den
+
+
+def rate_upper_bound(events: int, trials: int, confidence: float = 0.95) -> float | None:
+    """One-sided exact (Clopper-Pearson) upper confidence bound of a rate seen as
+    `events` in `trials`: the true rate is at most this with `confidence`. None for no trials."""
+    if trials == 0:
+        return None
+    if events >= trials:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, events + 1, trials - events))
 
 
 def auroc(
@@ -254,6 +273,8 @@ def compute_metrics(
         n_fault=n_fault,
         miss_rate=_ratio(missed, n_def),
         false_reject_rate=_ratio(false_rejects, n_good),
+        miss_rate_upper_95=rate_upper_bound(missed, n_def),
+        false_reject_rate_upper_95=rate_upper_bound(false_rejects, n_good),
         auroc=auroc(inspected_scores, inspected_truth) if inspected_scores else None,
         accuracy=_ratio(correct, len(parts)),
         class_accuracy=_ratio(named_right, caught_nameable),

@@ -176,8 +176,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)
-    print(f"  miss rate          {format_rate(m['miss_rate'])} (target {target})")
-    print(f"  false-reject rate  {format_rate(m['false_reject_rate'])}")
+    print(
+        f"  miss rate          {format_rate(m['miss_rate'])} (target {target}; at most "
+        f"{format_rate(m['miss_rate_upper_95'])} with 95 % confidence from "
+        f"{m['n_defective']} defective parts)"
+    )
+    print(
+        f"  false-reject rate  {format_rate(m['false_reject_rate'])} (at most "
+        f"{format_rate(m['false_reject_rate_upper_95'])} with 95 % confidence)"
+    )
     print(f"  AUROC              {format_metric(m['auroc'])}")
     print(f"  class accuracy     {format_rate(m['class_accuracy'])}")
     for note in m["notes"]:

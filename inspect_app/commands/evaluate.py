@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"line {args.line} on {args.data}: {m['n']} parts, {m['n_defective']} defective")
     for key in (
         "miss_rate",
+        "miss_rate_upper_95",
         "false_reject_rate",
+        "false_reject_rate_upper_95",
         "auroc",
         "accuracy",
         "class_accuracy",
@@ -85,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
         "n_fault",
     ):
         if key in m:
-            print(f"  {key:<18} {format_metric(m[key])}")
+            print(f"  {key:<26} {format_metric(m[key])}")
     lat = m["latency_ms"]
-    print(f"  latency_ms         p50 {format_metric(lat['p50'])}  p95 {format_metric(lat['p95'])}")
+    p50, p95 = format_metric(lat["p50"]), format_metric(lat["p95"])
+    print(f"  {'latency_ms':<26} p50 {p50}  p95 {p95}")
     print("  per class:")
     for label, stats in m["per_class"].items():
         line = f"    {label:<18} n={stats['n']:<5} recall={format_metric(stats['recall'])}"

@@ -96,6 +96,7 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert _adapt(tmp_path / "home", data) == 0
     out = capsys.readouterr().out
     assert "false-reject rate" in out and "v1" in out
+    assert "with 95 % confidence from 12 defective parts" in out  # 7 dent + 5 hum
     root = tmp_path / "home" / "lines" / "l1"
     assert (root / "ACTIVE").read_text().strip() == "v1"
     card = json.loads((root / "v1" / "line.json").read_text())
@@ -146,6 +147,8 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert m["per_class"]["ok"]["failed"] >= 1  # the unreadable good part is rejected
     assert m["auroc"] > 0.8  # blatant defects, even on a random backbone
     assert set(m["latency_ms"]) == {"p50", "p95"}
+    assert m["miss_rate"] <= m["miss_rate_upper_95"] <= 1  # how sure 11 defective parts make it
+    assert m["false_reject_rate"] < m["false_reject_rate_upper_95"] <= 1
 
 
 def test_too_few_parts_in_a_class_is_refused_and_nothing_is_written(

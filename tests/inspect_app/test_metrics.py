@@ -11,6 +11,7 @@ from inspect_app.metrics import (
     auroc,
     compute_metrics,
     pixel_auroc,
+    rate_upper_bound,
     threshold_for_miss_rate,
 )
 
@@ -73,10 +74,31 @@ def test_faults_count_as_fail_and_are_listed() -> None:
     assert r["auroc"] == 1.0  # over inspected parts
 
 
+def test_rate_upper_bounds_say_how_little_few_parts_prove() -> None:
+    """0 misses in 25 defective parts only bounds the miss rate at 11.3 % (95 %, exact); the
+    bound is what a binomial with that rate would beat 5 % of the time."""
+    from scipy.stats import binom
+
+    assert rate_upper_bound(0, 25) == pytest.approx(1 - 0.05 ** (1 / 25))
+    for k, n in ((0, 25), (1, 25), (3, 50), (2, 300)):
+        upper = rate_upper_bound(k, n)
+        assert upper is not None and k / n < upper < 1
+        assert binom.cdf(k, n, upper) == pytest.approx(0.05, abs=1e-6)
+    assert rate_upper_bound(0, 3000) == pytest.approx(0.001, rel=0.01)  # about 3 / n
+    assert rate_upper_bound(4, 4) == 1.0 and rate_upper_bound(0, 0) is None
+    parts = [_part("ok", 0.1)] * 9 + [_part("ok", 0.9)] + [_part("dent", 0.9, "dent")] * 4
+    r = compute_metrics(parts, threshold=0.5, taught_classes=["dent"]).as_dict()
+    assert r["miss_rate"] == 0.0 and r["miss_rate_upper_95"] == pytest.approx(
+        rate_upper_bound(0, 4)
+    )
+    assert r["false_reject_rate_upper_95"] == pytest.approx(rate_upper_bound(1, 10))
+
+
 def test_no_good_parts_reports_classification_only() -> None:
     parts = [_part("dent", 0.9, "dent"), _part("scratch", 0.9, "dent")]
     r = compute_metrics(parts, threshold=0.5, taught_classes=["dent", "scratch"]).as_dict()
     assert r["false_reject_rate"] is None and r["auroc"] is None
+    assert r["false_reject_rate_upper_95"] is None
     assert r["class_accuracy"] == 0.5
 
 
