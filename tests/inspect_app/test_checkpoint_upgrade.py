@@ -1,0 +1,37 @@
+"""A line taught on an earlier shipped checkpoint keeps it after a newer one is installed.
+
+Real checkpoints: the line is taught while `tiny` still means the earlier weights (as before an
+upgrade), then loaded and evaluated with the current `tiny` installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import models.backbone as backbones
+from inspect_app.cli import main
+from inspect_app.lines import _weights_hash, load_line_model
+from tests.inspect_app.test_adapt import make_line
+
+
+@pytest.mark.slow
+def test_a_line_taught_on_the_earlier_checkpoint_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, data = tmp_path / "home", make_line(tmp_path / "train", {"ok": 14, "dent": 8})
+    real = backbones.load_pretrained
+    with monkeypatch.context() as before_upgrade:
+        before_upgrade.setattr(
+            backbones, "load_pretrained", lambda size="tiny": real(f"{size}-stage2")
+        )
+        argv = ["adapt", "--home", str(home), "--line", "old", "--data", str(data)]
+        assert main([*argv, "--no-progress", "--samples", "22"]) == 0
+    earlier = _weights_hash(real("tiny-stage2"))
+    assert earlier != _weights_hash(real("tiny"))
+    model, card, _ = load_line_model(home, "old")
+    assert card.backbone["sha256"] == earlier == _weights_hash(model.backbone)
+    test = make_line(tmp_path / "test", {"ok": 6, "dent": 4}, seed=1)
+    argv = ["evaluate", "--home", str(home), "--line", "old", "--data", str(test)]
+    assert main([*argv, "--no-progress"]) == 0
