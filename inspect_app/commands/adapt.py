@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -189,6 +190,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  class accuracy     {format_rate(m['class_accuracy'])}")
     for note in m["notes"]:
         print(f"  note: {note}")
+    upper = m["miss_rate_upper_95"]
+    if upper is not None and upper > args.target_miss_rate > 0:
+        needed = math.ceil(math.log(0.05) / math.log1p(-args.target_miss_rate))
+        print(
+            f"  note: {m['n_defective']} defective parts cannot show a {target} miss rate "
+            f"(95 % bound {format_rate(upper)}); that takes about {needed} defective parts "
+            "without a miss: measure with `inspect-app evaluate` on more labeled parts"
+        )
     frr = m["false_reject_rate"]
     if frr is not None and frr > READY_FALSE_REJECT_RATE:
         print(

@@ -97,6 +97,7 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     out = capsys.readouterr().out
     assert "false-reject rate" in out and "v1" in out
     assert "with 95 % confidence from 12 defective parts" in out  # 7 dent + 5 hum
+    assert "takes about 598 defective parts without a miss" in out  # for the 0.5 % default
     root = tmp_path / "home" / "lines" / "l1"
     assert (root / "ACTIVE").read_text().strip() == "v1"
     card = json.loads((root / "v1" / "line.json").read_text())
