@@ -12,8 +12,9 @@ One step trains three things at once:
 - optionally (`anomaly_weight > 0`), the good-part memory itself: parts come in groups from one
   line, each patch's `patch_features` are compared with the nearest patch of the line's other
   good parts (the distance a taught line's memory scores, see models/anomaly.py), and a
-  logistic loss asks defect patches to be far and good patches near. Part-to-part variation of
-  good parts is what the features learn to ignore; a defect is what they learn to keep apart.
+  pairwise logistic ranking loss asks each defect patch to lie farther than the line's hardest
+  good patches. Part-to-part variation of good parts is what the features learn to ignore; a
+  defect is what they learn to keep apart.
 
 Images are augmented on the fly, photometrically (brightness, contrast, gamma, colour, gray,
 blur, noise) and geometrically (flips, 90-degree turns, crops), the same way for the masks.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from inspect_app.align import ALIGN_MODES
 from inspect_app.home import resolve_home
-from inspect_app.metrics import format_metric, format_rate
+from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
 from sensors.errors import DataError
 
@@ -192,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     upper = m["miss_rate_upper_95"]
     if upper is not None and upper > args.target_miss_rate > 0:
-        needed = math.ceil(math.log(0.05) / math.log1p(-args.target_miss_rate))
+        needed = parts_to_show_rate(args.target_miss_rate)
         print(
             f"  note: {m['n_defective']} defective parts cannot show a {target} miss rate "
             f"(95 % bound {format_rate(upper)}); that takes about {needed} defective parts "

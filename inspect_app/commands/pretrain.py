@@ -307,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
             grouped = _make_grouped_batch(
                 data, line_parts, args.anomaly_lines, args.anomaly_parts, rng, gen, device
             )
+        elapsed = (time.time() - t0) / (60 * args.time_limit) if args.time_limit else 0.0
         for group in optimizer.param_groups:
-            elapsed = (time.time() - t0) / (60 * args.time_limit) if args.time_limit else 0.0
             group["lr"] = _schedule(step, args.steps, args.lr, elapsed) * group["lr_scale"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             losses = trained(batch, grouped)
@@ -388,6 +388,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images_and_masks(
+    data: Any, idx: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parts `idx` as images (B, 3, S, S) in [0, 1] and masks (B, 1, S, S) on `device`."""
+    images = torch.from_numpy(data.images[idx]).to(device).permute(0, 3, 1, 2).float() / 255
+    masks = torch.from_numpy(data.masks[idx]).to(device).unsqueeze(1).float()
+    return images, masks
+
+
 def _make_batch(
     data: Any,
     pick: np.ndarray,
@@ -400,8 +409,7 @@ def _make_batch(
 ) -> Any:
     from models.pretraining import PretrainBatch
 
-    images = torch.from_numpy(data.images[pick]).to(device).permute(0, 3, 1, 2).float() / 255
-    masks = torch.from_numpy(data.masks[pick]).to(device).unsqueeze(1).float()  # (B, 1, S, S)
+    images, masks = _images_and_masks(data, pick, device)
     images, masks = augment(images, masks, gen)
     has_image = data.has_image[pick].copy()
     has_vib = data.has_vibration[pick].copy()
@@ -467,8 +475,7 @@ def _make_grouped_batch(
         pick.extend(chosen.tolist())
         group.extend([g] * len(chosen))
     idx = np.array(pick)
-    images = torch.from_numpy(data.images[idx]).to(device).permute(0, 3, 1, 2).float() / 255
-    masks = torch.from_numpy(data.masks[idx]).to(device).unsqueeze(1).float()
+    images, masks = _images_and_masks(data, idx, device)
     groups = torch.tensor(group, device=device)
     images, masks = augment_images(images, masks, gen, groups)
     return AnomalyBatch(images=images, masks=masks, groups=groups)

@@ -10,6 +10,7 @@ from inspect_app.metrics import (
     PartResult,
     auroc,
     compute_metrics,
+    parts_to_show_rate,
     pixel_auroc,
     rate_upper_bound,
     threshold_for_miss_rate,
@@ -86,6 +87,8 @@ def test_rate_upper_bounds_say_how_little_few_parts_prove() -> None:
         assert binom.cdf(k, n, upper) == pytest.approx(0.05, abs=1e-6)
     assert rate_upper_bound(0, 3000) == pytest.approx(0.001, rel=0.01)  # about 3 / n
     assert rate_upper_bound(4, 4) == 1.0 and rate_upper_bound(0, 0) is None
+    n = parts_to_show_rate(0.005)  # the smallest count whose zero-event bound meets the rate
+    assert n == 598 and rate_upper_bound(0, n) <= 0.005 < rate_upper_bound(0, n - 1)
     parts = [_part("ok", 0.1)] * 9 + [_part("ok", 0.9)] + [_part("dent", 0.9, "dent")] * 4
     r = compute_metrics(parts, threshold=0.5, taught_classes=["dent"]).as_dict()
     assert r["miss_rate"] == 0.0 and r["miss_rate_upper_95"] == pytest.approx(
