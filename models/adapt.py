@@ -42,6 +42,7 @@ from models.line_model import (
     pool_tokens,
     spectrum_bands,
 )
+from models.outputs import BackboneOutput
 from models.template import TemplateConfig
 
 _PASS_BATCH = 25  # parts per no-grad backbone pass: bounds memory, keeps 2 cores busy
@@ -79,6 +80,9 @@ class AdaptConfig:
     target_miss_rate: float = 0.005  # the choices above must not raise the reject rate at it
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
+    # the classifier also pools the image tokens at the defect site (models/line_model.py);
+    # needs good parts with images (the site map is their template or memory)
+    site_pool: bool = True
 
 
 @dataclass
@@ -144,9 +148,10 @@ class _Frozen:
     """Prompt-free features of every part, computed once."""
 
     patch_features: Tensor  # (N, Ni, Dm)
+    image_tokens: Tensor  # (N, Ni, D) what defect-site pooling weighs
     spectrum_tokens: Tensor  # (N, Ns, D)
     spectrum_bands: Tensor  # (N, F/p, 2p) the raw spectrum, band by band
-    pooled: Tensor  # (N, 3D), (N, 4D) with read-out prompts
+    pooled: Tensor  # (N, 3D), (N, 4D) with read-out prompts; without the site pool
 
 
 def stratified_folds(labels: Tensor, k: int, seed: int) -> Tensor:
@@ -177,12 +182,13 @@ def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> L
         template=asdict(cfg.template),
         anomaly_offset=cfg.anomaly_offset,
         anomaly_gain=cfg.anomaly_gain,
+        site_pool=cfg.site_pool and "image" in data.modalities,
     )
 
 
 @torch.no_grad()
 def _frozen_pass(model: LineModel, inputs: ModelInputs, tick: Callable[[int], None]) -> _Frozen:
-    patches, spectra, pooled = [], [], []
+    patches, tokens, spectra, pooled = [], [], [], []
     n = _count(inputs)
     cfg = model.config
     bands = (
@@ -193,15 +199,39 @@ def _frozen_pass(model: LineModel, inputs: ModelInputs, tick: Callable[[int], No
     for start in range(0, n, _PASS_BATCH):
         part = _slice(inputs, start, start + _PASS_BATCH)
         if model.readout:  # one pass: the prompt-free tokens and the initial prompts' read-out
-            out, pool = model.features(**part.as_kwargs())
+            out = model.passes(**part.as_kwargs())[0]
+            pool = model.pool_without_site(out, part.image_present, part.vibration_present)
         else:
             out = model.base_features(**part.as_kwargs())
             pool = pool_tokens(out, part.image_present, part.vibration_present)
         patches.append(out.patch_features)
+        tokens.append(out.image_tokens)
         spectra.append(out.spectrum_tokens)
         pooled.append(pool)
         tick(_count(part))
-    return _Frozen(torch.cat(patches), torch.cat(spectra), bands, torch.cat(pooled))
+    return _Frozen(
+        torch.cat(patches), torch.cat(tokens), torch.cat(spectra), bands, torch.cat(pooled)
+    )
+
+
+def _frozen_output(model: LineModel, frozen: _Frozen, idx: Tensor) -> BackboneOutput:
+    """The parts' prompt-free pass as far as the anomaly sources read it."""
+    n, dim = idx.numel(), model.config.hidden_size
+    return BackboneOutput(
+        cls=torch.zeros(n, dim),
+        image_tokens=frozen.image_tokens[idx],
+        spectrum_tokens=frozen.spectrum_tokens[idx],
+        prompt_tokens=torch.zeros(n, 0, dim),
+        grid=model.config.grid,
+        patch_features=frozen.patch_features[idx],
+    )
+
+
+@torch.no_grad()
+def _site_maps(model: LineModel, frozen: _Frozen, inputs: ModelInputs, idx: Tensor) -> Tensor:
+    """The parts' defect-site maps (n, Ni) from the line's fitted template or memory."""
+    image = None if inputs.image is None else inputs.image[idx]
+    return model.site_scores(_frozen_output(model, frozen, idx), image)
 
 
 def _count(inputs: ModelInputs) -> int:
@@ -349,12 +379,26 @@ def _fit_once(
     """The recipe on the parts `idx`: memories, head warm start, then prompt / LoRA epochs."""
     torch.manual_seed(cfg.seed)  # head and LoRA initializations: the same run gives the same line
     settings = _settings(backbone, data, cfg)
+    labels = data.labels[idx]
+    # the site map is the good parts' template or memory: there is none without good parts
+    settings.site_pool = settings.site_pool and bool((labels == 0).any())
     model = LineModel(backbone, settings).eval()
     if model.prompt is not None:
         model.prompt.data.copy_(_initial_prompt(backbone, cfg))
-    labels = data.labels[idx]
     _fit_memories(model, frozen, idx[labels == 0], cfg.seed, data.inputs)
-    _fit_head(model, start_pooled[idx], labels, cfg)
+    site = (
+        _site_maps(model, frozen, data.inputs, torch.arange(len(data)))
+        if settings.site_pool
+        else None
+    )
+    warm = start_pooled[idx]
+    if site is not None:
+        present = data.inputs.image_present
+        site_part = model.site_features(
+            frozen.image_tokens[idx], site[idx], None if present is None else present[idx]
+        )
+        warm = torch.cat([warm, site_part], dim=-1)
+    _fit_head(model, warm, labels, cfg)
     if cfg.method == "linear":
         return model, None
     peft_model = _peft_prompt(model, cfg) if cfg.method == "prompt" else _peft_lora(model, cfg)
@@ -390,7 +434,12 @@ def _fit_once(
                 out = peft_model(inputs_embeds=empty, readout_prompts=model.readout, **kwargs)
             else:
                 out = peft_model(**kwargs)
-            pooled = model.pool(out, inputs.image_present, inputs.vibration_present)
+            pooled = model.pool(
+                out,
+                inputs.image_present,
+                inputs.vibration_present,
+                None if site is None else site[batch],
+            )
             loss = F.cross_entropy(model.class_logits(pooled), data.labels[batch], weight=weights)
             opt.zero_grad()
             loss.backward()
@@ -426,24 +475,20 @@ class _Scored:
 def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _Scored:
     """Class logits and anomaly-source scores of the parts `idx` (out of fold)."""
     inputs = data.subset(idx)
+    base = _frozen_output(model, frozen, idx)
+    site = model.site_scores(base, inputs.image) if model.settings.site_pool else None
     if model.settings.method == "linear":
         pooled = frozen.pooled[idx]
+        if site is not None:
+            site_part = model.site_features(base.image_tokens, site, inputs.image_present)
+            pooled = torch.cat([pooled, site_part], dim=-1)
     else:
         chunks = []
         for start in range(0, idx.numel(), _PASS_BATCH):
             part = _slice(inputs, start, start + _PASS_BATCH)
-            chunks.append(model.class_features(**part.as_kwargs()))
+            chunk_site = None if site is None else site[start : start + _PASS_BATCH]
+            chunks.append(model.class_features(**part.as_kwargs(), site=chunk_site))
         pooled = torch.cat(chunks)
-    from models.outputs import BackboneOutput
-
-    base = BackboneOutput(
-        cls=pooled[:, : model.config.hidden_size],
-        image_tokens=pooled.new_zeros(idx.numel(), 0, model.config.hidden_size),
-        spectrum_tokens=frozen.spectrum_tokens[idx],
-        prompt_tokens=pooled.new_zeros(idx.numel(), 0, model.config.hidden_size),
-        grid=model.config.grid,
-        patch_features=frozen.patch_features[idx],
-    )
     spectrum = model._inputs(None, inputs.spectrum)[1]
     sources = model.anomaly_components(
         base, spectrum, inputs.image_present, inputs.vibration_present, inputs.image

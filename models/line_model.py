@@ -19,6 +19,13 @@ classifier reads the mean of the prompts' outputs next to the usual pool:
 Line folders written before read-out prompts existed keep the two-pass form (the setting is
 absent from their line.json; `LineModelSettings.from_dict` reads that as off).
 
+Defect-site pooling (`site_pool`, lines with a camera taught since it exists): a small defect is
+a few patches of 64, so the mean image token barely moves; the classifier also reads the image
+tokens weighted by softmax(site map / temperature), the site map being the image template's
+patch scores (the image memory's on a line without a template):
+
+    p_ok, class_probs = softmax(head([..., pool(out), site_pool(out.image_tokens, site)]))
+
 The memory is built from the prompt-free features on purpose: they are the pretrained features,
 untouched by the 50 labels, so a defect of a kind never labeled still shows as distance. The
 noisy-OR lets either path fail a part: the classifier for the known defects, the memory for
@@ -96,6 +103,11 @@ class LineModelSettings:
     # which anomaly sources the part's anomaly score takes the largest of; adapt drops a source
     # that only adds noise on the line's labeled parts (models.adapt.select_sources)
     anomaly_sources: list[str] = field(default_factory=lambda: list(ANOMALY_SOURCES))
+    # defect-site pooling: the classifier also reads the image tokens where the part looks
+    # least like the good parts (`site_weights`), so a small defect is named from its own
+    # place rather than from the whole part's mean; False for every line taught before it
+    site_pool: bool = False
+    site_temperature: float = 1.0  # in patch spreads: how sharply the hottest patches weigh
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -117,6 +129,7 @@ class LineModelSettings:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in raw.items() if k in known}
         values.setdefault("prompt_readout", False)  # saved before read-out prompts: two passes
+        values.setdefault("site_pool", False)  # saved before defect-site pooling: mean pool only
         if "template" in values:  # a template saved before a setting existed had it off
             values["template"] = {
                 "gradient": False,
@@ -125,13 +138,6 @@ class LineModelSettings:
                 **values["template"],
             }
         return cls(**values)
-
-
-@dataclass
-class PooledFeatures:
-    """The classifier's input (B, 3D): class token, mean image token, mean spectrum token."""
-
-    features: Tensor
 
 
 def readout_pool(
@@ -165,6 +171,23 @@ def pool_tokens(
     return torch.cat(parts, dim=-1)  # (B, 3D)
 
 
+def site_pool_tokens(
+    image_tokens: Tensor, site: Tensor, temperature: float, image_present: Tensor | None
+) -> Tensor:
+    """(B, D): the image tokens weighted by softmax(site / temperature) over the patches.
+
+    `site` (B, Ni) is the image anomaly map in patch spreads (`LineModel.site_scores`): the
+    pool sits where the part differs most from the good ones. Zeros for a part without image.
+    """
+    if image_tokens.shape[1] == 0:
+        return image_tokens.new_zeros(image_tokens.shape[0], image_tokens.shape[2])
+    weights = torch.softmax(site.to(image_tokens.dtype) / temperature, dim=1)  # (B, Ni)
+    pooled = (weights.unsqueeze(-1) * image_tokens).sum(dim=1)  # (B, D)
+    if image_present is not None:
+        pooled = pooled * image_present.to(pooled.dtype).unsqueeze(-1)
+    return pooled
+
+
 class LineModel(nn.Module):
     """Frozen backbone + prompt tokens + class head + good-part memories → `Prediction`."""
 
@@ -184,7 +207,7 @@ class LineModel(nn.Module):
         if settings.method == "prompt":
             self.prompt = nn.Parameter(torch.zeros(settings.n_prompt_tokens, dim))
         n_out = len(settings.classes) + 1  # column 0 is "ok"
-        n_features = (4 if self.readout else 3) * dim
+        n_features = (4 if self.readout else 3) * dim + (dim if settings.site_pool else 0)
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
         self.head = nn.Linear(n_features, n_out)
@@ -233,13 +256,57 @@ class LineModel(nn.Module):
         """True when one pass with read-out prompts serves both the memory and the classifier."""
         return self.settings.method == "prompt" and self.settings.prompt_readout
 
-    def pool(
+    def pool_without_site(
         self, out: BackboneOutput, image_present: Tensor | None, vibration_present: Tensor | None
     ) -> Tensor:
-        """The classifier's pooled features of a pass: (B, 4D) with read-out prompts, else 3D."""
+        """The pass's mean pool: (B, 4D) with read-out prompts, else (B, 3D)."""
         if self.readout:
             return readout_pool(out, image_present, vibration_present)
         return pool_tokens(out, image_present, vibration_present)
+
+    def pool(
+        self,
+        out: BackboneOutput,
+        image_present: Tensor | None,
+        vibration_present: Tensor | None,
+        site: Tensor | None = None,
+    ) -> Tensor:
+        """The classifier's pooled features of a pass: `pool_without_site`, then, on a line
+        with defect-site pooling, the image tokens pooled at the site map `site` (B, Ni)."""
+        pooled = self.pool_without_site(out, image_present, vibration_present)
+        if not self.settings.site_pool:
+            return pooled
+        if site is None:
+            msg = "this line pools the image tokens at the defect site: give its site map"
+            raise ValueError(msg)
+        return torch.cat([pooled, self.site_features(out.image_tokens, site, image_present)], -1)
+
+    def site_features(
+        self, image_tokens: Tensor, site: Tensor, image_present: Tensor | None
+    ) -> Tensor:
+        """(B, D): `site_pool_tokens` with the line's temperature."""
+        return site_pool_tokens(image_tokens, site, self.settings.site_temperature, image_present)
+
+    def site_source(self) -> str | None:
+        """The anomaly source whose patch map places the defect site: the pixel template on a
+        registered line, else the image memory; None when the line has neither."""
+        if self.image_template is not None:
+            return "image_template"
+        if self.image_memory is not None:
+            return "image_memory"
+        return None
+
+    def site_scores(self, base: BackboneOutput, image: Tensor | None) -> Tensor:
+        """The site map (B, Ni) of parts from their prompt-free pass and registered image."""
+        name = self.site_source()
+        if name is None:
+            msg = "defect-site pooling needs the line's image template or image memory"
+            raise ValueError(msg)
+        parts = self.anomaly_components(base, None, None, None, image, only={name})
+        if name not in parts:
+            msg = f"the site map's source {name} needs the parts' images"
+            raise ValueError(msg)
+        return parts[name].patch_scores
 
     def _prompts(self, ref: Tensor, prompt_tokens: Tensor | None) -> Tensor:
         assert self.prompt is not None  # built in __init__ for method "prompt"
@@ -274,6 +341,61 @@ class LineModel(nn.Module):
             image, spectrum, None, image_present, vibration_present
         )
 
+    def classifier_pass(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+        prompt_tokens: Tensor | None = None,
+        base: BackboneOutput | None = None,
+    ) -> BackboneOutput:
+        """The pass the classifier pools: prompted (read-out or not), LoRA's, or the base one."""
+        image, spectrum = self._inputs(image, spectrum)
+        method = self.settings.method
+        if method == "linear":
+            return base or self.base_features(image, spectrum, image_present, vibration_present)
+        if method == "lora":
+            assert self.tuned is not None  # built in __init__ for this method
+            return self.tuned.forward_features(
+                image, spectrum, None, image_present, vibration_present
+            )
+        ref = image if image is not None else spectrum
+        assert ref is not None
+        return self.backbone.forward_features(
+            image,
+            spectrum,
+            self._prompts(ref, prompt_tokens),
+            image_present,
+            vibration_present,
+            readout_prompts=self.readout,
+        )
+
+    def passes(
+        self,
+        image: Tensor | None = None,
+        spectrum: Tensor | None = None,
+        image_present: Tensor | None = None,
+        vibration_present: Tensor | None = None,
+        prompt_tokens: Tensor | None = None,
+    ) -> tuple[BackboneOutput, BackboneOutput]:
+        """The memory's prompt-free pass and the classifier's pass.
+
+        One backbone pass with read-out prompts (its non-prompt tokens are the prompt-free
+        pass's) or for the linear probe; two otherwise (prompt-free, then prompted / LoRA).
+        """
+        image, spectrum = self._inputs(image, spectrum)
+        if self.readout:
+            out = self.classifier_pass(
+                image, spectrum, image_present, vibration_present, prompt_tokens
+            )
+            return out, out
+        base = self.base_features(image, spectrum, image_present, vibration_present)
+        out = self.classifier_pass(
+            image, spectrum, image_present, vibration_present, prompt_tokens, base=base
+        )
+        return base, out
+
     def class_features(
         self,
         image: Tensor | None = None,
@@ -282,29 +404,22 @@ class LineModel(nn.Module):
         vibration_present: Tensor | None = None,
         prompt_tokens: Tensor | None = None,
         base: BackboneOutput | None = None,
+        site: Tensor | None = None,
     ) -> Tensor:
-        """Pooled features (B, 3D) of the classifier's pass, before standardization."""
+        """Pooled features of the classifier's pass, before standardization (`pool`).
+
+        On a line with defect-site pooling, `site` is the parts' site map (computed from `base`
+        or a prompt-free pass when not given)."""
         image, spectrum = self._inputs(image, spectrum)
-        method = self.settings.method
-        if method == "linear":
-            out = base or self.base_features(image, spectrum, image_present, vibration_present)
-        elif method == "lora":
-            assert self.tuned is not None  # built in __init__ for this method
-            out = self.tuned.forward_features(
-                image, spectrum, None, image_present, vibration_present
-            )
-        else:
-            ref = image if image is not None else spectrum
-            assert ref is not None
-            out = self.backbone.forward_features(
-                image,
-                spectrum,
-                self._prompts(ref, prompt_tokens),
-                image_present,
-                vibration_present,
-                readout_prompts=self.readout,
-            )
-        return self.pool(out, image_present, vibration_present)
+        out = self.classifier_pass(
+            image, spectrum, image_present, vibration_present, prompt_tokens, base
+        )
+        if self.settings.site_pool and site is None:
+            if base is None:
+                base = out if self.readout or self.settings.method == "linear" else None
+            base = base or self.base_features(image, spectrum, image_present, vibration_present)
+            site = self.site_scores(base, image)
+        return self.pool(out, image_present, vibration_present, site)
 
     def features(
         self,
@@ -314,29 +429,11 @@ class LineModel(nn.Module):
         vibration_present: Tensor | None = None,
         prompt_tokens: Tensor | None = None,
     ) -> tuple[BackboneOutput, Tensor]:
-        """The memory's prompt-free features and the classifier's pooled features.
-
-        One backbone pass with read-out prompts (its non-prompt tokens are the prompt-free
-        pass's) or for the linear probe; two otherwise (prompt-free, then prompted / LoRA).
-        """
+        """The memory's prompt-free features and the classifier's pooled features (`passes`)."""
         image, spectrum = self._inputs(image, spectrum)
-        if self.readout:
-            ref = image if image is not None else spectrum
-            assert ref is not None
-            out = self.backbone.forward_features(
-                image,
-                spectrum,
-                self._prompts(ref, prompt_tokens),
-                image_present,
-                vibration_present,
-                readout_prompts=True,
-            )
-            return out, readout_pool(out, image_present, vibration_present)
-        base = self.base_features(image, spectrum, image_present, vibration_present)
-        pooled = self.class_features(
-            image, spectrum, image_present, vibration_present, prompt_tokens, base=base
-        )
-        return base, pooled
+        base, out = self.passes(image, spectrum, image_present, vibration_present, prompt_tokens)
+        site = self.site_scores(base, image) if self.settings.site_pool else None
+        return base, self.pool(out, image_present, vibration_present, site)
 
     def class_logits(self, pooled: Tensor) -> Tensor:
         """(B, C+1) logits, column 0 = ok, from pooled features."""
@@ -393,10 +490,25 @@ class LineModel(nn.Module):
         the pixel `image`), vibration memories. The heat-map's patch scores are the larger of
         the chosen image sources' (of both when neither was chosen).
         """
+        score, patch, _ = self._anomaly(base, spectrum, image_present, vibration_present, image)
+        return score, patch
+
+    def _anomaly(
+        self,
+        base: BackboneOutput,
+        spectrum: Tensor | None,
+        image_present: Tensor | None,
+        vibration_present: Tensor | None,
+        image: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """`anomaly`, and the site map on a line with defect-site pooling (one computation)."""
         B = base.cls.shape[0]
         wanted = set(self.settings.anomaly_sources)
         if not any(n.startswith("image") for n in wanted):  # the heat-map still needs one
             wanted |= {n for n in ANOMALY_SOURCES if n.startswith("image")}
+        site_name = self.site_source() if self.settings.site_pool else None
+        if site_name is not None:
+            wanted.add(site_name)
         parts = self.anomaly_components(
             base, spectrum, image_present, vibration_present, image, only=wanted
         )
@@ -409,7 +521,8 @@ class LineModel(nn.Module):
         patch = (
             torch.stack(patches, dim=0).max(dim=0).values if patches else base.cls.new_zeros(B, 0)
         )
-        return torch.stack(scores, dim=0).max(dim=0).values, patch
+        site = parts[site_name].patch_scores if site_name in parts else None
+        return torch.stack(scores, dim=0).max(dim=0).values, patch, site
 
     def fuse(self, logits: Tensor, anomaly_score: Tensor) -> tuple[Tensor, Tensor]:
         """defect_score (B,) and class_probs (B, C) from class logits and the anomaly score."""
@@ -454,11 +567,11 @@ class LineModel(nn.Module):
         prompt_tokens: Tensor | None = None,
     ) -> Prediction:
         image, spectrum = self._inputs(image, spectrum)
-        base, pooled = self.features(
-            image, spectrum, image_present, vibration_present, prompt_tokens
+        base, out = self.passes(image, spectrum, image_present, vibration_present, prompt_tokens)
+        anomaly_score, patch, site = self._anomaly(
+            base, spectrum, image_present, vibration_present, image
         )
-        logits = self.class_logits(pooled)
-        anomaly_score, patch = self.anomaly(base, spectrum, image_present, vibration_present, image)
+        logits = self.class_logits(self.pool(out, image_present, vibration_present, site))
         defect_score, class_probs = self.fuse(logits, anomaly_score)
         return Prediction(
             defect_score=defect_score,
