@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from sensors.dataset import LineDataset
+from sensors.dataset import LineDataset, PartRow
 from sensors.errors import DataError
 from sensors.spectrum import SpectrumConfig, spectrum_features
 
@@ -196,6 +196,21 @@ def _held_out_mask(labels: list[str], groups: list[str]) -> np.ndarray:
     return held
 
 
+def _group(row: PartRow) -> str:
+    """A part's group for the held-out split: its recording, its image, else its id."""
+    return str(row.vibration or row.image or row.part_id)
+
+
+def held_out_of_pretraining(ds: LineDataset) -> np.ndarray:
+    """(N,) True for the parts of a labelled dataset folder that pretraining holds out.
+
+    `ds` must be opened as pretraining opens it (the same `window_s` for recordings). An
+    evaluation on real data that the backbone may have seen must keep to these parts.
+    """
+    labels = [ALIASES.get(str(r.label), str(r.label)) for r in ds.rows]
+    return _held_out_mask(labels, [_group(r) for r in ds.rows])
+
+
 def dataset_folder(folder: Path, size: int, spectrum: SpectrumConfig) -> PretrainArrays:
     """A labelled dataset folder (labels.csv, MVTec or class folders) as arrays.
 
@@ -228,8 +243,7 @@ def dataset_folder(folder: Path, size: int, spectrum: SpectrumConfig) -> Pretrai
             a.has_vibration[i] = True
             a.vibration_label_ok[i] = True
         labels.append(label)
-        row = ds.rows[i]
-        groups.append(str(row.vibration or row.image or sample.part_id))
+        groups.append(_group(ds.rows[i]))
     a.held_out = _held_out_mask(labels, groups)
     a.labels = labels
     return a

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from inspect_app.cli import main
-from inspect_app.pretrain_data import PRETRAIN_SEEDS, _held_out_mask, synthetic_line
+from inspect_app.pretrain_data import (
+    PRETRAIN_SEEDS,
+    _held_out_mask,
+    dataset_folder,
+    held_out_of_pretraining,
+    synthetic_line,
+)
 from models.backbone import InspectBackbone
 from sensors.spectrum import SpectrumConfig
 
@@ -124,6 +130,25 @@ def test_held_out_split_never_divides_a_group() -> None:
         assert len({bool(held[i]) for i in range(20) if groups[i] == g}) == 1
     assert held[:20].any() and not held[:20].all()
     assert held[20:].tolist() == [False, False, False, False, True]  # one recording: split in time
+
+
+def test_evaluations_can_keep_to_what_pretraining_held_out(tmp_path: Path) -> None:
+    """The benchmark's real-data rows use `held_out_of_pretraining`: the same parts as the
+    arrays pretraining reads hold out, without reading a single image."""
+    import cv2
+
+    from sensors.dataset import LineDataset
+
+    rng = np.random.default_rng(0)
+    for label in ("crazing", "scratches"):
+        (tmp_path / label).mkdir()
+        for i in range(12):
+            image = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / label / f"{label}_{i:02d}.png"), image)
+    arrays = dataset_folder(tmp_path, 16, SpectrumConfig())
+    held = held_out_of_pretraining(LineDataset.open(tmp_path))
+    assert held.tolist() == arrays.held_out.tolist()
+    assert held.sum() == 4  # every fifth image of each class
 
 
 def test_memory_objective_workers_cached_arrays_and_time_limit(tmp_path: Path) -> None:
