@@ -15,6 +15,11 @@ One step trains three things at once:
   pairwise logistic ranking loss asks each defect patch to lie farther than the line's hardest
   good patches. Part-to-part variation of good parts is what the features learn to ignore; a
   defect is what they learn to keep apart.
+- optionally (`spread_weight > 0`), a spread term on the image tokens (VICReg's variance and
+  covariance terms): each feature's spread over the batch's patches is kept up to 1 and the
+  features decorrelated, so supervision on the generator's classes cannot squeeze the tokens
+  into the few directions those classes need (docs/backbone.md measures that squeeze as the
+  tokens' effective rank).
 
 Images are augmented on the fly, photometrically (brightness, contrast, gamma, colour, gray,
 blur, noise) and geometrically (flips, 90-degree turns, crops), the same way for the masks.
@@ -59,6 +64,7 @@ class PretrainLosses:
     class_accuracy: float
     anomaly: torch.Tensor | None = None  # the memory objective, when a grouped batch was given
     anomaly_separation: float = float("nan")  # defect minus good patch distance (mean)
+    spread: torch.Tensor | None = None  # the spread term, when spread_weight > 0
 
 
 @dataclass
@@ -166,6 +172,21 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-4)
 
 
+def spread_loss(tokens: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """VICReg's variance + covariance terms on tokens (N, D): each feature's standard deviation
+    held up to 1 (hinge), and the squared off-diagonal covariances summed over D. Zero for
+    fewer than two tokens."""
+    if tokens.shape[0] < 2:
+        return tokens.sum() * 0.0
+    x = tokens.float() - tokens.float().mean(dim=0)
+    std = torch.sqrt(x.var(dim=0) + eps)
+    variance = F.relu(1.0 - std).mean()
+    n, d = x.shape
+    cov = (x.T @ x) / (n - 1)  # (D, D)
+    off = cov - torch.diag(torch.diagonal(cov))
+    return variance + off.pow(2).sum() / d
+
+
 class PretrainModel(nn.Module):
     """The backbone plus the pretraining heads; `forward(batch)` returns the losses."""
 
@@ -177,6 +198,7 @@ class PretrainModel(nn.Module):
         map_weight: float = 1.0,
         masked_patch_weight: float = 1.0,
         anomaly_weight: float = 0.0,
+        spread_weight: float = 0.0,
     ) -> None:
         super().__init__()
         cfg = backbone.config
@@ -187,6 +209,7 @@ class PretrainModel(nn.Module):
         self.map_weight = map_weight
         self.masked_patch_weight = masked_patch_weight
         self.anomaly_weight = anomaly_weight
+        self.spread_weight = spread_weight
 
     def anomaly_loss(self, batch: AnomalyBatch) -> tuple[torch.Tensor, float]:
         """The memory objective on a grouped batch: (loss, mean defect minus good distance).
@@ -260,8 +283,15 @@ class PretrainModel(nn.Module):
         else:
             mp_loss = zero
         total = cls_loss + self.map_weight * map_loss + self.masked_patch_weight * mp_loss
+        spread = None
+        if self.spread_weight > 0:
+            visible = (batch.image_present.unsqueeze(1) & ~hide).flatten()  # (B*Ni,)
+            spread = spread_loss(out.image_tokens.flatten(0, 1)[visible])
+            total = total + self.spread_weight * spread
         if grouped is None or self.anomaly_weight == 0:
-            return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy)
+            return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy, spread=spread)
         anomaly, separation = self.anomaly_loss(grouped)
         total = total + self.anomaly_weight * anomaly
-        return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy, anomaly, separation)
+        return PretrainLosses(
+            total, cls_loss, map_loss, mp_loss, accuracy, anomaly, separation, spread
+        )

@@ -105,6 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="parts per line per step for that objective (at least 2 of them good)",
     )
     parser.add_argument(
+        "--spread-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a spread term on the image tokens (VICReg variance + covariance; "
+        "default 0: off): keeps them from collapsing onto the pretraining classes' few "
+        "directions",
+    )
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=None,
@@ -235,9 +244,12 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     backbone = InspectBackbone(config)
-    model = PretrainModel(backbone, n_classes=len(classes), anomaly_weight=args.anomaly_weight).to(
-        device
-    )
+    model = PretrainModel(
+        backbone,
+        n_classes=len(classes),
+        anomaly_weight=args.anomaly_weight,
+        spread_weight=args.spread_weight,
+    ).to(device)
     if args.init_from is not None:
         if not args.init_from.is_file():
             print(
@@ -339,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
                     if losses.anomaly is not None
                     else {}
                 ),
+                **({"spread": losses.spread.item()} if losses.spread is not None else {}),
                 "lr": optimizer.param_groups[0]["lr"],
                 "load_max_over_min": float(
                     (loads.max(1).values / loads.min(1).values.clamp_min(1)).max()
@@ -538,6 +551,7 @@ def _recipe(
         "anomaly_weight": args.anomaly_weight,
         "anomaly_lines": args.anomaly_lines,
         "anomaly_parts": args.anomaly_parts,
+        "spread_weight": args.spread_weight,
         "time_limit_min": args.time_limit,
         "classes": classes,
         "train_parts": len(train_idx),

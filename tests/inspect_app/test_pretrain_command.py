@@ -152,7 +152,8 @@ def test_evaluations_can_keep_to_what_pretraining_held_out(tmp_path: Path) -> No
 
 
 def test_memory_objective_workers_cached_arrays_and_time_limit(tmp_path: Path) -> None:
-    """--anomaly-weight trains on lines grouped by line and logs the objective; --workers fills
+    """--anomaly-weight trains on lines grouped by line and logs the objective (--spread-weight
+    too); --workers fills
     the cache with the same lines as one process; a cached .npz stands in for its folder;
     --time-limit stops early and still writes the backbone."""
     from inspect_app.pretrain_data import load_sources
@@ -178,11 +179,14 @@ def test_memory_objective_workers_cached_arrays_and_time_limit(tmp_path: Path) -
     argv += ["--synthetic-lines", "2", "--parts-per-line", "6", "--batch-size", "2"]
     argv += ["--anomaly-weight", "1", "--anomaly-lines", "2", "--anomaly-parts", "4"]
     argv += ["--out", str(out), "--cache", str(one), "--steps", "5", "--time-limit", "0"]
+    argv += ["--spread-weight", "0.5"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and np.isfinite(rows[0]["anomaly"])  # stopped after one step
+    assert np.isfinite(rows[0]["spread"])
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["step_reached"] == 1 and recipe["anomaly_weight"] == 1.0
+    assert recipe["spread_weight"] == 0.5
     assert (out / "backbone" / "model.safetensors").is_file()
 
 

@@ -14,7 +14,14 @@ from models.pretraining import (
     memory_distances,
     patch_targets,
     patchify,
+    spread_loss,
 )
+
+
+def _effective_rank(x: torch.Tensor) -> float:
+    sv = torch.linalg.svdvals(x - x.mean(0))
+    p = sv / sv.sum()
+    return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
 
 
 def _batch(b: int = 4, masked: bool = True) -> PretrainBatch:
@@ -139,3 +146,44 @@ def test_memory_distance_keeps_float32_under_autocast() -> None:
         mixed = memory_distances(f, torch.tensor([True, True]))
     assert mixed.dtype == torch.float32 and float(exact.min()) > 1e-3
     assert torch.allclose(mixed[0].double(), exact, atol=1e-4)
+
+
+def test_spread_loss_is_low_for_rich_tokens_and_high_for_collapsed_ones() -> None:
+    g = torch.Generator().manual_seed(0)
+    rich = torch.randn(4000, 16, generator=g)  # unit variance, uncorrelated
+    collapsed = torch.randn(4000, 1, generator=g) * torch.ones(1, 16)  # one direction
+    assert spread_loss(rich).item() < 0.05
+    assert spread_loss(collapsed).item() > 10 * spread_loss(rich).item()
+    assert spread_loss(rich[:1]).item() == 0.0  # one token has no spread to measure
+
+
+def test_spread_loss_raises_the_effective_rank_it_is_trained_on() -> None:
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(512, 16, generator=g)
+    squeeze = torch.nn.Linear(16, 16, bias=False)
+    with torch.no_grad():  # start nearly rank 2
+        squeeze.weight.copy_(torch.randn(16, 2, generator=g) @ torch.randn(2, 16, generator=g))
+        squeeze.weight.add_(0.01 * torch.randn(16, 16, generator=g))
+    before = _effective_rank(squeeze(z).detach())
+    opt = torch.optim.Adam(squeeze.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        spread_loss(squeeze(z)).backward()
+        opt.step()
+    after = _effective_rank(squeeze(z).detach())
+    assert before < 4 and after > 8  # of 16: the squeeze is undone
+
+
+def test_the_spread_term_joins_the_total_only_when_weighted() -> None:
+    torch.manual_seed(0)
+    backbone = InspectBackbone(BackboneConfig.named("tiny"))
+    batch = _batch()
+    plain = PretrainModel(backbone, n_classes=3)
+    spread = PretrainModel(backbone, n_classes=3, spread_weight=2.0)
+    spread.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    a = plain(batch)
+    torch.manual_seed(1)
+    b = spread(batch)
+    assert a.spread is None and b.spread is not None
+    torch.testing.assert_close(b.total, a.total + 2.0 * b.spread)
