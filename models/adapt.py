@@ -391,13 +391,13 @@ def _fit_once(
         if settings.site_pool
         else None
     )
-    warm = start_pooled[idx]
-    if site is not None:
-        present = data.inputs.image_present
-        site_part = model.site_features(
-            frozen.image_tokens[idx], site[idx], None if present is None else present[idx]
-        )
-        warm = torch.cat([warm, site_part], dim=-1)
+    present = data.inputs.image_present
+    warm = model.with_site(
+        start_pooled[idx],
+        frozen.image_tokens[idx],
+        None if site is None else site[idx],
+        None if present is None else present[idx],
+    )
     _fit_head(model, warm, labels, cfg)
     if cfg.method == "linear":
         return model, None
@@ -476,12 +476,17 @@ def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _
     """Class logits and anomaly-source scores of the parts `idx` (out of fold)."""
     inputs = data.subset(idx)
     base = _frozen_output(model, frozen, idx)
-    site = model.site_scores(base, inputs.image) if model.settings.site_pool else None
+    spectrum = model._inputs(None, inputs.spectrum)[1]
+    sources = model.anomaly_components(
+        base, spectrum, inputs.image_present, inputs.vibration_present, inputs.image
+    )
+    # the site map is one of the sources' patch maps: computed once, above
+    site_name = model.site_source() if model.settings.site_pool else None
+    site = sources[site_name].patch_scores if site_name in sources else None
     if model.settings.method == "linear":
-        pooled = frozen.pooled[idx]
-        if site is not None:
-            site_part = model.site_features(base.image_tokens, site, inputs.image_present)
-            pooled = torch.cat([pooled, site_part], dim=-1)
+        pooled = model.with_site(
+            frozen.pooled[idx], frozen.image_tokens[idx], site, inputs.image_present
+        )
     else:
         chunks = []
         for start in range(0, idx.numel(), _PASS_BATCH):
@@ -489,10 +494,6 @@ def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _
             chunk_site = None if site is None else site[start : start + _PASS_BATCH]
             chunks.append(model.class_features(**part.as_kwargs(), site=chunk_site))
         pooled = torch.cat(chunks)
-    spectrum = model._inputs(None, inputs.spectrum)[1]
-    sources = model.anomaly_components(
-        base, spectrum, inputs.image_present, inputs.vibration_present, inputs.image
-    )
     return _Scored(model.class_logits(pooled), {k: v.score for k, v in sources.items()})
 
 

@@ -271,21 +271,26 @@ class LineModel(nn.Module):
         vibration_present: Tensor | None,
         site: Tensor | None = None,
     ) -> Tensor:
-        """The classifier's pooled features of a pass: `pool_without_site`, then, on a line
-        with defect-site pooling, the image tokens pooled at the site map `site` (B, Ni)."""
+        """The classifier's pooled features of a pass: `pool_without_site`, then `with_site`."""
         pooled = self.pool_without_site(out, image_present, vibration_present)
+        return self.with_site(pooled, out.image_tokens, site, image_present)
+
+    def with_site(
+        self,
+        pooled: Tensor,
+        image_tokens: Tensor,
+        site: Tensor | None,
+        image_present: Tensor | None,
+    ) -> Tensor:
+        """`pooled` as it is, or on a line with defect-site pooling followed by the image
+        tokens pooled at the site map `site` (B, Ni) (`site_pool_tokens`): one D more."""
         if not self.settings.site_pool:
             return pooled
         if site is None:
             msg = "this line pools the image tokens at the defect site: give its site map"
             raise ValueError(msg)
-        return torch.cat([pooled, self.site_features(out.image_tokens, site, image_present)], -1)
-
-    def site_features(
-        self, image_tokens: Tensor, site: Tensor, image_present: Tensor | None
-    ) -> Tensor:
-        """(B, D): `site_pool_tokens` with the line's temperature."""
-        return site_pool_tokens(image_tokens, site, self.settings.site_temperature, image_present)
+        t = self.settings.site_temperature
+        return torch.cat([pooled, site_pool_tokens(image_tokens, site, t, image_present)], -1)
 
     def site_source(self) -> str | None:
         """The anomaly source whose patch map places the defect site: the pixel template on a
@@ -406,19 +411,11 @@ class LineModel(nn.Module):
         base: BackboneOutput | None = None,
         site: Tensor | None = None,
     ) -> Tensor:
-        """Pooled features of the classifier's pass, before standardization (`pool`).
-
-        On a line with defect-site pooling, `site` is the parts' site map (computed from `base`
-        or a prompt-free pass when not given)."""
-        image, spectrum = self._inputs(image, spectrum)
+        """Pooled features of the classifier's pass, before standardization (`pool`; on a line
+        with defect-site pooling `site` is the parts' site map, `site_scores`)."""
         out = self.classifier_pass(
             image, spectrum, image_present, vibration_present, prompt_tokens, base
         )
-        if self.settings.site_pool and site is None:
-            if base is None:
-                base = out if self.readout or self.settings.method == "linear" else None
-            base = base or self.base_features(image, spectrum, image_present, vibration_present)
-            site = self.site_scores(base, image)
         return self.pool(out, image_present, vibration_present, site)
 
     def features(
