@@ -1,6 +1,6 @@
 """Pretraining objectives for the backbone (pure torch; the data side lives in inspect_app).
 
-One step trains three things at once:
+One step trains these at once (the first three always, the rest when weighted):
 - part class from the class token (cross-entropy over every pretraining label: synthetic defect
   classes, real NEU-DET and CWRU classes, and `ok`), with modality dropout so each sensor
   learns to judge a part alone;
@@ -20,6 +20,12 @@ One step trains three things at once:
   features decorrelated, so supervision on the generator's classes cannot squeeze the tokens
   into the few directions those classes need (docs/backbone.md measures that squeeze as the
   tokens' effective rank).
+- optionally (`patch_class_weight > 0`), the part's class at every patch (`patch_class_head`):
+  each visible patch of a part with a mask is asked for the part's class where the mask covers
+  it and `ok` elsewhere. The per-patch defect map only asks "defect or not", so the patch tokens
+  at a defect's place need not say *which* defect; the class was the class token's business.
+  A taught line's classifier reads those tokens at the defect site (defect-site pooling,
+  models/line_model.py), so this asks the tokens for what the line model reads.
 
 Images are augmented on the fly, photometrically (brightness, contrast, gamma, colour, gray,
 blur, noise) and geometrically (flips, 90-degree turns, crops), the same way for the masks.
@@ -65,6 +71,7 @@ class PretrainLosses:
     anomaly: torch.Tensor | None = None  # the memory objective, when a grouped batch was given
     anomaly_separation: float = float("nan")  # defect minus good patch distance (mean)
     spread: torch.Tensor | None = None  # the spread term, when spread_weight > 0
+    patch_class: torch.Tensor | None = None  # the per-patch class term, when weighted
 
 
 @dataclass
@@ -76,6 +83,7 @@ class AnomalyBatch:
     groups: torch.Tensor  # (B,) long, 0..G-1: parts of one line share a group
 
 
+_DEFECT_PATCH_WEIGHT = 4.0  # a defect patch counts this many good ones (as the map's pos_weight)
 _HARD_NEGATIVES = 32  # a good part's patches that rank against each defect patch, per line
 _RANK_TEMPERATURE = 0.1  # of the line's mean good-patch distance
 
@@ -199,6 +207,7 @@ class PretrainModel(nn.Module):
         masked_patch_weight: float = 1.0,
         anomaly_weight: float = 0.0,
         spread_weight: float = 0.0,
+        patch_class_weight: float = 0.0,
     ) -> None:
         super().__init__()
         cfg = backbone.config
@@ -210,6 +219,28 @@ class PretrainModel(nn.Module):
         self.masked_patch_weight = masked_patch_weight
         self.anomaly_weight = anomaly_weight
         self.spread_weight = spread_weight
+        self.patch_class_weight = patch_class_weight
+        # only when weighted: checkpoints of runs without it keep loading as they are
+        self.patch_class_head = (
+            nn.Linear(cfg.hidden_size, n_classes) if patch_class_weight > 0 else None
+        )
+
+    def patch_class_loss(
+        self, tokens: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, on: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy of the per-patch class: the part's label (B,) where `target` (B, Ni)
+        marks a defect patch, class 0 (`ok`) elsewhere; over the patches `on` (B, Ni) of parts
+        with a known label, a defect patch weighing `_DEFECT_PATCH_WEIGHT`."""
+        assert self.patch_class_head is not None
+        on = on & (labels >= 0).unsqueeze(1)
+        if not on.any():
+            return tokens.sum() * 0.0
+        defect = target > 0
+        wanted = torch.where(defect, labels.clamp_min(0).unsqueeze(1), 0)  # (B, Ni)
+        logits = self.patch_class_head(tokens[on])  # (M, C)
+        ce = F.cross_entropy(logits.float(), wanted[on], reduction="none")
+        weight = torch.where(defect[on], _DEFECT_PATCH_WEIGHT, 1.0)
+        return (ce * weight).sum() / weight.sum()
 
     def anomaly_loss(self, batch: AnomalyBatch) -> tuple[torch.Tensor, float]:
         """The memory objective on a grouped batch: (loss, mean defect minus good distance).
@@ -288,10 +319,24 @@ class PretrainModel(nn.Module):
             visible = (batch.image_present.unsqueeze(1) & ~hide).flatten()  # (B*Ni,)
             spread = spread_loss(out.image_tokens.flatten(0, 1)[visible])
             total = total + self.spread_weight * spread
+        patch_class = None
+        if self.patch_class_head is not None:
+            # the part's own label, also where its class loss is off for hidden patches: only
+            # visible patches are asked
+            patch_class = self.patch_class_loss(out.image_tokens, target, batch.labels, map_on)
+            total = total + self.patch_class_weight * patch_class
         if grouped is None or self.anomaly_weight == 0:
-            return PretrainLosses(total, cls_loss, map_loss, mp_loss, accuracy, spread=spread)
+            return PretrainLosses(
+                total,
+                cls_loss,
+                map_loss,
+                mp_loss,
+                accuracy,
+                spread=spread,
+                patch_class=patch_class,
+            )
         anomaly, separation = self.anomaly_loss(grouped)
         total = total + self.anomaly_weight * anomaly
         return PretrainLosses(
-            total, cls_loss, map_loss, mp_loss, accuracy, anomaly, separation, spread
+            total, cls_loss, map_loss, mp_loss, accuracy, anomaly, separation, spread, patch_class
         )

@@ -114,6 +114,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "directions",
     )
     parser.add_argument(
+        "--patch-class-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a per-patch class term (default 0: off): every visible patch of a part "
+        "with a mask is asked for the part's class where the defect is and `ok` elsewhere, so "
+        "the image tokens at a defect's place say which defect it is (what a taught line's "
+        "classifier reads there)",
+    )
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=None,
@@ -152,9 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="start from the weights of an earlier run's OUT/last.pt (backbone and heads) "
-        "with a fresh optimizer and schedule; unlike --resume the run may change lr, steps "
-        "and router settings",
+        help="start from the weights of an earlier run's OUT/last.pt (backbone and heads), or "
+        "from a backbone folder (OUT/backbone, or a shipped one such as "
+        "models/checkpoints/tiny: its heads start fresh), with a fresh optimizer and "
+        "schedule; unlike --resume the run may change lr, steps and router settings",
     )
 
 
@@ -249,17 +260,12 @@ def run(args: argparse.Namespace) -> int:
         n_classes=len(classes),
         anomaly_weight=args.anomaly_weight,
         spread_weight=args.spread_weight,
+        patch_class_weight=args.patch_class_weight,
     ).to(device)
     if args.init_from is not None:
-        if not args.init_from.is_file():
-            print(
-                f"inspect-app pretrain: --init-from {args.init_from}: no such file", file=sys.stderr
-            )
-            return 2
-        earlier = torch.load(args.init_from, map_location=device, weights_only=True)
         try:
-            note = _load_earlier(model, earlier["model"], earlier.get("classes"), classes)
-        except ValueError as exc:
+            note = _init_from(model, args.init_from, classes, device)
+        except (ValueError, OSError) as exc:
             print(f"inspect-app pretrain: --init-from {args.init_from}: {exc}", file=sys.stderr)
             return 2
         if note and main:
@@ -352,6 +358,11 @@ def run(args: argparse.Namespace) -> int:
                     else {}
                 ),
                 **({"spread": losses.spread.item()} if losses.spread is not None else {}),
+                **(
+                    {"patch_class": losses.patch_class.item()}
+                    if losses.patch_class is not None
+                    else {}
+                ),
                 "lr": optimizer.param_groups[0]["lr"],
                 "load_max_over_min": float(
                     (loads.max(1).values / loads.min(1).values.clamp_min(1)).max()
@@ -494,6 +505,29 @@ def _make_grouped_batch(
     return AnomalyBatch(images=images, masks=masks, groups=groups)
 
 
+def _init_from(model: Any, path: Path, classes: list[str], device: torch.device) -> str:
+    """Load `path` (an earlier run's last.pt, or a backbone folder) into `model`; a note."""
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            msg = "neither a run's last.pt nor a backbone folder with model.safetensors"
+            raise ValueError(msg)
+        state = load_file(str(weights), device=str(device))
+        result = model.backbone.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            msg = f"the weights do not fit this backbone (missing {result.missing_keys[:3]}, "
+            msg += f"unexpected {result.unexpected_keys[:3]}): was it made with another --config?"
+            raise ValueError(msg)
+        return "a backbone folder: the pretraining heads start fresh"
+    if not path.is_file():
+        msg = "no such file or folder"
+        raise ValueError(msg)
+    earlier = torch.load(path, map_location=device, weights_only=True)
+    return _load_earlier(model, earlier["model"], earlier.get("classes"), classes)
+
+
 def _load_earlier(
     model: Any, state: dict[str, Any], earlier: list[str] | None, classes: list[str]
 ) -> str:
@@ -505,8 +539,11 @@ def _load_earlier(
     import torch
 
     head = {k: state.pop(k) for k in [k for k in state if k.startswith("class_head.")]}
+    if getattr(model, "patch_class_head", None) is None:  # this run does not train that term
+        state = {k: v for k, v in state.items() if not k.startswith("patch_class_head.")}
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("class_head.")]
+    fresh = ("class_head.", "patch_class_head.")  # a head the earlier run did not have is new
+    missing = [k for k in result.missing_keys if not k.startswith(fresh)]
     unexpected = result.unexpected_keys
     if missing or unexpected:
         msg = f"the weights do not fit this backbone (missing {missing[:3]}, unexpected "
@@ -552,6 +589,7 @@ def _recipe(
         "anomaly_lines": args.anomaly_lines,
         "anomaly_parts": args.anomaly_parts,
         "spread_weight": args.spread_weight,
+        "patch_class_weight": args.patch_class_weight,
         "time_limit_min": args.time_limit,
         "classes": classes,
         "train_parts": len(train_idx),

@@ -83,6 +83,24 @@ def test_pretrain_then_resume(tmp_path: Path) -> None:
     for c in shared:  # lr 0: unchanged
         assert torch.equal(head2[recipe2["classes"].index(c)], head1[recipe["classes"].index(c)])
 
+    # from a backbone folder (heads fresh), with the per-patch class term
+    third = tmp_path / "third"
+    argv = [*common[:-4], "--out", str(third), "--cache", str(cache), "--steps", "1", "--lr", "0"]
+    argv += ["--init-from", str(out / "backbone"), "--patch-class-weight", "1"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (third / "log.jsonl").read_text().splitlines()]
+    assert np.isfinite(rows[0]["patch_class"])
+    assert json.loads((third / "recipe.json").read_text())["patch_class_weight"] == 1.0
+    again = InspectBackbone.from_pretrained(third / "backbone")
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        if "routing_bias" not in name:
+            assert torch.equal(a, b), name
+    # and a run without the term starts from that run's last.pt (its extra head left behind)
+    fourth = [*common[:-4], "--out", str(tmp_path / "fourth"), "--cache", str(cache)]
+    assert main([*fourth, "--steps", "1", "--init-from", str(third / "last.pt")]) == 0
+    # a folder that is no backbone is refused by name
+    assert main([*fourth, "--steps", "1", "--init-from", str(cache)]) == 2
+
 
 def test_resume_without_state_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -187,3 +187,45 @@ def test_the_spread_term_joins_the_total_only_when_weighted() -> None:
     b = spread(batch)
     assert a.spread is None and b.spread is not None
     torch.testing.assert_close(b.total, a.total + 2.0 * b.spread)
+
+
+def test_the_patch_class_term_asks_each_defect_patch_for_the_part_class() -> None:
+    torch.manual_seed(0)
+    backbone = InspectBackbone(BackboneConfig.named("tiny"))
+    batch = _batch(masked=False)
+    plain = PretrainModel(backbone, n_classes=3)
+    assert plain.patch_class_head is None and plain(batch).patch_class is None
+    model = PretrainModel(backbone, n_classes=3, patch_class_weight=0.5)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    torch.manual_seed(1)
+    a = plain(batch)
+    torch.manual_seed(1)
+    b = model(batch)
+    assert b.patch_class is not None and torch.isfinite(b.patch_class)
+    torch.testing.assert_close(b.total, a.total + 0.5 * b.patch_class)
+    b.patch_class.backward()
+    assert backbone.layers[-1].attn.qkv.weight.grad is not None  # it reaches the tokens
+
+    # the target: the part's label on defect patches, ok (0) elsewhere. Part 0's defect is
+    # patch 1 (feature 0), part 1's is patch 2 (feature 1)
+    tokens = torch.zeros(2, 4, backbone.config.hidden_size)
+    tokens[0, 1, 0] = 1.0
+    tokens[1, 2, 1] = 1.0
+    target = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    labels = torch.tensor([1, 2])
+    on = torch.ones(2, 4, dtype=torch.bool)
+    head = model.patch_class_head
+    assert head is not None
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([8.0, 0.0, 0.0]))  # says ok everywhere: wrong at defects
+        wrong = model.patch_class_loss(tokens, target, labels, on)
+        good_patches = model.patch_class_loss(tokens, target, labels, on & (target == 0))
+        head.weight[1, 0], head.weight[2, 1] = 20.0, 20.0  # names each defect as its part's
+        right = model.patch_class_loss(tokens, target, labels, on)
+        swapped = model.patch_class_loss(tokens, target, labels.flip(0), on)
+    assert float(good_patches) < 0.01  # good patches said ok: nothing to learn there
+    assert float(right) < 0.01 < float(wrong) < float(swapped)
+    # parts without a label are not asked
+    none = model.patch_class_loss(tokens, target, torch.tensor([-1, -1]), on)
+    assert float(none) == 0.0
