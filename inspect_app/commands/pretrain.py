@@ -124,6 +124,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "classifier reads there)",
     )
     parser.add_argument(
+        "--masked-patch-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of masked-patch prediction (default 1)",
+    )
+    parser.add_argument(
+        "--masked-share",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="share of synthetic images trained on masked-patch prediction instead of their "
+        "class (default 0.2; real images: 0.5)",
+    )
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=None,
@@ -187,6 +202,12 @@ def run(args: argparse.Namespace) -> int:
     from models.pretraining import PretrainModel, augment_images
     from sensors.spectrum import SpectrumConfig
 
+    if not 0.0 <= args.masked_share <= 1.0:
+        print(
+            f"inspect-app pretrain: --masked-share {args.masked_share}: must be in 0-1",
+            file=sys.stderr,
+        )
+        return 2
     if "synthetic" in args.data:
         try:  # refused before any work
             synthetic_seeds(args.synthetic_first_seed, args.synthetic_lines)
@@ -261,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         anomaly_weight=args.anomaly_weight,
         spread_weight=args.spread_weight,
         patch_class_weight=args.patch_class_weight,
+        masked_patch_weight=args.masked_patch_weight,
     ).to(device)
     if args.init_from is not None:
         try:
@@ -319,7 +341,9 @@ def run(args: argparse.Namespace) -> int:
     reached = start
     for step in bar:
         pick = train_idx[rng.choice(len(train_idx), args.batch_size, p=weights)]
-        batch = _make_batch(data, pick, label_index, real_image, rng, gen, device, augment_images)
+        batch = _make_batch(
+            data, pick, label_index, real_image, rng, gen, device, augment_images, args.masked_share
+        )
         grouped = None
         if line_parts:
             grouped = _make_grouped_batch(
@@ -430,6 +454,7 @@ def _make_batch(
     gen: torch.Generator,
     device: torch.device,
     augment: Any,
+    masked_share: float = 0.2,
 ) -> Any:
     from models.pretraining import PretrainBatch
 
@@ -449,7 +474,7 @@ def _make_batch(
     labels[no_vib & ~data.image_label_ok[pick]] = -1
     spectra = torch.from_numpy(data.spectra[pick]).to(device)
     spectra = spectra + 0.1 * torch.randn(spectra.shape, generator=gen, device=device)
-    masked = has_image & (rng.random(len(pick)) < np.where(real_image[pick], 0.5, 0.2))
+    masked = has_image & (rng.random(len(pick)) < np.where(real_image[pick], 0.5, masked_share))
     return PretrainBatch(
         images=images,
         masks=masks,
@@ -590,6 +615,8 @@ def _recipe(
         "anomaly_parts": args.anomaly_parts,
         "spread_weight": args.spread_weight,
         "patch_class_weight": args.patch_class_weight,
+        "masked_patch_weight": args.masked_patch_weight,
+        "masked_share": args.masked_share,
         "time_limit_min": args.time_limit,
         "classes": classes,
         "train_parts": len(train_idx),

@@ -97,7 +97,10 @@ def test_pretrain_then_resume(tmp_path: Path) -> None:
             assert torch.equal(a, b), name
     # and a run without the term starts from that run's last.pt (its extra head left behind)
     fourth = [*common[:-4], "--out", str(tmp_path / "fourth"), "--cache", str(cache)]
-    assert main([*fourth, "--steps", "1", "--init-from", str(third / "last.pt")]) == 0
+    argv = [*fourth, "--steps", "1", "--init-from", str(third / "last.pt")]
+    assert main([*argv, "--masked-patch-weight", "4", "--masked-share", "1"]) == 0
+    recipe4 = json.loads((tmp_path / "fourth" / "recipe.json").read_text())
+    assert recipe4["masked_patch_weight"] == 4.0 and recipe4["masked_share"] == 1.0
     # a folder that is no backbone is refused by name
     assert main([*fourth, "--steps", "1", "--init-from", str(cache)]) == 2
 
@@ -123,6 +126,45 @@ def test_resume_without_state_fails_clearly(
     )
     assert code == 2
     assert "no " in capsys.readouterr().err
+
+
+def test_masked_share_sets_which_synthetic_images_train_masked_patches() -> None:
+    from types import SimpleNamespace
+
+    from inspect_app.commands.pretrain import _make_batch
+
+    n = 64
+    data = SimpleNamespace(
+        images=np.zeros((n, 8, 8, 3), np.uint8),
+        masks=np.zeros((n, 8, 8), np.uint8),
+        has_image=np.ones(n, bool),
+        has_vibration=np.zeros(n, bool),
+        has_mask=np.zeros(n, bool),
+        vibration_label_ok=np.zeros(n, bool),
+        image_label_ok=np.ones(n, bool),
+        spectra=np.zeros((n, 4, 4), np.float32),
+    )
+    pick, labels, synthetic = np.arange(n), np.ones(n, np.int64), np.zeros(n, bool)
+
+    def masked(share: float) -> np.ndarray:
+        rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+        cpu = torch.device("cpu")
+        keep = lambda i, m, g: (i, m)  # noqa: E731 (no augmentation)
+        batch = _make_batch(data, pick, labels, synthetic, rng, gen, cpu, keep, share)
+        return batch.masked_patches.numpy()
+
+    assert masked(1.0).all() and not masked(0.0).any()
+    assert 10 < masked(0.5).sum() < 54
+
+
+def test_a_masked_share_outside_0_1_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["pretrain", "--data", "synthetic", "--masked-share", "1.5"]
+    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--masked-share 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_first_seed_in_the_held_out_range_is_refused(
