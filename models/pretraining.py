@@ -83,7 +83,7 @@ class AnomalyBatch:
     groups: torch.Tensor  # (B,) long, 0..G-1: parts of one line share a group
 
 
-_DEFECT_PATCH_WEIGHT = 4.0  # a defect patch counts this many good ones (as the map's pos_weight)
+_DEFECT_PATCH_WEIGHT = 4.0  # a defect patch counts this many clean ones (map and patch class)
 _HARD_NEGATIVES = 32  # a good part's patches that rank against each defect patch, per line
 _RANK_TEMPERATURE = 0.1  # of the line's mean good-patch distance
 
@@ -302,7 +302,9 @@ class PretrainModel(nn.Module):
         map_on = (batch.has_mask & batch.image_present).unsqueeze(1) & ~hide  # (B, Ni)
         if map_on.any():
             map_loss = F.binary_cross_entropy_with_logits(
-                defect_logits[map_on], target[map_on], pos_weight=logits.new_tensor(4.0)
+                defect_logits[map_on],
+                target[map_on],
+                pos_weight=logits.new_tensor(_DEFECT_PATCH_WEIGHT),
             )
         else:
             map_loss = zero
@@ -321,8 +323,8 @@ class PretrainModel(nn.Module):
             total = total + self.spread_weight * spread
         patch_class = None
         if self.patch_class_head is not None:
-            # the part's own label, also where its class loss is off for hidden patches: only
-            # visible patches are asked
+            # the part's own label (also on parts whose class loss is off to train masked
+            # patches), asked of the visible patches only
             patch_class = self.patch_class_loss(out.image_tokens, target, batch.labels, map_on)
             total = total + self.patch_class_weight * patch_class
         if grouped is None or self.anomaly_weight == 0:

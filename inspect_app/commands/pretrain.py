@@ -539,18 +539,30 @@ def _init_from(model: Any, path: Path, classes: list[str], device: torch.device)
         if not weights.is_file():
             msg = "neither a run's last.pt nor a backbone folder with model.safetensors"
             raise ValueError(msg)
-        state = load_file(str(weights), device=str(device))
-        result = model.backbone.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            msg = f"the weights do not fit this backbone (missing {result.missing_keys[:3]}, "
-            msg += f"unexpected {result.unexpected_keys[:3]}): was it made with another --config?"
-            raise ValueError(msg)
+        _load_fitting(model.backbone, load_file(str(weights), device=str(device)))
         return "a backbone folder: the pretraining heads start fresh"
     if not path.is_file():
         msg = "no such file or folder"
         raise ValueError(msg)
     earlier = torch.load(path, map_location=device, weights_only=True)
     return _load_earlier(model, earlier["model"], earlier.get("classes"), classes)
+
+
+def _load_fitting(module: Any, state: dict[str, Any], fresh: tuple[str, ...] = ()) -> None:
+    """Load `state` into `module`; weights it lacks may only be those starting with `fresh`.
+    Anything else that does not fit (names or shapes) is a ValueError saying so."""
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes differ: another size of backbone
+        msg = f"the weights do not fit this backbone ({str(exc).splitlines()[-1].strip()}): "
+        msg += "was it made with another --config?"
+        raise ValueError(msg) from exc
+    missing = [k for k in result.missing_keys if not k.startswith(fresh)]
+    unexpected = result.unexpected_keys
+    if missing or unexpected:
+        msg = f"the weights do not fit this backbone (missing {missing[:3]}, unexpected "
+        msg += f"{unexpected[:3]}): was it made with another --config?"
+        raise ValueError(msg)
 
 
 def _load_earlier(
@@ -566,14 +578,8 @@ def _load_earlier(
     head = {k: state.pop(k) for k in [k for k in state if k.startswith("class_head.")]}
     if getattr(model, "patch_class_head", None) is None:  # this run does not train that term
         state = {k: v for k, v in state.items() if not k.startswith("patch_class_head.")}
-    result = model.load_state_dict(state, strict=False)
-    fresh = ("class_head.", "patch_class_head.")  # a head the earlier run did not have is new
-    missing = [k for k in result.missing_keys if not k.startswith(fresh)]
-    unexpected = result.unexpected_keys
-    if missing or unexpected:
-        msg = f"the weights do not fit this backbone (missing {missing[:3]}, unexpected "
-        msg += f"{unexpected[:3]}): was it made with another --config?"
-        raise ValueError(msg)
+    # a head the earlier run did not have is new
+    _load_fitting(model, state, fresh=("class_head.", "patch_class_head."))
     own = model.class_head.fc
     if earlier is None:  # saved before checkpoints named their classes: same order, or none
         if head["class_head.fc.weight"].shape != own.weight.shape:

@@ -157,6 +157,21 @@ def test_masked_share_sets_which_synthetic_images_train_masked_patches() -> None
     assert 10 < masked(0.5).sum() < 54
 
 
+def test_a_backbone_folder_of_another_size_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.config import BackboneConfig
+
+    folder = tmp_path / "tiny-backbone"
+    InspectBackbone(BackboneConfig.named("tiny")).save_pretrained(folder, safe_serialization=True)
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
+    argv += ["--config", "small", "--steps", "1", "--init-from", str(folder)]
+    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "do not fit this backbone" in err and "another --config" in err
+
+
 def test_a_masked_share_outside_0_1_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
