@@ -156,7 +156,9 @@ def _write_part(
     )
     if part.image is not None:
         name = f"images/{part.part_id}.{options.image_format}"
-        params = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+        # the JPEG quality only for JPEG: OpenCV warns once per file about a key a PNG lacks
+        jpeg = options.image_format in ("jpg", "jpeg")
+        params = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality] if jpeg else []
         _imwrite(folder / name, cv2.cvtColor(part.image, cv2.COLOR_RGB2BGR), params)
         row["image"] = name
     if part.mask is not None:

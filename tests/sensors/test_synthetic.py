@@ -145,6 +145,15 @@ def test_written_line_reads_back_through_the_dataset_reader(tmp_path: Path) -> N
         write_line(tmp_path, 15, 2, **SMALL)  # type: ignore[arg-type]
 
 
+def test_png_line_is_written_without_opencv_warnings(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # a JPEG quality handed to a PNG write makes OpenCV warn on stderr once per image
+    write_line(tmp_path, 15, 4, 0.5, **SMALL)  # type: ignore[arg-type]
+    assert len(list((tmp_path / "images").glob("*.png"))) == 4
+    assert "unsupported key" not in capfd.readouterr().err
+
+
 def test_wav_and_vibration_only_line(tmp_path: Path) -> None:
     options = WriteOptions(vibration_format="wav")
     write_line(tmp_path, 4, 6, 0.5, modalities=("vibration",), options=options, **SMALL)  # type: ignore[arg-type]
