@@ -41,11 +41,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inspect_app.align import ALIGN_MODES, align_adapt_inputs
+from inspect_app.align import ALIGN_MODES
 from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
-from inspect_app.preprocess import prepare_batch
 from inspect_app.pretrain_data import held_out_of_pretraining
-from inspect_app.teach import get_backbone, stratified_sample
+from inspect_app.teach import (
+    batched_inputs,
+    get_backbone,
+    prepare_adapt_inputs,
+    stratified_sample,
+)
 from models.adapt import AdaptConfig, AdaptData, adapt_line, stratified_folds
 from models.inputs import ModelInputs
 from sensors.dataset import LineDataset
@@ -191,20 +195,14 @@ class _Card:
     align: dict[str, Any] = field(default_factory=dict)
 
 
-def _inputs(samples: Sequence[Sample], card: _Card) -> ModelInputs:
-    chunks = [prepare_batch(samples[i : i + 64], card) for i in range(0, len(samples), 64)]
-
-    def cat(name: str) -> torch.Tensor | None:
-        ts = [getattr(c, name) for c in chunks]
-        return None if ts[0] is None else torch.cat(ts)
-
-    return ModelInputs(
-        cat("image"), cat("spectrum"), cat("image_present"), cat("vibration_present")
-    )
-
-
 def run_ours(
-    task: Task, train: list[Sample], method: str, seed: int, backbone: Any, align: str = "auto"
+    task: Task,
+    train: list[Sample],
+    method: str,
+    seed: int,
+    backbone: Any,
+    align: str = "auto",
+    template_size: int | str = "auto",
 ) -> Row:
     modalities = ["image", "vibration"] if task.modality == "fused" else [task.modality]
     bins = backbone.config.spectrum_bins
@@ -218,11 +216,12 @@ def run_ours(
         [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train]
     )
     t0 = time.perf_counter()
-    x = _inputs(train, card)
-    x, alignment = align_adapt_inputs(x, labels == 0, align)  # as `inspect-app adapt --align`
-    if alignment is not None:
-        card.align = alignment.to_dict()  # the test parts are registered by prepare_batch
-    config = AdaptConfig(method=method, seed=seed, image_template=alignment is not None)
+    # as `inspect-app adapt --align --template-size`; the test parts are then registered by
+    # prepare_batch from card.align, at card.image_size
+    x, scale = prepare_adapt_inputs(train, card, labels == 0, align, template_size=template_size)
+    config = AdaptConfig(
+        method=method, seed=seed, image_template=bool(card.align), image_scale=scale
+    )
     result = adapt_line(backbone, AdaptData(x, labels, classes, modalities), config)
     assert result.oof is not None
     oof = result.oof.defect_score.numpy()
@@ -234,7 +233,7 @@ def run_ours(
     )
     adapt_s = time.perf_counter() - t0
     model = result.model.eval()
-    xt = _inputs(task.test, card)
+    xt = batched_inputs(task.test, card)
     scores, classes_out = [], []
     with torch.no_grad():
         for i in range(0, len(task.test), 32):
@@ -544,6 +543,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="pose alignment + pixel template for our rows, as `inspect-app adapt --align`",
     )
     ap.add_argument(
+        "--camera-size",
+        type=int,
+        default=128,
+        metavar="PX",
+        help="the synthetic lines' frame size in pixels (default 128, the backbone's size)",
+    )
+    ap.add_argument(
+        "--template-size",
+        default="auto",
+        metavar="PX|auto",
+        help="our rows' pixel template resolution, as `inspect-app adapt --template-size`",
+    )
+    ap.add_argument(
         "--backbone",
         default="pretrained",
         help="our rows' backbone: pretrained (the shipped checkpoint), random (seeded random "
@@ -596,16 +608,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.real_only
         else [
             t
-            for t in synthetic_tasks(args.cache, args.lines, pool=120, test=120)
+            for t in synthetic_tasks(
+                args.cache, args.lines, pool=120, test=120, image_size=args.camera_size
+            )
             if t.modality in args.modalities
         ]
     )
     if not args.no_real:
         tasks += [t for t in (cwru_task(0.25), neu_task(40)) if t is not None]
+    size = args.template_size if args.template_size == "auto" else int(args.template_size)
+
+    def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
+        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, size)
+
     runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
-        "prompt": lambda t, tr, s: run_ours(t, tr, "prompt", s, backbone, args.align),
-        "lora": lambda t, tr, s: run_ours(t, tr, "lora", s, backbone, args.align),
-        "linear": lambda t, tr, s: run_ours(t, tr, "linear", s, backbone, args.align),
+        "prompt": ours("prompt"),
+        "lora": ours("lora"),
+        "linear": ours("linear"),
         "resnet": lambda t, tr, s: run_resnet(t, tr, s, args.resnet_epochs),
         "classical": run_classical,
     }

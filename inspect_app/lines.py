@@ -221,7 +221,9 @@ def model_card(card: LineCard) -> str:
     if card.align:
         lines.append(
             f"- pose alignment: {card.align.get('method')} onto a reference part (good adapt "
-            f"parts register with median correlation {card.align.get('median_correlation')})"
+            f"parts register with median correlation {card.align.get('median_correlation')}); "
+            f"frames taken at {card.image_size} px, compared with the good parts' pixel "
+            "template at that size"
         )
     if card.model.get("anomaly_sources") is not None:
         lines.append(

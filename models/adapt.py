@@ -72,7 +72,11 @@ class AdaptConfig:
     # the good-part pixel template (models.template): for lines whose frames are registered to
     # a reference part (`inspect-app adapt --align`); the caller sets it
     image_template: bool = False
+    # in pixels at the backbone's image size; `image_scale` scales it (TemplateConfig.at_scale)
     template: TemplateConfig = field(default_factory=TemplateConfig)
+    # the frames are `image_scale` x the backbone's image size (LineModelSettings.image_scale):
+    # the template compares them at that size; the caller sets it with the template
+    image_scale: int = 1
     # keep only the anomaly sources that help on the out-of-fold scores (select_sources)
     select_sources: bool = True
     select_fusion: bool = True  # max_z / anomaly fusion (False: the noisy-OR of older lines)
@@ -179,7 +183,8 @@ def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> L
         lora_rank=cfg.lora_rank,
         memory=asdict(cfg.memory),
         image_template=cfg.image_template and "image" in data.modalities,
-        template=asdict(cfg.template),
+        template=asdict(cfg.template.at_scale(cfg.image_scale)),
+        image_scale=cfg.image_scale,
         anomaly_offset=cfg.anomaly_offset,
         anomaly_gain=cfg.anomaly_gain,
         site_pool=cfg.site_pool and "image" in data.modalities,
@@ -424,7 +429,7 @@ def _fit_once(
             inputs = data.subset(batch)
             image, spectrum = model._inputs(inputs.image, inputs.spectrum)
             kwargs = {
-                "image": image,
+                "image": model.backbone_image(image),
                 "spectrum": spectrum,
                 "image_present": inputs.image_present,
                 "vibration_present": inputs.vibration_present,
@@ -663,6 +668,14 @@ def adapt_line(
     )
     tick: Callable[[int], None] = bar.update
     probe = LineModel(backbone, _settings(backbone, data, cfg)).eval()
+    image = data.inputs.image
+    if image is not None and tuple(image.shape[-2:]) != (probe.input_size, probe.input_size):
+        msg = (
+            f"the parts' frames are {tuple(image.shape[-2:])} px but the line model takes "
+            f"{probe.input_size} px ({backbone.config.image_size} px x image_scale "
+            f"{cfg.image_scale})"
+        )
+        raise ValueError(msg)
     if probe.prompt is not None:
         probe.prompt.data.copy_(_initial_prompt(backbone, cfg))
     frozen = _frozen_pass(probe, data.inputs, tick)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -100,6 +101,10 @@ class LineModelSettings:
     # registered to a reference part (line.json "align"); False for every line taught before it
     image_template: bool = False
     template: dict[str, Any] = field(default_factory=lambda: asdict(TemplateConfig()))
+    # the frames come in at `image_scale` times the backbone's image size: the template compares
+    # them at that size (fine scratches a smaller picture blurs away), the backbone sees them
+    # averaged down to its own size (`LineModel.backbone_image`); 1 for every line before it
+    image_scale: int = 1
     # which anomaly sources the part's anomaly score takes the largest of; adapt drops a source
     # that only adds noise on the line's labeled parts (models.adapt.select_sources)
     anomaly_sources: list[str] = field(default_factory=lambda: list(ANOMALY_SOURCES))
@@ -112,6 +117,9 @@ class LineModelSettings:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             msg = f"fusion must be one of {FUSIONS}, got {self.fusion!r}"
+            raise ValueError(msg)
+        if not isinstance(self.image_scale, int) or self.image_scale < 1:
+            msg = f"image_scale must be a whole number >= 1, got {self.image_scale!r}"
             raise ValueError(msg)
         if self.method not in METHODS:
             msg = f"method must be one of {METHODS}, got {self.method!r}"
@@ -240,8 +248,12 @@ class LineModel(nn.Module):
             )
         self.image_template: PixelTemplate | None = None
         if "image" in settings.modalities and settings.image_template:
+            scale = settings.image_scale
             self.image_template = PixelTemplate(
-                3, cfg.image_size, cfg.patch_size, TemplateConfig(**settings.template)
+                3,
+                cfg.image_size * scale,
+                cfg.patch_size * scale,  # the heat-map keeps the backbone's patch grid
+                TemplateConfig(**settings.template),
             )
 
     feature_mean: Tensor
@@ -319,6 +331,19 @@ class LineModel(nn.Module):
             prompt_tokens = self.prompt.unsqueeze(0).expand(ref.shape[0], -1, -1)
         return prompt_tokens
 
+    @property
+    def input_size(self) -> int:
+        """The side of the square frames the line model takes (`image_scale` x the backbone's)."""
+        return self.config.image_size * self.settings.image_scale
+
+    def backbone_image(self, image: Tensor | None) -> Tensor | None:
+        """The frames at the backbone's size: each `image_scale` x `image_scale` block averaged
+        (the frames are normalized linearly, so this is the average of the pixels)."""
+        scale = self.settings.image_scale
+        if image is None or scale == 1:
+            return image
+        return F.avg_pool2d(image, scale)
+
     # -- the two passes -----------------------------------------------------------------------
 
     def _inputs(
@@ -343,7 +368,7 @@ class LineModel(nn.Module):
         """The prompt-free, untouched pretrained pass (memory features; the linear probe's too)."""
         image, spectrum = self._inputs(image, spectrum)
         return self.backbone.forward_features(
-            image, spectrum, None, image_present, vibration_present
+            self.backbone_image(image), spectrum, None, image_present, vibration_present
         )
 
     def classifier_pass(
@@ -363,12 +388,12 @@ class LineModel(nn.Module):
         if method == "lora":
             assert self.tuned is not None  # built in __init__ for this method
             return self.tuned.forward_features(
-                image, spectrum, None, image_present, vibration_present
+                self.backbone_image(image), spectrum, None, image_present, vibration_present
             )
         ref = image if image is not None else spectrum
         assert ref is not None
         return self.backbone.forward_features(
-            image,
+            self.backbone_image(image),
             spectrum,
             self._prompts(ref, prompt_tokens),
             image_present,

@@ -29,7 +29,7 @@ Scores are standardized by the good parts' own leave-out scores, like `models.an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,32 @@ class TemplateConfig:
             msg = f"template scales must be > 0 and highpass >= 0, got {self.scales}, "
             msg += f"{self.highpass}"
             raise ValueError(msg)
+
+    def at_scale(self, scale: int) -> TemplateConfig:
+        """This config for frames compared at `scale` times the backbone's image size.
+
+        The lengths keep their meaning on the part (filters, high-pass and the top pixels'
+        area grow with the scale), and a filter of the finest width is added: the detail the
+        smaller picture could not hold is what the larger one is for. On five development
+        lines (template alone, image defects, 256 px frames) this set, (1.5, 3, 6) px, gave
+        AUROC 0.940; the 128 px set scaled alone 0.923, (1, 2, 4) px 0.935, and (1.5, 3, 6,
+        12) px 0.940 (at 128 px: 0.910).
+        """
+        if scale < 1:
+            msg = f"template scale must be a whole number >= 1, got {scale}"
+            raise ValueError(msg)
+        if scale == 1:
+            return self
+        scales = tuple(v * scale for v in self.scales)
+        if scales and min(self.scales) not in scales:
+            scales = (min(self.scales), *scales)
+        return replace(
+            self,
+            smooth=self.smooth * scale // 2 * 2 + 1,  # odd: the box stays centred
+            scales=scales,
+            highpass=self.highpass * scale,
+            top_k_pixels=self.top_k_pixels * scale * scale,
+        )
 
 
 def _gaussian(sigma: float) -> Tensor:

@@ -24,7 +24,9 @@ Parts in a fixture are registered onto a reference part before the model sees th
 alignment, --align auto): the good parts then also give a pixel template, and a part is flagged
 where it differs from the good parts at that place (a missing hole, a chipped edge, a stain).
 `auto` keeps the alignment only when the good adapt parts register well; products without a
-fixed layout (a web, a texture) are left as they are.
+fixed layout (a web, a texture) are left as they are. The template compares the frames at up to
+twice the backbone's size (--template-size auto: 256 px when the camera gives that much), so a
+thin scratch is not averaged away; the backbone itself sees them at 128 px.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
 meets --target-miss-rate; the false-reject rate that costs is printed and saved. The model is
@@ -82,8 +84,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how a frame may move onto the reference: rigid (rotation and shift; default) or "
         "affine (also scale: parts at varying distance from the camera)",
     )
+    parser.add_argument(
+        "--template-size",
+        type=_template_size,
+        default="auto",
+        metavar="PX|auto",
+        help="the resolution at which registered frames are compared with the good parts, in "
+        "pixels (a multiple of the backbone's 128): auto (default) takes 256 when the frames "
+        "are at least that large, where fine scratches still show; the backbone always sees "
+        "128 px",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)
+
+
+def _template_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size <= 0:
+        msg = f"expected auto or a whole number of pixels, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return size
 
 
 # -- --from-db: learn from the parts operators corrected in the console (inspect_app.from_db) --
@@ -144,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         align=args.align,
         align_motion="ecc-affine" if args.align_motion == "affine" else "ecc-euclidean",
+        template_size=args.template_size,
     )
     home = resolve_home(args.home)
     if (args.data is None) == (not args.from_db):
@@ -170,7 +196,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.card.align:
         corr = result.card.align["median_correlation"]
-        print(f"pose alignment on (good parts register with median correlation {corr:.3f})")
+        print(
+            f"pose alignment on (good parts register with median correlation {corr:.3f}); "
+            f"pixel template at {result.card.image_size} px"
+        )
     elif args.align == "auto" and "image" in result.card.modalities:
         print("pose alignment off (the good parts do not register onto one reference)")
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")

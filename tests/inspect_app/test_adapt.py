@@ -15,6 +15,7 @@ from inspect_app.cli import main
 from inspect_app.teach import stratified_sample
 from models.config import BackboneConfig
 from models.line_model import random_backbone
+from sensors.sample import Sample
 
 RATE = 12800.0
 
@@ -196,8 +197,9 @@ def test_stratified_sample_keeps_every_class_in_proportion() -> None:
         stratified_sample(labels, 5, seed=0)
 
 
-def _fixtured_line(folder: Path, counts: dict[str, int], seed: int) -> Path:
-    """Image-only parts in a fixture (a plate with holes, pose jitter); "missing" lacks a hole."""
+def _fixtured_line(folder: Path, counts: dict[str, int], seed: int, size: int = 32) -> Path:
+    """Image-only parts in a fixture (a plate with holes, pose jitter); "missing" lacks a hole.
+    Drawn at 32 px and taken by the camera at `size` px."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     rows = ["image,label,part_id"]
@@ -212,6 +214,8 @@ def _fixtured_line(folder: Path, counts: dict[str, int], seed: int) -> Path:
             m = cv2.getRotationMatrix2D((16, 16), rng.normal(0, 2), 1.0)
             m[:, 2] += rng.normal(0, 1, 2)
             img = cv2.warpAffine(img, m, (32, 32), borderMode=cv2.BORDER_REPLICATE)
+            if size != 32:
+                img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
             noise = rng.normal(0, 4, img.shape)
             img = np.clip(img + noise, 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"p{i}.png"), img)
@@ -250,3 +254,55 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     assert _adapt(tmp_path / "home", data, "--method", "linear", "--align", "off") == 0
     card2 = json.loads((tmp_path / "home" / "lines" / "l1" / "v2" / "line.json").read_text())
     assert card2["align"] == {} and card2["model"]["image_template"] is False
+
+
+def _frames(*sides: int) -> list[Sample]:
+    return [Sample(f"p{i}", frame=np.zeros((h, h + 40, 3), np.uint8)) for i, h in enumerate(sides)]
+
+
+def test_template_scale_auto_follows_the_smallest_frame_and_a_bad_size_is_explained() -> None:
+    scale = teach.template_scale
+    assert scale(_frames(300, 700), 128, "auto", aligned=True) == 2  # 300 px holds 2 x 128
+    assert scale(_frames(200, 700), 128, "auto", aligned=True) == 1  # the smallest frame rules
+    assert scale(_frames(2000), 128, "auto", aligned=True) == teach.MAX_AUTO_TEMPLATE_SCALE
+    assert scale(_frames(300), 128, "auto", aligned=False) == 1  # no registration: no template
+    assert scale([Sample("v")], 128, "auto", aligned=True) == 1  # no camera
+    assert scale(_frames(600), 128, 384, aligned=True) == 3
+    assert scale(_frames(600), 128, 128, aligned=False) == 1
+    with pytest.raises(ValueError, match="multiple of the backbone's image size"):
+        scale(_frames(600), 128, 200, aligned=True)
+    with pytest.raises(ValueError, match="needs the parts registered"):
+        scale(_frames(600), 128, 256, aligned=False)
+    with pytest.raises(ValueError, match=r"larger than the smallest adapt frame \(300 px\)"):
+        scale(_frames(300), 128, 384, aligned=True)
+
+
+@pytest.mark.slow
+def test_large_frames_are_compared_at_twice_the_backbone_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _fixtured_line(tmp_path / "train", {"ok": 22, "missing": 8}, seed=0, size=64)
+    assert _adapt(tmp_path / "home", data, "--method", "linear") == 0
+    assert "pixel template at 64 px" in capsys.readouterr().out
+    folder = tmp_path / "home" / "lines" / "l1" / "v1"
+    card = json.loads((folder / "line.json").read_text())
+    assert card["image_size"] == 64 and card["model"]["image_scale"] == 2
+    assert card["align"]["size"] == 64  # registered at the template's size
+    assert "taken at 64 px" in (folder / "MODEL_CARD.md").read_text()
+    test = _fixtured_line(tmp_path / "test", {"ok": 12, "missing": 6}, seed=1, size=64)
+    out = tmp_path / "m.json"
+    argv = ["evaluate", "--home", str(tmp_path / "home"), "--line", "l1", "--data", str(test)]
+    assert main([*argv, "--json", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["auroc"] > 0.95
+
+    # the backbone's own size on request; a size that is no multiple of it is refused
+    assert _adapt(tmp_path / "home", data, "--method", "linear", "--template-size", "32") == 0
+    card2 = json.loads((tmp_path / "home" / "lines" / "l1" / "v2" / "line.json").read_text())
+    assert card2["image_size"] == 32 and card2["model"]["image_scale"] == 1
+    capsys.readouterr()
+    assert _adapt(tmp_path / "home", data, "--template-size", "48") == 1
+    assert "template size 48 px: it must be a multiple" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "lines" / "l1" / "v3").exists()
+    with pytest.raises(SystemExit) as exc:
+        _adapt(tmp_path / "home", data, "--template-size", "big")
+    assert exc.value.code == 2

@@ -1,0 +1,141 @@
+"""Frames larger than the backbone's: the template compares them at full size, the backbone
+sees them averaged down (`LineModelSettings.image_scale`, `TemplateConfig.at_scale`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inspect_app.metrics import auroc
+from models.adapt import AdaptConfig, AdaptData, adapt_line
+from models.backbone import InspectBackbone
+from models.export import export_line_model
+from models.inputs import ModelInputs
+from models.line_model import LineModel, LineModelSettings
+from models.template import TemplateConfig
+
+
+def test_at_scale_keeps_lengths_on_the_part_and_adds_the_finest_filter() -> None:
+    base = TemplateConfig()
+    assert base.at_scale(1) == base
+    two = base.at_scale(2)
+    assert two.scales == (1.5, 3.0, 6.0)
+    assert two.highpass == 2 * base.highpass
+    assert two.top_k_pixels == 4 * base.top_k_pixels
+    assert two.smooth % 2 == 1  # the first form's box stays centred
+    assert TemplateConfig(scales=()).at_scale(2).scales == ()
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        base.at_scale(0)
+
+
+def test_settings_of_lines_taught_before_take_scale_1_and_a_bad_scale_is_refused() -> None:
+    assert LineModelSettings.from_dict({"method": "linear"}).image_scale == 1
+    with pytest.raises(ValueError, match="image_scale"):
+        LineModelSettings(image_scale=0)
+
+
+def _parts(n: int, size: int, seed: int, stain: bool = False) -> torch.Tensor:
+    """A plate with a hole at `size` px; a stain of 3 x 3 px (too small to survive 2x2
+    averaging as strongly) on the defective ones."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    img = torch.full((3, size, size), -1.0)
+    img[:, (yy - size // 2) ** 2 + (xx - size // 2) ** 2 < (size // 3) ** 2] = 1.0
+    out = img.expand(n, -1, -1, -1).clone() + 0.15 * torch.randn(n, 3, size, size, generator=g)
+    if stain:
+        out[:, 1, 27:30, 21:24] += 0.9
+    return out
+
+
+def test_the_backbone_sees_the_frames_averaged_and_the_template_sees_them_whole(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    big = _parts(3, 64, 0)
+    spectrum_free = {"image_present": torch.ones(3, dtype=torch.bool)}
+    one = LineModel(small_backbone_32, LineModelSettings(method="linear", modalities=["image"]))
+    two = LineModel(
+        small_backbone_32,
+        LineModelSettings(
+            method="linear", modalities=["image"], image_scale=2, image_template=True
+        ),
+    )
+    assert two.input_size == 64 and one.input_size == 32
+    assert two.image_template is not None and two.image_template.mean.shape[-1] == 64
+    with torch.no_grad():
+        a = one.base_features(image=F.avg_pool2d(big, 2), **spectrum_free)
+        b = two.base_features(image=big, **spectrum_free)
+    assert torch.equal(a.patch_features, b.patch_features)
+    with torch.no_grad():
+        pred = two.eval()(image=big, **spectrum_free)
+    assert pred.heatmap.shape == (3, *small_backbone_32.config.grid)  # the backbone's grid
+
+
+def test_adapt_at_scale_2_and_frames_of_the_wrong_size_are_refused(
+    tmp_path: Path, small_backbone_32: InspectBackbone
+) -> None:
+    images = torch.cat([_parts(24, 64, 1), _parts(8, 64, 2, stain=True)])
+    labels = torch.tensor([0] * 24 + [1] * 8)
+    present = torch.ones(32, dtype=torch.bool)
+    data = AdaptData(
+        ModelInputs(image=images, spectrum=None, image_present=present),
+        labels,
+        ["stain"],
+        ["image"],
+    )
+    cfg = AdaptConfig(method="linear", image_template=True, image_scale=2, folds=0)
+    model = adapt_line(small_backbone_32, data, cfg).model
+    assert model.settings.template["scales"] == (1.5, 3.0, 6.0)  # at_scale(2) of the default
+    test = torch.cat([_parts(10, 64, 3), _parts(10, 64, 4, stain=True)])
+    with torch.no_grad():
+        pred = model(image=test, image_present=torch.ones(20, dtype=torch.bool))
+    assert auroc(pred.anomaly_score.numpy(), [False] * 10 + [True] * 10) == 1.0
+    model.save(tmp_path)
+    again = LineModel.load(tmp_path, model.settings.to_dict(), small_backbone_32)
+    with torch.no_grad():
+        pred2 = again(image=test, image_present=torch.ones(20, dtype=torch.bool))
+    assert torch.equal(pred.defect_score, pred2.defect_score)
+
+    small = AdaptData(
+        ModelInputs(image=F.avg_pool2d(images, 2), spectrum=None, image_present=present),
+        labels,
+        ["stain"],
+        ["image"],
+    )
+    with pytest.raises(ValueError, match=r"\(32, 32\) px but the line model takes 64 px"):
+        adapt_line(small_backbone_32, small, cfg)
+
+
+@pytest.mark.slow
+def test_a_scale_2_line_exports_and_onnxruntime_equals_torch(
+    tmp_path: Path, small_backbone_32: InspectBackbone
+) -> None:
+    images = torch.cat([_parts(12, 64, 1), _parts(6, 64, 2, stain=True)])
+    labels = torch.tensor([0] * 12 + [1] * 6)
+    present = torch.ones(18, dtype=torch.bool)
+    data = AdaptData(
+        ModelInputs(image=images, spectrum=None, image_present=present),
+        labels,
+        ["stain"],
+        ["image"],
+    )
+    cfg = AdaptConfig(method="prompt", image_template=True, image_scale=2, folds=0, epochs=1)
+    model = adapt_line(small_backbone_32, data, cfg).model.eval()
+    example = ModelInputs(image=images[:2], spectrum=None, image_present=present[:2])
+    graph = export_line_model(model, example.as_kwargs(), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    test = ModelInputs(image=_parts(3, 64, 5, stain=True), spectrum=None, image_present=present[:3])
+    feed = {k: v.numpy() for k, v in test.as_kwargs().items() if v is not None}
+    feed.update(graph.line_values)
+    got = session.run(["defect_score", "anomaly_score", "heatmap"], feed)
+    with torch.no_grad():
+        want = model(**test.as_kwargs())
+    np.testing.assert_allclose(got[0], want.defect_score.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got[1], want.anomaly_score.numpy(), atol=1e-4, rtol=0)
+    # this small backbone's patch memory has a narrow spread, so its heat-map differs by ~2e-4
+    # between runtimes at scale 1 too (the same parts averaged down to 32 px)
+    np.testing.assert_allclose(got[2], want.heatmap.numpy(), atol=1e-3, rtol=0)
