@@ -9,8 +9,10 @@ Prints, in one run:
 
     python -m benchmarks.throughput                     # HOME: $INSPECT_APP_HOME or the default
     python -m benchmarks.throughput --soak 10000 --backends onnxruntime
+    python -m benchmarks.throughput --line s101 --stream DIR   # a line taught in HOME, on DIR
 
-The demo line must be taught in HOME (`inspect-app demo` does it; this script does it too).
+The demo line must be taught in HOME (`inspect-app demo` does it; this script does it too);
+another line (--line) must already be taught there, and --stream names its parts' folder.
 """
 
 from __future__ import annotations
@@ -65,14 +67,15 @@ def run_pipeline(
     threads: int,
     parts: int | None,
     soak_every: int | None = None,
+    line: str = LINE,
 ) -> tuple[StatsSnapshot, list[str]]:
     torch.set_num_threads(threads)
-    loaded = load_line(home, LINE, backend, threads=threads)
+    loaded = load_line(home, line, backend, threads=threads)
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         options = ServeOptions(
             home=Path(tmp),
-            line=LINE,
+            line=line,
             source=str(stream),
             db_url=f"sqlite:///{tmp}/bench.db",
             backend=backend,
@@ -168,20 +171,32 @@ def main() -> None:
         metavar="N",
         help="also run N parts (looped stream) with onnxruntime, measuring memory",
     )
+    parser.add_argument("--line", default=LINE, help=f"a line taught in HOME (default {LINE})")
+    parser.add_argument(
+        "--stream", type=Path, default=None, help="its parts' folder (needed with --line)"
+    )
     args = parser.parse_args()
 
     home = resolve_home(args.home)
-    data = sample_line(home)
-    ensure_line_model(home, data / "adapt", readapt=False)
+    if args.line == LINE:
+        data = sample_line(home)
+        ensure_line_model(home, data / "adapt", readapt=False)
+        stream = args.stream or data / "stream"
+    elif args.stream is None:
+        parser.error(f"--line {args.line}: give its parts' folder with --stream DIR")
+    else:
+        stream = args.stream
     from inspect_app.lines import read_card, version_dir
 
-    card = read_card(version_dir(home, LINE))
+    card = read_card(version_dir(home, args.line))
     print(
-        f"line {LINE} ({', '.join(card.modalities)}; image {card.image_size} px), "
+        f"line {args.line} ({', '.join(card.modalities)}; image {card.image_size} px), "
         f"{os.cpu_count()} CPUs, {args.threads} threads, batch {args.batch}"
     )
     for backend in [b for b in args.backends.split(",") if b]:
-        snap, _ = run_pipeline(home, data / "stream", backend, args.batch, args.threads, args.parts)
+        snap, _ = run_pipeline(
+            home, stream, backend, args.batch, args.threads, args.parts, line=args.line
+        )
         print_stats(backend, snap)
     for batch in (1, args.batch):
         rate = resnet18_onnxruntime(card.image_size, batch, args.threads)
@@ -192,7 +207,7 @@ def main() -> None:
     if args.soak:
         snap, notes = run_pipeline(
             home,
-            data / "stream",
+            stream,
             "onnxruntime",
             args.batch,
             args.threads,
