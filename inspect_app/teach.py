@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspect_app.align import align_adapt_inputs, heatmaps_to_frames
+from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
 from inspect_app.preprocess import line_modalities, prepare_batch
@@ -230,16 +230,20 @@ def prepare_adapt_inputs(
     template's resolution (`template_scale`), and that scale.
 
     `card.image_size` (the backbone's size on entry) becomes the line's input size and
-    `card.align` its alignment. Registration is chosen on the backbone-sized frames (as
-    `--align auto` was calibrated), then redone at the larger size.
+    `card.align` its alignment. The alignment (its reference) stays at the backbone's size, as
+    `--align auto` was calibrated; larger frames are registered through it (`register`).
     """
     inputs = batched_inputs(samples, card)
     inputs, alignment = align_adapt_inputs(inputs, good, align, motion)
     scale = template_scale(samples, card.image_size, template_size, alignment is not None)
-    if scale > 1:
+    if alignment is not None and scale > 1:
         card.image_size *= scale
         inputs = batched_inputs(samples, card)
-        inputs, alignment = align_adapt_inputs(inputs, good, "on", motion)
+        assert inputs.image is not None  # the alignment was made from these parts' frames
+        image, reg = register(
+            inputs.image, inputs.image_present, alignment.reference, alignment.method
+        )
+        inputs = dataclasses.replace(inputs, image=image, frame_warps=reg.warps)
     if alignment is not None:
         card.align = alignment.to_dict()
     return inputs, scale

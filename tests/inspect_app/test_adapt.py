@@ -287,7 +287,7 @@ def test_large_frames_are_compared_at_twice_the_backbone_size(
     folder = tmp_path / "home" / "lines" / "l1" / "v1"
     card = json.loads((folder / "line.json").read_text())
     assert card["image_size"] == 64 and card["model"]["image_scale"] == 2
-    assert card["align"]["size"] == 64  # registered at the template's size
+    assert card["align"]["size"] == 32  # registered at the backbone's size, carried up
     assert "taken at 64 px" in (folder / "MODEL_CARD.md").read_text()
     test = _fixtured_line(tmp_path / "test", {"ok": 12, "missing": 6}, seed=1, size=64)
     out = tmp_path / "m.json"

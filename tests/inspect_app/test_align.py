@@ -50,6 +50,29 @@ def test_a_moved_part_is_put_back_on_the_reference() -> None:
     assert reg.failed == [] and reg.correlation[0] > 0.9
 
 
+def test_frames_twice_the_reference_size_are_registered_through_it() -> None:
+    """A line comparing 2S px frames keeps its reference at S px: the warp is found on the
+    frames averaged down and carried up; it lands them where registering at 2S would."""
+    from models.inputs import frames_to_tensor
+
+    def big(frames: list[np.ndarray]) -> torch.Tensor:
+        up = [cv2.resize(f, (2 * S, 2 * S), interpolation=cv2.INTER_CUBIC) for f in frames]
+        return frames_to_tensor(up, 2 * S)[0]
+
+    small_ref = fit_alignment(_tensor([_part_image()] * 3))
+    big_ref = fit_alignment(big([_part_image()] * 3))
+    still = big([_part_image()])
+    moved = big([_part_image(4.0, (3.0, -2.5))])
+    carried, reg = register(moved, None, small_ref.reference)
+    direct, _ = register(moved, None, big_ref.reference)
+    before = (moved - still).abs().mean()
+    assert (carried - still).abs().mean() < 0.3 * before
+    assert (carried - direct).abs().mean() < 0.1 * before
+    assert reg.failed == [] and reg.warps[0] is not None
+    with pytest.raises(ValueError, match="taught at another image size"):
+        register(frames_to_tensor([_part_image()], 3 * S // 2)[0], None, small_ref.reference)
+
+
 def test_frames_not_present_are_left_alone() -> None:
     frames = _tensor([_part_image(3.0), _part_image(-3.0)])
     alignment = fit_alignment(_tensor([_part_image()] * 2))
