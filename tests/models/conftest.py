@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,3 +66,27 @@ def tiny_line_model() -> Callable[..., LineModel]:
     """`tiny_line_model(image_template=False, site_pool=True) -> LineModel`: random but seeded
     line values."""
     return _tiny_line_model
+
+
+def _separates_and_reloads(
+    model: LineModel, test: torch.Tensor, n_good: int, folder: Path, backbone: InspectBackbone
+) -> None:
+    """The image-only `model` ranks every defective test part (after the first `n_good`) above
+    every good one, and saved to `folder` then loaded back it gives the same scores."""
+    from inspect_app.metrics import auroc
+
+    present = torch.ones(test.shape[0], dtype=torch.bool)
+    with torch.no_grad():
+        pred = model(image=test, image_present=present)
+    defective = [i >= n_good for i in range(test.shape[0])]
+    assert auroc(pred.anomaly_score.numpy(), defective) == 1.0
+    model.save(folder)
+    again = LineModel.load(folder, model.settings.to_dict(), backbone)
+    with torch.no_grad():
+        assert torch.equal(pred.defect_score, again(image=test, image_present=present).defect_score)
+
+
+@pytest.fixture(scope="session")
+def separates_and_reloads() -> Callable[..., None]:
+    """`separates_and_reloads(model, test, n_good, folder, backbone)`: the check above."""
+    return _separates_and_reloads

@@ -3,6 +3,7 @@ sees them averaged down (`LineModelSettings.image_scale`, `TemplateConfig.at_sca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inspect_app.metrics import auroc
 from models.adapt import AdaptConfig, AdaptData, adapt_line
 from models.backbone import InspectBackbone
 from models.export import export_line_model
@@ -52,6 +52,17 @@ def _parts(n: int, size: int, seed: int, stain: bool = False) -> torch.Tensor:
     return out
 
 
+def _stain_line(good: int, stained: int, size: int, downscale: int = 1) -> AdaptData:
+    """Labeled image-only parts at `size` px (`downscale`: averaged that many times down)."""
+    images = torch.cat([_parts(good, size, 1), _parts(stained, size, 2, stain=True)])
+    if downscale > 1:
+        images = F.avg_pool2d(images, downscale)
+    present = torch.ones(good + stained, dtype=torch.bool)
+    labels = torch.tensor([0] * good + [1] * stained)
+    inputs = ModelInputs(image=images, spectrum=None, image_present=present)
+    return AdaptData(inputs, labels, ["stain"], ["image"])
+
+
 def test_the_backbone_sees_the_frames_averaged_and_the_template_sees_them_whole(
     small_backbone_32: InspectBackbone,
 ) -> None:
@@ -76,36 +87,18 @@ def test_the_backbone_sees_the_frames_averaged_and_the_template_sees_them_whole(
 
 
 def test_adapt_at_scale_2_and_frames_of_the_wrong_size_are_refused(
-    tmp_path: Path, small_backbone_32: InspectBackbone
+    tmp_path: Path,
+    small_backbone_32: InspectBackbone,
+    separates_and_reloads: Callable[..., None],
 ) -> None:
-    images = torch.cat([_parts(24, 64, 1), _parts(8, 64, 2, stain=True)])
-    labels = torch.tensor([0] * 24 + [1] * 8)
-    present = torch.ones(32, dtype=torch.bool)
-    data = AdaptData(
-        ModelInputs(image=images, spectrum=None, image_present=present),
-        labels,
-        ["stain"],
-        ["image"],
-    )
+    data = _stain_line(24, 8, 64)
     cfg = AdaptConfig(method="linear", image_template=True, image_scale=2, folds=0)
     model = adapt_line(small_backbone_32, data, cfg).model
     assert model.settings.template["scales"] == (1.5, 3.0, 6.0)  # at_scale(2) of the default
     test = torch.cat([_parts(10, 64, 3), _parts(10, 64, 4, stain=True)])
-    with torch.no_grad():
-        pred = model(image=test, image_present=torch.ones(20, dtype=torch.bool))
-    assert auroc(pred.anomaly_score.numpy(), [False] * 10 + [True] * 10) == 1.0
-    model.save(tmp_path)
-    again = LineModel.load(tmp_path, model.settings.to_dict(), small_backbone_32)
-    with torch.no_grad():
-        pred2 = again(image=test, image_present=torch.ones(20, dtype=torch.bool))
-    assert torch.equal(pred.defect_score, pred2.defect_score)
+    separates_and_reloads(model, test, 10, tmp_path, small_backbone_32)
 
-    small = AdaptData(
-        ModelInputs(image=F.avg_pool2d(images, 2), spectrum=None, image_present=present),
-        labels,
-        ["stain"],
-        ["image"],
-    )
+    small = _stain_line(24, 8, 64, downscale=2)
     with pytest.raises(ValueError, match=r"\(32, 32\) px but the line model takes 64 px"):
         adapt_line(small_backbone_32, small, cfg)
 
@@ -114,18 +107,12 @@ def test_adapt_at_scale_2_and_frames_of_the_wrong_size_are_refused(
 def test_a_scale_2_line_exports_and_onnxruntime_equals_torch(
     tmp_path: Path, small_backbone_32: InspectBackbone
 ) -> None:
-    images = torch.cat([_parts(12, 64, 1), _parts(6, 64, 2, stain=True)])
-    labels = torch.tensor([0] * 12 + [1] * 6)
-    present = torch.ones(18, dtype=torch.bool)
-    data = AdaptData(
-        ModelInputs(image=images, spectrum=None, image_present=present),
-        labels,
-        ["stain"],
-        ["image"],
-    )
+    data = _stain_line(12, 6, 64)
     cfg = AdaptConfig(method="prompt", image_template=True, image_scale=2, folds=0, epochs=1)
     model = adapt_line(small_backbone_32, data, cfg).model.eval()
-    example = ModelInputs(image=images[:2], spectrum=None, image_present=present[:2])
+    present = torch.ones(3, dtype=torch.bool)
+    assert data.inputs.image is not None
+    example = ModelInputs(image=data.inputs.image[:2], spectrum=None, image_present=present[:2])
     graph = export_line_model(model, example.as_kwargs(), tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     test = ModelInputs(image=_parts(3, 64, 5, stain=True), spectrum=None, image_present=present[:3])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from inspect_app.metrics import auroc
 from models.adapt import AdaptConfig, AdaptData, adapt_line, select_sources
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
@@ -111,7 +111,9 @@ def test_fit_refuses_a_wrong_shape() -> None:
 
 
 def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(
-    tmp_path: Path, small_backbone_32: InspectBackbone
+    tmp_path: Path,
+    small_backbone_32: InspectBackbone,
+    separates_and_reloads: Callable[..., None],
 ) -> None:
     backbone = small_backbone_32
     images = torch.cat([_parts(24, 0), _parts(8, 1, "stain")])
@@ -123,14 +125,7 @@ def test_adapt_with_the_template_catches_an_unlabeled_kind_and_saves_it(
     model = result.model
     assert model.image_template is not None and model.settings.image_template
     test = torch.cat([_parts(10, 5), _parts(10, 6, "missing_hole")])  # a kind never labeled
-    with torch.no_grad():
-        pred = model(image=test, image_present=torch.ones(20, dtype=torch.bool))
-    assert auroc(pred.anomaly_score.numpy(), [False] * 10 + [True] * 10) == 1.0
-    model.save(tmp_path)
-    again = LineModel.load(tmp_path, model.settings.to_dict(), backbone)
-    with torch.no_grad():
-        pred2 = again(image=test, image_present=torch.ones(20, dtype=torch.bool))
-    assert torch.equal(pred.defect_score, pred2.defect_score)
+    separates_and_reloads(model, test, 10, tmp_path, backbone)
 
 
 def test_source_selection_drops_noise_and_keeps_a_source_that_catches_a_few() -> None:
