@@ -108,3 +108,23 @@ def line_modalities(samples: Sequence[Sample]) -> list[str]:
         msg = "none of the parts has an image or a vibration window"
         raise ValueError(msg)
     return found
+
+
+def small_frames_note(samples: Sequence[Sample], card: Any) -> str | None:
+    """A warning when a line taught on frames larger than the backbone's (`image_scale` > 1,
+    docs/adapt.md step 5) is given smaller frames than it takes: they are enlarged to its
+    size, and its pixel template then compares less detail than it learned. None otherwise."""
+    model = getattr(card, "model", None) or {}
+    if int(model.get("image_scale", 1)) <= 1:
+        return None
+    size = int(card.image_size)
+    small = [s for s in samples if s.frame is not None and min(s.frame.shape[:2]) < size]
+    if not small:
+        return None
+    h, w = small[0].frame.shape[:2]  # type: ignore[union-attr]
+    return (
+        f"{len(small)} part(s) came with frames smaller than the {size} px this line takes "
+        f"(e.g. part {small[0].part_id}: {w}x{h} px): they are enlarged, and the pixel template "
+        "compares less detail than it was taught on; restore the camera's resolution or teach "
+        "the line again (--template-size)"
+    )

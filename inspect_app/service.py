@@ -233,9 +233,15 @@ class InspectionService:
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             card = loaded.card
             if preprocess is None:
-                from inspect_app.preprocess import prepare_batch
+                from inspect_app.preprocess import prepare_batch, small_frames_note
+
+                warned: list[str] = []
 
                 def preprocess(samples: list[Sample]) -> Any:
+                    note = None if warned else small_frames_note(samples, card)
+                    if note:  # once per run: the camera's resolution changed since teaching
+                        warned.append(note)
+                        log.warning("line %s: %s", options.line, note)
                     return prepare_batch(samples, card)
 
             snapshots = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 import inspect_app.teach as teach
 from inspect_app.cli import main
+from inspect_app.service import InspectionService, ServeOptions
 from inspect_app.teach import stratified_sample
 from models.config import BackboneConfig
 from models.line_model import random_backbone
@@ -279,7 +281,7 @@ def test_template_scale_auto_follows_the_smallest_frame_and_a_bad_size_is_explai
 
 @pytest.mark.slow
 def test_large_frames_are_compared_at_twice_the_backbone_size(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     data = _fixtured_line(tmp_path / "train", {"ok": 22, "missing": 8}, seed=0, size=64)
     assert _adapt(tmp_path / "home", data, "--method", "linear") == 0
@@ -293,7 +295,28 @@ def test_large_frames_are_compared_at_twice_the_backbone_size(
     out = tmp_path / "m.json"
     argv = ["evaluate", "--home", str(tmp_path / "home"), "--line", "l1", "--data", str(test)]
     assert main([*argv, "--json", str(out), "--no-progress"]) == 0
-    assert json.loads(out.read_text())["auroc"] > 0.95
+    m = json.loads(out.read_text())
+    assert m["auroc"] > 0.95 and not any("smaller than" in n for n in m["notes"])
+
+    # a camera switched to a lower resolution after teaching: evaluate and the service say so
+    small = _fixtured_line(tmp_path / "small", {"ok": 3, "missing": 2}, seed=2, size=32)
+    argv_small = [*argv[:-1], str(small), "--json", str(out), "--no-progress"]
+    assert main(argv_small) == 0
+    notes = json.loads(out.read_text())["notes"]
+    assert any("5 part(s) came with frames smaller than the 64 px" in n for n in notes)
+    options = ServeOptions(
+        home=tmp_path / "home",
+        line="l1",
+        source=str(small),
+        db_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        http=None,
+        batch_size=2,
+        snapshots=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="inspect_app.service"):
+        InspectionService.build(options).run(install_signals=False)
+    said = [r for r in caplog.records if "smaller than the 64 px" in r.getMessage()]
+    assert len(said) == 1 and "line l1" in said[0].getMessage()  # once per run, not per part
 
     # the backbone's own size on request; a size that is no multiple of it is refused
     assert _adapt(tmp_path / "home", data, "--method", "linear", "--template-size", "32") == 0
