@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from inspect_app.align import ALIGN_MODES
+from inspect_app.commands.adapt import template_size_arg
 from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
 from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import (
@@ -551,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--template-size",
+        type=template_size_arg,
         default="auto",
         metavar="PX|auto",
         help="our rows' pixel template resolution, as `inspect-app adapt --template-size`",
@@ -616,10 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.no_real:
         tasks += [t for t in (cwru_task(0.25), neu_task(40)) if t is not None]
-    size = args.template_size if args.template_size == "auto" else int(args.template_size)
 
     def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
-        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, size)
+        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, args.template_size)
 
     runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
         "prompt": ours("prompt"),

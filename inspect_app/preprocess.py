@@ -110,21 +110,24 @@ def line_modalities(samples: Sequence[Sample]) -> list[str]:
     return found
 
 
-def small_frames_note(samples: Sequence[Sample], card: Any) -> str | None:
-    """A warning when a line taught on frames larger than the backbone's (`image_scale` > 1,
-    docs/adapt.md step 5) is given smaller frames than it takes: they are enlarged to its
-    size, and its pixel template then compares less detail than it learned. None otherwise."""
+def small_frames(samples: Sequence[Sample], card: Any) -> list[Sample]:
+    """The parts whose frames are smaller than a line taught on frames larger than the
+    backbone's (`image_scale` > 1, docs/adapt.md step 5) takes: they are enlarged to its size,
+    and its pixel template then compares less detail than it learned. [] on any other line."""
     model = getattr(card, "model", None) or {}
     if int(model.get("image_scale", 1)) <= 1:
-        return None
+        return []
     size = int(card.image_size)
-    small = [s for s in samples if s.frame is not None and min(s.frame.shape[:2]) < size]
-    if not small:
-        return None
-    h, w = small[0].frame.shape[:2]  # type: ignore[union-attr]
+    return [s for s in samples if s.frame is not None and min(s.frame.shape[:2]) < size]
+
+
+def small_frames_note(count: int, example: Sample, card: Any) -> str:
+    """The warning for `count` parts found by `small_frames`, `example` being one of them."""
+    assert example.frame is not None  # small_frames only finds parts with a frame
+    h, w = example.frame.shape[:2]
     return (
-        f"{len(small)} part(s) came with frames smaller than the {size} px this line takes "
-        f"(e.g. part {small[0].part_id}: {w}x{h} px): they are enlarged, and the pixel template "
-        "compares less detail than it was taught on; restore the camera's resolution or teach "
-        "the line again (--template-size)"
+        f"{count} part(s) came with frames smaller than the {card.image_size} px this line "
+        f"takes (e.g. part {example.part_id}: {w}x{h} px): they are enlarged, and the pixel "
+        "template compares less detail than it was taught on; restore the camera's resolution "
+        "or teach the line again (--template-size)"
     )

@@ -233,14 +233,16 @@ class InspectionService:
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             card = loaded.card
             if preprocess is None:
-                from inspect_app.preprocess import prepare_batch, small_frames_note
+                from inspect_app.preprocess import prepare_batch, small_frames, small_frames_note
 
-                warned: list[str] = []
+                warned = False
 
                 def preprocess(samples: list[Sample]) -> Any:
-                    note = None if warned else small_frames_note(samples, card)
-                    if note:  # once per run: the camera's resolution changed since teaching
-                        warned.append(note)
+                    nonlocal warned
+                    small = [] if warned else small_frames(samples, card)
+                    if small:  # once per run: the camera's resolution changed since teaching
+                        warned = True
+                        note = small_frames_note(len(small), small[0], card)
                         log.warning("line %s: %s", options.line, note)
                     return prepare_batch(samples, card)
 

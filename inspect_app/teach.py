@@ -24,7 +24,12 @@ import torch
 from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
-from inspect_app.preprocess import line_modalities, prepare_batch, small_frames_note
+from inspect_app.preprocess import (
+    line_modalities,
+    prepare_batch,
+    small_frames,
+    small_frames_note,
+)
 from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
@@ -395,19 +400,20 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
         msg = f"no parts to evaluate in {data}"
         raise ValueError(msg)
     results: list[PartResult] = []
-    small: list[Sample] = []
+    n_small, small_example = 0, None  # a count and one part, not every small frame kept
     bar = tqdm(total=len(rows), unit="part", desc="evaluate", disable=not options.show_progress)
     with torch.no_grad():
         for start in range(0, len(rows), options.batch_size):
             batch = load_parts(ds, rows[start : start + options.batch_size], strict=False)
-            small += [s for s in batch if small_frames_note([s], card)]
+            small = small_frames(batch, card)
+            n_small += len(small)
+            small_example = small_example or (small[0] if small else None)
             results += _score_batch(model, card, batch)
             bar.update(len(batch))
     bar.close()
     report = compute_metrics(results, card.threshold, card.classes)
-    note = small_frames_note(small, card)
-    if note:
-        report.notes.append(note)
+    if small_example is not None:
+        report.notes.append(small_frames_note(n_small, small_example, card))
     if excluded:
         report.notes.append(
             f"{excluded} part(s) of this folder were used to adapt the line and are not scored "

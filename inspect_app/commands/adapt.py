@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--template-size",
-        type=_template_size,
+        type=template_size_arg,
         default="auto",
         metavar="PX|auto",
         help="the resolution at which registered frames are compared with the good parts, in "
@@ -98,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_from_db_arguments(parser)
 
 
-def _template_size(text: str) -> int | str:
+def template_size_arg(text: str) -> int | str:
+    """argparse type of `--template-size`: "auto" or a positive whole number of pixels."""
     if text == "auto":
         return text
     try:
