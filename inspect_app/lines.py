@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspect_app.home import line_dir
-from inspect_app.metrics import format_metric
+from inspect_app.metrics import format_metric, format_rate
 
 if TYPE_CHECKING:
     from models.line_model import LineModel
@@ -264,6 +264,7 @@ def model_card(card: LineCard) -> str:
             "about 1 in 9 missed (the 95 % bound beside it), not none. Check with "
             "`inspect-app evaluate` on more labeled parts before relying on it.",
         ]
+        lines += _evidence_section(m)
     lines += [
         "",
         "Defects of a kind never in the adapt parts are caught by the anomaly score (distance to "
@@ -271,6 +272,34 @@ def model_card(card: LineCard) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _evidence_section(m: dict[str, Any]) -> list[str]:
+    """The model card's table of the weakest defective adapt parts (teach.threshold_evidence)."""
+    weakest = m.get("weakest_defects") or []
+    if not weakest:
+        return []
+    tradeoff = {row["missed"]: row for row in m.get("miss_tradeoff") or []}
+    out = [
+        "",
+        "## What holds the threshold down",
+        "",
+        "The weakest defective adapt parts (out-of-fold), and the false-reject rate if the "
+        "threshold let them pass (`--target-miss-rate` gives that threshold):",
+        "",
+        "| part | label | defect score | good parts scoring as high | false-reject if it and "
+        "weaker pass | --target-miss-rate |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for k, w in enumerate(weakest, start=1):
+        row = tradeoff.get(k)
+        out.append(
+            f"| {w['part_id']} | {w['label']} | {w['defect_score']:.4f} "
+            f"| {format_rate(w['good_at_or_above'])} "
+            f"| {format_rate(row['false_reject_rate']) if row else '-'} "
+            f"| {format(row['target_miss_rate'], '.4g') if row else '-'} |"
+        )
+    return out
 
 
 def load_line_model(

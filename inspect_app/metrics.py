@@ -310,6 +310,22 @@ def threshold_for_miss_rate(
     if not 0.0 <= target_miss_rate < 1.0:
         msg = f"target miss rate must be in [0, 1), got {target_miss_rate}"
         raise ValueError(msg)
+    n_defective = np.asarray(defect_scores).size
+    return threshold_allowing(
+        defect_scores, good_scores, int(np.floor(target_miss_rate * n_defective + 1e-9))
+    )
+
+
+def threshold_allowing(
+    defect_scores: Sequence[float] | np.ndarray,
+    good_scores: Sequence[float] | np.ndarray,
+    allowed: int,
+) -> float:
+    """`threshold_for_miss_rate`'s rule with `allowed` misses: just under the (allowed+1)-th
+    lowest defect score, lowered halfway toward the highest score below it."""
+    if allowed < 0:
+        msg = f"allowed misses must be >= 0, got {allowed}"
+        raise ValueError(msg)
     d = np.sort(np.asarray(defect_scores, dtype=np.float64))
     g = np.sort(np.asarray(good_scores, dtype=np.float64))
     if d.size == 0 and g.size == 0:
@@ -317,9 +333,52 @@ def threshold_for_miss_rate(
         raise ValueError(msg)
     if d.size == 0:
         return float(np.nextafter(g[-1], np.inf))
-    allowed = int(np.floor(target_miss_rate * d.size + 1e-9))
     edge = float(d[min(allowed, d.size - 1)])
     below = np.concatenate([g[g < edge], d[d < edge]])
     if below.size == 0:
         return edge
     return float((edge + below.max()) / 2.0)
+
+
+@dataclass
+class TradeOff:
+    """What letting the weakest defective parts pass would buy, on the scored parts."""
+
+    missed: int  # defective parts passed
+    miss_rate: float
+    false_reject_rate: float | None
+    threshold: float
+    # the `--target-miss-rate` that gives this threshold (missed / defective parts)
+    target_miss_rate: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def miss_tradeoff(
+    defect_scores: Sequence[float] | np.ndarray,
+    good_scores: Sequence[float] | np.ndarray,
+    max_missed: int,
+) -> list[TradeOff]:
+    """The threshold rule allowing 0, 1, ... `max_missed` misses, and the rates each gives on
+    these scores: how much false-reject the weakest few defective parts cost. Stops early when
+    fewer defective parts are left, and when the good parts all pass already."""
+    d = np.asarray(defect_scores, dtype=np.float64)
+    g = np.asarray(good_scores, dtype=np.float64)
+    rows: list[TradeOff] = []
+    for allowed in range(min(max_missed, max(d.size - 1, 0)) + 1):
+        threshold = threshold_allowing(d, g, allowed)
+        missed = int((d < threshold).sum())
+        frr = float((g >= threshold).mean()) if g.size else None
+        rows.append(
+            TradeOff(
+                missed=missed,
+                miss_rate=missed / d.size if d.size else 0.0,
+                false_reject_rate=frr,
+                threshold=threshold,
+                target_miss_rate=allowed / d.size if d.size else 0.0,
+            )
+        )
+        if not frr:
+            break
+    return rows

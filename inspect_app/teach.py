@@ -23,7 +23,13 @@ import torch
 
 from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
-from inspect_app.metrics import PartResult, Report, compute_metrics, threshold_for_miss_rate
+from inspect_app.metrics import (
+    PartResult,
+    Report,
+    compute_metrics,
+    miss_tradeoff,
+    threshold_for_miss_rate,
+)
 from inspect_app.preprocess import (
     line_modalities,
     prepare_batch,
@@ -312,6 +318,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         f"{cfg.folds}-fold cross-validation on the {len(samples)} adapt parts (out-of-fold scores)"
     )
     card.metrics["adapt_seconds"] = round(time.perf_counter() - t0, 1)
+    card.metrics.update(threshold_evidence(result, samples))
     settings = result.model.settings
     settings.backbone = {k: v for k, v in spec.items() if k != "sha256"}
     card.model = settings.to_dict()
@@ -359,6 +366,47 @@ def cross_validated_report(
         for i, s in enumerate(samples)
     ]
     return compute_metrics(parts, threshold, classes)
+
+
+# how many of the weakest defective adapt parts `threshold_evidence` names
+WEAKEST_DEFECTS = 3
+
+
+def threshold_evidence(
+    result: AdaptResult, samples: Sequence[Sample], count: int = WEAKEST_DEFECTS
+) -> dict[str, Any]:
+    """Which adapt parts hold the threshold down, and what letting them pass would buy.
+
+    The threshold sits just under the weakest defective part's out-of-fold score, so one
+    defect that scores like a good part (a flaw the camera cannot resolve, or a wrong label)
+    sets the false-reject rate of the whole line. `weakest_defects`: the `count` defective
+    parts with the lowest out-of-fold scores, each with the share of good parts scoring at
+    least as high; `miss_tradeoff`: the threshold rule allowing 0..`count` misses and the
+    out-of-fold rates it gives (`metrics.miss_tradeoff`). Both {} without cross-validation or
+    without defective or good parts.
+    """
+    if result.oof is None:
+        return {}
+    scores = result.oof.defect_score.numpy().astype(np.float64)
+    defective = np.array([s.label != OK_LABEL for s in samples])
+    good = scores[~defective]
+    if not defective.any() or good.size == 0:
+        return {}
+    order = [i for i in np.argsort(scores, kind="stable") if defective[i]][:count]
+    weakest = [
+        {
+            "part_id": samples[i].part_id,
+            "label": str(samples[i].label),
+            "defect_score": float(scores[i]),
+            "good_at_or_above": float((good >= scores[i]).mean()),
+        }
+        for i in order
+    ]
+    tradeoff = miss_tradeoff(scores[defective], good, count)
+    return {
+        "weakest_defects": weakest,
+        "miss_tradeoff": [row.as_dict() for row in tradeoff],
+    }
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from inspect_app.align import ALIGN_MODES
 from inspect_app.home import resolve_home
@@ -229,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         )
     frr = m["false_reject_rate"]
     if frr is not None and frr > READY_FALSE_REJECT_RATE:
+        for line in evidence_lines(result.card.metrics):
+            print(line)
         print(
             f"warning: to meet the {target} miss-rate target this model would reject "
             f"{format_rate(frr)} of good parts; it is not ready to run the line alone. "
@@ -237,3 +240,33 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def evidence_lines(metrics: dict[str, Any]) -> list[str]:
+    """The adapt report's lines on what holds the threshold down (`teach.threshold_evidence`):
+    the weakest defective parts, and the false-reject rate each miss allowed would give."""
+    weakest = metrics.get("weakest_defects") or []
+    tradeoff = [row for row in metrics.get("miss_tradeoff") or [] if row["missed"] > 0]
+    if not weakest:
+        return []
+    width = max(len(w["part_id"]) for w in weakest)
+    label_width = max(len(w["label"]) for w in weakest)
+    out = [
+        "  the threshold sits under the weakest defective parts (out-of-fold score; good parts",
+        "  scoring as high): look at them - a flaw the camera cannot resolve, or a wrong label",
+    ]
+    for w in weakest:
+        out.append(
+            f"    {w['part_id']:<{width}}  {w['label']:<{label_width}}  "
+            f"{w['defect_score']:.4f}  {format_rate(w['good_at_or_above'])} of good parts"
+        )
+    if tradeoff:
+        n_defective = metrics.get("n_defective")
+        out.append("  letting the weakest pass, on these parts (out-of-fold):")
+        for row in tradeoff:
+            out.append(
+                f"    {row['missed']} of {n_defective} missed ({format_rate(row['miss_rate'])}): "
+                f"false-reject {format_rate(row['false_reject_rate'])}  "
+                f"(--target-miss-rate {row['target_miss_rate']:.4g})"
+            )
+    return out

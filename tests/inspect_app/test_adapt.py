@@ -10,11 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import inspect_app.teach as teach
 from inspect_app.cli import main
+from inspect_app.commands.adapt import evidence_lines
 from inspect_app.service import InspectionService, ServeOptions
 from inspect_app.teach import stratified_sample
+from models.adapt import AdaptResult, OutOfFold
 from models.config import BackboneConfig
 from models.line_model import random_backbone
 from sensors.sample import Sample
@@ -108,6 +111,13 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert card["modalities"] == ["image", "vibration"]
     assert 0.0 <= card["threshold"] <= 1.0
     assert card["metrics"]["n"] == 30
+    # the weakest defective adapt parts, lowest out-of-fold score first, and what passing them buys
+    weakest = card["metrics"]["weakest_defects"]
+    assert 1 <= len(weakest) <= 3
+    assert all(w["label"] in ("dent", "hum") and w["part_id"].startswith("part-") for w in weakest)
+    assert [w["defect_score"] for w in weakest] == sorted(w["defect_score"] for w in weakest)
+    tradeoff = card["metrics"]["miss_tradeoff"]
+    assert tradeoff[0]["missed"] == 0 and tradeoff[0]["threshold"] == card["threshold"]
     assert (root / "v1" / "weights.safetensors").is_file()
     assert (root / "v1" / "adapter" / "adapter_config.json").is_file()
     assert "Validation" in (root / "v1" / "MODEL_CARD.md").read_text()
@@ -329,3 +339,35 @@ def test_large_frames_are_compared_at_twice_the_backbone_size(
     with pytest.raises(SystemExit) as exc:
         _adapt(tmp_path / "home", data, "--template-size", "big")
     assert exc.value.code == 2
+
+
+def _oof_result(scores: list[float]) -> AdaptResult:
+    n = len(scores)
+    oof = OutOfFold(
+        defect_score=torch.tensor(scores),
+        anomaly_score=torch.zeros(n),
+        predicted_class=torch.zeros(n, dtype=torch.long),
+        fold=torch.zeros(n, dtype=torch.long),
+    )
+    return AdaptResult(model=None, oof=oof, seconds=0.0)  # type: ignore[arg-type]
+
+
+def test_the_parts_that_hold_the_threshold_down_are_named_with_what_passing_them_buys() -> None:
+    labels = ["ok", "dent", "ok", "scratch", "ok", "dent", "ok", "scratch"]
+    scores = [0.10, 0.90, 0.30, 0.25, 0.20, 0.80, 0.40, 0.95]
+    samples = [Sample(part_id=f"p{i}", label=label) for i, label in enumerate(labels)]
+    evidence = teach.threshold_evidence(_oof_result(scores), samples, count=2)
+    weakest = evidence["weakest_defects"]
+    assert [(w["part_id"], w["label"]) for w in weakest] == [("p3", "scratch"), ("p5", "dent")]
+    assert weakest[0]["good_at_or_above"] == pytest.approx(0.5)  # 0.30 and 0.40 of 4 good
+    assert weakest[1]["good_at_or_above"] == 0.0
+    rows = evidence["miss_tradeoff"]
+    assert [(r["missed"], r["false_reject_rate"]) for r in rows] == [(0, 0.5), (1, 0.0)]
+    text = "\n".join(evidence_lines({"n_defective": 4, **evidence}))
+    assert "p3  scratch  0.2500  50.0 % of good parts" in text
+    assert "1 of 4 missed (25.0 %): false-reject 0.0 %  (--target-miss-rate 0.25)" in text
+    # nothing to say without cross-validation, defective parts or good parts
+    assert teach.threshold_evidence(AdaptResult(None, None, 0.0), samples) == {}  # type: ignore[arg-type]
+    only_good = [Sample(part_id="g", label="ok")] * 2
+    assert teach.threshold_evidence(_oof_result([0.1, 0.2]), only_good) == {}
+    assert evidence_lines({}) == []

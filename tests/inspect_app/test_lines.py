@@ -11,6 +11,7 @@ from inspect_app.lines import (
     LineCard,
     active_version,
     list_lines,
+    model_card,
     read_card,
     set_active,
     version_dir,
@@ -83,3 +84,20 @@ def test_card_round_trip_and_bad_format(tmp_path: Path) -> None:
     assert again.spectrum_config().env_band_hz == (2000.0, 5000.0)
     with pytest.raises(ValueError, match="format"):
         LineCard.from_json('{"format": 99}')
+
+
+def test_model_card_names_the_weakest_defective_parts() -> None:
+    card = _card()
+    assert "What holds the threshold down" not in model_card(card)
+    card.metrics["weakest_defects"] = [
+        {"part_id": "p7", "label": "scratch", "defect_score": 0.012, "good_at_or_above": 0.9},
+        {"part_id": "p2", "label": "dent", "defect_score": 0.3, "good_at_or_above": 0.1},
+    ]
+    card.metrics["miss_tradeoff"] = [
+        {"missed": 0, "false_reject_rate": 0.9, "target_miss_rate": 0.0},
+        {"missed": 1, "false_reject_rate": 0.1, "target_miss_rate": 0.04},
+    ]
+    text = model_card(card)
+    assert "What holds the threshold down" in text
+    assert "| p7 | scratch | 0.0120 | 90.0 % | 10.0 % | 0.04 |" in text
+    assert "| p2 | dent | 0.3000 | 10.0 % | - | - |" in text

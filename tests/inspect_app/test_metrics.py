@@ -10,9 +10,11 @@ from inspect_app.metrics import (
     PartResult,
     auroc,
     compute_metrics,
+    miss_tradeoff,
     parts_to_show_rate,
     pixel_auroc,
     rate_upper_bound,
+    threshold_allowing,
     threshold_for_miss_rate,
 )
 
@@ -135,3 +137,29 @@ def test_threshold_allows_misses_at_a_looser_target() -> None:
 def test_threshold_rejects_bad_target() -> None:
     with pytest.raises(ValueError, match="target miss rate"):
         threshold_for_miss_rate([0.5], [0.1], 1.5)
+
+
+def test_threshold_allowing_is_the_target_rule_counted_in_parts() -> None:
+    rng = np.random.default_rng(0)
+    d, g = rng.normal(2, 1, 25), rng.normal(0, 1, 25)
+    for target in (0.0, 0.005, 0.04, 0.08, 0.2):
+        allowed = int(np.floor(target * 25 + 1e-9))
+        assert threshold_allowing(d, g, allowed) == threshold_for_miss_rate(d, g, target)
+    with pytest.raises(ValueError, match="allowed misses"):
+        threshold_allowing(d, g, -1)
+
+
+def test_miss_tradeoff_names_what_each_allowed_miss_buys() -> None:
+    # one defect scores like the good parts: catching it fails 3 of 4 good parts
+    d = [0.15, 0.7, 0.8, 0.9]
+    g = [0.1, 0.2, 0.3, 0.4]
+    rows = miss_tradeoff(d, g, 3)
+    assert [r.missed for r in rows] == [0, 1]  # stops once every good part passes
+    assert rows[0].threshold == pytest.approx((0.15 + 0.1) / 2)
+    assert rows[0].false_reject_rate == pytest.approx(0.75)
+    assert rows[1].miss_rate == pytest.approx(0.25) and rows[1].false_reject_rate == 0.0
+    assert rows[1].target_miss_rate == pytest.approx(0.25)
+    assert rows[1].threshold == threshold_for_miss_rate(d, g, rows[1].target_miss_rate)
+    # never more rows than defective parts to let pass, and none without them
+    assert [r.missed for r in miss_tradeoff([0.1, 0.2], [0.5, 0.6], 5)] == [0, 1]
+    assert len(miss_tradeoff([], [0.5], 3)) == 1
