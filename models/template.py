@@ -40,6 +40,7 @@ from models.anomaly import MemoryScores, robust_spread
 _LEAVE_OUT_GROUPS = 5
 _SHADING_STEP = 4  # the slow shading is blurred on a grid this many times coarser
 _FILTER_QUANTILE = 0.99  # each matched filter in units of this quantile of good-part values
+COARSE_SIGMA = 2.0  # `coarse_filters`: filters this wide or wider run on a 2x coarser grid
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class TemplateConfig:
     # never varied across the good parts (a flat background) must not turn noise into defects
     spread_floor: float = 0.5
     gradient: bool = True  # compare the gray image's gradient magnitude too (edges)
+    # filters of sigma >= COARSE_SIGMA px run on the deviation averaged 2x2 (sigma halved) and
+    # are brought back bilinearly: a smooth filter loses nothing on the coarser grid and costs
+    # a fraction (lines compared at the camera's resolution, `at_scale`; off for older lines)
+    coarse_filters: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
@@ -88,6 +93,7 @@ class TemplateConfig:
             scales=scales,
             highpass=self.highpass * scale,
             top_k_pixels=self.top_k_pixels * scale * scale,
+            coarse_filters=True,
         )
 
 
@@ -120,6 +126,16 @@ def _matched_filters(scales: tuple[float, ...]) -> Tensor:
     return bank
 
 
+def _separable(z: Tensor, bank: Tensor, n: int) -> Tensor:
+    """Each channel of `z (B, C, H, W)` through the `n` separable filters of `bank (C*n, K)`
+    (depthwise: rows, then columns): (B, C, n, H, W)."""
+    b, c, h, w = z.shape
+    r = bank.shape[1] // 2
+    x = F.conv2d(z, bank[:, None, None, :], padding=(0, r), groups=c)
+    x = F.conv2d(x, bank[:, None, :, None], padding=(r, 0), groups=c * n)
+    return x.reshape(b, c, n, h, w)
+
+
 class PixelTemplate(nn.Module):
     """Mean and spread of the aligned good parts' pixels; the distance of a part from them."""
 
@@ -139,9 +155,15 @@ class PixelTemplate(nn.Module):
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
         scales = self.config.scales
         if scales:  # the filters are constants of the config; their good-part units are fitted
-            # (C*F, K): row g*F + f is filter f for channel g (depthwise convolutions)
-            bank = _matched_filters(scales).repeat(width, 1)
-            self.register_buffer("filters", bank, persistent=False)
+            coarse = self.config.coarse_filters and size % 2 == 0
+            self.fine_scales = tuple(v for v in scales if not coarse or v < COARSE_SIGMA)
+            self.coarse_scales = tuple(v for v in scales if coarse and v >= COARSE_SIGMA)
+            # (C*F, K): row g*F + f is filter f for channel g (depthwise convolutions); the
+            # coarse filters' widths are in pixels of the 2x coarser grid
+            half = tuple(v / 2 for v in self.coarse_scales)
+            for name, widths in (("filters", self.fine_scales), ("coarse_bank", half)):
+                bank = _matched_filters(widths).repeat(width, 1) if widths else torch.zeros(0, 1)
+                self.register_buffer(name, bank, persistent=False)
             # the shading's blur runs on a grid _SHADING_STEP times coarser (_without_shading)
             self.shading_step = _SHADING_STEP if size % _SHADING_STEP == 0 else 1
             sigma = self.config.highpass / self.shading_step
@@ -154,6 +176,7 @@ class PixelTemplate(nn.Module):
     spread: Tensor
     stats: Tensor
     filters: Tensor
+    coarse_bank: Tensor
     blur: Tensor
     plane: Tensor
     filter_scale: Tensor
@@ -205,11 +228,16 @@ class PixelTemplate(nn.Module):
         if self.config.highpass:
             z = self._without_shading(z)
         b, c, h, w = z.shape
-        n, r = len(self.config.scales), self.filters.shape[1] // 2
-        bank = self.filters  # (C*F, K)
-        x = F.conv2d(z, bank[:, None, None, :], padding=(0, r), groups=c)  # depthwise, rows
-        out = F.conv2d(x, bank[:, None, :, None], padding=(r, 0), groups=c * n)  # columns
-        return out.abs().reshape(b, c, n, h, w).amax(dim=1)  # (B, F, S, S)
+        maps = []  # (B, C, f, S, S) per group: fine filters, then coarse ones
+        if self.fine_scales:
+            maps.append(_separable(z, self.filters, len(self.fine_scales)))
+        if self.coarse_scales:
+            n = len(self.coarse_scales)
+            x = _separable(F.avg_pool2d(z, 2), self.coarse_bank, n)
+            x = F.interpolate(x.flatten(1, 2), size=(h, w), mode="bilinear", align_corners=False)
+            maps.append(x.reshape(b, c, n, h, w))
+        out = maps[0] if len(maps) == 1 else torch.cat(maps, dim=2)
+        return out.abs().amax(dim=1)  # (B, F, S, S)
 
     def _score(self, dev: Tensor) -> MemoryScores:
         """Raw scores of deviation maps (B, F, S, S)."""

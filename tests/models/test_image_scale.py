@@ -4,6 +4,7 @@ sees them averaged down (`LineModelSettings.image_scale`, `TemplateConfig.at_sca
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from models.backbone import InspectBackbone
 from models.export import export_line_model
 from models.inputs import ModelInputs
 from models.line_model import LineModel, LineModelSettings
-from models.template import TemplateConfig
+from models.template import PixelTemplate, TemplateConfig
 
 
 def test_at_scale_keeps_lengths_on_the_part_and_adds_the_finest_filter() -> None:
@@ -29,8 +30,43 @@ def test_at_scale_keeps_lengths_on_the_part_and_adds_the_finest_filter() -> None
     assert two.top_k_pixels == 4 * base.top_k_pixels
     assert two.smooth % 2 == 1  # the first form's box stays centred
     assert TemplateConfig(scales=()).at_scale(2).scales == ()
+    # the wider filters run on a 2x coarser grid at the camera's resolution; lines compared at
+    # the backbone's size, and every line saved before the setting, keep the full grid
+    assert two.coarse_filters and not base.coarse_filters
+    saved_before = LineModelSettings.from_dict({"template": {"scales": [3.0, 6.0]}})
+    assert TemplateConfig(**saved_before.template).coarse_filters is False
     with pytest.raises(ValueError, match="whole number >= 1"):
         base.at_scale(0)
+
+
+def test_coarse_filters_give_the_full_grid_maps_of_the_wider_filters() -> None:
+    """The 3 and 6 px filters on the deviation averaged 2x2, brought back up: in the filters'
+    good-part units the maps match the full-resolution ones (correlation >= 0.99; filters of
+    the full width on the coarse grid give 0.84-0.91), and the 1.5 px one is untouched."""
+    size = 64
+    g = torch.Generator().manual_seed(0)
+    good = 0.2 * torch.randn(30, 3, size, size, generator=g)
+    parts = 0.2 * torch.randn(6, 3, size, size, generator=g)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    parts[:, 1] += 0.6 * torch.exp(-((yy - 40) ** 2 + (xx - 22) ** 2) / (2 * 4.0**2))
+    config = TemplateConfig(gradient=False, scales=(1.5, 3.0, 6.0), highpass=24.0)
+    full = PixelTemplate(3, size, 8, config)
+    coarse = PixelTemplate(3, size, 8, replace(config, coarse_filters=True))
+    assert coarse.fine_scales == (1.5,) and coarse.coarse_scales == (3.0, 6.0)
+    maps = []
+    for t in (full, coarse):
+        t.fit(good)
+        with torch.no_grad():
+            dev = t._deviation(t.channels(parts), t.mean, t.spread)
+        maps.append(dev / t.filter_scale.view(1, -1, 1, 1))
+    assert torch.allclose(maps[0][:, 0], maps[1][:, 0], atol=1e-5)
+    for f in (1, 2):
+        pair = torch.stack([maps[0][:, f].flatten(), maps[1][:, f].flatten()])
+        assert float(torch.corrcoef(pair)[0, 1]) >= 0.99
+    with torch.no_grad():
+        assert torch.allclose(full(parts).score, coarse(parts).score, rtol=0.05)
+    odd = PixelTemplate(3, size + 1, 8, replace(config, coarse_filters=True))
+    assert odd.coarse_scales == ()  # a grid that does not halve keeps every filter at full size
 
 
 def test_settings_of_lines_taught_before_take_scale_1_and_a_bad_scale_is_refused() -> None:
