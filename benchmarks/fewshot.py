@@ -21,6 +21,9 @@ Run (prints a markdown table and writes JSON):
     python -m benchmarks.fewshot --quick            # 2 synthetic lines, 1 seed, fewer rows
     python -m benchmarks.fewshot --seeds 0 1 2      # the full table
     python -m benchmarks.fewshot --table-from a.json b.json   # one table from several runs
+    python -m benchmarks.fewshot --lines 1101 --seeds 0 --methods prompt --per-class
+        # and per defect class: recall, and what each anomaly source and the classifier
+        # would catch alone (AUROC), with how often adapt kept it
 """
 
 from __future__ import annotations
@@ -236,6 +239,7 @@ def run_ours(
     model = result.model.eval()
     xt = batched_inputs(task.test, card)
     scores, classes_out = [], []
+    sources: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
         for i in range(0, len(task.test), 32):
             part = ModelInputs(
@@ -251,10 +255,62 @@ def run_ours(
                 if pred.class_probs.shape[1]
                 else torch.full((pred.defect_score.shape[0],), -1)
             )
+            for name, values in source_scores(model, part).items():
+                sources.setdefault(name, []).append(values)
     score = torch.cat(scores).numpy()
     cls = torch.cat(classes_out).numpy()
     names = [classes[int(c)] if c >= 0 else None for c in cls]
-    return _row(f"{method}", task, seed, score, names, threshold, classes, adapt_s)
+    row = _row(f"{method}", task, seed, score, names, threshold, classes, adapt_s)
+    if task.has_ok:
+        joined = {k: torch.cat(v).numpy() for k, v in sources.items()}
+        row.extra["per_class"] = per_class(task, score, threshold, joined)
+        kept = list(model.settings.anomaly_sources)
+        row.extra["sources_kept"] = kept + (
+            ["classifier"] if model.settings.fusion == "max_z" else []
+        )
+    return row
+
+
+def source_scores(model: Any, part: ModelInputs) -> dict[str, torch.Tensor]:
+    """Each anomaly source's standardized score and the classifier's (in good-part spreads),
+    whether or not adapt kept them: what each could tell about these parts on its own."""
+    image, spectrum = model._inputs(part.image, part.spectrum)
+    base, out = model.passes(image, spectrum, part.image_present, part.vibration_present)
+    found = model.anomaly_components(
+        base, spectrum, part.image_present, part.vibration_present, image
+    )
+    site_name = model.site_source() if model.settings.site_pool else None
+    site = found[site_name].patch_scores if site_name in found else None
+    logits = model.class_logits(model.pool(out, part.image_present, part.vibration_present, site))
+    scores = {name: m.score for name, m in found.items()}
+    if logits.shape[1] > 1:
+        scores["classifier"] = model.classifier_z(logits)
+    return scores
+
+
+def per_class(
+    task: Task, score: np.ndarray, threshold: float, sources: dict[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """Per defect class of the test parts: how many, the share failed at the threshold, and
+    each source's AUROC against the good test parts."""
+    from models.adapt import rank_auroc
+
+    labels = np.array([str(s.label) for s in task.test])
+    good = labels == OK_LABEL
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(labels) - {OK_LABEL}):
+        these = labels == label
+        keep = torch.from_numpy(these | good)
+        positive = torch.from_numpy(these[these | good])
+        out[label] = {
+            "n": int(these.sum()),
+            "recall": float((score[these] >= threshold).mean()),
+            "auroc": {
+                name: rank_auroc(torch.from_numpy(values)[keep], positive)
+                for name, values in sources.items()
+            },
+        }
+    return out
 
 
 def _row(
@@ -512,6 +568,34 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def per_class_table(rows: Sequence[Row]) -> str:
+    """Per (line, inputs, method) and defect class: recall at the line's threshold and each
+    source's AUROC, averaged over the seeds; "kept" counts the runs whose adapt kept it."""
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        if "per_class" in r.extra:
+            groups.setdefault((r.task, r.modality, r.method), []).append(r)
+    out = []
+    for (task, modality, method), rs in groups.items():
+        names = sorted({n for r in rs for c in r.extra["per_class"].values() for n in c["auroc"]})
+        kept = {n: sum(n in r.extra.get("sources_kept", [n]) for r in rs) for n in names}
+        head = [f"{n} (kept {kept[n]}/{len(rs)})" if n in kept else n for n in names]
+        out.append(f"\n{task} {modality} {method} ({len(rs)} runs): AUROC of each source alone")
+        out.append("| class | n | recall | " + " | ".join(head) + " |")
+        out.append("|" + " --- |" * (3 + len(names)))
+        for label in sorted({c for r in rs for c in r.extra["per_class"]}):
+            cells = [r.extra["per_class"][label] for r in rs if label in r.extra["per_class"]]
+            aucs = [statistics.fmean(c["auroc"].get(n, math.nan) for c in cells) for n in names]
+            recall = statistics.fmean(c["recall"] for c in cells)
+            n = statistics.fmean(c["n"] for c in cells)
+            out.append(
+                f"| {label} | {n:.0f} | {recall:.0%} | "
+                + " | ".join(f"{a:.3f}" for a in aucs)
+                + " |"
+            )
+    return "\n".join(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -573,6 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
+        "--per-class",
+        action="store_true",
+        help="also print, per line and defect class, the recall and each anomaly source's and "
+        "the classifier's AUROC alone (our rows)",
+    )
+    ap.add_argument(
         "--table-from",
         type=Path,
         nargs="+",
@@ -584,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         earlier = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
         earlier.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
         print(table(earlier))
+        if args.per_class:
+            print(per_class_table(earlier))
         return 0
     if args.quick:
         args.lines, args.seeds = args.lines[:2], args.seeds[:1]
@@ -641,6 +733,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(row)
                 print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
     print(table(rows))
+    if args.per_class:
+        print(per_class_table(rows))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 0
