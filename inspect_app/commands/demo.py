@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from inspect_app.commands.adapt import READY_FALSE_REJECT_RATE, evidence_lines
 from inspect_app.home import resolve_home
 from inspect_app.metrics import format_rate
 
@@ -115,6 +116,11 @@ def ensure_line_model(home: Path, adapt_data: Path, readapt: bool) -> None:
         f"(cross-validated miss rate {format_rate(m.get('miss_rate'))}, false-reject rate "
         f"{format_rate(m.get('false_reject_rate'))})"
     )
+    frr = m.get("false_reject_rate")
+    if frr is not None and frr > READY_FALSE_REJECT_RATE:
+        # as `inspect-app adapt` says it: which defective parts hold the threshold down
+        for line in evidence_lines(result.card.metrics):
+            print(f"demo:{line[1:]}")
 
 
 def fresh_demo_db(folder: Path) -> str:

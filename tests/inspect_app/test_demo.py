@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from inspect_app.commands.demo import fresh_demo_db, sample_line
 from inspect_app.decision import Verdict, fault
@@ -69,3 +72,54 @@ def test_summary_against_labels(tmp_path: Path) -> None:
     assert "FAULT 1" in text and "miss rate 33.3 %" in text and "false-reject rate 25.0 %" in text
     page = write_summary_html(s, "l1", tmp_path / "summary.html", tmp_path / "report.html")
     assert "report.html" in page.read_text() and "crack" in page.read_text()
+
+
+def test_a_demo_line_that_rejects_many_good_parts_names_the_defects_holding_it_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo teaches its line as `adapt` does, and says why the false-reject rate is high:
+    the weakest defective adapt parts and what letting them pass would buy."""
+    import inspect_app.teach as teach
+    from inspect_app.commands.demo import ensure_line_model
+
+    metrics = {
+        "n_defective": 25,
+        "weakest_defects": [
+            {
+                "part_id": "synth-15-000007",
+                "label": "crack",
+                "defect_score": 0.012,
+                "good_at_or_above": 0.6,
+            }
+        ],
+        "miss_tradeoff": [
+            {
+                "missed": 1,
+                "miss_rate": 0.04,
+                "false_reject_rate": 0.2,
+                "target_miss_rate": 0.04,
+            }
+        ],
+    }
+
+    def taught(false_reject: float) -> object:
+        report = SimpleNamespace(
+            as_dict=lambda: {"miss_rate": 0.0, "false_reject_rate": false_reject}
+        )
+        return SimpleNamespace(
+            folder=tmp_path / "v1",
+            n_parts=50,
+            seconds=9.0,
+            report=report,
+            card=SimpleNamespace(metrics=metrics),
+        )
+
+    monkeypatch.setattr(teach, "teach_line", lambda *a, **k: taught(0.62))
+    ensure_line_model(tmp_path, tmp_path, readapt=True)
+    out = capsys.readouterr().out
+    assert "false-reject rate 62.0 %" in out
+    assert "demo:   synth-15-000007  crack  0.0120  60.0 % of good parts" in out
+    assert "1 of 25 missed (4.0 %): false-reject 20.0 %" in out
+    monkeypatch.setattr(teach, "teach_line", lambda *a, **k: taught(0.05))
+    ensure_line_model(tmp_path, tmp_path, readapt=True)
+    assert "synth-15-000007" not in capsys.readouterr().out  # a line that is ready: no list
