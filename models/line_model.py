@@ -143,6 +143,7 @@ class LineModelSettings:
                 "gradient": False,
                 "scales": (),
                 "highpass": 0.0,
+                "modes": 0,
                 **values["template"],
             }
         return cls(**values)

@@ -49,7 +49,8 @@ def test_coarse_filters_give_the_full_grid_maps_of_the_wider_filters() -> None:
     parts = 0.2 * torch.randn(6, 3, size, size, generator=g)
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     parts[:, 1] += 0.6 * torch.exp(-((yy - 40) ** 2 + (xx - 22) ** 2) / (2 * 4.0**2))
-    config = TemplateConfig(gradient=False, scales=(1.5, 3.0, 6.0), highpass=24.0)
+    # the filters alone: no good-part modes taken out first
+    config = TemplateConfig(gradient=False, scales=(1.5, 3.0, 6.0), highpass=24.0, modes=0)
     full = PixelTemplate(3, size, 8, config)
     coarse = PixelTemplate(3, size, 8, replace(config, coarse_filters=True))
     assert coarse.fine_scales == (1.5,) and coarse.coarse_scales == (3.0, 6.0)

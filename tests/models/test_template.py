@@ -87,6 +87,7 @@ def test_a_template_saved_before_the_filters_keeps_its_first_form() -> None:
     old = LineModelSettings.from_dict({"template": {"smooth": 5, "top_k_pixels": 20}})
     config = TemplateConfig(**old.template)
     assert config.scales == () and config.highpass == 0.0 and config.gradient is False
+    assert config.modes == 0  # nor the good parts' modes
     new = LineModelSettings.from_dict(LineModelSettings().to_dict())
     assert TemplateConfig(**new.template) == TemplateConfig()
     with pytest.raises(ValueError, match="scales must be > 0"):
@@ -103,6 +104,40 @@ def test_a_pixel_that_never_varied_gets_a_floor_spread() -> None:
     # a division by ~0 would turn one grey level of JPEG noise there into a huge deviation
     assert torch.all(flat >= 0.4 * typical)
     assert torch.isfinite(t(_parts(4, 1)).score).all()
+
+
+def test_the_good_parts_modes_forgive_an_outline_a_pixel_off_but_not_a_stain() -> None:
+    """Parts a little larger or smaller than the reference put a thin ring of deviation along
+    their outline; across the good parts that ring is one mode of their variation. Taken out
+    (`modes`), new good parts score far lower, and a stain on the plain surface - no mix of
+    the good parts' deviations - still stands out."""
+    size = 64
+
+    def parts(n: int, seed: int, stain: bool = False) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        xx = torch.arange(size).float().view(1, 1, 1, size)
+        yy = torch.arange(size).float().view(1, 1, size, 1)
+        r = ((xx - 32) ** 2 + (yy - 32) ** 2).sqrt()
+        radius = 20 + 0.8 * torch.randn(n, 1, 1, 1, generator=g)  # the outline a pixel off
+        img = torch.sigmoid((radius - r) * 2.0).expand(n, 3, size, size) * 2 - 1
+        img = img + 0.05 * torch.randn(n, 3, size, size, generator=g)
+        if stain:
+            img[:, 1, 28:33, 28:33] += 0.4
+        return img
+
+    good, stained = {}, {}
+    for modes in (0, 8):
+        t = PixelTemplate(3, size, 8, TemplateConfig(scales=(1.5, 3.0), modes=modes))
+        t.fit(parts(25, 0))
+        with torch.no_grad():
+            good[modes], stained[modes] = t(parts(200, 1)).score, t(parts(50, 2, True)).score
+    assert "modes" in t.state_dict() and t.modes.shape == (8, 4 * size * size)
+    assert good[8].quantile(0.95) < 0.5 * good[0].quantile(0.95)
+    assert stained[8].min() > good[8].max() + 3.0
+    rows = t.modes @ t.modes.T  # orthonormal directions
+    assert torch.allclose(rows, torch.eye(8), atol=1e-4)
+    with pytest.raises(ValueError, match="modes must be >= 0"):
+        TemplateConfig(modes=-1)
 
 
 def test_fit_refuses_a_wrong_shape() -> None:
