@@ -4,7 +4,7 @@ The golden-template comparison of machine vision, with statistics: the good part
 registered onto one reference (`inspect_app.align`), give a mean image and a per-pixel spread.
 The compared channels are the colours plus the gradient magnitude of the gray image (edges:
 a scratch, a crack or a chipped outline moves them more than the colour). A part's deviation
-z = (part - mean) / spread is signed, per channel. Two steps make it a defect map:
+z = (part - mean) / spread is signed, per channel. Three steps make it a defect map:
 
 - *illumination*: each part's own slow shading (a light that drifts, a part that sits a little
   higher) is a broad, smooth deviation; it is removed by subtracting the best-fitting plane
@@ -244,7 +244,7 @@ class PixelTemplate(nn.Module):
         principal directions, orthonormal), zero rows beyond what the parts can show."""
         z = self._shading_free(images, mean, spread).flatten(1)  # (N, C*S*S)
         z = z - z.mean(0, keepdim=True)
-        out = torch.zeros(self.config.modes, z.shape[1])
+        out = z.new_zeros(self.config.modes, z.shape[1])
         if z.shape[0] < 2:
             return out
         # from the N x N Gram matrix (N parts, far fewer than pixels): eigenvectors u with
