@@ -197,6 +197,7 @@ class _Card:
     image_size: int
     spectrum: dict[str, Any]
     align: dict[str, Any] = field(default_factory=dict)
+    align_refused: str | None = None
 
 
 def run_ours(

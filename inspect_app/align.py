@@ -10,8 +10,8 @@ model-sized gray image.
 `fit_alignment` builds the reference from the good adapt parts (the mean of the aligned good
 parts, refined once) and measures how well they register. Products that do not register (a
 texture with no fixed layout, a web of steel sheet, parts thrown loose on a belt) get no
-alignment: `adapt --align auto` keeps it only when the good parts' median correlation after
-alignment is at least `AUTO_MIN_CORRELATION`.
+alignment: `adapt --align auto` keeps it only when every good adapt part registers and their
+median correlation after alignment is at least `AUTO_MIN_CORRELATION`.
 
 At run time a frame that cannot be registered (ECC does not converge) makes
 `inspect_app.preprocess.prepare_batch` raise `DataError` naming the part: the part becomes a
@@ -63,6 +63,27 @@ class Alignment:
     reference: np.ndarray  # float32 (S, S), blurred gray, values in [0, 1]
     median_correlation: float = float("nan")  # good adapt parts after alignment
     method: str = METHOD  # a key of MOTIONS
+    good_parts: int = 0  # good adapt parts it was measured on (0: not recorded)
+    unregistered: int = 0  # of those, how many ECC could not register onto the reference
+
+    def refusal(self) -> str | None:
+        """Why `--align auto` leaves this alignment off, or None when it keeps it.
+
+        Every good adapt part must register, and well: a good part that cannot be registered
+        now is a line whose good parts would often be FAULT later (a texture with no fixed
+        layout can pass the correlation bar by chance on the parts that do converge).
+        """
+        if self.unregistered:
+            return (
+                f"{self.unregistered} of {self.good_parts} good parts could not be registered "
+                "onto one reference"
+            )
+        if not self.median_correlation >= AUTO_MIN_CORRELATION:
+            return (
+                f"the good parts register with median correlation {self.median_correlation:.3f}"
+                f", below {AUTO_MIN_CORRELATION}"
+            )
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         png = cv2.imencode(".png", np.clip(self.reference * 255.0 + 0.5, 0, 255).astype(np.uint8))
@@ -70,6 +91,8 @@ class Alignment:
             "method": self.method,
             "size": int(self.reference.shape[0]),
             "median_correlation": round(float(self.median_correlation), 4),
+            "good_parts": self.good_parts,
+            "unregistered_good_parts": self.unregistered,
             "reference_png": base64.b64encode(png[1].tobytes()).decode("ascii"),
         }
 
@@ -83,6 +106,8 @@ class Alignment:
             reference=_decode_reference(str(raw.get("reference_png", "")), source),
             median_correlation=float(raw.get("median_correlation", float("nan"))),
             method=str(method),
+            good_parts=int(raw.get("good_parts", 0)),
+            unregistered=int(raw.get("unregistered_good_parts", 0)),
         )
 
 
@@ -263,8 +288,13 @@ def fit_alignment(
         reference = gray(aligned.mean(0, keepdim=True))[0]
     _, reg = register(good, None, reference, method)
     corr = reg.correlation[np.isfinite(reg.correlation)]
-    median = float(np.median(corr)) if corr.size and len(reg.failed) < good.shape[0] / 2 else 0.0
-    return Alignment(reference=reference, median_correlation=median, method=method)
+    return Alignment(
+        reference=reference,
+        median_correlation=float(np.median(corr)) if corr.size else float("nan"),
+        method=method,
+        good_parts=int(good.shape[0]),
+        unregistered=len(reg.failed),
+    )
 
 
 ALIGN_MODES = ("auto", "on", "off")
@@ -280,9 +310,24 @@ def choose_alignment(
     """The line's alignment from its adapt images `(N, 3, S, S)`, or None.
 
     `good (N,)` marks the good parts (the reference is made from them only). `mode` "off": none;
-    "on": always (raises when it cannot be made); "auto": only when the good parts register well
-    (median ECC correlation at least `AUTO_MIN_CORRELATION`).
+    "on": always (raises when it cannot be made; `unregistered` counts the good parts that
+    will be FAULT); "auto": only when every good part registers, and well
+    (`Alignment.refusal`: median ECC correlation at least `AUTO_MIN_CORRELATION`).
     """
+    alignment = _measure_alignment(images, present, good, mode, method)
+    if mode == "auto" and alignment is not None and alignment.refusal():
+        return None
+    return alignment
+
+
+def _measure_alignment(
+    images: torch.Tensor,
+    present: torch.Tensor | None,
+    good: torch.Tensor,
+    mode: str,
+    method: str,
+) -> Alignment | None:
+    """`choose_alignment` before its "auto" rule: the alignment the good parts give, measured."""
     if mode not in ALIGN_MODES:
         msg = f"align must be one of {ALIGN_MODES}, got {mode!r}"
         raise ValueError(msg)
@@ -297,25 +342,23 @@ def choose_alignment(
     if method not in MOTIONS:
         msg = f"alignment motion must be one of {sorted(MOTIONS)}, got {method!r}"
         raise ValueError(msg)
-    alignment = fit_alignment(images[keep], method=method)
-    if mode == "auto" and not alignment.median_correlation >= AUTO_MIN_CORRELATION:
-        return None
-    return alignment
+    return fit_alignment(images[keep], method=method)
 
 
 def align_adapt_inputs(
     inputs: ModelInputs, good: torch.Tensor, mode: str, method: str = METHOD
-) -> tuple[ModelInputs, Alignment | None]:
-    """The adapt parts' inputs registered onto the alignment `choose_alignment` makes from them.
+) -> tuple[ModelInputs, Alignment | None, str | None]:
+    """The adapt parts' inputs registered onto the alignment made from their good parts.
 
     Returns the inputs as they were and None when the line gets no alignment (no camera, mode
-    "off", or "auto" and the parts do not register). Later parts are registered by
-    `inspect_app.preprocess.prepare_batch` from the card's `align`.
+    "off", or "auto" and the parts do not register: the third value then says why). Later
+    parts are registered by `inspect_app.preprocess.prepare_batch` from the card's `align`.
     """
     if inputs.image is None:
-        return inputs, None
-    alignment = choose_alignment(inputs.image, inputs.image_present, good, mode, method)
-    if alignment is None:
-        return inputs, None
+        return inputs, None, None
+    alignment = _measure_alignment(inputs.image, inputs.image_present, good, mode, method)
+    refused = alignment.refusal() if alignment is not None else None
+    if alignment is None or (mode == "auto" and refused):
+        return inputs, None, refused
     image, reg = register(inputs.image, inputs.image_present, alignment.reference, alignment.method)
-    return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment
+    return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment, None

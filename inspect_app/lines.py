@@ -58,6 +58,8 @@ class LineCard:
     model: dict[str, Any] = field(default_factory=dict)  # LineModel construction settings
     adapt: dict[str, Any] = field(default_factory=dict)  # how it was taught (data, samples, seed)
     align: dict[str, Any] = field(default_factory=dict)  # pose alignment (inspect_app.align)
+    # why `adapt --align auto` left the alignment off (None when it is on, or was not tried)
+    align_refused: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -225,6 +227,14 @@ def model_card(card: LineCard) -> str:
             f"frames taken at {card.image_size} px, compared with the good parts' pixel "
             "template at that size"
         )
+        if card.align.get("unregistered_good_parts"):
+            lines.append(
+                f"  - {card.align['unregistered_good_parts']} of {card.align['good_parts']} "
+                "good adapt parts could not be registered (alignment forced on): such parts "
+                "are FAULT"
+            )
+    elif card.align_refused:
+        lines.append(f"- pose alignment off: {card.align_refused}")
     if card.model.get("anomaly_sources") is not None:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "

@@ -241,11 +241,12 @@ def prepare_adapt_inputs(
     template's resolution (`template_scale`), and that scale.
 
     `card.image_size` (the backbone's size on entry) becomes the line's input size and
-    `card.align` its alignment. The alignment (its reference) stays at the backbone's size, as
-    `--align auto` was calibrated; larger frames are registered through it (`register`).
+    `card.align` its alignment; `card.align_refused` says why `--align auto` left it off. The
+    alignment (its reference) stays at the backbone's size, as `--align auto` was calibrated;
+    larger frames are registered through it (`register`).
     """
     inputs = batched_inputs(samples, card)
-    inputs, alignment = align_adapt_inputs(inputs, good, align, motion)
+    inputs, alignment, card.align_refused = align_adapt_inputs(inputs, good, align, motion)
     scale = template_scale(samples, card.image_size, template_size, alignment is not None)
     if alignment is not None and scale > 1:
         card.image_size *= scale

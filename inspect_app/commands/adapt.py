@@ -24,10 +24,10 @@ memory: a part unlike every good part is flagged even if its defect kind was nev
 Parts in a fixture are registered onto a reference part before the model sees them (pose
 alignment, --align auto): the good parts then also give a pixel template, and a part is flagged
 where it differs from the good parts at that place (a missing hole, a chipped edge, a stain).
-`auto` keeps the alignment only when the good adapt parts register well; products without a
-fixed layout (a web, a texture) are left as they are. The template compares the frames at up to
-twice the backbone's size (--template-size auto: 256 px when the camera gives that much), so a
-thin scratch is not averaged away; the backbone itself sees them at 128 px.
+`auto` keeps the alignment only when every good adapt part registers, and well; products
+without a fixed layout (a web, a texture) are left as they are. The template compares the
+frames at up to twice the backbone's size (--template-size auto: 256 px when the camera gives
+that much), so a thin scratch is not averaged away; the backbone itself sees them at 128 px.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
 meets --target-miss-rate; the false-reject rate that costs is printed and saved. The model is
@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ALIGN_MODES,
         default="auto",
         help="register every frame onto the line's reference part and compare pixel by pixel "
-        "with the good parts: auto (when the good parts register well; default), on, off",
+        "with the good parts: auto (when every good part registers well; default), on (a "
+        "part that does not register is a FAULT), off",
     )
     parser.add_argument(
         "--align-motion",
@@ -196,14 +197,22 @@ def run(args: argparse.Namespace) -> int:
         f"classes: {', '.join(result.card.classes) or 'none'}) with {args.method} "
         f"in {result.seconds:.0f} s"
     )
-    if result.card.align:
-        corr = result.card.align["median_correlation"]
+    align = result.card.align
+    if align:
         print(
-            f"pose alignment on (good parts register with median correlation {corr:.3f}); "
-            f"pixel template at {result.card.image_size} px"
+            f"pose alignment on (good parts register with median correlation "
+            f"{align['median_correlation']:.3f}); pixel template at {result.card.image_size} px"
         )
+        if align.get("unregistered_good_parts"):
+            print(
+                f"  WARNING: {align['unregistered_good_parts']} of {align['good_parts']} good "
+                "adapt parts could not be registered: a part that does not register is a "
+                "FAULT, so expect about that share of good parts to be FAULT (--align auto "
+                "would have left the alignment off)"
+            )
     elif args.align == "auto" and "image" in result.card.modalities:
-        print("pose alignment off (the good parts do not register onto one reference)")
+        why = result.card.align_refused or "the good parts do not register onto one reference"
+        print(f"pose alignment off ({why}): parts are judged without the pixel template")
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)

@@ -104,9 +104,12 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert "false-reject rate" in out and "v1" in out
     assert "with 95 % confidence from 12 defective parts" in out  # 7 dent + 5 hum
     assert "takes about 598 defective parts without a miss" in out  # for the 0.5 % default
+    # noise textures do not register: auto says why the alignment is off, and the card keeps it
+    assert "pose alignment off (" in out and "judged without the pixel template" in out
     root = tmp_path / "home" / "lines" / "l1"
     assert (root / "ACTIVE").read_text().strip() == "v1"
     card = json.loads((root / "v1" / "line.json").read_text())
+    assert card["align"] == {} and card["align_refused"] in out
     assert card["classes"] == ["dent", "hum"]
     assert card["modalities"] == ["image", "vibration"]
     assert 0.0 <= card["threshold"] <= 1.0

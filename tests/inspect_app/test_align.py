@@ -108,6 +108,33 @@ def test_auto_keeps_alignment_for_fixtured_parts_and_drops_it_for_textures() -> 
         choose_alignment(parts, None, good, "sometimes")
 
 
+def test_auto_leaves_the_alignment_off_when_a_good_part_does_not_register() -> None:
+    """A good part ECC cannot register (here a blank frame) means good parts that will be
+    FAULT on the line: `auto` refuses, saying how many, however well the others register;
+    `on` keeps it and counts them (saved with the line)."""
+    from inspect_app.align import align_adapt_inputs
+    from models.inputs import ModelInputs
+
+    poses = [(a, (dx, dy)) for a, dx, dy in ((-3, 1, 0), (2, -2, 1), (0, 0, 2), (4, 2, -1))]
+    frames = [_part_image(a, s) for a, s in poses] + [np.zeros((S, S, 3), np.uint8)]
+    parts = _tensor(frames)
+    good = torch.ones(len(frames), dtype=torch.bool)
+    assert choose_alignment(parts, None, good, "auto") is None
+    forced = choose_alignment(parts, None, good, "on")
+    assert forced is not None and forced.median_correlation > 0.9
+    assert (forced.unregistered, forced.good_parts) == (1, 5)
+    assert forced.refusal() == "1 of 5 good parts could not be registered onto one reference"
+    again = Alignment.from_dict(forced.to_dict())
+    assert (again.unregistered, again.good_parts) == (1, 5)
+    inputs = ModelInputs(parts, None, None, None)
+    same, none, why = align_adapt_inputs(inputs, good, "auto")
+    assert none is None and same is inputs and why == forced.refusal()
+    kept = align_adapt_inputs(inputs, good, "on")
+    assert kept[1] is not None and kept[2] is None
+    fixtured = align_adapt_inputs(ModelInputs(parts[:4], None, None, None), good[:4], "auto")
+    assert fixtured[1] is not None and fixtured[1].refusal() is None
+
+
 @dataclass
 class _Card:
     modalities: list[str]
