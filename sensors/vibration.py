@@ -7,10 +7,11 @@ missing sample rate (only WAV carries its own) are errors, never guesses.
 
 from __future__ import annotations
 
-import csv
+import itertools
+import re
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,10 +36,12 @@ def read_vibration(
 ) -> VibrationWindow:
     """Read a vibration recording by its suffix.
 
-    `sample_rate_hz` is required for .npy, .csv (one column) and .mat; for WAV it is read from
-    the header and, when also given, must agree. `channel` picks a .mat key (e.g. CWRU's
-    `DE_time`; a key ending in `_DE_time` also matches) or a column index for multi-channel
-    WAV / .npy. `rpm` is the shaft speed; a .mat `RPM` entry is used when `rpm` is not given.
+    `sample_rate_hz` is required for .npy, .mat and a .csv without a time column; for WAV and
+    such a .csv it is read from the file and, when also given, must agree. `channel` picks a
+    .mat key (e.g. CWRU's `DE_time`; a key ending in `_DE_time` also matches), a column index
+    for multi-channel WAV / .npy, or a column of a .csv with several (a header name or a
+    0-based index; `_read_csv`). `rpm` is the shaft speed; a .mat `RPM` entry is used when
+    `rpm` is not given.
 
     >>> w = read_vibration("recordings/IR007_0.mat", sample_rate_hz=12000, channel="DE_time")
     """
@@ -59,7 +62,7 @@ def read_vibration(
     elif suffix == ".npy":
         samples = _read_npy(path, channel)
     elif suffix == ".csv":
-        samples, file_rate = _read_csv(path)
+        samples, file_rate = _read_csv(path, channel)
     else:
         samples, file_rpm = _read_mat(path, channel)
 
@@ -201,32 +204,201 @@ def _read_npy(path: Path, channel: str | int | None) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
-    """One column of samples, or `t,a` (time in seconds, acceleration); a header is optional."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.reader(handle) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise DataError("empty .csv file", path)
-    if not _is_number(rows[0][0]):
-        rows = rows[1:]
-    width = len(rows[0]) if rows else 0
-    if width not in (1, 2):
-        raise DataError(f".csv has {width} columns; expected one (samples) or two (t,a)", path)
-    values = np.empty((len(rows), width))
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise DataError(f"line {i + 1} has {len(row)} fields, expected {width}", path)
-        try:
-            values[i] = [float(c) for c in row]
-        except ValueError:
-            raise DataError(f"line {i + 1} is not numeric: {row}", path) from None
-    if width == 1:
-        return values[:, 0], None
-    t = values[:, 0]
+# A first column headed by one of these names (any case; a unit "(s)" or "[s]" may follow)
+# holds each sample's time in seconds, and gives the rate.
+TIME_COLUMN_NAMES = ("t", "time", "time_s", "seconds")
+_SECONDS_UNIT = re.compile(r"\s*[(\[]\s*s\s*[)\]]$")
+_SNIFF_LINES = 20  # the first non-blank lines the delimiter is chosen from
+_BLANK = " \t,;"  # a line of only these is skipped, as csv rows of empty cells always were
+
+
+@dataclass(frozen=True)
+class _CsvTable:
+    """A .csv file's numbers and its header's column names (None without a header)."""
+
+    values: np.ndarray  # (rows, columns) float64
+    names: list[str] | None
+
+
+def _read_csv(path: Path, channel: str | int | None) -> tuple[np.ndarray, float | None]:
+    """The samples of a .csv recording, and the rate when a time column gives one.
+
+    Delimiters and the header: `_csv_table`. The first column is time (seconds) when its
+    header is a time name (`TIME_COLUMN_NAMES`), or when the file has two columns: the `t,a`
+    form, read so since the first version, unless a header names the columns and `channel`
+    picks one (a two-axis logger without time). The other columns hold data. With one data
+    column `channel` is not looked at (it never was for .csv); several need it: a header name
+    (any case) or a 0-based column index of the file.
+    """
+    table = _csv_table(path)
+    names, width = table.names, table.values.shape[1]
+    picked = channel not in (None, "")
+    has_time = width > 1 and names is not None and _is_time_name(names[0])
+    if width == 2 and not has_time and not (picked and names is not None):
+        has_time = True
+    data = list(range(1 if has_time else 0, width))
+    if len(data) == 1:
+        column = data[0]
+    elif not picked:
+        msg = (
+            f".csv has {len(data)} data columns ({_describe_columns(names, data)}); set the "
+            "`channel` column of labels.csv to the one to read (a header name or a 0-based "
+            "column index)"
+        )
+        raise DataError(msg, path)
+    else:
+        column = _csv_column(path, str(channel), names, data)
+    samples = table.values[:, column]
+    if not has_time:
+        return samples, None
+    return samples, _rate_from_time(path, table.values[:, 0])
+
+
+def _is_time_name(name: str) -> bool:
+    return _SECONDS_UNIT.sub("", name.strip().lower()) in TIME_COLUMN_NAMES
+
+
+def _describe_columns(names: list[str] | None, columns: Sequence[int]) -> str:
+    if names is None:
+        return "no header: columns " + ", ".join(str(c) for c in columns)
+    return ", ".join(f"{names[c]!r} (column {c})" for c in columns)
+
+
+def _csv_column(path: Path, channel: str, names: list[str] | None, data: list[int]) -> int:
+    """The file column `channel` picks among the data columns: a header name, else an index."""
+    if names is not None:
+        exact = [c for c in data if names[c] == channel]
+        found = exact or [c for c in data if names[c].lower() == channel.strip().lower()]
+        if len(found) > 1:
+            msg = f"channel {channel!r} matches several columns ({_describe_columns(names, found)})"
+            raise DataError(msg, path)
+        if found:
+            return found[0]
+    try:
+        index = int(channel)
+    except ValueError:
+        index = -1
+    if index in data:
+        return index
+    if index == 0:
+        msg = f"channel 0 is the time column; the data columns are {_describe_columns(names, data)}"
+        raise DataError(msg, path)
+    msg = f"channel {channel!r} names no column of this .csv ({_describe_columns(names, data)})"
+    raise DataError(msg, path)
+
+
+def _rate_from_time(path: Path, t: np.ndarray) -> float:
+    """The sample rate a time column (seconds) steps at; it must step evenly."""
     dt = np.diff(t)
-    if t.size < 2 or np.any(dt <= 0) or np.ptp(dt) > 0.01 * float(np.median(dt)):
-        raise DataError("the t column must increase in equal steps (uniform sampling)", path)
-    return values[:, 1], 1.0 / float(np.median(dt))
+    msg = "the time column must increase in equal steps (uniform sampling)"
+    if t.size < 2 or np.any(dt <= 0):
+        raise DataError(msg, path)
+    step = float(np.median(dt))
+    if np.ptp(dt) <= 0.01 * step:
+        return 1.0 / step
+    # Loggers print time with few digits (25.6 kHz to the microsecond steps 39, 39, 40, 39 us):
+    # such a column is still even when every time lies within a quarter sample of one grid; a
+    # lost or repeated sample puts times half a sample or more off it.
+    step = float(t[-1] - t[0]) / (t.size - 1)
+    off_grid = np.abs(t - (t[0] + step * np.arange(t.size)))
+    if float(off_grid.max()) > 0.25 * step:
+        raise DataError(msg, path)
+    return 1.0 / step
+
+
+def _csv_table(path: Path) -> _CsvTable:
+    """Read a .csv of numbers fast (numpy's parser; a Python pass only to word an error).
+
+    The delimiter is tab, `;`, `,` or runs of whitespace (`_sniff_delimiter`). A comma that
+    is not the delimiter is a decimal comma (`0,0123;1,5`, `0,0123 1,5`); so are the commas of
+    a file whose header names one column over rows of one comma and no point. The first
+    non-blank line is a header when any of its cells is not a number. Lines of only blanks
+    and delimiters are skipped. A UTF-8 byte-order mark (spreadsheet export) is ignored.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f".csv is not UTF-8 text ({exc.reason})", path) from exc
+    non_blank = (i for i, line in enumerate(lines) if line.strip(_BLANK))
+    head = list(itertools.islice(non_blank, _SNIFF_LINES))
+    if not head:
+        raise DataError("empty .csv file", path)
+    delimiter = _sniff_delimiter([lines[i] for i in head])
+    decimal_comma = delimiter != ","
+    first = _csv_cells(lines[head[0]], delimiter)
+    has_header = not all(_is_number(_decimal(c, decimal_comma)) for c in first)
+    if delimiter == "," and has_header and len(first) == 1 and len(head) > 1:
+        # one named column of decimal-comma numbers (`0,0123`): the header says one column,
+        # and rows without a point cannot be the `t,a` form's seconds and samples
+        rows = [lines[i] for i in head[1:]]
+        if all(line.count(",") == 1 and "." not in line for line in rows):
+            delimiter, decimal_comma = None, True
+    start = head[0] + 1 if has_header else head[0]
+    body = [line for line in lines[start:] if line.strip(_BLANK)]
+    if not body:
+        raise DataError("the .csv has a header and no data rows", path)
+    if decimal_comma:
+        body = "\n".join(body).replace(",", ".").split("\n")
+    try:
+        values = np.loadtxt(
+            body, dtype=np.float64, delimiter=delimiter, comments=None, quotechar='"', ndmin=2
+        )
+    except ValueError as exc:
+        _explain_csv_error(path, lines, start, delimiter, decimal_comma)
+        raise DataError(f"unreadable .csv ({exc})", path) from exc
+    names = first if has_header else None
+    if names is not None and len(names) != values.shape[1]:
+        if values.shape[1] > 2:  # the names would be put on the wrong columns
+            msg = f"the header names {len(names)} columns but the rows have {values.shape[1]}"
+            raise DataError(msg, path)
+        names = None  # one or two columns were always read without their names
+    return _CsvTable(values, names)
+
+
+def _sniff_delimiter(head: Sequence[str]) -> str | None:
+    """The delimiter of a .csv whose first non-blank lines are `head`: tab, `;`, `,` or None
+    (runs of whitespace).
+
+    The first of those found in `head` under which its data lines (all but the first, which
+    may be a header) split into equally many numeric cells, a comma being a decimal comma
+    unless it is the delimiter; else the first found, so that the error names the bad line.
+    """
+    rows = head[1:] or head
+    found = [d for d in ("\t", ";", ",") if any(d in line for line in head)]
+    for delimiter in [*found, None]:
+        cells = [_csv_cells(line, delimiter) for line in rows]
+        decimal_comma = delimiter != ","
+        if len({len(c) for c in cells}) == 1 and all(
+            _is_number(_decimal(c, decimal_comma)) for row in cells for c in row
+        ):
+            return delimiter
+    return found[0] if found else None
+
+
+def _csv_cells(line: str, delimiter: str | None) -> list[str]:
+    return [c.strip().strip('"').strip() for c in line.split(delimiter)]
+
+
+def _decimal(cell: str, decimal_comma: bool) -> str:
+    return cell.replace(",", ".") if decimal_comma else cell
+
+
+def _explain_csv_error(
+    path: Path, lines: Sequence[str], start: int, delimiter: str | None, decimal_comma: bool
+) -> None:
+    """Raise the DataError naming the first ragged or non-numeric line (numbered as an editor
+    numbers them), if there is one."""
+    width: int | None = None
+    for index in range(start, len(lines)):
+        if not lines[index].strip(_BLANK):
+            continue
+        cells = _csv_cells(lines[index], delimiter)
+        width = len(cells) if width is None else width
+        if len(cells) != width:
+            msg = f"line {index + 1} has {len(cells)} fields, expected {width}"
+            raise DataError(msg, path)
+        if not all(_is_number(_decimal(c, decimal_comma)) for c in cells):
+            raise DataError(f"line {index + 1} is not numeric: {cells}", path)
 
 
 def _is_number(text: str) -> bool:

@@ -115,7 +115,7 @@ def test_csv_one_column_and_t_a(tmp_path: Path) -> None:
 def test_csv_bad_line_and_uneven_time(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a\n0.1\n0.2\noops\n")
-    with pytest.raises(DataError, match="line 3 is not numeric"):
+    with pytest.raises(DataError, match="line 4 is not numeric"):  # as an editor numbers it
         read_vibration(bad, sample_rate_hz=RATE)
     uneven = tmp_path / "uneven.csv"
     uneven.write_text("t,a\n0,1\n0.1,2\n0.3,3\n")
@@ -125,6 +125,121 @@ def test_csv_bad_line_and_uneven_time(tmp_path: Path) -> None:
     nan.write_text("0.1\nnan\n0.3\n")
     with pytest.raises(DataError, match="NaN or infinite"):
         read_vibration(nan, sample_rate_hz=RATE)
+
+
+def three_axes(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Times at RATE and three distinct axes (x, y, z) as columns."""
+    t = np.arange(n) / RATE
+    return t, np.stack([tone(n), tone(n, 1000.0, 0.2), tone(n, 2500.0, 0.1)], axis=1)
+
+
+def write_table(
+    path: Path, header: str, columns: np.ndarray, sep: str, comma: bool = False
+) -> Path:
+    """`columns` (N, C) as text: `sep` between fields, decimal commas when `comma`."""
+    rows = [sep.join(f"{v:.9f}" for v in row) for row in columns]
+    text = "\n".join(([header] if header else []) + rows) + "\n"
+    path.write_text(text.replace(".", ",") if comma else text)
+    return path
+
+
+@pytest.mark.parametrize("channel", ["y", "Y", "2", 2])
+def test_csv_time_and_three_axes_picks_the_channel_by_name_or_index(
+    tmp_path: Path, channel: str | int
+) -> None:
+    t, xyz = three_axes()
+    path = write_table(tmp_path / "xyz.csv", "time,x,y,z", np.column_stack([t, xyz]), ",")
+    w = read_vibration(path, channel=channel)
+    assert w.sample_rate_hz == pytest.approx(RATE, rel=1e-6)  # from the time column
+    np.testing.assert_allclose(w.samples, xyz[:, 1], atol=1e-6)
+
+
+def test_csv_semicolons_with_decimal_commas(tmp_path: Path) -> None:
+    t, xyz = three_axes()
+    path = write_table(
+        tmp_path / "de.csv", "Seconds;X;Y;Z", np.column_stack([t, xyz]), ";", comma=True
+    )
+    assert "0,000125000;" in path.read_text()  # as a German spreadsheet writes it
+    w = read_vibration(path, channel="z")
+    assert w.sample_rate_hz == pytest.approx(RATE, rel=1e-6)
+    np.testing.assert_allclose(w.samples, xyz[:, 2], atol=1e-6)
+    one = write_table(tmp_path / "one.csv", "Beschleunigung", xyz[:, :1], ";", comma=True)
+    w = read_vibration(one, sample_rate_hz=RATE)  # one named column: its commas are decimal
+    np.testing.assert_allclose(w.samples, xyz[:, 0], atol=1e-6)
+    headerless = write_table(tmp_path / "ta.csv", "", np.column_stack([t, xyz[:, 0]]), ";", True)
+    w = read_vibration(headerless)  # two columns without a header: still `t,a`
+    assert w.sample_rate_hz == pytest.approx(RATE, rel=1e-6)
+    np.testing.assert_allclose(w.samples, xyz[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("sep", "comma"), [("\t", False), ("\t", True), ("   ", False), (" ", True)]
+)
+def test_csv_tab_or_space_separated(tmp_path: Path, sep: str, comma: bool) -> None:
+    t, xyz = three_axes()
+    header = sep.join(["time [s]", "x", "y", "z"]) if sep == "\t" else ""
+    path = write_table(tmp_path / "tab.csv", header, np.column_stack([t, xyz]), sep, comma)
+    # without a header no column is time: the rate comes from the table, the axis by index
+    channel = "x" if header else "1"
+    w = read_vibration(path, sample_rate_hz=None if header else RATE, channel=channel)
+    assert w.sample_rate_hz == pytest.approx(RATE, rel=1e-6)
+    np.testing.assert_allclose(w.samples, xyz[:, 0], atol=1e-6)
+
+
+def test_csv_several_columns_need_a_channel_that_names_one(tmp_path: Path) -> None:
+    t, xyz = three_axes()
+    path = write_table(tmp_path / "xyz.csv", "time,x,y,z", np.column_stack([t, xyz]), ",")
+    with pytest.raises(DataError, match="3 data columns") as err:
+        read_vibration(path)
+    message = str(err.value)
+    assert "xyz.csv" in message and "`channel`" in message and "labels.csv" in message
+    assert all(f"'{axis}' (column {i + 1})" in message for i, axis in enumerate("xyz"))
+    with pytest.raises(DataError, match=r"channel 'w' names no column .*'x' \(column 1\)"):
+        read_vibration(path, channel="w")
+    with pytest.raises(DataError, match="channel 0 is the time column"):
+        read_vibration(path, channel=0)
+    with pytest.raises(DataError, match="channel '9' names no column"):
+        read_vibration(path, channel="9")
+    headerless = write_table(tmp_path / "raw.csv", "", xyz, ";")
+    with pytest.raises(DataError, match="no header: columns 0, 1, 2"):
+        read_vibration(headerless, sample_rate_hz=RATE)
+
+
+def test_csv_one_data_column_reads_as_before_whatever_the_channel(tmp_path: Path) -> None:
+    # `channel` was never read for .csv: a table that sets it for every row must not break them
+    t, xyz = three_axes()
+    path = write_table(tmp_path / "ta.csv", "t,a", np.column_stack([t, xyz[:, 0]]), ",")
+    for channel in (None, "DE_time", "0", "a"):
+        w = read_vibration(path, channel=channel)
+        np.testing.assert_allclose(w.samples, xyz[:, 0], atol=1e-6)
+    # a header that is no time name and a channel: two axes of a logger without a time column
+    xy = write_table(tmp_path / "xy.csv", "x,y", xyz[:, :2], ",")
+    w = read_vibration(xy, sample_rate_hz=RATE, channel="y")
+    np.testing.assert_allclose(w.samples, xyz[:, 1], atol=1e-6)
+
+
+def test_csv_ragged_and_non_numeric_lines_are_named(tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("time;x;y\n0;1;2\n\n0,1;1\n")
+    with pytest.raises(DataError, match="line 4 has 2 fields, expected 3"):
+        read_vibration(ragged, channel="x")
+    text = tmp_path / "text.csv"
+    text.write_text("time,x,y\n0,1,2\n0.1,1,n/a\n")
+    with pytest.raises(DataError, match=r"line 3 is not numeric: \['0.1', '1', 'n/a'\]"):
+        read_vibration(text, channel="x")
+
+
+def test_csv_time_printed_with_few_digits_still_gives_the_rate(tmp_path: Path) -> None:
+    rate = 25600.0
+    t = np.arange(2000) / rate
+    path = tmp_path / "us.csv"  # to the microsecond: steps of 39 and 40 us
+    path.write_text("t,a\n" + "\n".join(f"{v:.6f},{i % 7}" for i, v in enumerate(t)))
+    assert read_vibration(path).sample_rate_hz == pytest.approx(rate, rel=1e-4)
+    dropped = tmp_path / "dropped.csv"  # one sample lost in the middle: not uniform
+    keep = np.delete(np.arange(2000), 1000)
+    dropped.write_text("t,a\n" + "\n".join(f"{t[i]:.6f},0" for i in keep))
+    with pytest.raises(DataError, match="equal steps"):
+        read_vibration(dropped)
 
 
 def test_mat_first_array_named_channel_and_rpm(tmp_path: Path) -> None:
