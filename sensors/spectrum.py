@@ -15,10 +15,16 @@ edges are in Hz (or orders), not in FFT indices. The envelope is computed from t
 coefficients moved to base band, on a time grid set by the window's duration alone, so the
 sample rate does not enter it at all.
 
+Below 10 kHz (many industrial sensors sample at 5-8 kHz) a line's config is fitted to the rate
+of its adapt parts (`SpectrumConfig.fit_sample_rate`): the PSD bins stay in Hz, because the
+backbone's spectrum tokens mean those frequencies, but only those below 90 % of the Nyquist
+frequency are measured (`psd_cutoff_hz`); the others read as the quietest measured bin, for every
+part of the line whatever its own rate. The envelope band moves below the cut-off.
+
 Why this standardization (both channels are in no unit: g or m/s² give the same features):
 - PSD: `log10` turns sensor sensitivity, unit and mounting into an offset; subtracting each
-  window's median over bins removes it. What is left is the spectrum's shape (resonances, mesh
-  lines, the floor's tilt); absolute level is unknowable across unknown units anyway.
+  window's median over (measured) bins removes it. What is left is the spectrum's shape
+  (resonances, mesh lines, the floor's tilt); absolute level is unknowable across unknown units.
 - envelope: the envelope's fluctuation power is divided by its squared mean, which makes it the
   modulation depth, a ratio, and keeps what matters for bearings: how strongly impacts modulate
   the resonance, not only where the peaks are. Its log is offset so that Gaussian noise (broadband
@@ -29,7 +35,7 @@ Why this standardization (both channels are in no unit: g or m/s² give the same
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -41,6 +47,11 @@ from scipy import signal
 # silent channels and exact zeros (e.g. a band above a resampled signal's Nyquist) finite.
 _DYNAMIC_RANGE = 1e-12
 _FLOOR = 1e-12  # the envelope channel's floor (it is relative already)
+# A config fitted to a low sample rate (`SpectrumConfig.fit_sample_rate`) measures up to this
+# share of the Nyquist frequency, where a DAQ's anti-aliasing filter has not yet cut in, and
+# puts the envelope band over its upper part, as (2000, 5000) Hz sits under a 5 kHz range.
+USABLE_NYQUIST = 0.9
+ENV_BAND_LOW = 0.4
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,9 @@ class SpectrumConfig:
     # channel 0: log Welch PSD
     psd_bins: int = 128
     psd_max_hz: float = 5000.0  # below CWRU's 6 kHz Nyquist; covers 1.5-5.5 kHz resonances mostly
+    # bins above this are not measured (a line sampled below 2 x psd_max_hz); None: all are.
+    # The bins stay where they are in Hz: the backbone's spectrum tokens mean those frequencies
+    psd_cutoff_hz: float | None = None
     welch_segment_s: float = 0.1  # 10 Hz resolution at any rate
     # channel 1: log envelope spectrum
     env_bins: int = 128
@@ -73,19 +87,81 @@ class SpectrumConfig:
         if not 0 < lo < hi:
             msg = f"env_band_hz must be (low, high) with 0 < low < high, got {self.env_band_hz}"
             raise ValueError(msg)
+        if self.psd_cutoff_hz is not None and self.psd_measured_bins < 2:
+            msg = (
+                f"psd_cutoff_hz {self.psd_cutoff_hz} leaves {self.psd_measured_bins} PSD bins "
+                f"of {self.psd_max_hz / self.psd_bins:g} Hz; at least 2 must be measured"
+            )
+            raise ValueError(msg)
 
     @property
     def n_bins(self) -> int:
         return self.psd_bins
 
+    @property
+    def psd_top_hz(self) -> float:
+        """Where the measured PSD ends: `psd_max_hz`, or the cut-off below it."""
+        if self.psd_cutoff_hz is None:
+            return self.psd_max_hz
+        return min(self.psd_max_hz, self.psd_cutoff_hz)
+
+    @property
+    def psd_measured_bins(self) -> int:
+        """How many PSD bins, from 0 Hz, lie wholly below the cut-off (all of them without)."""
+        if self.psd_top_hz >= self.psd_max_hz:
+            return self.psd_bins
+        # the small tolerance keeps a cut-off exactly on a bin edge from losing that bin
+        return int(np.floor(self.psd_top_hz / (self.psd_max_hz / self.psd_bins) + 1e-9))
+
     def min_sample_rate_hz(self) -> float:
         """The lowest sample rate whose Nyquist frequency covers the PSD range and the band."""
-        return 2.0 * max(self.psd_max_hz, self.env_band_hz[1])
+        return 2.0 * max(self.psd_top_hz, self.env_band_hz[1])
+
+    def fit_sample_rate(self, sample_rate_hz: float) -> SpectrumConfig:
+        """This config for parts sampled at `sample_rate_hz`: itself when the rate is high
+        enough (`min_sample_rate_hz`), else one that measures what such a rate holds.
+
+        Fitted, the PSD keeps its bins in Hz but stops at the usable bandwidth, `USABLE_NYQUIST`
+        of the Nyquist frequency (0.45 x the rate), and an envelope band above it is moved to
+        (`ENV_BAND_LOW` x usable, usable), its edge taper kept under the Nyquist frequency. Its
+        `min_sample_rate_hz()` is at most 0.9 x `sample_rate_hz`. ValueError when the band left
+        is too narrow for the envelope channel's 0..`env_max_hz` (below about 1.4 kHz).
+        """
+        fs = float(sample_rate_hz)
+        if not np.isfinite(fs) or fs <= 0:
+            msg = f"sample_rate_hz must be a positive number of Hz, got {sample_rate_hz!r}"
+            raise ValueError(msg)
+        if fs >= self.min_sample_rate_hz():
+            return self
+        nyquist = fs / 2.0
+        usable = USABLE_NYQUIST * nyquist
+        cutoff = usable if usable < self.psd_top_hz else self.psd_cutoff_hz
+        band = self.env_band_hz
+        if band[1] > usable:
+            band = (ENV_BAND_LOW * usable, usable)
+        edge = min(self.band_edge_hz, nyquist - band[1])
+        reach = _envelope_reach_hz(band, edge, self.window_s)
+        if reach < self.env_max_hz + 2.0 / self.window_s:
+            msg = (
+                f"sample rate {fs:g} Hz is too low for the envelope spectrum: its band "
+                f"{band[0]:g}-{band[1]:g} Hz reaches {reach:g} Hz of envelope frequencies, and "
+                f"the envelope channel spans 0-{self.env_max_hz:g} Hz"
+            )
+            raise ValueError(msg)
+        return replace(self, psd_cutoff_hz=cutoff, env_band_hz=band, band_edge_hz=edge)
+
+    def describe(self) -> str:
+        """What the two channels measure, in words (for adapt's report and the model card)."""
+        lo, hi = self.env_band_hz
+        return f"spectra use 0-{_khz(self.psd_top_hz)} kHz, envelope band {_khz(lo)}-{_khz(hi)} kHz"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able fields (for line.json)."""
+        """Plain JSON-able fields (for line.json). A cut-off that is not set is left out, so
+        the configs of lines sampled at 10 kHz or more are written as before it existed."""
         out = asdict(self)
         out["env_band_hz"] = list(self.env_band_hz)
+        if self.psd_cutoff_hz is None:
+            del out["psd_cutoff_hz"]
         return out
 
     @classmethod
@@ -121,12 +197,17 @@ def spectrum_features(
     fs = _check_rate(sample_rate_hz, x.shape[1], config)
     x = x - x.mean(axis=1, keepdims=True)
 
-    psd = _welch_binned(x, fs, config)
+    psd = _welch_binned(x, fs, config)  # (B, psd_measured_bins)
     env_freqs, env_power = _envelope_power(x, fs, config.env_band_hz, config.band_edge_hz)
     env = _envelope_binned(env_freqs, env_power, rpm, config, x.shape[0])
 
     out = np.empty((x.shape[0], 2, config.n_bins), dtype=np.float32)
-    out[:, 0] = _standardize(psd, config.psd_scale)
+    measured = psd.shape[1]
+    out[:, 0, :measured] = _standardize(psd, config.psd_scale)
+    if measured < config.n_bins:
+        # Bins above the cut-off read as the quietest measured one ("nothing there"), whatever
+        # the part's own rate: a part recorded faster than the line's rate looks the same
+        out[:, 0, measured:] = out[:, 0, :measured].min(axis=1, keepdims=True)
     out[:, 1] = (np.log10(np.maximum(env, _FLOOR)) - _noise_level(config)) / config.env_scale
     return out
 
@@ -183,10 +264,11 @@ def _check_rate(sample_rate_hz: float, n: int, config: SpectrumConfig) -> float:
         msg = f"sample_rate_hz must be a positive number of Hz, got {sample_rate_hz!r}"
         raise ValueError(msg)
     if fs < config.min_sample_rate_hz():
+        lo, hi = config.env_band_hz
         msg = (
-            f"sample rate {fs:g} Hz is too low for this SpectrumConfig: it needs at least "
-            f"{config.min_sample_rate_hz():g} Hz (psd_max_hz {config.psd_max_hz:g}, "
-            f"envelope band {config.env_band_hz})"
+            f"sample rate {fs:g} Hz is too low for these spectra: they need at least "
+            f"{config.min_sample_rate_hz():g} Hz (PSD to {config.psd_top_hz:g} Hz, envelope "
+            f"band {lo:g}-{hi:g} Hz)"
         )
         raise ValueError(msg)
     if n / fs < 2 * config.welch_segment_s:
@@ -199,8 +281,11 @@ def _check_rate(sample_rate_hz: float, n: int, config: SpectrumConfig) -> float:
 
 
 def _welch_binned(x: np.ndarray, fs: float, config: SpectrumConfig) -> np.ndarray:
+    """(B, psd_measured_bins): the PSD's band averages on the config's bins below the cut-off."""
     freqs, psd = welch_psd(x, fs, round(config.welch_segment_s * fs))
-    return _to_bins(psd, float(freqs[1] - freqs[0]), config.psd_max_hz, config.n_bins)
+    n = config.psd_measured_bins
+    max_hz = config.psd_max_hz if n == config.n_bins else n * config.psd_max_hz / config.n_bins
+    return _to_bins(psd, float(freqs[1] - freqs[0]), max_hz, n)
 
 
 def welch_psd(x: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +334,11 @@ def _baseband_length(band_hz: tuple[float, float], edge_hz: float, duration: flo
     # twice the band width: the envelope's own spectrum then reaches past 1.5 kHz without folding
     width = band_hz[1] - band_hz[0] + 2 * edge_hz
     return int(sfft.next_fast_len(int(np.ceil(2 * width * duration))))
+
+
+def _envelope_reach_hz(band_hz: tuple[float, float], edge_hz: float, duration: float) -> float:
+    """The highest envelope frequency a window of `duration` s gives for this band."""
+    return (_baseband_length(band_hz, edge_hz, duration) // 2) / duration
 
 
 def _band_taper(freqs: np.ndarray, band_hz: tuple[float, float], edge_hz: float) -> np.ndarray:
@@ -360,6 +450,10 @@ def _noise_level(config: SpectrumConfig) -> float:
     freqs, power = _envelope_power(x, fs, config.env_band_hz, config.band_edge_hz)
     binned = _to_bins(power, float(freqs[1] - freqs[0]), config.env_max_hz, config.n_bins)
     return float(np.mean(np.log10(np.maximum(binned[:, 1:], _FLOOR))))
+
+
+def _khz(hz: float) -> str:
+    return f"{hz / 1000:.1f}".removesuffix(".0")
 
 
 def _standardize(power: np.ndarray, scale: float) -> np.ndarray:

@@ -10,21 +10,36 @@ from sensors.spectrum import SpectrumConfig, envelope_spectrum, spectrum_feature
 CONFIG = SpectrumConfig()
 
 
-def machine(fs: float, seconds: float = 1.0, fault_hz: float = 97.0, seed: int = 0) -> np.ndarray:
+def machine(
+    fs: float,
+    seconds: float = 1.0,
+    fault_hz: float = 97.0,
+    seed: int = 0,
+    top_hz: float = 5900.0,
+    resonance_hz: float = 3500.0,
+    pulse_s: float = 3e-4,
+) -> np.ndarray:
     """The same band-limited continuous-time signal sampled at `fs` (all of it below 6 kHz): a
-    broadband floor, a shaft line, and a 3.5 kHz resonance rung by impacts `fault_hz` apart."""
+    broadband floor, a shaft line, and a 3.5 kHz resonance rung by impacts `fault_hz` apart.
+    (`top_hz`, `resonance_hz`, `pulse_s`: the floor's top, the resonance, the impacts' width.)"""
     rng = np.random.default_rng(seed)
     n = round(seconds * fs)
     t = np.arange(n) / fs
-    # floor: every whole-Hz line from 20 Hz to 5.9 kHz with random phase, built exactly by irfft
+    # floor: every whole-Hz line from 20 Hz to top_hz with random phase, built exactly by irfft
     spectrum = np.zeros(n // 2 + 1, dtype=np.complex128)
-    lines = np.arange(round(20 * seconds), round(5900 * seconds))
+    lines = np.arange(round(20 * seconds), round(top_hz * seconds))
     spectrum[lines] = np.exp(1j * rng.uniform(0, 2 * np.pi, lines.size)) / np.sqrt(lines / 20)
     floor = np.fft.irfft(spectrum, n) * n * 0.002
     shaft = 0.3 * np.sin(2 * np.pi * 29.95 * t)
     impacts = np.arange(0.0, seconds + 0.01, 1.0 / fault_hz) + 0.0023
-    pulses = np.exp(-0.5 * ((t[:, None] - impacts[None, :]) / 3e-4) ** 2).sum(axis=1)
-    return floor + shaft + 1.5 * pulses * np.sin(2 * np.pi * 3500.0 * t)
+    pulses = np.exp(-0.5 * ((t[:, None] - impacts[None, :]) / pulse_s) ** 2).sum(axis=1)
+    return floor + shaft + 1.5 * pulses * np.sin(2 * np.pi * resonance_hz * t)
+
+
+def slow_machine(fs: float, fault_hz: float = 97.0, seed: int = 0) -> np.ndarray:
+    """`machine` with everything below 3.5 kHz (a 2.5 kHz resonance, wider impacts), so that
+    8 kHz sampling holds all of it: the same continuous-time signal at any rate from 7.2 kHz."""
+    return machine(fs, 1.0, fault_hz, seed, top_hz=3500.0, resonance_hz=2500.0, pulse_s=5e-4)
 
 
 def test_shape_dtype_and_single_window() -> None:
@@ -93,9 +108,111 @@ def test_envelope_spectrum_finds_the_impact_rate() -> None:
     assert batch.shape == (2, freqs_b.size)
 
 
+# Features of `machine` under the default config, as lines taught before `psd_cutoff_hz`
+# existed computed them (bins 0, 17, 40, 63, 90, 101, 120, 127 of each channel)
+TAUGHT_BEFORE = {
+    (12000, None): [
+        [5.23626, 0.05085, -0.51346, -0.80433, -1.04439, 3.04313, -1.20748, -0.89814],
+        [-3.73734, -2.82357, -3.92719, -2.6828, -3.49745, -3.79313, -3.35014, -3.63719],
+    ],
+    (25600, 1797.0): [
+        [5.23626, 0.05085, -0.51346, -0.80433, -1.04439, 3.04313, -1.20748, -0.89814],
+        [-3.72354, -2.39316, -3.02618, -3.42588, -2.81617, -4.60406, -3.52229, -3.61562],
+    ],
+}
+
+
+@pytest.mark.parametrize(("fs", "rpm"), list(TAUGHT_BEFORE))
+def test_at_10k_and_above_nothing_changes(fs: float, rpm: float | None) -> None:
+    for rate in (10000.0, 12000.0, 25600.0, 48000.0):
+        assert CONFIG.fit_sample_rate(rate) is CONFIG  # the very same config, not a copy
+    fitted = CONFIG.fit_sample_rate(fs)
+    features = spectrum_features(machine(fs), fs, rpm, fitted)[0]
+    picked = features[:, [0, 17, 40, 63, 90, 101, 120, 127]]
+    np.testing.assert_allclose(picked, TAUGHT_BEFORE[(fs, rpm)], rtol=0, atol=2e-5)
+
+
+def test_a_line_json_written_before_the_cut_off_reads_and_writes_the_same() -> None:
+    before = {
+        "psd_bins": 128,
+        "psd_max_hz": 5000.0,
+        "welch_segment_s": 0.1,
+        "env_bins": 128,
+        "env_band_hz": [2000.0, 5000.0],
+        "env_max_hz": 500.0,
+        "env_max_order": 16.0,
+        "band_edge_hz": 100.0,
+        "psd_scale": 0.7,
+        "env_scale": 0.5,
+        "window_s": 1.0,
+    }
+    config = SpectrumConfig.from_dict(before)
+    assert config == CONFIG and config.psd_cutoff_hz is None
+    assert config.to_dict() == before  # no new key: cache keys and exports made from it hold
+    fitted = CONFIG.fit_sample_rate(8000)
+    assert SpectrumConfig.from_dict(fitted.to_dict()) == fitted
+
+
+def test_a_config_fitted_to_8k_measures_what_8k_holds() -> None:
+    fitted = CONFIG.fit_sample_rate(8000)
+    assert fitted.psd_cutoff_hz == pytest.approx(3600.0)  # 90 % of the Nyquist frequency
+    assert fitted.env_band_hz == pytest.approx((1440.0, 3600.0))
+    assert fitted.band_edge_hz == 100.0  # 3700 Hz, under the 4 kHz Nyquist frequency
+    assert fitted.min_sample_rate_hz() <= 8000
+    assert (fitted.psd_max_hz, fitted.n_bins) == (CONFIG.psd_max_hz, CONFIG.n_bins)  # same Hz
+    assert fitted.psd_measured_bins == 92  # 92 x 39.06 Hz = 3594 Hz
+    assert fitted.describe() == "spectra use 0-3.6 kHz, envelope band 1.4-3.6 kHz"
+    assert fitted.fit_sample_rate(8000) is fitted
+    features = spectrum_features(slow_machine(8000), 8000, None, fitted)[0]
+    psd = features[0]
+    assert np.isfinite(features).all()
+    assert np.all(psd[92:] == psd[:92].min())  # the unmeasured bins: the quietest measured
+    assert np.median(psd[:92]) == pytest.approx(0.0, abs=1e-6)  # standardized on measured ones
+
+
+@pytest.mark.parametrize("fs", [12000.0, 25600.0, 48000.0])
+def test_on_a_line_fitted_to_8k_a_faster_part_gives_the_same_features(fs: float) -> None:
+    fitted = CONFIG.fit_sample_rate(8000)
+    reference = spectrum_features(slow_machine(8000), 8000, None, fitted)[0]
+    other = spectrum_features(slow_machine(fs), fs, None, fitted)[0]
+    assert np.abs(other - reference).max() < 0.02, np.abs(other - reference).max()
+    assert np.corrcoef(other.ravel(), reference.ravel())[0, 1] > 0.995
+    with_rpm = spectrum_features(slow_machine(fs), fs, 1797.0, fitted)[0]
+    at_8k = spectrum_features(slow_machine(8000), 8000, 1797.0, fitted)[0]
+    assert np.abs(with_rpm - at_8k).max() < 0.02
+
+
+def test_a_fitted_line_still_finds_the_fault_and_its_noise_reference() -> None:
+    fitted = CONFIG.fit_sample_rate(8000)
+    faulty = spectrum_features(slow_machine(8000, fault_hz=107.0), 8000, None, fitted)[0, 1]
+    k = int(107.0 // (fitted.env_max_hz / fitted.n_bins))
+    assert faulty[k] > 3.0
+    # the envelope channel's 0 is Gaussian noise, measured for the fitted band
+    noise = np.random.default_rng(5).standard_normal((4, 8000))
+    level = spectrum_features(noise, 8000, None, fitted)[:, 1, 1:].mean()
+    assert abs(level) < 0.15, level
+
+
+@pytest.mark.parametrize("fs", [4000.0, 5000.0, 6000.0, 7000.0, 9999.0])
+def test_fitting_covers_common_industrial_rates(fs: float) -> None:
+    fitted = CONFIG.fit_sample_rate(fs)
+    assert fitted.min_sample_rate_hz() <= fs
+    assert fitted.env_band_hz[1] + fitted.band_edge_hz <= fs / 2  # the taper under Nyquist
+    x = np.random.default_rng(0).standard_normal(round(fs))
+    assert np.isfinite(spectrum_features(x, fs, 1797.0, fitted)).all()  # 16 orders fit
+    assert np.isfinite(spectrum_features(x, fs, 3600.0, fitted)).all()  # and at 3600 rpm
+
+
 def test_refusals_name_the_problem() -> None:
     with pytest.raises(ValueError, match="too low"):
         spectrum_features(np.zeros(8000), 8000)
+    fitted = CONFIG.fit_sample_rate(8000)
+    with pytest.raises(ValueError, match=r"4000 Hz is too low .* at least 7200 Hz"):
+        spectrum_features(np.zeros(4000), 4000, None, fitted)
+    with pytest.raises(ValueError, match="too low for the envelope spectrum"):
+        CONFIG.fit_sample_rate(1000)
+    with pytest.raises(ValueError, match="at least 2 must be measured"):
+        SpectrumConfig(psd_cutoff_hz=50.0)
     with pytest.raises(ValueError, match="too short"):
         spectrum_features(np.zeros(1000), 12000)
     x = machine(12000)
