@@ -279,6 +279,9 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     spectrum_cfg = SpectrumConfig(psd_bins=bins, env_bins=bins)
     if options.window_s:
         spectrum_cfg = dataclasses.replace(spectrum_cfg, window_s=options.window_s)
+    lowest_rate = lowest_sample_rate(samples)
+    if lowest_rate is not None:
+        spectrum_cfg = spectrum_cfg.fit_sample_rate(lowest_rate)
     card = LineCard(
         line=line,
         method=options.method,
@@ -335,6 +338,8 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         "class_counts": dict(Counter(str(s.label) for s in samples)),
         "align": options.align,
     }
+    if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
+        card.adapt["spectrum_fitted_to_hz"] = lowest_rate
 
     def write(tmp: Path) -> None:
         result.model.save(tmp)
@@ -343,6 +348,14 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
 
     folder = write_version(home, line, card, write)
     return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
+
+
+def lowest_sample_rate(samples: Sequence[Sample]) -> float | None:
+    """The lowest vibration sample rate among `samples` (None when none has vibration): the
+    line's spectra are fitted to it (`SpectrumConfig.fit_sample_rate`), so every part of the
+    line, whatever its own rate, is measured on the same band."""
+    rates = [s.vibration.sample_rate_hz for s in samples if s.vibration is not None]
+    return min(rates) if rates else None
 
 
 def cross_validated_report(

@@ -213,6 +213,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.align == "auto" and "image" in result.card.modalities:
         why = result.card.align_refused or "the good parts do not register onto one reference"
         print(f"pose alignment off ({why}): parts are judged without the pixel template")
+    fitted_to = result.card.adapt.get("spectrum_fitted_to_hz")
+    if fitted_to:
+        print(
+            f"vibration sampled at {fitted_to / 1000:g} kHz: "
+            f"{result.card.spectrum_config().describe()}"
+        )
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)
