@@ -21,6 +21,8 @@ Run (prints a markdown table and writes JSON):
     python -m benchmarks.fewshot --quick            # 2 synthetic lines, 1 seed, fewer rows
     python -m benchmarks.fewshot --seeds 0 1 2      # the full table
     python -m benchmarks.fewshot --table-from a.json b.json   # one table from several runs
+    python -m benchmarks.fewshot --real-only --cwru-rate 8000 --seeds 0 1 2 --methods prompt
+        # CWRU as an 8 kHz sensor would have recorded it (a line with fitted spectra)
     python -m benchmarks.fewshot --lines 1101 --seeds 0 --methods prompt --per-class
         # and per defect class: recall, and what each anomaly source and the classifier
         # would catch alone (AUROC), with how often adapt kept it
@@ -51,6 +53,7 @@ from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import (
     batched_inputs,
     get_backbone,
+    lowest_sample_rate,
     prepare_adapt_inputs,
     stratified_sample,
 )
@@ -145,23 +148,52 @@ def synthetic_tasks(
     return tasks
 
 
-def cwru_task(window_s: float) -> Task | None:
+def cwru_task(window_s: float, rate_hz: float | None = None) -> Task | None:
+    """CWRU's recordings in windows of `window_s`, split in time; with `rate_hz`, every
+    recording resampled to that rate first (as a slower sensor would have sampled it)."""
     folder = DATA / "cwru"
     if not (folder / "labels.csv").is_file():
         print(f"skip CWRU: {folder} not found", file=sys.stderr)
         return None
-    ds = LineDataset.open(folder, window_s=window_s)
-    pool, test = [], []
-    by_file: dict[str, list[int]] = {}
-    for i, r in enumerate(ds.rows):
-        by_file.setdefault(str(r.vibration), []).append(i)
-    for idx in by_file.values():
-        half = len(idx) // 2  # split in time: the first half adapts, the second half tests
-        pool += [ds.load(i) for i in idx[:half]]
-        test += [ds.load(i) for i in idx[half:]]
+    name = "cwru (pretrained on)"
+    with tempfile.TemporaryDirectory(prefix="cwru-") as tmp:
+        if rate_hz is not None:
+            folder = _resampled_recordings(folder, rate_hz, Path(tmp))
+            name = f"cwru at {rate_hz / 1000:g} kHz (pretrained on)"
+        ds = LineDataset.open(folder, window_s=window_s)
+        pool, test = [], []
+        by_file: dict[str, list[int]] = {}
+        for i, r in enumerate(ds.rows):
+            by_file.setdefault(str(r.vibration), []).append(i)
+        for idx in by_file.values():
+            half = len(idx) // 2  # split in time: the first half adapts, the second half tests
+            pool += [ds.load(i) for i in idx[:half]]
+            test += [ds.load(i) for i in idx[half:]]
     # pretraining held out one recording per fault but only the normal recording's last second:
     # too few good windows to adapt and test on, so these rows use recordings it was trained on
-    return Task("cwru (pretrained on)", "vibration", pool, test)
+    return Task(name, "vibration", pool, test)
+
+
+def _resampled_recordings(folder: Path, rate_hz: float, out: Path) -> Path:
+    """`folder`'s vibration recordings, whole, resampled to `rate_hz` (polyphase, with its
+    anti-aliasing filter) into a dataset folder `out` with the same part ids, labels and rpm."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ds = LineDataset.open(folder)
+    rows = ["vibration,label,sample_rate_hz,rpm,part_id"]
+    for i, row in enumerate(ds.rows):
+        v = ds[i].vibration
+        assert v is not None and row.vibration is not None  # CWRU rows are recordings
+        ratio = Fraction(rate_hz / v.sample_rate_hz).limit_denominator(1000)
+        x = resample_poly(v.samples.astype(np.float64), ratio.numerator, ratio.denominator)
+        relative = f"recordings/{Path(row.vibration).stem}.npy"
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        np.save(out / relative, x.astype(np.float32))
+        rows.append(f"{relative},{row.label},{rate_hz:g},{v.rpm or ''},{row.part_id}")
+    (out / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return out
 
 
 def neu_task(per_class_test: int) -> Task | None:
@@ -210,11 +242,10 @@ def run_ours(
     template_size: int | str = "auto",
 ) -> Row:
     modalities = ["image", "vibration"] if task.modality == "fused" else [task.modality]
-    bins = backbone.config.spectrum_bins
     card = _Card(
         modalities,
         backbone.config.image_size,
-        SpectrumConfig(psd_bins=bins, env_bins=bins).to_dict(),
+        line_spectrum(train, backbone.config.spectrum_bins).to_dict(),
     )
     classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
     labels = torch.tensor(
@@ -270,6 +301,14 @@ def run_ours(
             ["classifier"] if model.settings.fusion == "max_z" else []
         )
     return row
+
+
+def line_spectrum(train: Sequence[Sample], bins: int = 128) -> SpectrumConfig:
+    """The spectra `inspect-app adapt` gives a line taught on `train`: fitted to its lowest
+    vibration sample rate (`SpectrumConfig.fit_sample_rate`; unchanged at 10 kHz and above)."""
+    config = SpectrumConfig(psd_bins=bins, env_bins=bins)
+    rate = lowest_sample_rate(train)
+    return config if rate is None else config.fit_sample_rate(rate)
 
 
 def source_scores(model: Any, part: ModelInputs) -> dict[str, torch.Tensor]:
@@ -416,7 +455,7 @@ def _knn_scores(
 
 
 def run_classical(task: Task, train: list[Sample], seed: int) -> Row:
-    cfg = SpectrumConfig()
+    cfg = line_spectrum(train)
     classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
     y = np.array([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
     t0 = time.perf_counter()
@@ -500,7 +539,7 @@ def _resnet_scores(net: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, n
 
 
 def run_resnet(task: Task, train: list[Sample], seed: int, epochs: int) -> Row:
-    cfg = SpectrumConfig()
+    cfg = line_spectrum(train)
     classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
     y = torch.tensor([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
     t0 = time.perf_counter()
@@ -623,6 +662,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-real", action="store_true", help="skip CWRU and NEU-DET")
     ap.add_argument("--real-only", action="store_true", help="only CWRU and NEU-DET")
     ap.add_argument(
+        "--cwru-rate",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="resample CWRU's recordings to HZ before cutting windows (e.g. 8000: a slower "
+        "sensor; lines below 10 kHz get fitted spectra, as `inspect-app adapt` fits them)",
+    )
+    ap.add_argument(
         "--align",
         choices=ALIGN_MODES,
         default="auto",
@@ -710,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     if not args.no_real:
-        tasks += [t for t in (cwru_task(0.25), neu_task(40)) if t is not None]
+        tasks += [t for t in (cwru_task(0.25, args.cwru_rate), neu_task(40)) if t is not None]
 
     def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
         return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, args.template_size)

@@ -218,6 +218,12 @@ def test_csv_one_data_column_reads_as_before_whatever_the_channel(tmp_path: Path
     np.testing.assert_allclose(w.samples, xyz[:, 1], atol=1e-6)
 
 
+def test_csv_from_a_spreadsheet_keeps_its_first_row(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"  # "CSV UTF-8" starts with a byte-order mark
+    path.write_text("\ufeff0.25\n0.5\n0.75\n", encoding="utf-8")
+    assert read_vibration(path, sample_rate_hz=RATE).samples.tolist() == [0.25, 0.5, 0.75]
+
+
 def test_csv_ragged_and_non_numeric_lines_are_named(tmp_path: Path) -> None:
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("time;x;y\n0;1;2\n\n0,1;1\n")
