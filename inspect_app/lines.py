@@ -235,6 +235,11 @@ def model_card(card: LineCard) -> str:
             )
     elif card.align_refused:
         lines.append(f"- pose alignment off: {card.align_refused}")
+    if card.adapt.get("spectrum_fitted_to_hz"):
+        lines.append(
+            f"- vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
+            f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
+        )
     if card.model.get("anomaly_sources") is not None:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "

@@ -89,6 +89,8 @@ def test_a_line_sampled_at_8k_is_taught_on_fitted_spectra_and_evaluated_with_the
     assert card["spectrum"]["psd_cutoff_hz"] == pytest.approx(3600.0)
     assert card["spectrum"]["env_band_hz"] == pytest.approx([1440.0, 3600.0])
     assert card["adapt"]["spectrum_fitted_to_hz"] == 8000
+    model_card = (home / "lines" / "slow" / "v1" / "MODEL_CARD.md").read_text()
+    assert "vibration sampled at 8 kHz: spectra use 0-3.6 kHz" in model_card
     model, loaded, _ = load_line_model(home, "slow")
     assert loaded.spectrum_config() == fitted
 
