@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from models.anomaly import MemoryConfig, MemoryScores, PatchMemory
+from models.anomaly import COLOUR_FEATURES, MemoryConfig, MemoryScores, PatchMemory, local_colour
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.outputs import BackboneOutput, Prediction
@@ -83,6 +83,10 @@ class LineModelSettings:
     spectrum_memory_entries: int = 1
     # how strongly a token is compared with good tokens at its own place (see MemoryConfig)
     image_position_weight: float = 0.0  # parts are not always in a fixture: anywhere matches
+    # the image memory also compares each patch's local colour (`models.anomaly.local_colour`,
+    # in units of the normalized image) with this weight beside its pretrained features; 0:
+    # features only (every line taught before it, and registered lines: models.adapt)
+    image_memory_colour: float = 0.0
     vibration_position_weight: float = 0.0  # the tokens carry position embeddings already
     spectrum_position_weight: float = 10.0  # a band is a frequency: compare like with like
     # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
@@ -227,8 +231,9 @@ class LineModel(nn.Module):
         self.vibration_memory: PatchMemory | None = None
         self.spectrum_memory: PatchMemory | None = None
         if "image" in settings.modalities and settings.image_memory_entries:
+            colour = COLOUR_FEATURES if settings.image_memory_colour else 0
             self.image_memory = PatchMemory(
-                cfg.patch_feature_dim, memory_cfg, settings.image_memory_entries
+                cfg.patch_feature_dim + colour, memory_cfg, settings.image_memory_entries
             )
         if "vibration" in settings.modalities and settings.vibration_memory_entries:
             token_cfg = MemoryConfig(
@@ -479,7 +484,7 @@ class LineModel(nn.Module):
         the source's sensor scores `ABSENT_SCORE` (below any real score).
         """
         bands = spectrum_bands(spectrum, self.config) if spectrum is not None else None
-        patches = base.patch_features if base.patch_features.shape[1] > 0 else None
+        patches = self.memory_patches(base.patch_features, image)
         tokens = base.spectrum_tokens if base.spectrum_tokens.shape[1] > 0 else None
         sources: dict[str, tuple[nn.Module | None, Tensor | None]] = {
             "image_memory": (self.image_memory, patches),
@@ -497,6 +502,21 @@ class LineModel(nn.Module):
             if present is not None:
                 m.score = torch.where(present, m.score, torch.full_like(m.score, ABSENT_SCORE))
         return out
+
+    def memory_patches(self, patch_features: Tensor, image: Tensor | None) -> Tensor | None:
+        """What the image memory compares: the pretrained patch features (B, Ni, F), followed
+        on a line with `image_memory_colour` by each patch's weighted `local_colour` of
+        `image` (the frames as the line takes them, at `image_scale`); None without them."""
+        if patch_features.shape[1] == 0:
+            return None
+        weight = self.settings.image_memory_colour
+        if not weight:
+            return patch_features
+        if image is None:
+            msg = "this line's image memory compares local colour: give the parts' images"
+            raise ValueError(msg)
+        colour = local_colour(image, self.config.patch_size * self.settings.image_scale)
+        return torch.cat([patch_features, weight * colour], dim=-1)
 
     def anomaly(
         self,

@@ -69,7 +69,11 @@ def test_readout_memory_sees_the_prompt_free_features(
         free = model.base_features(**parts)
         pred = model(**parts)
         anomaly, _ = model.anomaly(
-            free, parts["spectrum"], parts["image_present"], parts["vibration_present"]
+            free,
+            parts["spectrum"],
+            parts["image_present"],
+            parts["vibration_present"],
+            parts["image"],  # the image memory also compares local colour
         )
     torch.testing.assert_close(one_pass.patch_features, free.patch_features, atol=1e-5, rtol=0)
     torch.testing.assert_close(one_pass.spectrum_tokens, free.spectrum_tokens, atol=1e-5, rtol=0)
