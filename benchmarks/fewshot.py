@@ -636,6 +636,53 @@ def per_class_table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
+    """Every method of `args.methods` on every task, for each sampling seed: the rows.
+
+    `args` carries `backbone` (pretrained, random or a checkpoint folder), `methods`, `seeds`,
+    `samples`, `align`, `template_size` and `resnet_epochs`, as `main` parses them.
+    """
+    backbone, spec = get_backbone("tiny", warn=True)
+    if args.backbone == "random":
+        from models.config import BackboneConfig
+        from models.line_model import random_backbone
+
+        backbone, spec = random_backbone(BackboneConfig.named("tiny"), seed=0)
+    elif args.backbone != "pretrained":
+        from models.backbone import InspectBackbone
+
+        backbone = InspectBackbone.from_pretrained(args.backbone).eval()
+        spec = {"pretrained": str(args.backbone)}
+    print(
+        f"backbone: tiny, pretrained={spec['pretrained']}, torch threads={torch.get_num_threads()}",
+        file=sys.stderr,
+    )
+    tag = "" if args.backbone == "pretrained" else f" ({args.backbone} backbone)"
+
+    def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
+        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, args.template_size)
+
+    runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
+        "prompt": ours("prompt"),
+        "lora": ours("lora"),
+        "linear": ours("linear"),
+        "resnet": lambda t, tr, s: run_resnet(t, tr, s, args.resnet_epochs),
+        "classical": run_classical,
+    }
+    rows: list[Row] = []
+    for task in tasks:
+        for seed in args.seeds:
+            picked = stratified_sample([s.label for s in task.pool], args.samples, seed)
+            train = [task.pool[i] for i in picked]
+            for method in args.methods:
+                row = runners[method](task, train, seed)
+                if method in ("prompt", "lora", "linear"):
+                    row.method += tag
+                rows.append(row)
+                print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -729,22 +776,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.lines, args.seeds = args.lines[:2], args.seeds[:1]
         args.methods = [m for m in args.methods if m != "lora"]
         args.resnet_epochs = min(args.resnet_epochs, 10)
-    backbone, spec = get_backbone("tiny", warn=True)
-    if args.backbone == "random":
-        from models.config import BackboneConfig
-        from models.line_model import random_backbone
-
-        backbone, spec = random_backbone(BackboneConfig.named("tiny"), seed=0)
-    elif args.backbone != "pretrained":
-        from models.backbone import InspectBackbone
-
-        backbone = InspectBackbone.from_pretrained(args.backbone).eval()
-        spec = {"pretrained": str(args.backbone)}
-    print(
-        f"backbone: tiny, pretrained={spec['pretrained']}, torch threads={torch.get_num_threads()}",
-        file=sys.stderr,
-    )
-    tag = "" if args.backbone == "pretrained" else f" ({args.backbone} backbone)"
     tasks = (
         []
         if args.real_only
@@ -759,27 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_real:
         tasks += [t for t in (cwru_task(0.25, args.cwru_rate), neu_task(40)) if t is not None]
 
-    def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
-        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, args.template_size)
-
-    runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
-        "prompt": ours("prompt"),
-        "lora": ours("lora"),
-        "linear": ours("linear"),
-        "resnet": lambda t, tr, s: run_resnet(t, tr, s, args.resnet_epochs),
-        "classical": run_classical,
-    }
-    rows: list[Row] = []
-    for task in tasks:
-        for seed in args.seeds:
-            picked = stratified_sample([s.label for s in task.pool], args.samples, seed)
-            train = [task.pool[i] for i in picked]
-            for method in args.methods:
-                row = runners[method](task, train, seed)
-                if method in ("prompt", "lora", "linear"):
-                    row.method += tag
-                rows.append(row)
-                print(json.dumps(row.__dict__), file=sys.stderr, flush=True)
+    rows = run_tasks(tasks, args)
     print(table(rows))
     if args.per_class:
         print(per_class_table(rows))
