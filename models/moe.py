@@ -107,10 +107,9 @@ class MoE(nn.Module):
         x = x.reshape(-1, shape[-1])  # (T, D)
         flat_valid = None if valid is None else valid.reshape(-1)  # (T,)
         weights, indices = self.gate(x, flat_valid)  # (T, k), (T, k)
-        routed = (
-            self._static(x, weights, indices) if self.static else self._sparse(x, weights, indices)
-        )
-        return (routed + self.shared_experts(x)).view(shape)
+        if self.static:
+            return self._static(x, weights, indices).view(shape)
+        return (self._sparse(x, weights, indices) + self.shared_experts(x)).view(shape)
 
     def _sparse(
         self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor
@@ -127,14 +126,23 @@ class MoE(nn.Module):
     def _static(
         self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
+        """The routed experts and the shared one, as three GEMMs over all their weights.
+
+        The shared expert joins the routed ones as one more hidden block with weight 1 (in
+        the sparse form it is added), and the gate and up projections are two GEMMs rather
+        than one split in the middle: fewer and larger operations (onnxruntime, one thread:
+        the tiny backbone 9.7 -> 8.5 ms per part).
+        """
         experts = cast(list[MLP], list(self.experts))
         T, E, H = x.shape[0], len(experts), experts[0].w1.out_features
+        S = self.shared_experts.w1.out_features // H  # the shared expert: S blocks of H units
         expert_ids = torch.arange(E, device=x.device)  # (E,)
         chosen = indices.unsqueeze(-1) == expert_ids  # (T, k, E)
         combine = (chosen.to(x.dtype) * weights.unsqueeze(-1)).sum(dim=1)  # (T, E)
-        # every expert at once: two GEMMs over the experts' weights laid side by side
-        w13 = torch.cat([torch.cat([e.w1.weight, e.w3.weight]) for e in experts])  # (E*2H, D)
-        h = F.linear(x, w13).view(T, E, 2, H)  # (T, E, 2, H)
-        h = F.silu(h[:, :, 0]) * h[:, :, 1] * combine.unsqueeze(-1)  # (T, E, H), gate-weighted
-        w2 = torch.cat([e.w2.weight for e in experts], dim=1)  # (D, E*H)
-        return F.linear(h.reshape(T, E * H), w2)  # (T, D)
+        combine = torch.cat([combine, combine.new_ones(T, S)], dim=1)  # (T, E + S)
+        blocks = [*experts, self.shared_experts]
+        w1 = torch.cat([b.w1.weight for b in blocks])  # ((E + S) * H, D)
+        w3 = torch.cat([b.w3.weight for b in blocks])
+        w2 = torch.cat([b.w2.weight for b in blocks], dim=1)  # (D, (E + S) * H)
+        h = (F.silu(F.linear(x, w1)) * F.linear(x, w3)).view(T, E + S, H)  # (T, E + S, H)
+        return F.linear((h * combine.unsqueeze(-1)).view(T, (E + S) * H), w2)  # (T, D)
