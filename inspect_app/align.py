@@ -92,7 +92,6 @@ class Alignment:
             "size": int(self.reference.shape[0]),
             "median_correlation": round(float(self.median_correlation), 4),
             "good_parts": self.good_parts,
-            "unregistered_good_parts": self.unregistered,
             "reference_png": base64.b64encode(png[1].tobytes()).decode("ascii"),
         }
 
@@ -107,7 +106,6 @@ class Alignment:
             median_correlation=float(raw.get("median_correlation", float("nan"))),
             method=str(method),
             good_parts=int(raw.get("good_parts", 0)),
-            unregistered=int(raw.get("unregistered_good_parts", 0)),
         )
 
 
@@ -310,8 +308,8 @@ def choose_alignment(
     """The line's alignment from its adapt images `(N, 3, S, S)`, or None.
 
     `good (N,)` marks the good parts (the reference is made from them only). `mode` "off": none;
-    "on": always (raises when it cannot be made; `unregistered` counts the good parts that
-    will be FAULT); "auto": only when every good part registers, and well
+    "on": always (raises when it cannot be made; `unregistered` counts the good parts ECC
+    could not register); "auto": only when every good part registers, and well
     (`Alignment.refusal`: median ECC correlation at least `AUTO_MIN_CORRELATION`).
     """
     alignment = _measure_alignment(images, present, good, mode, method)

@@ -227,12 +227,6 @@ def model_card(card: LineCard) -> str:
             f"frames taken at {card.image_size} px, compared with the good parts' pixel "
             "template at that size"
         )
-        if card.align.get("unregistered_good_parts"):
-            lines.append(
-                f"  - {card.align['unregistered_good_parts']} of {card.align['good_parts']} "
-                "good adapt parts could not be registered (alignment forced on): such parts "
-                "are FAULT"
-            )
     elif card.align_refused:
         lines.append(f"- pose alignment off: {card.align_refused}")
     if card.adapt.get("spectrum_fitted_to_hz"):

@@ -257,6 +257,24 @@ def prepare_adapt_inputs(
         )
         inputs = dataclasses.replace(inputs, image=image, frame_warps=reg.warps)
     if alignment is not None:
+        # a good part that does not register would be a FAULT on the line, and its frame,
+        # left as it was, would blur the good parts' template (`--align on` only: `auto`
+        # leaves the alignment off then); a defective one is rejected either way
+        unregistered = [
+            s.part_id
+            for s, warp, ok in zip(samples, inputs.frame_warps or [], good.tolist(), strict=True)
+            if ok and s.frame is not None and warp is None
+        ]
+        if unregistered:
+            msg = (
+                f"{len(unregistered)} good adapt part(s) could not be registered onto the "
+                f"line's reference part ({', '.join(unregistered[:5])}"
+                f"{', ...' if len(unregistered) > 5 else ''}): on the line such parts would "
+                "be FAULT. Check them (another product, a part misplaced, the camera moved), "
+                "remove them from the adapt data, or use --align off for a product that does "
+                "not register"
+            )
+            raise ValueError(msg)
         card.align = alignment.to_dict()
     return inputs, scale
 

@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ALIGN_MODES,
         default="auto",
         help="register every frame onto the line's reference part and compare pixel by pixel "
-        "with the good parts: auto (when every good part registers well; default), on (a "
-        "part that does not register is a FAULT), off",
+        "with the good parts: auto (when every good part registers well; default), on (every "
+        "good adapt part must register: a part that does not is a FAULT), off",
     )
     parser.add_argument(
         "--align-motion",
@@ -203,13 +203,6 @@ def run(args: argparse.Namespace) -> int:
             f"pose alignment on (good parts register with median correlation "
             f"{align['median_correlation']:.3f}); pixel template at {result.card.image_size} px"
         )
-        if align.get("unregistered_good_parts"):
-            print(
-                f"  WARNING: {align['unregistered_good_parts']} of {align['good_parts']} good "
-                "adapt parts could not be registered: a part that does not register is a "
-                "FAULT, so expect about that share of good parts to be FAULT (--align auto "
-                "would have left the alignment off)"
-            )
     elif args.align == "auto" and "image" in result.card.modalities:
         why = result.card.align_refused or "the good parts do not register onto one reference"
         print(f"pose alignment off ({why}): parts are judged without the pixel template")

@@ -270,6 +270,19 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     card2 = json.loads((tmp_path / "home" / "lines" / "l1" / "v2" / "line.json").read_text())
     assert card2["align"] == {} and card2["model"]["image_template"] is False
 
+    # an empty fixture among the good adapt parts: auto leaves the alignment off, saying why;
+    # --align on refuses to teach on it, naming the part, and writes nothing
+    cv2.imwrite(str(data / "p3.png"), np.full((32, 32, 3), 25, np.uint8))
+    capsys.readouterr()
+    assert _adapt(tmp_path / "home", data, "--method", "linear") == 0
+    assert "pose alignment off (1 of 22 good parts could not be registered" in (
+        capsys.readouterr().out
+    )
+    assert _adapt(tmp_path / "home", data, "--method", "linear", "--align", "on") == 1
+    err = capsys.readouterr().err
+    assert "1 good adapt part(s) could not be registered" in err and "part-3" in err
+    assert not (tmp_path / "home" / "lines" / "l1" / "v4").exists()
+
 
 def _frames(*sides: int) -> list[Sample]:
     return [Sample(f"p{i}", frame=np.zeros((h, h + 40, 3), np.uint8)) for i, h in enumerate(sides)]
