@@ -790,13 +790,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_real:
         tasks += [t for t in (cwru_task(0.25, args.cwru_rate), neu_task(40)) if t is not None]
 
-    rows = run_tasks(tasks, args)
+    report(run_tasks(tasks, args), args)
+    return 0
+
+
+def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
+    """Print the rows' table (and the per-class one with `args.per_class`); write
+    `args.json` when given."""
     print(table(rows))
     if args.per_class:
         print(per_class_table(rows))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ Run (rows as in benchmarks.fewshot; OMP_NUM_THREADS=1 is how the docs' numbers w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fewshot import DATA, Task, per_class_table, table
+from benchmarks.fewshot import DATA, Task
 from sensors.dataset import LineDataset
 from sensors.sample import OK_LABEL, Sample
 
@@ -126,7 +125,7 @@ def crop_tasks(per_image: int = 3, seed: int = 0) -> list[Task]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.fewshot import run_tasks
+    from benchmarks.fewshot import report, run_tasks
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,12 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in tasks:
         n_ok = sum(s.label == OK_LABEL for s in t.test)
         print(f"{t.name}: pool {len(t.pool)}, test {len(t.test)} ({n_ok} ok)", file=sys.stderr)
-    rows = run_tasks(tasks, args)
-    print(table(rows))
-    if args.per_class:
-        print(per_class_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    report(run_tasks(tasks, args), args)
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -18,25 +17,12 @@ from inspect_app.commands.adapt import evidence_lines
 from inspect_app.service import InspectionService, ServeOptions
 from inspect_app.teach import stratified_sample
 from models.adapt import AdaptResult, OutOfFold
-from models.config import BackboneConfig
-from models.line_model import random_backbone
 from sensors.sample import Sample
 
 RATE = 12800.0
 
 
-@pytest.fixture(autouse=True)
-def small_backbone(
-    monkeypatch: pytest.MonkeyPatch, small_config_32: Callable[..., BackboneConfig]
-) -> None:
-    """`teach.get_backbone` gives a small seeded random backbone instead of the shipped one."""
-
-    def small(size: str = "tiny", warn: bool = True):  # type: ignore[no-untyped-def]
-        backbone, spec = random_backbone(small_config_32(size_name="test"), seed=0)
-        spec["sha256"] = teach.backbone_hash(backbone)
-        return backbone, spec
-
-    monkeypatch.setattr(teach, "get_backbone", small)
+pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
 
 def _part(folder: Path, i: int, label: str, rng: np.random.Generator) -> list[str]:

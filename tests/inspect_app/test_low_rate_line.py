@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,12 +13,9 @@ import pytest
 import torch
 from scipy.signal import resample_poly
 
-import inspect_app.teach as teach
 from inspect_app.cli import main
 from inspect_app.lines import load_line_model
 from inspect_app.preprocess import prepare_batch
-from models.config import BackboneConfig
-from models.line_model import random_backbone
 from sensors.dataset import LineDataset
 from sensors.sample import Sample, VibrationWindow
 from sensors.spectrum import SpectrumConfig
@@ -28,18 +24,7 @@ from sensors.synthetic import write_line
 DRAWN_AT = 24000  # the generator needs 12 kHz or more; the line's sensor is slower
 
 
-@pytest.fixture(autouse=True)
-def small_backbone(
-    monkeypatch: pytest.MonkeyPatch, small_config_32: Callable[..., BackboneConfig]
-) -> None:
-    """`teach.get_backbone` gives a small seeded random backbone (32 spectrum bins)."""
-
-    def small(size: str = "tiny", warn: bool = True):  # type: ignore[no-untyped-def]
-        backbone, spec = random_backbone(small_config_32(size_name="test"), seed=0)
-        spec["sha256"] = teach.backbone_hash(backbone)
-        return backbone, spec
-
-    monkeypatch.setattr(teach, "get_backbone", small)
+pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
 
 def slow_line(folder: Path, parts: int, start: int, rates: dict[int, int]) -> Path:
