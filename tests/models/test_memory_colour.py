@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.anomaly import COLOUR_FEATURES, local_colour
@@ -104,3 +105,41 @@ def test_adapt_gives_colour_to_the_memory_of_lines_without_the_template(
         width = small_backbone_32.config.patch_feature_dim + (4 if weight else 0)
         assert model.image_memory.bank.shape[-1] == width
     assert AdaptConfig().memory_colour > 0
+
+
+@pytest.mark.slow
+def test_a_line_with_colour_exports_and_onnxruntime_equals_torch(
+    tmp_path: Path, small_backbone_32: InspectBackbone
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from models.adapt import AdaptConfig, AdaptData, adapt_line
+    from models.export import export_line_model
+    from models.inputs import ModelInputs
+
+    gen = torch.Generator().manual_seed(3)
+    images = 0.3 * torch.randn(12, 3, 32, 32, generator=gen)
+    images[8:, :, 8:16, 8:16] -= 1.5
+    present = torch.ones(12, dtype=torch.bool)
+    data = AdaptData(
+        ModelInputs(image=images, spectrum=None, image_present=present),
+        torch.tensor([0] * 8 + [1] * 4),
+        ["blotch"],
+        ["image"],
+    )
+    cfg = AdaptConfig(method="prompt", folds=0, epochs=1)
+    model = adapt_line(small_backbone_32, data, cfg).model.eval()
+    assert model.settings.image_memory_colour > 0
+    example = ModelInputs(image=images[:2], spectrum=None, image_present=present[:2])
+    graph = export_line_model(model, example.as_kwargs(), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    fresh = 0.3 * torch.randn(4, 3, 32, 32, generator=gen)  # parts the memory never saw
+    fresh[2:, :, 16:24, 8:16] -= 1.5
+    test = ModelInputs(image=fresh, spectrum=None, image_present=present[:4])
+    feed = {k: v.numpy() for k, v in test.as_kwargs().items() if v is not None}
+    got = session.run(["defect_score", "anomaly_score"], {**feed, **graph.line_values})
+    with torch.no_grad():
+        want = model(**test.as_kwargs())
+    np.testing.assert_allclose(got[0], want.defect_score.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got[1], want.anomaly_score.numpy(), atol=1e-4, rtol=0)
