@@ -143,3 +143,15 @@ def test_a_line_with_colour_exports_and_onnxruntime_equals_torch(
         want = model(**test.as_kwargs())
     np.testing.assert_allclose(got[0], want.defect_score.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(got[1], want.anomaly_score.numpy(), atol=1e-4, rtol=0)
+    # the colour's pooling parses on the Jetson's TensorRT versions like the rest
+    import json
+
+    import onnx
+
+    from models.export import check_graph
+
+    ops_file = Path(__file__).resolve().parents[1] / "data" / "tensorrt_onnx_ops.json"
+    lists = json.loads(ops_file.read_text(encoding="utf-8"))
+    supported = [frozenset(lists[v]["supported"]) for v in ("tensorrt_8.5", "tensorrt_10.x")]
+    report = check_graph(onnx.load(str(tmp_path / "m.onnx")), supported)
+    assert report.ok, report.problems
