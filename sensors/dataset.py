@@ -3,6 +3,9 @@
 Three layouts, tried in this order:
 
 1. `labels.csv` (UTF-8, header row) with the contract's columns; paths are relative to the folder.
+   Comma-separated; a header without a comma but with `;` or tabs sets that delimiter instead
+   (a spreadsheet saving CSV where the comma is the decimal mark), and its numbers may then
+   use a decimal comma (`1154,7`).
 2. MVTec AD: `train/good/*`, `test/<class>/*`, `ground_truth/<class>/<stem>_mask.png`.
 3. class-per-folder: `<class>/*` (images or WAV); a folder named `good`, `ok` or `normal` is `ok`.
 
@@ -272,10 +275,22 @@ def read_voc_boxes_mask(path: Path, shape: tuple[int, int] | None = None) -> np.
 # --- layouts ---------------------------------------------------------------------------------
 
 
+def _delimiter(header_line: str) -> str:
+    """labels.csv's delimiter, from its header: `,`; or `;` (a spreadsheet saving CSV where the
+    comma is the decimal mark) or tab, when the header has no comma but one of those."""
+    if "," not in header_line:
+        for delimiter in (";", "\t"):
+            if delimiter in header_line:
+                return delimiter
+    return ","
+
+
 def _read_table(folder: Path, table: Path) -> list[PartRow]:
     try:
         with table.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            delimiter = _delimiter(handle.readline())
+            handle.seek(0)
+            reader = csv.DictReader(handle, delimiter=delimiter)
             header = list(reader.fieldnames or [])
             _check_columns(table, header)
             raw_rows = list(reader)
@@ -285,7 +300,7 @@ def _read_table(folder: Path, table: Path) -> list[PartRow]:
         raise DataError(f"malformed CSV ({exc})", table) from exc
     rows = []
     for i, raw in enumerate(raw_rows):
-        rows.append(_parse_row(folder, table, raw, row=i + 2))
+        rows.append(_parse_row(folder, table, raw, row=i + 2, decimal_comma=delimiter != ","))
     if not rows:
         raise DataError("labels.csv has no rows", table)
     return rows
@@ -313,7 +328,11 @@ def _check_columns(table: Path, header: list[str]) -> None:
 
 
 def _parse_row(
-    folder: Path, table: Path, raw: dict[str | None, str | list[str] | None], row: int
+    folder: Path,
+    table: Path,
+    raw: dict[str | None, str | list[str] | None],
+    row: int,
+    decimal_comma: bool = False,
 ) -> PartRow:
     if None in raw:
         raise DataError("more fields than columns in the header", table, row)
@@ -341,7 +360,7 @@ def _parse_row(
         if not value:
             return None
         try:
-            parsed = float(value)
+            parsed = float(value.replace(",", ".") if decimal_comma else value)
         except ValueError:
             raise DataError(f"{name} {value!r} is not a number", table, row) from None
         if not np.isfinite(parsed) or parsed <= 0:
@@ -384,7 +403,7 @@ def _parse_row(
         sample_rate_hz=rate,
         mask=path_of("mask"),
         boxes=path_of(BOXES_COLUMN),
-        timestamp=_timestamp(text("timestamp"), table, row),
+        timestamp=_timestamp(text("timestamp"), table, row, decimal_comma),
         rpm=number("rpm"),
         channel=text("channel") or None,
         split=split,
@@ -401,12 +420,12 @@ def _default_part_id(folder: Path, first: Path | None) -> str:
     return first.relative_to(folder).with_suffix("").as_posix()
 
 
-def _timestamp(value: str, table: Path, row: int) -> float:
+def _timestamp(value: str, table: Path, row: int, decimal_comma: bool = False) -> float:
     """Seconds (a number) or an ISO 8601 date-time; empty is 0."""
     if not value:
         return 0.0
     try:
-        return float(value)
+        return float(value.replace(",", ".") if decimal_comma else value)
     except ValueError:
         pass
     try:

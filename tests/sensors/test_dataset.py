@@ -54,6 +54,23 @@ def test_labels_csv_reads_every_column(line: Path) -> None:
     assert third.vibration is not None and third.vibration.sample_rate_hz == 1000  # WAV header
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_spreadsheets_semicolon_or_tab_table_reads_the_same(
+    line: Path, delimiter: str
+) -> None:
+    """Saved by a spreadsheet where the comma is the decimal mark: `;`-separated, with a
+    byte-order mark, CRLF line ends and decimal commas; or tab-separated."""
+    comma = LineDataset.open(line)
+    table = (line / "labels.csv").read_text().replace(",", delimiter)
+    if delimiter == ";":
+        table = table.replace("12.5", "12,5")  # and a decimal comma
+    (line / "labels.csv").write_bytes(b"\xef\xbb\xbf" + table.replace("\n", "\r\n").encode())
+    ds = LineDataset.open(line)
+    assert [r.part_id for r in ds.rows] == [r.part_id for r in comma.rows]
+    assert ds.rows == comma.rows
+    assert ds[0].timestamp == 12.5 and ds.labels == comma.labels
+
+
 def test_windows_cut_long_recordings_into_parts(line: Path) -> None:
     ds = LineDataset.open(line, window_s=1.0)
     ids = [r.part_id for r in ds.rows]
