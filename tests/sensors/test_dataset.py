@@ -55,9 +55,7 @@ def test_labels_csv_reads_every_column(line: Path) -> None:
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t"])
-def test_a_spreadsheets_semicolon_or_tab_table_reads_the_same(
-    line: Path, delimiter: str
-) -> None:
+def test_a_spreadsheets_semicolon_or_tab_table_reads_the_same(line: Path, delimiter: str) -> None:
     """Saved by a spreadsheet where the comma is the decimal mark: `;`-separated, with a
     byte-order mark, CRLF line ends and decimal commas; or tab-separated."""
     comma = LineDataset.open(line)
