@@ -190,7 +190,7 @@ def local_colour(image: Tensor, patch: int) -> Tensor:
     to a dark blotch on plain steel; these four numbers give that back.
     """
     gray = image.mean(1, keepdim=True)
-    gray = gray - gray.mean((2, 3), keepdim=True)  # E[g²] - E[g]² loses less to rounding
+    gray = gray - gray.mean((2, 3), keepdim=True)  # centred: E[g²] - E[g]² rounds less
     mean = F.avg_pool2d(image, patch)  # (B, 3, h, w)
     variance = F.avg_pool2d(gray * gray, patch) - F.avg_pool2d(gray, patch) ** 2
     # sqrt is steep at 0: on a flat cell the floor keeps rounding from moving the contrast
