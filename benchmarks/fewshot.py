@@ -53,7 +53,7 @@ from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import (
     batched_inputs,
     get_backbone,
-    lowest_sample_rate,
+    line_spectrum,
     prepare_adapt_inputs,
     stratified_sample,
 )
@@ -303,14 +303,6 @@ def run_ours(
     return row
 
 
-def line_spectrum(train: Sequence[Sample], bins: int = 128) -> SpectrumConfig:
-    """The spectra `inspect-app adapt` gives a line taught on `train`: fitted to its lowest
-    vibration sample rate (`SpectrumConfig.fit_sample_rate`; unchanged at 10 kHz and above)."""
-    config = SpectrumConfig(psd_bins=bins, env_bins=bins)
-    rate = lowest_sample_rate(train)
-    return config if rate is None else config.fit_sample_rate(rate)
-
-
 def source_scores(model: Any, part: ModelInputs) -> dict[str, torch.Tensor]:
     """Each anomaly source's standardized score and the classifier's (in good-part spreads),
     whether or not adapt kept them: what each could tell about these parts on its own."""
@@ -455,7 +447,7 @@ def _knn_scores(
 
 
 def run_classical(task: Task, train: list[Sample], seed: int) -> Row:
-    cfg = line_spectrum(train)
+    cfg = line_spectrum(train, SpectrumConfig().n_bins)
     classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
     y = np.array([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
     t0 = time.perf_counter()
@@ -539,7 +531,7 @@ def _resnet_scores(net: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, n
 
 
 def run_resnet(task: Task, train: list[Sample], seed: int, epochs: int) -> Row:
-    cfg = line_spectrum(train)
+    cfg = line_spectrum(train, SpectrumConfig().n_bins)
     classes = sorted({str(s.label) for s in train if s.label != OK_LABEL})
     y = torch.tensor([0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in train])
     t0 = time.perf_counter()

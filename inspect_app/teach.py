@@ -294,12 +294,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
     backbone, spec = get_backbone(options.backbone_size, warn=True)
     bins = backbone.config.spectrum_bins
-    spectrum_cfg = SpectrumConfig(psd_bins=bins, env_bins=bins)
-    if options.window_s:
-        spectrum_cfg = dataclasses.replace(spectrum_cfg, window_s=options.window_s)
-    lowest_rate = lowest_sample_rate(samples)
-    if lowest_rate is not None:
-        spectrum_cfg = spectrum_cfg.fit_sample_rate(lowest_rate)
+    spectrum_cfg = line_spectrum(samples, bins, options.window_s)
     card = LineCard(
         line=line,
         method=options.method,
@@ -357,7 +352,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         "align": options.align,
     }
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
-        card.adapt["spectrum_fitted_to_hz"] = lowest_rate
+        card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
 
     def write(tmp: Path) -> None:
         result.model.save(tmp)
@@ -366,6 +361,19 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
 
     folder = write_version(home, line, card, write)
     return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
+
+
+def line_spectrum(
+    samples: Sequence[Sample], bins: int, window_s: float | None = None
+) -> SpectrumConfig:
+    """The spectra of a line taught on `samples`: `bins` bins, windows of `window_s` when
+    given, fitted to the lowest vibration sample rate among them (`lowest_sample_rate`;
+    unchanged at 10 kHz and above)."""
+    config = SpectrumConfig(psd_bins=bins, env_bins=bins)
+    if window_s:
+        config = dataclasses.replace(config, window_s=window_s)
+    rate = lowest_sample_rate(samples)
+    return config if rate is None else config.fit_sample_rate(rate)
 
 
 def lowest_sample_rate(samples: Sequence[Sample]) -> float | None:
