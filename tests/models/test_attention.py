@@ -44,6 +44,22 @@ def test_gate_uses_global_context() -> None:
     assert not torch.allclose(attn.head_gates(x)[:, :, 0], attn.head_gates(y)[:, :, 0])
 
 
+def test_one_gemm_equals_the_separate_projections() -> None:
+    """q, k, v and the gate come from one matrix product; the same as the three layers apart,
+    with and without masked tokens (the context is the mean of the valid tokens only)."""
+    torch.manual_seed(0)
+    attn = GatedAttention(32, 4)
+    x = torch.randn(2, 7, 32)
+    valid = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    for v in (None, valid):
+        qkv, gates = attn.project(x, v)
+        torch.testing.assert_close(qkv, attn.qkv(x))
+        w = torch.ones(2, 7, 1) if v is None else v.float().unsqueeze(-1)
+        context = (x * w).sum(1) / w.sum(1)
+        expected = torch.sigmoid(attn.gate_token(x) + attn.gate_context(context).unsqueeze(1))
+        torch.testing.assert_close(gates, expected, atol=1e-6, rtol=1e-5)
+
+
 def test_invalid_keys_are_ignored() -> None:
     torch.manual_seed(0)
     attn = GatedAttention(16, 2)
