@@ -264,3 +264,48 @@ def prune_line_model(
         for i, ids in report.heads.items():
             remove_heads(tuned.layers[i], ids)
     return report
+
+
+# --- narrower experts (a new pretraining run started from wider ones) ------------------------
+
+
+def _expert_prefixes(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Every SwiGLU expert in a backbone state dict: "...experts.3." and "...shared_experts."."""
+    return sorted(
+        k[: -len("w1.weight")]
+        for k in state
+        if k.endswith("w1.weight") and ("experts." in k or "shared_experts." in k)
+    )
+
+
+def narrow_expert_state(
+    state: Mapping[str, torch.Tensor], inter_dim: int
+) -> tuple[dict[str, torch.Tensor], int]:
+    """A copy of a backbone state dict whose routed experts have `inter_dim` hidden units each.
+
+    Each expert (and the shared expert, `n_shared x inter_dim` wide) keeps its hidden units of
+    largest weight product |w1_j| |w3_j| |w2_j| (SwiGLU: unit j adds w2[:, j] silu(w1_j x)(w3_j x)),
+    in their original order. This is a starting point for pretraining, not a finished model:
+    the narrowed backbone computes a different function until it is trained again. Returns the
+    new state and the original width; a state whose experts are already `inter_dim` wide comes
+    back unchanged, a narrower one is a ValueError.
+    """
+    out = dict(state)
+    prefixes = _expert_prefixes(state)
+    routed = [p for p in prefixes if "shared_experts." not in p]
+    if not routed:
+        msg = "the weights have no routed experts to narrow"
+        raise ValueError(msg)
+    width = state[routed[0] + "w1.weight"].shape[0]
+    if inter_dim > width:
+        msg = f"cannot widen experts from {width} to {inter_dim} hidden units"
+        raise ValueError(msg)
+    for prefix in prefixes:
+        w1, w2, w3 = (state[prefix + f"w{i}.weight"] for i in (1, 2, 3))
+        n_blocks = w1.shape[0] // width  # 1 for a routed expert, n_shared for the shared one
+        score = w1.norm(dim=1) * w3.norm(dim=1) * w2.norm(dim=0)  # (n_blocks * width,)
+        keep = score.topk(n_blocks * inter_dim).indices.sort().values
+        out[prefix + "w1.weight"] = w1[keep].clone()
+        out[prefix + "w3.weight"] = w3[keep].clone()
+        out[prefix + "w2.weight"] = w2[:, keep].clone()
+    return out, width

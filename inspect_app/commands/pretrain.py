@@ -539,13 +539,30 @@ def _init_from(model: Any, path: Path, classes: list[str], device: torch.device)
         if not weights.is_file():
             msg = "neither a run's last.pt nor a backbone folder with model.safetensors"
             raise ValueError(msg)
-        _load_fitting(model.backbone, load_file(str(weights), device=str(device)))
-        return "a backbone folder: the pretraining heads start fresh"
+        state, note = _narrowed(load_file(str(weights), device=str(device)), model.backbone)
+        _load_fitting(model.backbone, state)
+        return "a backbone folder: the pretraining heads start fresh" + note
     if not path.is_file():
         msg = "no such file or folder"
         raise ValueError(msg)
     earlier = torch.load(path, map_location=device, weights_only=True)
-    return _load_earlier(model, earlier["model"], earlier.get("classes"), classes)
+    state, note = _narrowed(earlier["model"], model.backbone)
+    loaded = _load_earlier(model, state, earlier.get("classes"), classes)
+    return "; ".join(n for n in (loaded, note.removeprefix("; ")) if n)
+
+
+def _narrowed(state: dict[str, Any], backbone: Any) -> tuple[dict[str, Any], str]:
+    """`state` with its experts narrowed to the backbone's width where they are wider (a run
+    that moves to smaller experts starts from a wider checkpoint); a note saying so, or ""."""
+    from models.prune import narrow_expert_state
+
+    inter = backbone.config.moe_intermediate_size
+    key = next((k for k in state if k.endswith("experts.0.w1.weight")), None)
+    if key is None or state[key].shape[0] <= inter:
+        return state, ""
+    narrowed, width = narrow_expert_state(state, inter)
+    note = f"; experts narrowed from {width} to {inter} hidden units (largest weights kept)"
+    return narrowed, note
 
 
 def _load_fitting(module: Any, state: dict[str, Any], fresh: tuple[str, ...] = ()) -> None:

@@ -172,6 +172,27 @@ def test_a_backbone_folder_of_another_size_is_refused_by_name(
     assert "do not fit this backbone" in err and "another --config" in err
 
 
+def test_a_backbone_with_wider_experts_starts_a_run_narrowed_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint with wider experts (the `tiny` shipped before its experts were halved) is a
+    valid starting point: its experts are narrowed to the config's width, and the run says so."""
+    from models.config import BackboneConfig
+
+    folder = tmp_path / "wide-backbone"
+    width = BackboneConfig.named("tiny").moe_intermediate_size
+    wide = BackboneConfig.named("tiny", moe_intermediate_size=2 * width)
+    InspectBackbone(wide).save_pretrained(folder, safe_serialization=True)
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
+    argv += ["--config", "tiny", "--steps", "1", "--batch-size", "2", "--init-from", str(folder)]
+    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    assert main(argv) == 0
+    note = f"experts narrowed from {2 * width} to {width} hidden units"
+    assert note in capsys.readouterr().err
+    out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
+    assert out.config.moe_intermediate_size == width
+
+
 def test_a_masked_share_outside_0_1_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,3 +134,33 @@ def test_pruned_model_exports_and_onnxruntime_equals_torch(
     got = session.run(None, feed | graph.line_values)
     for a, b in zip(got, _outputs(pruned, parts), strict=True):
         np.testing.assert_allclose(a, b.numpy(), atol=1e-4, rtol=0)
+
+
+def test_narrowed_experts_keep_their_largest_units_and_load_into_a_narrower_backbone() -> None:
+    """A wide backbone's experts narrowed to half: each keeps the units of largest weight
+    product, in order; the result loads into a backbone of that width; the rest is untouched."""
+    from models.backbone import InspectBackbone
+    from models.config import BackboneConfig
+    from models.prune import narrow_expert_state
+
+    torch.manual_seed(0)
+    wide = InspectBackbone(BackboneConfig.named("tiny", moe_intermediate_size=16))
+    state = wide.state_dict()
+    expert = "layers.1.ffn.experts.3."
+    with torch.no_grad():  # make units 2 and 9 the two strongest of this expert
+        for unit in (2, 9):
+            state[expert + "w1.weight"][unit] *= 10
+            state[expert + "w3.weight"][unit] *= 10
+    narrow, width = narrow_expert_state(state, 8)
+    assert width == 16
+    kept = narrow[expert + "w1.weight"]
+    assert kept.shape == (8, wide.config.hidden_size)
+    rows = [int((state[expert + "w1.weight"] == r).all(dim=1).nonzero()) for r in kept]
+    assert rows == sorted(rows) and {2, 9} <= set(rows)
+    torch.testing.assert_close(narrow[expert + "w2.weight"], state[expert + "w2.weight"][:, rows])
+    assert narrow["layers.1.ffn.shared_experts.w1.weight"].shape[0] == 8
+    assert narrow["layers.0.ffn.w1.weight"].shape == state["layers.0.ffn.w1.weight"].shape
+    small = InspectBackbone(BackboneConfig.named("tiny", moe_intermediate_size=8))
+    small.load_state_dict(narrow)  # strict: every name and shape fits
+    with pytest.raises(ValueError, match="cannot widen"):
+        narrow_expert_state(state, 32)
