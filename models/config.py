@@ -20,7 +20,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "num_hidden_layers": 4,
         "num_attention_heads": 4,
         "dense_intermediate_size": 384,
-        "moe_intermediate_size": 96,
+        "moe_intermediate_size": 48,
         "feature_layers": [1, 3],
     },
     # A workstation GPU: same token grid, wider and deeper.

@@ -22,9 +22,9 @@ def test_tiny_checkpoint_loads_and_runs() -> None:
 
 
 def test_tiny_checkpoint_files() -> None:
-    """The current checkpoint and the earlier one kept for lines taught on it: each small, with
+    """The current checkpoint and the earlier ones kept for lines taught on them: each small, with
     the recipe that made it; the current recipe lists every stage from scratch."""
-    assert shipped_checkpoints("tiny") == ["tiny", "tiny-stage2"]
+    assert shipped_checkpoints("tiny") == ["tiny", "tiny-stage2", "tiny-stage3"]
     for name in shipped_checkpoints("tiny"):
         folder = resources.files("models") / "checkpoints" / name
         names = sorted(p.name for p in folder.iterdir())
@@ -37,8 +37,9 @@ def test_tiny_checkpoint_files() -> None:
     current = json.loads(
         (resources.files("models") / "checkpoints" / "tiny" / "recipe.json").read_text()
     )
-    assert len(current["stages"]) == 3 and current["stages"][-1]["command"] == current["command"]
+    assert len(current["stages"]) == 4 and current["stages"][-1]["command"] == current["command"]
     assert load_pretrained("tiny-stage2").config.size_name == "tiny"
+    assert load_pretrained("tiny-stage3").config.moe_intermediate_size == 96  # before halving
 
 
 def test_a_line_taught_on_the_earlier_checkpoint_finds_it() -> None:
