@@ -351,12 +351,17 @@ class InspectBackbone(PreTrainedModel):
         return self.forward_head(out)
 
 
+def all_shipped_checkpoints() -> list[str]:
+    """Names of every checkpoint shipped under models/checkpoints/, sorted."""
+    root = resources.files("models") / "checkpoints"
+    return sorted(p.name for p in root.iterdir() if p.joinpath("config.json").is_file())
+
+
 def shipped_checkpoints(size: str) -> list[str]:
     """Names of the shipped checkpoints of `size`: the current one (`size`) first, then the
     earlier ones kept under `size-<stage>` so that lines taught on them still load."""
-    root = resources.files("models") / "checkpoints"
-    names = [p.name for p in root.iterdir() if p.joinpath("config.json").is_file()]
-    earlier = sorted(n for n in names if n.startswith(f"{size}-"))
+    names = all_shipped_checkpoints()
+    earlier = [n for n in names if n.startswith(f"{size}-")]
     return ([size] if size in names else []) + earlier
 
 

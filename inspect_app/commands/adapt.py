@@ -96,6 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "are at least that large, where fine scratches still show (about 1.6x the CPU time "
         "per part: 128 for a CPU line that must keep its rate); the backbone always sees 128 px",
     )
+    parser.add_argument(
+        "--backbone",
+        default="tiny",
+        metavar="NAME",
+        help="the shipped backbone checkpoint to teach on: tiny (default, the current one) or an "
+        "earlier one kept beside it (tiny-stage3: 96-unit experts, on the held-out fused "
+        "benchmark lines AUROC 0.929 against tiny's 0.911, for a backbone about 30 %% slower on a "
+        "CPU; docs/backbone.md). The line keeps the checkpoint it was taught on",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)
 
@@ -163,8 +172,19 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         print(f"inspect-app adapt: --samples must be positive, got {args.samples}", file=sys.stderr)
         return 2
+    from models.backbone import all_shipped_checkpoints
+
+    if args.backbone != "tiny" and args.backbone not in all_shipped_checkpoints():
+        shipped = ", ".join(all_shipped_checkpoints())
+        print(
+            f"inspect-app adapt: no shipped backbone checkpoint {args.backbone!r} "
+            f"(shipped: {shipped})",
+            file=sys.stderr,
+        )
+        return 2
     options = TeachOptions(
         samples=args.samples,
+        backbone_size=args.backbone,
         method=args.method,
         seed=args.seed,
         target_miss_rate=args.target_miss_rate,

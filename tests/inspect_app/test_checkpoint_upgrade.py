@@ -35,3 +35,22 @@ def test_a_line_taught_on_the_earlier_checkpoint_keeps_it(
     test = make_line(tmp_path / "test", {"ok": 6, "dent": 4}, seed=1)
     argv = ["evaluate", "--home", str(home), "--line", "old", "--data", str(test)]
     assert main([*argv, "--no-progress"]) == 0
+
+
+@pytest.mark.slow
+def test_adapt_teaches_on_an_earlier_checkpoint_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, data = tmp_path / "home", make_line(tmp_path / "train", {"ok": 14, "dent": 8})
+    argv = ["adapt", "--home", str(home), "--line", "s3", "--data", str(data), "--no-progress"]
+    assert main([*argv, "--samples", "22", "--backbone", "tiny-stage3"]) == 0
+    model, card, _ = load_line_model(home, "s3")
+    stage3 = _weights_hash(backbones.load_pretrained("tiny-stage3"))
+    assert card.backbone["sha256"] == stage3 == _weights_hash(model.backbone)
+    assert model.backbone.config.moe_intermediate_size == 96
+
+    capsys.readouterr()
+    assert main([*argv, "--backbone", "tiny-stage9"]) == 2
+    err = capsys.readouterr().err
+    assert "'tiny-stage9'" in err and "tiny-stage3" in err
+    assert card.version == load_line_model(home, "s3")[1].version  # nothing new made active
