@@ -21,6 +21,7 @@ Run (prints a markdown table and writes JSON):
     python -m benchmarks.fewshot --quick            # 2 synthetic lines, 1 seed, fewer rows
     python -m benchmarks.fewshot --seeds 0 1 2      # the full table
     python -m benchmarks.fewshot --table-from a.json b.json   # one table from several runs
+    python -m benchmarks.fewshot --paired old.json new.json   # run by run: higher / lower
     python -m benchmarks.fewshot --real-only --cwru-rate 8000 --seeds 0 1 2 --methods prompt
         # CWRU as an 8 kHz sensor would have recorded it (a line with fitted spectra)
     python -m benchmarks.fewshot --lines 1101 --seeds 0 --methods prompt --per-class
@@ -600,6 +601,56 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+PAIRED_METRICS = (
+    ("auroc", "AUROC", False),
+    ("class_accuracy", "class accuracy", True),
+    ("false_reject_rate", "false-reject", True),
+    ("miss_rate", "miss rate", True),
+)
+
+
+def paired_table(base: Sequence[Row], new: Sequence[Row]) -> tuple[str, int]:
+    """Two runs of the same draws compared run by run (line, inputs, seed, method without its
+    backbone note): per data and inputs, each metric's mean base -> new and in how many runs
+    new is higher / lower. Returns the table and the number of rows left without a partner."""
+
+    def key(r: Row) -> tuple[str, str, int, str]:
+        return (r.task, r.modality, r.seed, r.method.split(" (")[0])
+
+    by_key = {key(r): r for r in base}
+    groups: dict[tuple[str, str, str], list[tuple[Row, Row]]] = {}
+    unpaired = len(base) + len(new)
+    for r in new:
+        b = by_key.get(key(r))
+        if b is None:
+            continue
+        unpaired -= 2
+        data = "synthetic" if r.task.startswith("synth-") else r.task
+        groups.setdefault((data, r.modality, key(r)[3]), []).append((b, r))
+    header = ["data", "inputs", "method", "runs"] + [name for _, name, _ in PAIRED_METRICS]
+    out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for (data, modality, method), pairs in groups.items():
+        cells = [data, modality, method, str(len(pairs))]
+        for attr, _, pct in PAIRED_METRICS:
+            both = [
+                (getattr(b, attr), getattr(n, attr))
+                for b, n in pairs
+                if getattr(b, attr) is not None and getattr(n, attr) is not None
+            ]
+            if not both:
+                cells.append("n/a")
+                continue
+            k, d = (100.0, 1) if pct else (1.0, 3)
+            mb = statistics.fmean(x for x, _ in both) * k
+            mn = statistics.fmean(y for _, y in both) * k
+            up = sum(y > x for x, y in both)
+            down = sum(y < x for x, y in both)
+            unit = " %" if pct else ""
+            cells.append(f"{mb:.{d}f} → {mn:.{d}f}{unit} ({up} higher / {down} lower)")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out), unpaired
+
+
 def per_class_table(rows: Sequence[Row]) -> str:
     """Per (line, inputs, method) and defect class: recall at the line's threshold and each
     source's AUROC, averaged over the seeds; "kept" counts the runs whose adapt kept it."""
@@ -756,7 +807,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="JSON",
         help="print one table from the rows of earlier runs' --json files (runs nothing)",
     )
+    ap.add_argument(
+        "--paired",
+        type=Path,
+        nargs=2,
+        metavar=("BASE_JSON", "NEW_JSON"),
+        help="compare two runs of the same draws run by run (e.g. two backbones): each "
+        "metric's mean and in how many runs NEW is higher / lower (runs nothing)",
+    )
     args = ap.parse_args(argv)
+    if args.paired:
+        base, new = ([Row(**raw) for raw in json.loads(f.read_text())] for f in args.paired)
+        text, unpaired = paired_table(base, new)
+        print(text)
+        if unpaired:
+            print(
+                f"{unpaired} rows had no partner (same line, inputs, seed and method) in the "
+                "other file and are left out"
+            )
+        return 0
     if args.table_from:
         earlier = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
         earlier.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
