@@ -174,11 +174,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from models.backbone import all_shipped_checkpoints
 
-    if args.backbone != "tiny" and args.backbone not in all_shipped_checkpoints():
-        shipped = ", ".join(all_shipped_checkpoints())
+    shipped = all_shipped_checkpoints()
+    if args.backbone != "tiny" and args.backbone not in shipped:
         print(
             f"inspect-app adapt: no shipped backbone checkpoint {args.backbone!r} "
-            f"(shipped: {shipped})",
+            f"(shipped: {', '.join(shipped)})",
             file=sys.stderr,
         )
         return 2
