@@ -83,11 +83,22 @@ class TeachResult:
 
 
 def get_backbone(size: str = "tiny", warn: bool = True) -> tuple[InspectBackbone, dict[str, Any]]:
-    """The shipped pretrained backbone; a seeded random one, with a loud warning, if missing."""
-    from models.backbone import load_pretrained
-    from models.config import BackboneConfig
+    """The shipped pretrained backbone `size` (a size or an earlier checkpoint's name); a seeded
+    random one of a registered size, with a loud warning, if its checkpoint is missing.
+
+    Raises ValueError for a name that is neither a shipped checkpoint nor a registered size.
+    """
+    from models.backbone import all_shipped_checkpoints, load_pretrained
+    from models.config import SIZES, BackboneConfig
     from models.line_model import random_backbone
 
+    shipped = all_shipped_checkpoints()
+    if size not in shipped and size not in SIZES:
+        msg = (
+            f"unknown backbone {size!r}: shipped checkpoints are {', '.join(shipped) or 'none'}; "
+            f"registered sizes are {', '.join(sorted(SIZES))}"
+        )
+        raise ValueError(msg)
     try:
         backbone = load_pretrained(size)
         spec: dict[str, Any] = {"size": size, "pretrained": True}

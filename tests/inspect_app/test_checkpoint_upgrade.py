@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import inspect_app.teach as teach
 import models.backbone as backbones
 from inspect_app.cli import main
 from inspect_app.lines import _weights_hash, load_line_model
@@ -54,3 +55,19 @@ def test_adapt_teaches_on_an_earlier_checkpoint_by_name(
     err = capsys.readouterr().err
     assert "'tiny-stage9'" in err and "tiny-stage3" in err
     assert card.version == load_line_model(home, "s3")[1].version  # nothing new made active
+
+
+def test_get_backbone_refuses_a_name_that_is_neither_shipped_nor_a_size(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(ValueError, match=r"unknown backbone 'tiny-stage9'.*tiny-stage3.*small"):
+        teach.get_backbone("tiny-stage9")
+    assert "RANDOMLY INITIALISED" not in capsys.readouterr().err  # refused before any fallback
+
+
+def test_get_backbone_falls_back_to_random_only_for_a_registered_size(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backbone, spec = teach.get_backbone("small")  # a registered size with no checkpoint shipped
+    assert spec["pretrained"] is False and backbone.config.size_name == "small"
+    assert "RANDOMLY INITIALISED 'small'" in capsys.readouterr().err
