@@ -20,6 +20,9 @@ Definitions (a part is FAIL when `defect_score >= threshold`, or when it could n
 - `latency_ms`: p50 / p95 of per-part inference time.
 - `pixel_auroc`: heat-map vs. defect masks, pooled over the pixels of every inspected part that
   has a mask (good parts without a mask count as all-clear), when any mask exists.
+- `mask_problems`: parts whose mask could not be read, each `{"part_id", "reason"}`. The mask is
+  ground truth, not a sensor reading: these parts are inspected and count in every metric but
+  `pixel_auroc`.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     miss_rate_upper_95: float | None = None
     false_reject_rate_upper_95: float | None = None
+    # parts inspected whose mask (ground truth) could not be read: {"part_id", "reason"}; they
+    # count in every metric but pixel_auroc
+    mask_problems: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -116,6 +122,7 @@ class Report:
             "threshold": self.threshold,
             "latency_ms": self.latency_ms,
             "faults": self.faults,
+            "mask_problems": self.mask_problems,
             "notes": self.notes,
         }
         if self.pixel_auroc is not None:

@@ -500,6 +500,7 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
         raise ValueError(msg)
     results: list[PartResult] = []
     n_small, small_example = 0, None  # a count and one part, not every small frame kept
+    mask_problems: list[dict[str, str]] = []
     bar = tqdm(total=len(rows), unit="part", desc="evaluate", disable=not options.show_progress)
     with torch.no_grad():
         for start in range(0, len(rows), options.batch_size):
@@ -507,10 +508,20 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
             small = small_frames(batch, card)
             n_small += len(small)
             small_example = small_example or (small[0] if small else None)
+            mask_problems += [
+                {"part_id": s.part_id, "reason": s.mask_problem} for s in batch if s.mask_problem
+            ]
             results += _score_batch(model, card, batch)
             bar.update(len(batch))
     bar.close()
     report = compute_metrics(results, card.threshold, card.classes)
+    if mask_problems:
+        report.mask_problems = mask_problems
+        report.notes.append(
+            f"{len(mask_problems)} part(s) were inspected without their mask, which could not be "
+            f"read (listed in mask_problems; first: {mask_problems[0]['reason']}); they count in "
+            "every metric but pixel_auroc"
+        )
     if small_example is not None:
         report.notes.append(small_frames_note(n_small, small_example, card))
     if excluded:

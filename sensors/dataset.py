@@ -6,7 +6,8 @@ Three layouts, tried in this order:
    Comma-separated; a header without a comma but with `;` or tabs sets that delimiter instead
    (a spreadsheet saving CSV where the comma is the decimal mark), and its numbers may then
    use a decimal comma (`1154,7`).
-2. MVTec AD: `train/good/*`, `test/<class>/*`, `ground_truth/<class>/<stem>_mask.png`.
+2. MVTec AD: `train/good/*`, `test/<class>/*`, `ground_truth/<class>/<stem>_mask.png` (a class
+   without a `ground_truth/<class>/` folder has no masks).
 3. class-per-folder: `<class>/*` (images or WAV); a folder named `good`, `ok` or `normal` is `ok`.
 
 Beyond the contract's columns, `labels.csv` may carry:
@@ -19,8 +20,11 @@ Any other column is refused (a misspelt `lable` must not silently become metadat
 Table problems (unknown column, a row with neither image nor vibration, a number that is not one,
 a vibration file type that needs `sample_rate_hz` without it) raise `DataError` when the dataset
 is opened. File problems (missing, unreadable, truncated, NaN samples) surface when the part is
-read: `ds[i]` raises, `ds.load(i, strict=False)` returns the part with `fault` set. Row numbers are
-the line numbers in `labels.csv` as a spreadsheet shows them (the header is row 1).
+read: `ds[i]` raises, `ds.load(i, strict=False)` returns the part with `fault` set. A mask that
+cannot be read (missing, unreadable, another size than its image) is a problem of the ground
+truth, not of the part: `ds.load(i, strict=False)` returns the part readable, without a mask and
+with `mask_problem` set, so that evaluation still inspects it. Row numbers are the line numbers in
+`labels.csv` as a spreadsheet shows them (the header is row 1).
 """
 
 from __future__ import annotations
@@ -157,7 +161,7 @@ class LineDataset:
         """Read part `index`. strict: raise DataError; else return the part with `fault` set."""
         row = self.rows[index]
         try:
-            return self._read(row)
+            return self._read(row, strict)
         except DataError as exc:
             error = DataError(exc.problem, exc.path or row.where, row.row)
             if strict:
@@ -170,9 +174,31 @@ class LineDataset:
                 meta=dict(row.meta),
             )
 
-    def _read(self, row: PartRow) -> Sample:
+    def _read(self, row: PartRow, strict: bool = True) -> Sample:
         frame = read_image(row.image) if row.image is not None else None
         vibration = self._read_window(row) if row.vibration is not None else None
+        mask, mask_problem = None, None
+        try:
+            mask = self._read_mask(row, frame)
+        except DataError as exc:
+            if strict:
+                raise
+            # the mask is ground truth, not a sensor reading: the part is still inspected
+            mask_problem = str(DataError(exc.problem, exc.path or row.where, row.row))
+        return Sample(
+            part_id=row.part_id,
+            frame=frame,
+            vibration=vibration,
+            timestamp=row.timestamp,
+            label=row.label,
+            mask=mask,
+            meta=dict(row.meta),
+            mask_problem=mask_problem,
+        )
+
+    @staticmethod
+    def _read_mask(row: PartRow, frame: np.ndarray | None) -> np.ndarray | None:
+        """The row's defect mask (from `mask` or VOC `boxes`), checked against its frame's size."""
         mask = None
         if row.mask is not None:
             mask = read_mask(row.mask)
@@ -184,15 +210,7 @@ class LineDataset:
                 f"mask is {mask.shape[1]}x{mask.shape[0]}, image {frame.shape[1]}x{frame.shape[0]}"
             )
             raise DataError(msg, row.mask or row.boxes)
-        return Sample(
-            part_id=row.part_id,
-            frame=frame,
-            vibration=vibration,
-            timestamp=row.timestamp,
-            label=row.label,
-            mask=mask,
-            meta=dict(row.meta),
-        )
+        return mask
 
     def _read_window(self, row: PartRow) -> VibrationWindow:
         if row.vibration is None:
@@ -440,8 +458,11 @@ def _read_mvtec(folder: Path) -> list[PartRow]:
     for split in ("train", "test"):
         for class_dir in sorted(p for p in (folder / split).iterdir() if p.is_dir()):
             label = OK_LABEL if class_dir.name == "good" else class_dir.name
+            # a folder without ground_truth/<class>/ has no masks for that class (no pixel
+            # metrics); one that has it must hold every part's mask
+            masks = folder / "ground_truth" / class_dir.name
             for image in _images(class_dir):
-                mask = folder / "ground_truth" / class_dir.name / f"{image.stem}_mask.png"
+                mask = masks / f"{image.stem}_mask.png" if masks.is_dir() else None
                 rows.append(
                     PartRow(
                         part_id=f"{split}/{class_dir.name}/{image.stem}",

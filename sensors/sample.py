@@ -46,6 +46,8 @@ class Sample:
     lost; `vibration` likewise. `label` is `ok` or a defect class slug when known. `mask` is the
     defect mask (H, W) bool when known. `fault` is set, with a reason naming the file and the
     problem, when the part could not be read: such a part must never be passed as good.
+    `mask_problem` is set instead when only its mask (ground truth, not a sensor reading) could
+    not be read: the part is inspected as any other, only the pixel metrics lack it.
     """
 
     part_id: str
@@ -56,6 +58,7 @@ class Sample:
     mask: np.ndarray | None = None
     fault: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    mask_problem: str | None = None
 
     @property
     def is_defective(self) -> bool | None:

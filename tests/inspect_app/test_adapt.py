@@ -113,6 +113,7 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
 
     test = make_line(tmp_path / "test", {"ok": 12, "dent": 4, "hum": 3, "crack": 4}, seed=1)
     (test / "p0.png").write_bytes(b"not a png")  # an ok part that cannot be read
+    (test / "m12.png").unlink()  # a dent whose mask (ground truth) is gone: still inspected
     report_file = tmp_path / "m.json"
     rc = main(
         [
@@ -146,6 +147,9 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
         assert key in m, key
     assert m["n"] == 23 and m["n_defective"] == 11 and m["n_fault"] == 1
     assert "p0.png" in m["faults"][0]["reason"]
+    assert [p["part_id"] for p in m["mask_problems"]] == ["part-12"]
+    assert "m12.png" in m["mask_problems"][0]["reason"]
+    assert any("1 part(s) were inspected without their mask" in note for note in m["notes"])
     assert m["per_class"]["crack"]["note"] == "class never in adapt data: can't be named"
     assert m["per_class"]["ok"]["failed"] >= 1  # the unreadable good part is rejected
     assert m["auroc"] > 0.8  # blatant defects, even on a random backbone

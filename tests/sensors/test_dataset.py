@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,6 +181,40 @@ def test_mvtec_layout(tmp_path: Path, write_image: Callable[..., Path]) -> None:
     crack = next(i for i, r in enumerate(ds.rows) if r.label == "crack")
     assert ds[crack].part_id == "test/crack/000" and ds[crack].mask.sum() == 4  # type: ignore[union-attr]
     assert sorted({r.split for r in ds.rows}) == ["test", "train"]
+
+
+def test_mvtec_layout_without_ground_truth_has_no_masks(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    write_image("train/good/000.png", gray())
+    write_image("test/crack/000.png", gray())
+    write_image("test/dent/000.png", gray())
+    write_image("ground_truth/dent/other_mask.png", gray(255))  # dent has masks, not this one
+    ds = LineDataset.open(tmp_path)
+    crack = next(i for i, r in enumerate(ds.rows) if r.label == "crack")
+    dent = next(i for i, r in enumerate(ds.rows) if r.label == "dent")
+    part = ds.load(crack, strict=False)
+    assert part.fault is None and part.mask is None and part.mask_problem is None
+    with pytest.raises(DataError, match=r"000_mask\.png.*file not found"):
+        ds[dent]
+
+
+def test_an_unreadable_mask_leaves_the_part_inspectable(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    write_image("a.png", gray())
+    write_image("b.png", gray())
+    write_image("small_mask.png", gray(255, (4, 4)))
+    (tmp_path / "labels.csv").write_text(
+        "part_id,image,label,mask\nA,a.png,dent,gone.png\nB,b.png,dent,small_mask.png\n"
+    )
+    ds = LineDataset.open(tmp_path)
+    for i, problem in ((0, r"gone\.png.*row 2"), (1, r"small_mask\.png.*4x4, image 20x16")):
+        part = ds.load(i, strict=False)
+        assert part.fault is None and part.frame is not None and part.mask is None
+        assert part.mask_problem is not None and re.search(problem, part.mask_problem)
+        with pytest.raises(DataError, match=problem):
+            ds[i]  # strict reading (adapt, pretrain) still refuses it
 
 
 def test_class_per_folder_layout(tmp_path: Path, write_image: Callable[..., Path]) -> None:
