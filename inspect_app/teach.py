@@ -122,7 +122,10 @@ def backbone_hash(backbone: InspectBackbone) -> str:
 def stratified_sample(
     labels: Sequence[str | None], n: int, seed: int, min_per_class: int = MIN_PARTS_PER_CLASS
 ) -> list[int]:
-    """Indices of `n` labeled parts, every label present, in proportion to how common it is.
+    """Indices of `n` labeled parts, every label present, in proportion to how common it is,
+    except that good parts (`ok`) make at least half the sample where the data has that many:
+    the anomaly score, its standardization and the false-reject side of the threshold are all
+    learned from the good parts, and a defect library with few good parts would starve them.
 
     Raises ValueError naming a class with fewer than `min_per_class` parts, or when `n` cannot
     hold `min_per_class` of every class.
@@ -150,27 +153,42 @@ def stratified_sample(
             f"{min_per_class * len(by_label)} ({min_per_class} per class)"
         )
         raise ValueError(msg)
-    # proportional allocation with a floor, largest remainders first
-    quota = {k: max(min_per_class, len(v) * n / n_total) for k, v in by_label.items()}
-    alloc = {k: min(len(by_label[k]), int(q)) for k, q in quota.items()}
-    order = sorted(by_label, key=lambda k: quota[k] - int(quota[k]), reverse=True)
-    while sum(alloc.values()) > n:
-        k = max(alloc, key=lambda c: alloc[c] - min_per_class)
-        alloc[k] -= 1
-    while sum(alloc.values()) < n:
-        grew = False
-        for k in order:
-            if sum(alloc.values()) < n and alloc[k] < len(by_label[k]):
-                alloc[k] += 1
-                grew = True
-        if not grew:
-            break
+    sizes = {k: len(v) for k, v in by_label.items()}
+    n_ok = sizes.get(OK_LABEL, 0)
+    if n_ok and n_ok * n / n_total < n // 2 and len(sizes) > 1:
+        defects = {k: v for k, v in sizes.items() if k != OK_LABEL}
+        room = n - min_per_class * len(defects)  # every defect class keeps its floor
+        take = max(min_per_class, min(n_ok, n // 2, room))
+        alloc = _allocate(defects, n - take, min_per_class) | {OK_LABEL: take}
+    else:
+        alloc = _allocate(sizes, n, min_per_class)
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
     for k in sorted(by_label):
         drawn = rng.choice(np.array(by_label[k]), size=alloc[k], replace=False)
         chosen += sorted(int(i) for i in drawn)
     return sorted(chosen)
+
+
+def _allocate(sizes: dict[str, int], n: int, min_per_class: int) -> dict[str, int]:
+    """How many of each class to draw for `n` in all: in proportion to `sizes`, at least
+    `min_per_class` each, largest remainders first; never more than a class has."""
+    total = sum(sizes.values())
+    quota = {k: max(min_per_class, size * n / total) for k, size in sizes.items()}
+    alloc = {k: min(sizes[k], int(q)) for k, q in quota.items()}
+    order = sorted(sizes, key=lambda k: quota[k] - int(quota[k]), reverse=True)
+    while sum(alloc.values()) > n:
+        k = max(alloc, key=lambda c: alloc[c] - min_per_class)
+        alloc[k] -= 1
+    while sum(alloc.values()) < n:
+        grew = False
+        for k in order:
+            if sum(alloc.values()) < n and alloc[k] < sizes[k]:
+                alloc[k] += 1
+                grew = True
+        if not grew:
+            break
+    return alloc
 
 
 def adapt_rows(ds: LineDataset) -> list[int]:

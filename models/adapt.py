@@ -487,6 +487,9 @@ class _Scored:
 
     logits: Tensor  # (n, C+1)
     sources: dict[str, Tensor]  # name -> (n,)
+    # the fold's memories' part-score standardization, name -> (center, scale): the out-of-fold
+    # scores are put on the final model's scale with it (`_on_final_scale`)
+    memory_stats: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -512,7 +515,41 @@ def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _
             chunk_site = None if site is None else site[start : start + _PASS_BATCH]
             chunks.append(model.class_features(**part.as_kwargs(), site=chunk_site))
         pooled = torch.cat(chunks)
-    return _Scored(model.class_logits(pooled), {k: v.score for k, v in sources.items()})
+    return _Scored(
+        model.class_logits(pooled),
+        {k: v.score for k, v in sources.items()},
+        _memory_stats(model),
+    )
+
+
+_MEMORY_SOURCES = ("image_memory", "vibration_memory", "spectrum_memory")
+
+
+def _memory_stats(model: LineModel) -> dict[str, tuple[float, float]]:
+    """(center, scale) of each of the model's good-part memories' part scores."""
+    out = {}
+    for name in _MEMORY_SOURCES:
+        memory = getattr(model, name)
+        if memory is not None:
+            center, scale = memory.stats[:2].tolist()
+            out[name] = (float(center), float(scale))
+    return out
+
+
+def _on_final_scale(
+    z: Tensor, fold: tuple[float, float], final: tuple[float, float] | None
+) -> Tensor:
+    """A fold memory's standardized scores `z` in the final memory's units.
+
+    Every memory measures the same distance (to the nearest good token, in the frozen
+    backbone's features), but each standardizes it by its own good parts' spread; with few good
+    parts a fold's spread and the final one's differ by a factor of several, and a threshold set
+    on the folds' units would not hold for the final model. Absent parts stay absent.
+    """
+    if final is None:
+        return z
+    raw = z * fold[1] + fold[0]
+    return torch.where(z == ABSENT_SCORE, z, (raw - final[0]) / final[1])
 
 
 def rank_auroc(scores: Tensor, positive: Tensor) -> float:
@@ -595,22 +632,28 @@ def _out_of_fold(
     labels: Tensor,
     fold: Tensor,
     cfg: AdaptConfig,
+    final: LineModel | None = None,
 ) -> tuple[OutOfFold, dict[str, Any]]:
     """The out-of-fold scores, and the line model settings chosen on them: the anomaly sources
     (`select_sources`; the classifier is one of them), the fusion that follows ("max_z" with
     the classifier, "anomaly" without it) and the classifier's standardization.
 
     `model` is a fold's, done with: its settings serve as scratch to score the classifier and
-    the fusion.
+    the fusion. With `final` (the model taught on every part), the memories' out-of-fold
+    scores are in its units (`_on_final_scale`), as the threshold set on them will be used.
     """
     n = labels.numel()
     logits = torch.zeros(n, scored[0][1].logits.shape[1])
     names = list(scored[0][1].sources)
     sources = {name: torch.zeros(n) for name in names}
+    final_stats = _memory_stats(final) if final is not None else {}
     for held, part in scored:
         logits[held] = part.logits
         for name in names:
-            sources[name][held] = part.sources[name]
+            z = part.sources[name]
+            if name in part.memory_stats:
+                z = _on_final_scale(z, part.memory_stats[name], final_stats.get(name))
+            sources[name][held] = z
     defective = labels > 0
     settings = model.settings
     has_classes = logits.shape[1] > 1
@@ -712,8 +755,9 @@ def adapt_line(
             scored.append((held, _score(model_f, data, frozen, held)))
             if cfg.method != "linear":
                 tick(held.numel())
-        oof, choices = _out_of_fold(model_f, scored, data.labels, fold, cfg)
     model, peft_model = _fit_once(backbone, data, frozen, start_pooled, torch.arange(n), cfg, tick)
+    if cfg.folds >= 2:
+        oof, choices = _out_of_fold(model_f, scored, data.labels, fold, cfg, final=model)
     for name, value in choices.items():
         setattr(model.settings, name, value)
     bar.close()

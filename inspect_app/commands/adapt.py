@@ -43,12 +43,20 @@ Example:
 READY_FALSE_REJECT_RATE = 0.10
 """Above this validated false-reject rate the command warns that the model is not line-ready."""
 
+FEW_GOOD_PARTS = 10
+"""With fewer good parts in the sample, the command says the anomaly score's picture of a good
+part and the false-reject rate rest on too few parts."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
     parser.add_argument("--data", help="labeled dataset folder (required unless --from-db)")
     parser.add_argument(
-        "--samples", type=int, default=50, help="parts to learn from, stratified (default 50)"
+        "--samples",
+        type=int,
+        default=50,
+        help="parts to learn from, stratified: every class in proportion, at least 3 each, good parts "
+        "at least half where there are that many (default 50)",
     )
     parser.add_argument(
         "--method",
@@ -255,6 +263,13 @@ def run(args: argparse.Namespace) -> int:
             f"  note: {m['n_defective']} defective parts cannot show a {target} miss rate "
             f"(95 % bound {format_rate(upper)}); that takes about {needed} defective parts "
             "without a miss: measure with `inspect-app evaluate` on more labeled parts"
+        )
+    n_good = m["n"] - m["n_defective"] - m["n_fault"]
+    if 0 < n_good < FEW_GOOD_PARTS:
+        print(
+            f"  note: only {n_good} good parts in the sample: the anomaly score learns what a "
+            "good part looks like from them, and the false-reject rate rests on them (95 % "
+            f"bound {format_rate(m['false_reject_rate_upper_95'])}); label more good parts"
         )
     frr = m["false_reject_rate"]
     if frr is not None and frr > READY_FALSE_REJECT_RATE:

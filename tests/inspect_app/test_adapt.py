@@ -202,6 +202,29 @@ def test_stratified_sample_keeps_every_class_in_proportion() -> None:
         stratified_sample(labels, 5, seed=0)
 
 
+def test_stratified_sample_gives_good_parts_half_of_a_defect_heavy_sample() -> None:
+    labels = ["ok"] * 20 + ["a"] * 100 + ["b"] * 60 + ["c"] * 20
+    counts = {k: sum(labels[i] == k for i in stratified_sample(labels, 50, seed=0)) for k in "abc"}
+    ok = 50 - sum(counts.values())
+    assert ok == 20  # every good part there is (proportion alone: 5)
+    assert counts["a"] > counts["b"] > counts["c"] >= 3  # the defects share the rest in proportion
+    picked = stratified_sample(["ok"] * 10 + ["a"] * 100, 50, seed=0)
+    assert sum(i < 10 for i in picked) == 10  # fewer good parts than half: all of them
+    labels = ["ok"] * 30 + [c for c in "abcde" for _ in range(20)]
+    picked = stratified_sample(labels, 20, seed=0)  # 5 classes x 3 leave room for 5 good parts
+    assert [sum(labels[i] == k for i in picked) for k in ("ok", *"abcde")] == [5, 3, 3, 3, 3, 3]
+
+
+def test_adapt_says_when_few_good_parts_carry_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_line(tmp_path / "d", {"ok": 6, "dent": 30})
+    assert _adapt(tmp_path / "home", data, "--samples", "24") == 0
+    out = capsys.readouterr().out
+    assert "validation (24 parts, out-of-fold, 18 defective)" in out  # every good part drawn
+    assert "note: only 6 good parts in the sample" in out and "label more good parts" in out
+
+
 def _fixtured_line(folder: Path, counts: dict[str, int], seed: int, size: int = 32) -> Path:
     """Image-only parts in a fixture (a plate with holes, pose jitter); "missing" lacks a hole.
     Drawn at 32 px and taken by the camera at `size` px."""

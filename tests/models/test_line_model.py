@@ -105,3 +105,36 @@ def test_stratified_folds_spread_every_label() -> None:
     for value in (0, 1, 2):
         counts = torch.bincount(fold[labels == value], minlength=3)
         assert int(counts.max() - counts.min()) <= 1
+
+
+def test_fold_memory_scores_are_put_in_the_final_memorys_units() -> None:
+    from models.adapt import _on_final_scale
+    from models.line_model import ABSENT_SCORE
+
+    z = torch.tensor([0.0, 2.0, ABSENT_SCORE])  # fold: center 1, scale 0.5 -> raw 1, 2, absent
+    out = _on_final_scale(z, (1.0, 0.5), (1.5, 2.0))
+    torch.testing.assert_close(out, torch.tensor([-0.25, 0.25, ABSENT_SCORE]))
+    assert _on_final_scale(z, (1.0, 0.5), None) is z  # no final memory: left as it is
+
+
+def test_out_of_fold_memory_scores_use_the_final_models_standardization(
+    small_backbone_32: InspectBackbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.adapt as adapt_module
+
+    seen: list[tuple[tuple[float, float], tuple[float, float] | None]] = []
+    real = adapt_module._on_final_scale
+
+    def spy(z: torch.Tensor, fold: tuple[float, float], final: tuple[float, float] | None):  # type: ignore[no-untyped-def]
+        seen.append((fold, final))
+        return real(z, fold, final)
+
+    monkeypatch.setattr(adapt_module, "_on_final_scale", spy)
+    inputs, labels = toy_parts(6, 9)  # few good parts: each fold's spread is its own
+    data = AdaptData(inputs, labels, ["blob"], ["vibration"])
+    result = adapt_line(small_backbone_32, data, AdaptConfig(method="linear", folds=3))
+    memories = [result.model.vibration_memory, result.model.spectrum_memory]
+    finals = {tuple(m.stats[:2].tolist()) for m in memories if m is not None}
+    assert len(seen) == 3 * len(finals) == 6  # each fold, each memory
+    assert {final for _, final in seen} == finals
+    assert len({fold for fold, _ in seen}) == 6  # the folds' own standardizations differ
