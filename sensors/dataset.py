@@ -16,6 +16,8 @@ Beyond the contract's columns, `labels.csv` may carry:
 - descriptive columns that public datasets carry (`fault_diameter_in`, `motor_load_hp` in CWRU) and
   any column named `meta_*`: kept as text in `Sample.meta`, never interpreted.
 Any other column is refused (a misspelt `lable` must not silently become metadata).
+A `label` of `good` or `normal`, in any case (or `OK`), is `ok`, as the folder layouts read them:
+a good part must never be taught as a defect class named "good".
 
 Table problems (unknown column, a row with neither image nor vibration, a number that is not one,
 a vibration file type that needs `sample_rate_hz` without it) raise `DataError` when the dataset
@@ -321,7 +323,23 @@ def _read_table(folder: Path, table: Path) -> list[PartRow]:
         rows.append(_parse_row(folder, table, raw, row=i + 2, decimal_comma=delimiter != ","))
     if not rows:
         raise DataError("labels.csv has no rows", table)
+    _check_label_spellings(rows, table)
     return rows
+
+
+def _check_label_spellings(rows: list[PartRow], table: Path) -> None:
+    """Refuse one class written two ways (`dent`, `Dent`): it would be taught as two classes."""
+    first: dict[str, PartRow] = {}
+    for r in rows:
+        if r.label is None:
+            continue
+        seen = first.setdefault(r.label.lower(), r)
+        if seen.label != r.label:
+            msg = (
+                f"label {r.label!r} differs from {seen.label!r} (row {seen.row}) only in case: "
+                "write one class one way"
+            )
+            raise DataError(msg, table, r.row)
 
 
 def _check_columns(table: Path, header: list[str]) -> None:
@@ -402,6 +420,8 @@ def _parse_row(
     label = text("label") or None
     if label is not None and not _SLUG.match(label):
         raise DataError(f"label {label!r} is not a class slug (letters, digits, _ . -)", table, row)
+    if label is not None and label.lower() in GOOD_FOLDERS:
+        label = OK_LABEL  # `OK`, `good`, `Normal`: a good part, as in the folder layouts
     split = text("split") or None
     if split is not None and split not in SPLITS:
         raise DataError(f"split {split!r}: expected one of {SPLITS}", table, row)

@@ -183,6 +183,20 @@ def test_mvtec_layout(tmp_path: Path, write_image: Callable[..., Path]) -> None:
     assert sorted({r.split for r in ds.rows}) == ["test", "train"]
 
 
+def test_good_part_labels_in_any_usual_spelling_are_ok(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    write_image("a.png", gray())
+    names = ["ok", "OK", "good", "Good", "NORMAL", "Dent", "Dent"]
+    rows = "".join(f"P{i},a.png,{name}\n" for i, name in enumerate(names))
+    (tmp_path / "labels.csv").write_text("part_id,image,label\n" + rows)
+    ds = LineDataset.open(tmp_path)
+    assert ds.labels == ["ok"] * 5 + ["Dent", "Dent"]  # defect classes keep their spelling
+    (tmp_path / "labels.csv").write_text("part_id,image,label\n" + rows + "P9,a.png,dent\n")
+    with pytest.raises(DataError, match=r"row 9: label 'dent' differs from 'Dent' \(row 7\)"):
+        LineDataset.open(tmp_path)
+
+
 def test_mvtec_layout_without_ground_truth_has_no_masks(
     tmp_path: Path, write_image: Callable[..., Path]
 ) -> None:
