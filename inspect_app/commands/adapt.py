@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples",
         type=int,
         default=50,
-        help="parts to learn from, stratified: every class in proportion, at least 3 each, good parts "
-        "at least half where there are that many (default 50)",
+        help="parts to learn from, stratified: every class in proportion, at least 3 each, good "
+        "parts at least half where there are that many (default 50)",
     )
     parser.add_argument(
         "--method",
