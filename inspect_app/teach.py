@@ -155,7 +155,7 @@ def stratified_sample(
         raise ValueError(msg)
     sizes = {k: len(v) for k, v in by_label.items()}
     n_ok = sizes.get(OK_LABEL, 0)
-    if n_ok and n_ok * n / n_total < n // 2 and len(sizes) > 1:
+    if n_ok and n_ok * n / n_total < n // 2:  # some defects there, or the share would be n
         defects = {k: v for k, v in sizes.items() if k != OK_LABEL}
         room = n - min_per_class * len(defects)  # every defect class keeps its floor
         take = max(min_per_class, min(n_ok, n // 2, room))

@@ -37,6 +37,7 @@ from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
 from models.line_model import (
     ABSENT_SCORE,
+    ANOMALY_SOURCES,
     LineModel,
     LineModelSettings,
     pool_tokens,
@@ -522,7 +523,8 @@ def _score(model: LineModel, data: AdaptData, frozen: _Frozen, idx: Tensor) -> _
     )
 
 
-_MEMORY_SOURCES = ("image_memory", "vibration_memory", "spectrum_memory")
+_MEMORY_SOURCES = tuple(n for n in ANOMALY_SOURCES if n.endswith("_memory"))
+"""The anomaly sources that are good-part memories (`PatchMemory`): one distance, one unit."""
 
 
 def _memory_stats(model: LineModel) -> dict[str, tuple[float, float]]:
