@@ -24,6 +24,8 @@ Run (prints a markdown table and writes JSON):
     python -m benchmarks.fewshot --paired old.json new.json   # run by run: higher / lower
     python -m benchmarks.fewshot --real-only --cwru-rate 8000 --seeds 0 1 2 --methods prompt
         # CWRU as an 8 kHz sensor would have recorded it (a line with fitted spectra)
+    python -m benchmarks.fewshot --real-only --cwru-window 0.05 --seeds 0 1 2 --methods prompt
+        # CWRU in 50 ms windows, as a fast line gives each part (spectra fitted to them)
     python -m benchmarks.fewshot --lines 1101 --seeds 0 --methods prompt --per-class
         # and per defect class: recall, and what each anomaly source and the classifier
         # would catch alone (AUROC), with how often adapt kept it
@@ -149,6 +151,9 @@ def synthetic_tasks(
     return tasks
 
 
+CWRU_WINDOW_S = 0.25
+
+
 def cwru_task(window_s: float, rate_hz: float | None = None) -> Task | None:
     """CWRU's recordings in windows of `window_s`, split in time; with `rate_hz`, every
     recording resampled to that rate first (as a slower sensor would have sampled it)."""
@@ -156,11 +161,14 @@ def cwru_task(window_s: float, rate_hz: float | None = None) -> Task | None:
     if not (folder / "labels.csv").is_file():
         print(f"skip CWRU: {folder} not found", file=sys.stderr)
         return None
-    name = "cwru (pretrained on)"
+    name = "cwru"
     with tempfile.TemporaryDirectory(prefix="cwru-") as tmp:
         if rate_hz is not None:
             folder = _resampled_recordings(folder, rate_hz, Path(tmp))
-            name = f"cwru at {rate_hz / 1000:g} kHz (pretrained on)"
+            name += f" at {rate_hz / 1000:g} kHz"
+        if window_s != CWRU_WINDOW_S:
+            name += f", {window_s:g} s windows"
+        name += " (pretrained on)"
         ds = LineDataset.open(folder, window_s=window_s)
         pool, test = [], []
         by_file: dict[str, list[int]] = {}
@@ -760,6 +768,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sensor; lines below 10 kHz get fitted spectra, as `inspect-app adapt` fits them)",
     )
     ap.add_argument(
+        "--cwru-window",
+        type=float,
+        default=CWRU_WINDOW_S,
+        metavar="S",
+        help=f"CWRU window length in seconds (default {CWRU_WINDOW_S:g}; below 0.2 s lines get "
+        "spectra fitted to the short windows, as `inspect-app adapt` fits them)",
+    )
+    ap.add_argument(
         "--align",
         choices=ALIGN_MODES,
         default="auto",
@@ -849,7 +865,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     if not args.no_real:
-        tasks += [t for t in (cwru_task(0.25, args.cwru_rate), neu_task(40)) if t is not None]
+        tasks += [
+            t for t in (cwru_task(args.cwru_window, args.cwru_rate), neu_task(40)) if t is not None
+        ]
 
     report(run_tasks(tasks, args), args)
     return 0

@@ -234,6 +234,12 @@ def model_card(card: LineCard) -> str:
             f"- vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
             f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
         )
+    if card.adapt.get("spectrum_fitted_to_window_s"):
+        lines.append(
+            f"- vibration windows of {card.adapt['spectrum_fitted_to_window_s']:g} s: "
+            f"{card.spectrum_config().describe_resolution()}; a part with a shorter window "
+            "is FAULT"
+        )
     if card.model.get("anomaly_sources") is not None:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "

@@ -382,6 +382,10 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     }
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
+    if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
+        shortest = shortest_window(samples)
+        assert shortest is not None  # only vibration parts fit the segment
+        card.adapt["spectrum_fitted_to_window_s"] = round(shortest[0], 6)
 
     def write(tmp: Path) -> None:
         result.model.save(tmp)
@@ -397,12 +401,33 @@ def line_spectrum(
 ) -> SpectrumConfig:
     """The spectra of a line taught on `samples`: `bins` bins, windows of `window_s` when
     given, fitted to the lowest vibration sample rate among them (`lowest_sample_rate`;
-    unchanged at 10 kHz and above)."""
+    unchanged at 10 kHz and above) and to their shortest window (`shortest_window`; unchanged
+    at 0.2 s and longer)."""
     config = SpectrumConfig(psd_bins=bins, env_bins=bins)
     if window_s:
         config = dataclasses.replace(config, window_s=window_s)
     rate = lowest_sample_rate(samples)
-    return config if rate is None else config.fit_sample_rate(rate)
+    if rate is not None:
+        config = config.fit_sample_rate(rate)
+    shortest = shortest_window(samples)
+    if shortest is not None:
+        try:
+            config = config.fit_window(shortest[0])
+        except ValueError as err:
+            msg = f"part {shortest[1]}: {err}"
+            raise ValueError(msg) from None
+    return config
+
+
+def shortest_window(samples: Sequence[Sample]) -> tuple[float, str] | None:
+    """(seconds, part id) of the shortest vibration window among `samples` (None when none
+    has vibration): a line's spectra are fitted to it (`SpectrumConfig.fit_window`)."""
+    windows = [
+        (s.vibration.samples.shape[-1] / s.vibration.sample_rate_hz, s.part_id)
+        for s in samples
+        if s.vibration is not None
+    ]
+    return min(windows) if windows else None
 
 
 def lowest_sample_rate(samples: Sequence[Sample]) -> float | None:

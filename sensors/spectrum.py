@@ -52,6 +52,10 @@ _FLOOR = 1e-12  # the envelope channel's floor (it is relative already)
 # puts the envelope band over its upper part, as (2000, 5000) Hz sits under a 5 kHz range.
 USABLE_NYQUIST = 0.9
 ENV_BAND_LOW = 0.4
+# The shortest Welch segment a config fitted to short windows uses (`SpectrumConfig.fit_window`):
+# 100 Hz resolution, windows of 0.02 s. Below it the PSD's 39 Hz bins and the envelope's 0-500 Hz
+# would hold fewer than a handful of independent values.
+MIN_WELCH_SEGMENT_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class SpectrumConfig:
     # bins above this are not measured (a line sampled below 2 x psd_max_hz); None: all are.
     # The bins stay where they are in Hz: the backbone's spectrum tokens mean those frequencies
     psd_cutoff_hz: float | None = None
-    welch_segment_s: float = 0.1  # 10 Hz resolution at any rate
+    # 10 Hz resolution at any rate; shorter for a line whose windows are short (`fit_window`)
+    welch_segment_s: float = 0.1
     # channel 1: log envelope spectrum
     env_bins: int = 128
     env_band_hz: tuple[float, float] = (2000.0, 5000.0)  # CWRU's bearing resonance band
@@ -74,7 +79,9 @@ class SpectrumConfig:
     # standardization: (log10 power - window median) / scale
     psd_scale: float = 0.7
     env_scale: float = 0.5
-    window_s: float = 1.0  # nominal window length; any length of at least 0.25 s works
+    # nominal window length (recordings are cut into it); any window of at least
+    # `min_window_s()` works
+    window_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.psd_bins != self.env_bins:
@@ -149,6 +156,46 @@ class SpectrumConfig:
             )
             raise ValueError(msg)
         return replace(self, psd_cutoff_hz=cutoff, env_band_hz=band, band_edge_hz=edge)
+
+    def min_window_s(self) -> float:
+        """The shortest vibration window these spectra take: two Welch segments."""
+        return 2.0 * self.welch_segment_s
+
+    def fit_window(self, seconds: float) -> SpectrumConfig:
+        """This config for parts whose vibration windows last `seconds`: itself when they hold
+        two Welch segments (`min_window_s`), else one whose segments are half that long.
+
+        A fast line may give each part only tens of milliseconds of vibration (an impact or a
+        ring test, a part passing a sensor). Fitted, the PSD and the envelope keep their bins
+        in Hz, which the backbone's spectrum tokens mean, and are measured coarser: segments of
+        0.02 s resolve 50 Hz, where the bins are 39 Hz wide (PSD) and 3.9 Hz (envelope); each
+        bin is still the exact band average of what the window resolves. The segment is
+        rounded down to 0.1 ms, so every window at least `seconds` long fits; `window_s`
+        becomes `seconds`, so the envelope's noise reference is measured in such windows.
+        ValueError below `2 * MIN_WELCH_SEGMENT_S` (0.02 s).
+        """
+        s = float(seconds)
+        if not np.isfinite(s) or s <= 0:
+            msg = f"window length must be a positive number of seconds, got {seconds!r}"
+            raise ValueError(msg)
+        if s >= self.min_window_s():
+            return self
+        segment = np.floor(s / 2.0 * 1e4 + 1e-6) / 1e4
+        if segment < MIN_WELCH_SEGMENT_S:
+            msg = (
+                f"vibration windows of {s:.4g} s are too short for the spectra: they need at "
+                f"least {2 * MIN_WELCH_SEGMENT_S:g} s (two Welch segments of "
+                f"{MIN_WELCH_SEGMENT_S:g} s, {1 / MIN_WELCH_SEGMENT_S:g} Hz resolution)"
+            )
+            raise ValueError(msg)
+        return replace(self, welch_segment_s=float(segment), window_s=s)
+
+    def describe_resolution(self) -> str:
+        """The PSD's frequency resolution, in words (for a line fitted to short windows)."""
+        return (
+            f"Welch segments of {self.welch_segment_s:g} s "
+            f"({1 / self.welch_segment_s:.3g} Hz resolution)"
+        )
 
     def describe(self) -> str:
         """What the two channels measure, in words (for adapt's report and the model card)."""
@@ -271,10 +318,10 @@ def _check_rate(sample_rate_hz: float, n: int, config: SpectrumConfig) -> float:
             f"band {lo:g}-{hi:g} Hz)"
         )
         raise ValueError(msg)
-    if n / fs < 2 * config.welch_segment_s:
+    if n / fs < config.min_window_s():
         msg = (
             f"window of {n} samples ({n / fs:.3f} s) is too short: it needs at least "
-            f"{2 * config.welch_segment_s:g} s (two Welch segments)"
+            f"{config.min_window_s():g} s (two Welch segments)"
         )
         raise ValueError(msg)
     return fs
@@ -442,11 +489,15 @@ def _noise_level(config: SpectrumConfig) -> float:
 
     Broadband noise without impacts has an envelope whose relative fluctuation spectrum depends
     only on the band, not on the level, unit or sample rate; it is the natural "no modulation"
-    baseline. Measured once per config on fixed-seed noise (deterministic).
+    baseline. Measured once per config on fixed-seed noise (deterministic), in windows of the
+    config's `window_s`: a window shorter than a bin's period leaves one noisy FFT line per bin,
+    whose log reads lower than the log of a band average (by 0.25 for one line), and the
+    reference must read alike. At least 8 s of noise in all.
     """
     rng = np.random.default_rng(0)
     fs = config.min_sample_rate_hz() * 1.28
-    x = rng.standard_normal((8, round(config.window_s * fs))).astype(np.float32)
+    rows = max(8, int(np.ceil(8.0 / config.window_s)))
+    x = rng.standard_normal((rows, round(config.window_s * fs))).astype(np.float32)
     freqs, power = _envelope_power(x, fs, config.env_band_hz, config.band_edge_hz)
     binned = _to_bins(power, float(freqs[1] - freqs[0]), config.env_max_hz, config.n_bins)
     return float(np.mean(np.log10(np.maximum(binned[:, 1:], _FLOOR))))

@@ -77,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="cut long vibration recordings into S-second windows, each its own part",
+        help="cut long vibration recordings into S-second windows, each its own part "
+        "(under 0.2 s, down to 0.02 s, the line's spectra are fitted to them: coarser "
+        "frequency resolution)",
     )
     parser.add_argument(
         "--align",
@@ -239,6 +241,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"vibration sampled at {fitted_to / 1000:g} kHz: "
             f"{result.card.spectrum_config().describe()}"
+        )
+    short = result.card.adapt.get("spectrum_fitted_to_window_s")
+    if short:
+        print(
+            f"vibration windows of {short:g} s: "
+            f"{result.card.spectrum_config().describe_resolution()}; a part with a shorter "
+            "window is FAULT"
         )
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")

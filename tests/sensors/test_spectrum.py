@@ -228,6 +228,58 @@ def test_refusals_name_the_problem() -> None:
         SpectrumConfig(psd_bins=64, env_bins=128)
 
 
+def windows_of(x: np.ndarray, fs: float, seconds: float) -> np.ndarray:
+    """`x` cut into consecutive windows of `seconds` (what a fast line gives each part)."""
+    n = round(seconds * fs)
+    return np.stack([x[i * n : (i + 1) * n] for i in range(len(x) // n)])
+
+
+def test_windows_of_02_s_and_longer_keep_the_config() -> None:
+    for seconds in (0.2, 0.25, 1.0, 10.0):
+        assert CONFIG.fit_window(seconds) is CONFIG  # the very same config, not a copy
+    fitted = CONFIG.fit_window(0.04)
+    assert fitted.welch_segment_s == pytest.approx(0.02)
+    assert fitted.min_window_s() == pytest.approx(0.04)
+    assert (fitted.psd_max_hz, fitted.env_max_hz, fitted.n_bins) == (5000.0, 500.0, 128)
+    assert fitted.fit_window(0.04) is fitted
+    assert SpectrumConfig.from_dict(fitted.to_dict()) == fitted
+    assert fitted.describe_resolution() == "Welch segments of 0.02 s (50 Hz resolution)"
+
+
+@pytest.mark.parametrize("n", [1023, 1024, 1279, 2001])
+def test_a_fitted_config_takes_a_window_of_the_length_it_was_fitted_to(n: int) -> None:
+    fs = 25600.0
+    fitted = CONFIG.fit_window(n / fs)  # the segment is rounded down: the window still holds two
+    x = np.random.default_rng(n).standard_normal(n)
+    assert np.isfinite(spectrum_features(x, fs, None, fitted)).all()
+    with pytest.raises(ValueError, match="too short"):
+        spectrum_features(x[: n // 2], fs, None, fitted)
+
+
+@pytest.mark.parametrize("seconds", [0.02, 0.04, 0.1])
+def test_short_windows_still_show_the_fault_line_and_read_noise_as_zero(seconds: float) -> None:
+    fs = 25600.0
+    fitted = CONFIG.fit_window(seconds)
+    at_97 = spectrum_features(windows_of(machine(fs, 1.0, 97.0), fs, seconds), fs, None, fitted)
+    at_220 = spectrum_features(windows_of(machine(fs, 1.0, 220.0), fs, seconds), fs, None, fitted)
+    k97, k220 = (int(hz // (fitted.env_max_hz / fitted.n_bins)) for hz in (97.0, 220.0))
+    # each machine's envelope is strongest at its own impact rate, in every window
+    assert np.all(at_97[:, 1, k97] > at_220[:, 1, k97] + 2.0)
+    if seconds >= 0.04:  # at 50 Hz resolution, 97 Hz's second harmonic (194 Hz) reaches 220
+        assert np.all(at_220[:, 1, k220] > at_97[:, 1, k220] + 1.0)
+    # the envelope's 0 stays Gaussian noise: its reference is measured in windows this short
+    noise = np.random.default_rng(1).standard_normal((40, round(seconds * fs)))
+    level = spectrum_features(noise, fs, None, fitted)[:, 1, 1:].mean()
+    assert abs(level) < 0.1, level
+
+
+def test_windows_under_20_ms_are_refused_naming_the_need() -> None:
+    with pytest.raises(ValueError, match=r"0\.015 s are too short .* at least 0\.02 s"):
+        CONFIG.fit_window(0.015)
+    with pytest.raises(ValueError, match="positive"):
+        CONFIG.fit_window(0.0)
+
+
 def test_silence_is_finite() -> None:
     assert np.isfinite(spectrum_features(np.zeros((2, 12000)), 12000)).all()
 
