@@ -41,11 +41,18 @@ def spectrum_config(card: InputCard) -> SpectrumConfig:
 
 
 def prepare_batch(
-    samples: Sequence[Sample], card: InputCard, config: SpectrumConfig | None = None
+    samples: Sequence[Sample],
+    card: InputCard,
+    config: SpectrumConfig | None = None,
+    *,
+    partial: bool = False,
 ) -> ModelInputs:
     """The model inputs of `samples`; a modality the line does not use is left out (None).
 
-    A part without a frame (or vibration) gets zeros with `*_present` False; the model then
+    A part that lacks one of the line's sensors cannot be inspected as the line was taught (a
+    defect only the missing sensor shows could pass): `DataError` naming the part and the
+    sensor (`missing_sensor`), so inspection makes it a FAULT. With `partial` (teaching, and
+    calibration parts for export) such a part gets zeros with `*_present` False, and the model
     judges it by its other sensor. Parts with `fault` set carry no data: the caller must treat
     them as FAULT whatever the model says. A vibration window the spectrum cannot be computed
     from (too short, sample rate too low for the line's bands) raises `DataError` naming the
@@ -55,6 +62,12 @@ def prepare_batch(
     if not samples:
         msg = "prepare_batch needs at least one part"
         raise ValueError(msg)
+    if not partial:
+        for s in samples:
+            problem = None if s.fault else missing_sensor(s, card.modalities)
+            if problem is not None:
+                source = s.meta.get("source") or (s.vibration.source if s.vibration else "")
+                raise DataError(problem, f"part {s.part_id}" + (f" ({source})" if source else ""))
     image: torch.Tensor | None = None
     image_present: torch.Tensor | None = None
     warps: list[Any] | None = None
@@ -94,6 +107,24 @@ def prepare_batch(
         image_present=image_present,
         vibration_present=vibration_present,
         frame_warps=warps,
+    )
+
+
+def missing_sensor(sample: Sample, modalities: Sequence[str]) -> str | None:
+    """Why `sample` cannot be inspected by a line taught on `modalities`: a sensor it lacks
+    (None when it has every one). The caller names the part."""
+    lacking = [
+        name
+        for name, value in (("image", sample.frame), ("vibration", sample.vibration))
+        if name in modalities and value is None
+    ]
+    if not lacking:
+        return None
+    what = " and ".join("no image" if n == "image" else "no vibration window" for n in lacking)
+    return (
+        f"{what}, and the line is taught on "
+        f"{' and '.join(modalities)}: a defect only the {' and '.join(lacking)} would show "
+        "cannot be ruled out"
     )
 
 

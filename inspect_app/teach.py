@@ -210,7 +210,10 @@ def load_parts(ds: LineDataset, indices: Sequence[int], strict: bool) -> list[Sa
 
 def batched_inputs(samples: Sequence[Sample], card: Any, batch: int = 64) -> ModelInputs:
     """`prepare_batch` over many parts, joined."""
-    chunks = [prepare_batch(samples[i : i + batch], card) for i in range(0, len(samples), batch)]
+    chunks = [
+        prepare_batch(samples[i : i + batch], card, partial=True)
+        for i in range(0, len(samples), batch)
+    ]
 
     def cat(name: str) -> torch.Tensor | None:
         ts = [getattr(c, name) for c in chunks]

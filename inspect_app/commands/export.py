@@ -91,7 +91,7 @@ def _calibration_feeds(data: Path, card: object, parts: int) -> dict[str, np.nda
         samples = [s for s in samples if s.fault is None]
         if not samples:
             continue
-        for name, value in prepare_batch(samples, card).as_kwargs().items():  # type: ignore[arg-type]
+        for name, value in prepare_batch(samples, card, partial=True).as_kwargs().items():  # type: ignore[arg-type]
             if value is not None:
                 chunks.setdefault(name, []).append(value.numpy())
     if not chunks:

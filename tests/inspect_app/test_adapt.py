@@ -114,6 +114,9 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     test = make_line(tmp_path / "test", {"ok": 12, "dent": 4, "hum": 3, "crack": 4}, seed=1)
     (test / "p0.png").write_bytes(b"not a png")  # an ok part that cannot be read
     (test / "m12.png").unlink()  # a dent whose mask (ground truth) is gone: still inspected
+    # an ok part whose vibration was not recorded: the line is fused, so a hum could pass
+    table = test / "labels.csv"
+    table.write_text(table.read_text().replace("p1.png,p1.npy,ok,", "p1.png,,ok,"))
     report_file = tmp_path / "m.json"
     rc = main(
         [
@@ -145,13 +148,16 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
         "pixel_auroc",
     ):
         assert key in m, key
-    assert m["n"] == 23 and m["n_defective"] == 11 and m["n_fault"] == 1
-    assert "p0.png" in m["faults"][0]["reason"]
+    assert m["n"] == 23 and m["n_defective"] == 11 and m["n_fault"] == 2
+    reasons = {f["part_id"]: f["reason"] for f in m["faults"]}
+    assert "p0.png" in reasons["part-0"]
+    assert "part-1: no vibration window" in reasons["part-1"]  # a FAULT, never judged on half
     assert [p["part_id"] for p in m["mask_problems"]] == ["part-12"]
     assert "m12.png" in m["mask_problems"][0]["reason"]
     assert any("1 part(s) were inspected without their mask" in note for note in m["notes"])
     assert m["per_class"]["crack"]["note"] == "class never in adapt data: can't be named"
-    assert m["per_class"]["ok"]["failed"] >= 1  # the unreadable good part is rejected
+    assert m["per_class"]["ok"]["failed"] >= 2  # the unreadable good part is rejected, and so
+    # is the one without vibration
     assert m["auroc"] > 0.8  # blatant defects, even on a random backbone
     assert set(m["latency_ms"]) == {"p50", "p95"}
     assert m["miss_rate"] <= m["miss_rate_upper_95"] <= 1  # how sure 11 defective parts make it
