@@ -38,7 +38,7 @@ from inspect_app.pipeline import (
 from inspect_app.runtime import RuntimeStats
 from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
-from inspect_app.sources import DatasetReplay, open_source
+from inspect_app.sources import DatasetReplay, check_sensors, open_source
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
 from sensors.sample import Sample
@@ -232,6 +232,7 @@ class InspectionService:
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             card = loaded.card
+            check_sensors(source, options.line, card)
             if preprocess is None:
                 from inspect_app.preprocess import prepare_batch, small_frames, small_frames_note
 

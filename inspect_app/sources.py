@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sensors.camera import IMAGE_SUFFIXES, CaptureSource, is_live
 from sensors.dataset import LineDataset
@@ -158,3 +159,19 @@ def open_source(
         )
         raise ValueError(msg)
     return CameraLine(camera, vibration=vibration, window_s=window_s or 1.0)
+
+
+def check_sensors(source: DatasetReplay | CameraLine, line: str, card: Any) -> None:
+    """Refuse (and close) a camera source without vibration for a line whose card was taught
+    on vibration: every part would be a FAULT. A dataset folder says per part what it holds."""
+    if not isinstance(source, CameraLine) or source.vibration is not None:
+        return
+    modalities = list(card.modalities)
+    if "vibration" in modalities:
+        source.close()
+        msg = (
+            f"line {line} is taught on {' and '.join(modalities)}: the camera source "
+            f"{source.name!r} needs --vibration (the recording or device its parts' vibration "
+            "comes from)"
+        )
+        raise ValueError(msg)

@@ -35,7 +35,7 @@ from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
-from inspect_app.sources import CameraLine, DatasetReplay, open_source
+from inspect_app.sources import CameraLine, DatasetReplay, check_sensors, open_source
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
 from sensors.sample import Sample
 from sensors.spectrum import welch_psd
@@ -358,6 +358,7 @@ class LineWorker(QObject):
             self.source = open_source(
                 self.source_spec, self.settings.vibration, skip, self.settings.window_s
             )
+            check_sensors(self.source, line, loaded.card)
         except Exception as exc:
             self.failed.emit(f"could not open source {self.source_spec!r}: {exc}")
             self._set_state("error", str(exc))

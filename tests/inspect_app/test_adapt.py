@@ -161,6 +161,20 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert m["auroc"] > 0.8  # blatant defects, even on a random backbone
     assert set(m["latency_ms"]) == {"p50", "p95"}
     assert m["miss_rate"] <= m["miss_rate_upper_95"] <= 1  # how sure 11 defective parts make it
+
+    # serving this fused line from a camera with no vibration would FAULT every part: refused
+    options = ServeOptions(
+        home=tmp_path / "home",
+        line="l1",
+        source=str(tmp_path / "line-cam.mp4"),
+        db_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        http=None,
+        snapshots=False,
+    )
+    with pytest.raises(
+        ValueError, match=r"line l1 is taught on image and vibration: .*--vibration"
+    ):
+        InspectionService.build(options)
     assert m["false_reject_rate"] < m["false_reject_rate_upper_95"] <= 1
 
 
