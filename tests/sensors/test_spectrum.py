@@ -3,12 +3,19 @@ configs fitted to rates below 10 kHz (and real CWRU faults resampled to 8 and 6 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sensors.spectrum import SpectrumConfig, envelope_spectrum, spectrum_features, welch_psd
+from sensors.spectrum import (
+    SpectrumConfig,
+    _noise_level,
+    envelope_spectrum,
+    spectrum_features,
+    welch_psd,
+)
 
 CONFIG = SpectrumConfig()
 
@@ -271,6 +278,19 @@ def test_short_windows_still_show_the_fault_line_and_read_noise_as_zero(seconds:
     noise = np.random.default_rng(1).standard_normal((40, round(seconds * fs)))
     level = spectrum_features(noise, fs, None, fitted)[:, 1, 1:].mean()
     assert abs(level) < 0.1, level
+
+
+# the envelope's noise reference of configs with windows of 0.2 s and longer, as computed
+# before short windows were fitted (eight windows of noise each)
+NOISE_BEFORE = {0.25: -0.470016217671797, 0.5: -0.40333050563070955, 1.0: -0.3727699422112598}
+
+
+@pytest.mark.parametrize(("window_s", "level"), list(NOISE_BEFORE.items()))
+def test_the_noise_reference_of_lines_taught_before_is_unchanged(
+    window_s: float, level: float
+) -> None:
+    config = replace(CONFIG, window_s=window_s)  # as `adapt --window-s` sets it
+    assert _noise_level(config) == pytest.approx(level, abs=1e-12)
 
 
 def test_windows_under_20_ms_are_refused_naming_the_need() -> None:
