@@ -207,6 +207,24 @@ def set_active(home: Path, line: str, version: str) -> None:
         raise
 
 
+def spectrum_fit_notes(card: LineCard) -> list[str]:
+    """How the line's spectra were fitted to its vibration, in words (`adapt` prints them, the
+    model card lists them): to a sample rate below 10 kHz, to windows under 0.2 s."""
+    notes = []
+    if card.adapt.get("spectrum_fitted_to_hz"):
+        notes.append(
+            f"vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
+            f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
+        )
+    if card.adapt.get("spectrum_fitted_to_window_s"):
+        notes.append(
+            f"vibration windows of {card.adapt['spectrum_fitted_to_window_s']:g} s: "
+            f"{card.spectrum_config().describe_resolution()}; a part with a shorter window "
+            "is FAULT"
+        )
+    return notes
+
+
 def model_card(card: LineCard) -> str:
     """A short human-readable card: what the model is, what it was taught on, how well it did."""
     m = card.metrics
@@ -229,17 +247,7 @@ def model_card(card: LineCard) -> str:
         )
     elif card.align_refused:
         lines.append(f"- pose alignment off: {card.align_refused}")
-    if card.adapt.get("spectrum_fitted_to_hz"):
-        lines.append(
-            f"- vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
-            f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
-        )
-    if card.adapt.get("spectrum_fitted_to_window_s"):
-        lines.append(
-            f"- vibration windows of {card.adapt['spectrum_fitted_to_window_s']:g} s: "
-            f"{card.spectrum_config().describe_resolution()}; a part with a shorter window "
-            "is FAULT"
-        )
+    lines += [f"- {note}" for note in spectrum_fit_notes(card)]
     if card.model.get("anomaly_sources") is not None:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "

@@ -386,9 +386,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
     if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
-        shortest = shortest_window(samples)
-        assert shortest is not None  # only vibration parts fit the segment
-        card.adapt["spectrum_fitted_to_window_s"] = round(shortest[0], 6)
+        card.adapt["spectrum_fitted_to_window_s"] = round(spectrum_cfg.window_s, 6)  # fit_window
 
     def write(tmp: Path) -> None:
         result.model.save(tmp)

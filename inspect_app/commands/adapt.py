@@ -9,6 +9,7 @@ from typing import Any
 
 from inspect_app.align import ALIGN_MODES
 from inspect_app.home import resolve_home
+from inspect_app.lines import spectrum_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
 from sensors.errors import DataError
@@ -236,19 +237,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.align == "auto" and "image" in result.card.modalities:
         why = result.card.align_refused or "the good parts do not register onto one reference"
         print(f"pose alignment off ({why}): parts are judged without the pixel template")
-    fitted_to = result.card.adapt.get("spectrum_fitted_to_hz")
-    if fitted_to:
-        print(
-            f"vibration sampled at {fitted_to / 1000:g} kHz: "
-            f"{result.card.spectrum_config().describe()}"
-        )
-    short = result.card.adapt.get("spectrum_fitted_to_window_s")
-    if short:
-        print(
-            f"vibration windows of {short:g} s: "
-            f"{result.card.spectrum_config().describe_resolution()}; a part with a shorter "
-            "window is FAULT"
-        )
+    for note in spectrum_fit_notes(result.card):
+        print(note)
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)
