@@ -26,6 +26,10 @@ Run (prints a markdown table and writes JSON):
         # CWRU as an 8 kHz sensor would have recorded it (a line with fitted spectra)
     python -m benchmarks.fewshot --real-only --cwru-window 0.05 --seeds 0 1 2 --methods prompt
         # CWRU in 50 ms windows, as a fast line gives each part (spectra fitted to them)
+    python -m benchmarks.fewshot --no-real --good-only --methods prompt classical
+        # lines taught from 50 good parts only (as from an MVTec AD train/good): the threshold
+        # for a 5 % out-of-fold false-reject rate; each row also keeps what the highest good
+        # score as threshold would have given (extra.highest_good)
     python -m benchmarks.fewshot --lines 1101 --seeds 0 --methods prompt --per-class
         # and per defect class: recall, and what each anomaly source and the classifier
         # would catch alone (AUROC), with how often adapt kept it
@@ -51,9 +55,15 @@ import torch.nn.functional as F
 
 from inspect_app.align import ALIGN_MODES
 from inspect_app.commands.adapt import template_size_arg
-from inspect_app.metrics import PartResult, compute_metrics, threshold_for_miss_rate
+from inspect_app.metrics import (
+    PartResult,
+    compute_metrics,
+    line_threshold,
+    threshold_for_miss_rate,
+)
 from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import (
+    DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
     batched_inputs,
     get_backbone,
     line_spectrum,
@@ -272,7 +282,9 @@ def run_ours(
     oof = result.oof.defect_score.numpy()
     defective = labels.numpy() > 0
     threshold = (
-        threshold_for_miss_rate(oof[defective], oof[~defective], TARGET_MISS)
+        line_threshold(
+            oof[defective], oof[~defective], TARGET_MISS, DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
+        )
         if task.has_ok
         else 0.5
     )
@@ -302,6 +314,8 @@ def run_ours(
     cls = torch.cat(classes_out).numpy()
     names = [classes[int(c)] if c >= 0 else None for c in cls]
     row = _row(f"{method}", task, seed, score, names, threshold, classes, adapt_s)
+    if not defective.any() and task.has_ok:
+        row.extra["highest_good"] = _highest_good_rule(task, oof, score)
     if task.has_ok:
         joined = {k: torch.cat(v).numpy() for k, v in sources.items()}
         row.extra["per_class"] = per_class(task, score, threshold, joined)
@@ -310,6 +324,17 @@ def run_ours(
             ["classifier"] if model.settings.fusion == "max_z" else []
         )
     return row
+
+
+def _highest_good_rule(task: Task, oof: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """A good-only line's test rates at the threshold set before (just above the highest
+    out-of-fold good score), to compare with the false-reject target's."""
+    threshold = float(np.nextafter(oof.max(), np.inf))
+    defective = np.array([s.label != OK_LABEL for s in task.test])
+    return {
+        "miss_rate": float((score[defective] < threshold).mean()),
+        "false_reject_rate": float((score[~defective] >= threshold).mean()),
+    }
 
 
 def source_scores(model: Any, part: ModelInputs) -> dict[str, torch.Tensor]:
@@ -466,7 +491,9 @@ def run_classical(task: Task, train: list[Sample], seed: int) -> Row:
     for f in range(3):
         oof[fold == f], _ = _knn_scores(x[fold != f], y[fold != f], x[fold == f], classes)
     threshold = (
-        threshold_for_miss_rate(oof[y > 0], oof[y == 0], TARGET_MISS) if task.has_ok else 0.5
+        line_threshold(oof[y > 0], oof[y == 0], TARGET_MISS, DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE)
+        if task.has_ok
+        else 0.5
     )
     adapt_s = time.perf_counter() - t0
     score, names = _knn_scores(x, y, hand_features(task.test, task.modality, cfg), classes)
@@ -580,6 +607,8 @@ def table(rows: Sequence[Row]) -> str:
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
         data = "synthetic (held-out seeds)" if r.task.startswith("synth-") else r.task
+        if r.task.startswith("synth-") and r.task.endswith(", good only"):
+            data += ", good only"
         groups.setdefault((data, r.modality, r.method), []).append(r)
     header = [
         "data",
@@ -722,9 +751,13 @@ def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
     }
     rows: list[Row] = []
     for task in tasks:
+        pool = task.pool
+        if args.good_only and task.has_ok:
+            pool = [s for s in pool if s.label == OK_LABEL]
+            task.name += ", good only"
         for seed in args.seeds:
-            picked = stratified_sample([s.label for s in task.pool], args.samples, seed)
-            train = [task.pool[i] for i in picked]
+            picked = stratified_sample([s.label for s in pool], args.samples, seed)
+            train = [pool[i] for i in picked]
             for method in args.methods:
                 row = runners[method](task, train, seed)
                 if method in ("prompt", "lora", "linear"):
@@ -802,6 +835,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "init, to see what pretraining buys) or a checkpoint folder",
     )
     ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument(
+        "--good-only",
+        action="store_true",
+        help="teach from good parts only (as from an MVTec AD train/good): the threshold rejects "
+        f"{DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE:.0%} of them out-of-fold, as `inspect-app adapt` "
+        "sets it without defective parts; ResNet-18 (a classifier) is left out",
+    )
     ap.add_argument("--resnet-epochs", type=int, default=30)
     ap.add_argument(
         "--cache",
@@ -849,6 +889,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.per_class:
             print(per_class_table(earlier))
         return 0
+    if args.good_only:
+        args.methods = [m for m in args.methods if m != "resnet"]
     if args.quick:
         args.lines, args.seeds = args.lines[:2], args.seeds[:1]
         args.methods = [m for m in args.methods if m != "lora"]

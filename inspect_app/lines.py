@@ -254,10 +254,13 @@ def model_card(card: LineCard) -> str:
             f"{card.model.get('fusion', 'noisy_or')}"
         )
     if card.adapt:
+        # lines taught before `threshold_rule` was recorded were all set for a miss rate
+        rule = card.adapt.get("threshold_rule") or (
+            f"miss rate {card.adapt.get('target_miss_rate')}"
+        )
         lines.append(
             f"- taught from {card.adapt.get('samples')} parts of {card.adapt.get('data')} "
-            f"(seed {card.adapt.get('seed')}, "
-            f"target miss rate {card.adapt.get('target_miss_rate')})"
+            f"(seed {card.adapt.get('seed')}, threshold set for a {rule})"
         )
     if m:
         lines += [

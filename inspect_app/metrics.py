@@ -105,6 +105,8 @@ class Report:
     # parts inspected whose mask (ground truth) could not be read: {"part_id", "reason"}; they
     # count in every metric but pixel_auroc
     mask_problems: list[dict[str, str]] = field(default_factory=list)
+    # the scored parts, for `evaluate --parts-csv` (not part of the metrics document)
+    parts: list[PartResult] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -128,6 +130,43 @@ class Report:
         if self.pixel_auroc is not None:
             out["pixel_auroc"] = self.pixel_auroc
         return out
+
+
+PARTS_CSV_COLUMNS = (
+    "part_id",
+    "label",
+    "verdict",
+    "outcome",
+    "defect_score",
+    "predicted_class",
+    "fault",
+)
+
+
+def part_rows(parts: Sequence[PartResult], threshold: float) -> list[dict[str, str]]:
+    """One row per part for `evaluate --parts-csv`: the verdict (PASS / FAIL / FAULT) and its
+    outcome against the label: `caught`, `missed` (a defective part passed), `passed`,
+    `false_reject` (a good part failed), or `fault` (not inspected: FAIL on the line)."""
+    rows = []
+    for p in parts:
+        if p.defect_score is None:
+            verdict, outcome = "FAULT", "fault"
+        elif p.defect_score >= threshold:
+            verdict, outcome = "FAIL", "caught" if p.is_defective else "false_reject"
+        else:
+            verdict, outcome = "PASS", "missed" if p.is_defective else "passed"
+        rows.append(
+            {
+                "part_id": p.part_id,
+                "label": p.label,
+                "verdict": verdict,
+                "outcome": outcome,
+                "defect_score": "" if p.defect_score is None else f"{p.defect_score:.6f}",
+                "predicted_class": p.predicted_class or "",
+                "fault": p.fault or "",
+            }
+        )
+    return rows
 
 
 def format_rate(rate: float | None) -> str:
@@ -345,6 +384,44 @@ def threshold_allowing(
     if below.size == 0:
         return edge
     return float((edge + below.max()) / 2.0)
+
+
+def threshold_for_false_reject_rate(
+    good_scores: Sequence[float] | np.ndarray, target_false_reject_rate: float
+) -> float:
+    """The threshold of a line taught from good parts only, where no miss rate can be measured:
+    it rejects `r = floor(target * n_good)` of the good parts, the `r` highest scoring, sitting
+    halfway between the r-th and the (r+1)-th highest good score (just above the highest at 0).
+
+    Out-of-fold, the share of good parts above the threshold is then r / n_good, at most the
+    target: on ten good-only synthetic lines it foretold the false-reject rate on new parts
+    (docs/adapt.md, step 7).
+    """
+    if not 0.0 <= target_false_reject_rate < 1.0:
+        msg = f"target false-reject rate must be in [0, 1), got {target_false_reject_rate}"
+        raise ValueError(msg)
+    g = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
+    if g.size == 0:
+        msg = "cannot set a threshold without any scored good part"
+        raise ValueError(msg)
+    rejected = min(int(np.floor(target_false_reject_rate * g.size + 1e-9)), g.size - 1)
+    if rejected == 0:
+        return float(np.nextafter(g[0], np.inf))
+    return float((g[rejected - 1] + g[rejected]) / 2.0)
+
+
+def line_threshold(
+    defect_scores: Sequence[float] | np.ndarray,
+    good_scores: Sequence[float] | np.ndarray,
+    target_miss_rate: float,
+    target_false_reject_rate: float,
+) -> float:
+    """`inspect-app adapt`'s threshold on out-of-fold scores: for the target miss rate
+    (`threshold_for_miss_rate`), or, without a defective part, for the target share of good
+    parts rejected (`threshold_for_false_reject_rate`)."""
+    if np.asarray(defect_scores).size:
+        return threshold_for_miss_rate(defect_scores, good_scores, target_miss_rate)
+    return threshold_for_false_reject_rate(good_scores, target_false_reject_rate)
 
 
 @dataclass

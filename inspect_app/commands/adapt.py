@@ -11,7 +11,12 @@ from inspect_app.align import ALIGN_MODES
 from inspect_app.home import resolve_home
 from inspect_app.lines import spectrum_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
-from inspect_app.teach import DEFAULT_TARGET_MISS_RATE, TeachOptions, teach_line
+from inspect_app.teach import (
+    DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
+    DEFAULT_TARGET_MISS_RATE,
+    TeachOptions,
+    teach_line,
+)
 from sensors.errors import DataError
 
 HELP = "teach a line from N labeled parts (prompt tuning of the frozen backbone)"
@@ -31,8 +36,11 @@ frames at up to twice the backbone's size (--template-size auto: 256 px when the
 that much), so a thin scratch is not averaged away; the backbone itself sees them at 128 px.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
-meets --target-miss-rate; the false-reject rate that costs is printed and saved. The model is
-written as a new version under HOME/lines/L and made active only once it is complete.
+meets --target-miss-rate; the false-reject rate that costs is printed and saved. Taught from
+good parts only (an MVTec AD folder's train/good), a line cannot measure its miss rate: the
+threshold then rejects --target-false-reject-rate of the good parts out-of-fold, and every
+defect is caught by the anomaly score alone. The model is written as a new version under
+HOME/lines/L and made active only once it is complete.
 
 Example:
   inspect-app adapt --line press-3 --data parts/press-3 --samples 50
@@ -72,6 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TARGET_MISS_RATE,
         metavar="R",
         help=f"defective parts allowed to pass, as a fraction (default {DEFAULT_TARGET_MISS_RATE})",
+    )
+    parser.add_argument(
+        "--target-false-reject-rate",
+        type=float,
+        default=DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
+        metavar="R",
+        help="only when the sample holds no defective part (good parts only): the share of good "
+        "parts the threshold may reject, out-of-fold; lower lets more defects pass (default "
+        f"{DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE})",
     )
     parser.add_argument(
         "--window-s",
@@ -183,6 +200,13 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         print(f"inspect-app adapt: --samples must be positive, got {args.samples}", file=sys.stderr)
         return 2
+    for flag, rate in (
+        ("--target-miss-rate", args.target_miss_rate),
+        ("--target-false-reject-rate", args.target_false_reject_rate),
+    ):
+        if not 0.0 <= rate < 1.0:
+            print(f"inspect-app adapt: {flag} must be in [0, 1), got {rate}", file=sys.stderr)
+            return 2
     from models.backbone import all_shipped_checkpoints
 
     shipped = all_shipped_checkpoints()
@@ -199,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         seed=args.seed,
         target_miss_rate=args.target_miss_rate,
+        target_false_reject_rate=args.target_false_reject_rate,
         window_s=args.window_s,
         show_progress=not args.no_progress,
         align=args.align,
@@ -242,11 +267,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")
     target = format_rate(args.target_miss_rate)
-    print(
-        f"  miss rate          {format_rate(m['miss_rate'])} (target {target}; at most "
-        f"{format_rate(m['miss_rate_upper_95'])} with 95 % confidence from "
-        f"{m['n_defective']} defective parts)"
-    )
+    good_only = m["n_defective"] == 0
+    if good_only:
+        print(
+            "  miss rate          unknown: no defective part to measure it on (the threshold "
+            f"rejects at most {format_rate(args.target_false_reject_rate)} of the good parts, "
+            "--target-false-reject-rate)"
+        )
+    else:
+        print(
+            f"  miss rate          {format_rate(m['miss_rate'])} (target {target}; at most "
+            f"{format_rate(m['miss_rate_upper_95'])} with 95 % confidence from "
+            f"{m['n_defective']} defective parts)"
+        )
     print(
         f"  false-reject rate  {format_rate(m['false_reject_rate'])} (at most "
         f"{format_rate(m['false_reject_rate_upper_95'])} with 95 % confidence)"
@@ -255,6 +288,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  class accuracy     {format_rate(m['class_accuracy'])}")
     for note in m["notes"]:
         print(f"  note: {note}")
+    if good_only:
+        print(
+            "  note: taught from good parts only: every defect is caught by the anomaly score "
+            "(unlike every good part), none can be named, and how many pass is unknown. "
+            "Measure it with `inspect-app evaluate` on labeled defective parts, or label some "
+            "defective parts among the adapt data to set the threshold for a miss rate"
+        )
     upper = m["miss_rate_upper_95"]
     if upper is not None and upper > args.target_miss_rate > 0:
         needed = parts_to_show_rate(args.target_miss_rate)
@@ -271,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
             f"bound {format_rate(m['false_reject_rate_upper_95'])}); label more good parts"
         )
     frr = m["false_reject_rate"]
-    if frr is not None and frr > READY_FALSE_REJECT_RATE:
+    if frr is not None and frr > READY_FALSE_REJECT_RATE and not good_only:
         for line in evidence_lines(result.card.metrics):
             print(line)
         print(

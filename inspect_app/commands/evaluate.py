@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
 
 from inspect_app.home import resolve_home
-from inspect_app.metrics import format_metric
+from inspect_app.metrics import PARTS_CSV_COLUMNS, PartResult, format_metric, part_rows
 from inspect_app.teach import EvaluateOptions, evaluate_line
 from sensors.errors import DataError
 
@@ -17,7 +18,9 @@ DESCRIPTION = """\
 Score every part of a labeled dataset folder with line L's active model (or --version) and
 print the metrics of DESIGN §5: miss rate, false-reject rate, AUROC, accuracy, class accuracy,
 per-class counts and recall, the threshold, latency p50/p95 and, where the data has defect
-masks, the heat-map's pixel AUROC. With --json FILE the metrics are also written as JSON.
+masks, the heat-map's pixel AUROC. With --json FILE the metrics are also written as JSON; with
+--parts-csv FILE every part's verdict, score and outcome (caught, missed, passed, false_reject,
+fault), to find the parts a line misses or rejects.
 
 A part that cannot be read is counted as FAIL (never PASS) and listed under "faults". A defect
 class that the line was never taught still counts as a defect; its class cannot be named and
@@ -27,6 +30,7 @@ scored.
 
 Example:
   inspect-app evaluate --line press-3 --data parts/press-3-week2 --json week2.json
+  inspect-app evaluate --line press-3 --data parts/press-3-week2 --parts-csv week2-parts.csv
 """
 
 
@@ -34,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
     parser.add_argument("--data", required=True, help="labeled dataset folder")
     parser.add_argument("--json", metavar="FILE", default=None, help="write the metrics here")
+    parser.add_argument(
+        "--parts-csv",
+        metavar="FILE",
+        default=None,
+        help="write one row per part: part_id, label, verdict, outcome (caught, missed, passed, "
+        "false_reject, fault), defect_score, predicted_class, fault",
+    )
     parser.add_argument("--version", default=None, help="a version folder (default: the active)")
     parser.add_argument(
         "--window-s",
@@ -71,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"inspect-app evaluate: {exc}", file=sys.stderr)
         return 1
     m = report.as_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     print(f"line {args.line} on {args.data}: {m['n']} parts, {m['n_defective']} defective")
     for key in (
         "miss_rate",
@@ -99,6 +108,22 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for note in m["notes"]:
         print(f"  note: {note}")
-    if args.json:
-        print(f"metrics written to {args.json}")
+    try:  # after the metrics are printed: a path that cannot be written loses nothing else
+        if args.json:
+            Path(args.json).write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+            print(f"metrics written to {args.json}")
+        if args.parts_csv:
+            write_parts_csv(Path(args.parts_csv), report.parts, report.threshold)
+            print(f"parts written to {args.parts_csv}")
+    except OSError as exc:
+        print(f"inspect-app evaluate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
+
+
+def write_parts_csv(path: Path, parts: list[PartResult], threshold: float) -> None:
+    """`--parts-csv`: the parts in the order they were scored (`metrics.part_rows`)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=PARTS_CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(part_rows(parts, threshold))

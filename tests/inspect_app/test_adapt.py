@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -129,11 +131,24 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
             str(test),
             "--json",
             str(report_file),
+            "--parts-csv",
+            str(tmp_path / "parts.csv"),
             "--no-progress",
         ]
     )
     assert rc == 0
     m = json.loads(report_file.read_text())
+    with (tmp_path / "parts.csv").open(newline="") as f:
+        parts = {row["part_id"]: row for row in csv.DictReader(f)}
+    assert len(parts) == m["n"]
+    assert parts["part-0"]["verdict"] == "FAULT" and "p0.png" in parts["part-0"]["fault"]
+    outcomes = Counter(row["outcome"] for row in parts.values())
+    assert outcomes["missed"] == round(m["miss_rate"] * m["n_defective"])
+    assert outcomes["false_reject"] + 2 == m["per_class"]["ok"]["failed"]  # + the two faults
+    for row in parts.values():
+        if row["verdict"] != "FAULT":
+            fail = float(row["defect_score"]) >= m["threshold"]
+            assert row["verdict"] == ("FAIL" if fail else "PASS")
     for key in (
         "n",
         "n_defective",
@@ -243,6 +258,34 @@ def test_adapt_says_when_few_good_parts_carry_the_line(
     out = capsys.readouterr().out
     assert "validation (24 parts, out-of-fold, 18 defective)" in out  # every good part drawn
     assert "note: only 6 good parts in the sample" in out and "label more good parts" in out
+
+
+def test_a_line_taught_from_good_parts_only_rejects_its_target_share_of_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An MVTec AD folder's train/good: no miss rate to set the threshold for; it rejects
+    --target-false-reject-rate of the good parts out-of-fold instead of none."""
+    data = make_line(tmp_path / "d", {"ok": 40})
+    home = tmp_path / "home"
+    assert _adapt(home, data, "--samples", "40", "--target-false-reject-rate", "0.1") == 0
+    out = capsys.readouterr().out
+    assert "miss rate          unknown: no defective part to measure it on" in out
+    assert "taught from good parts only" in out
+    card = json.loads((home / "lines" / "l1" / "v1" / "line.json").read_text())
+    assert card["metrics"]["n_defective"] == 0
+    assert card["metrics"]["false_reject_rate"] == pytest.approx(4 / 40)  # floor(0.1 * 40)
+    assert card["adapt"]["threshold_rule"].startswith("false-reject rate 0.1 ")
+    text = (home / "lines" / "l1" / "v1" / "MODEL_CARD.md").read_text()
+    assert "threshold set for a false-reject rate 0.1" in text
+
+
+def test_a_target_rate_out_of_range_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "not-read"
+    assert _adapt(tmp_path / "home", data, "--target-false-reject-rate", "1.5") == 2
+    assert "--target-false-reject-rate must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "lines").exists()
 
 
 def _fixtured_line(folder: Path, counts: dict[str, int], seed: int, size: int = 32) -> Path:

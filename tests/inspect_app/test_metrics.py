@@ -15,6 +15,7 @@ from inspect_app.metrics import (
     pixel_auroc,
     rate_upper_bound,
     threshold_allowing,
+    threshold_for_false_reject_rate,
     threshold_for_miss_rate,
 )
 
@@ -137,6 +138,27 @@ def test_threshold_allows_misses_at_a_looser_target() -> None:
 def test_threshold_rejects_bad_target() -> None:
     with pytest.raises(ValueError, match="target miss rate"):
         threshold_for_miss_rate([0.5], [0.1], 1.5)
+
+
+@pytest.mark.parametrize(("target", "rejected"), [(0.0, 0), (0.05, 2), (0.1, 5), (0.99, 49)])
+def test_good_only_threshold_rejects_the_target_share_of_good_parts(
+    target: float, rejected: int
+) -> None:
+    g = np.random.default_rng(1).normal(0, 1, 50)
+    t = threshold_for_false_reject_rate(g, target)
+    assert (g >= t).sum() == rejected
+    top = np.sort(g)[::-1]
+    if rejected:  # halfway between the last good part rejected and the first passed
+        assert t == pytest.approx((top[rejected - 1] + top[rejected]) / 2)
+    else:
+        assert t > top[0] and t == pytest.approx(top[0])
+
+
+def test_good_only_threshold_refuses_a_bad_target_and_no_parts() -> None:
+    with pytest.raises(ValueError, match="target false-reject rate"):
+        threshold_for_false_reject_rate([0.1, 0.2], 1.0)
+    with pytest.raises(ValueError, match="without any scored good part"):
+        threshold_for_false_reject_rate([], 0.05)
 
 
 def test_threshold_allowing_is_the_target_rule_counted_in_parts() -> None:
