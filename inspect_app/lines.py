@@ -288,7 +288,11 @@ def model_card(card: LineCard) -> str:
             "",
             "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
             "about 1 in 9 missed (the 95 % bound beside it), not none. Check with "
-            "`inspect-app evaluate` on more labeled parts before relying on it.",
+            "`inspect-app evaluate` on more labeled parts before relying on it."
+            if m.get("n_defective")
+            else "Taught from good parts only: how many defects pass is unknown. Every defect is "
+            "left to the anomaly score; measure the miss rate with `inspect-app evaluate` on "
+            "labeled defective parts before relying on it.",
         ]
         lines += _evidence_section(m)
     lines += [

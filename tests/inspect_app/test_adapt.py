@@ -277,6 +277,7 @@ def test_a_line_taught_from_good_parts_only_rejects_its_target_share_of_them(
     assert card["adapt"]["threshold_rule"].startswith("false-reject rate 0.1 ")
     text = (home / "lines" / "l1" / "v1" / "MODEL_CARD.md").read_text()
     assert "threshold set for a false-reject rate 0.1" in text
+    assert "Taught from good parts only: how many defects pass is unknown" in text
 
 
 def test_a_target_rate_out_of_range_is_refused_before_any_work(
