@@ -328,8 +328,9 @@ def run_ours(
 
 def _highest_good_rule(task: Task, oof: np.ndarray, score: np.ndarray) -> dict[str, float]:
     """A good-only line's test rates at the threshold set before (just above the highest
-    out-of-fold good score), to compare with the false-reject target's."""
-    threshold = float(np.nextafter(oof.max(), np.inf))
+    out-of-fold good score: the miss-rate rule without defective parts), to compare with the
+    false-reject target's."""
+    threshold = threshold_for_miss_rate(np.empty(0), oof, TARGET_MISS)
     defective = np.array([s.label != OK_LABEL for s in task.test])
     return {
         "miss_rate": float((score[defective] < threshold).mean()),
