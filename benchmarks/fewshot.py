@@ -53,8 +53,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inspect_app.align import ALIGN_MODES
 from inspect_app.commands.adapt import template_size_arg
+from inspect_app.defaults import ALIGN_MODES, DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.metrics import (
     PartResult,
     compute_metrics,
@@ -63,7 +63,6 @@ from inspect_app.metrics import (
 )
 from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import (
-    DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
     batched_inputs,
     get_backbone,
     line_spectrum,

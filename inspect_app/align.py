@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inspect_app.defaults import ALIGN_MODES
 from models.inputs import ModelInputs
 
 # ECC motions by name. Euclidean (rotation + shift) by default; affine (rotation, shift, scale,
@@ -293,9 +294,6 @@ def fit_alignment(
         good_parts=int(good.shape[0]),
         unregistered=len(reg.failed),
     )
-
-
-ALIGN_MODES = ("auto", "on", "off")
 
 
 def choose_alignment(

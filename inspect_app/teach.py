@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
+from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import (
     PartResult,
@@ -45,13 +46,6 @@ from sensors.sample import OK_LABEL, Sample
 from sensors.spectrum import SpectrumConfig
 
 MIN_PARTS_PER_CLASS = 3  # fewer cannot be both learned from and cross-validated
-DEFAULT_TARGET_MISS_RATE = 0.005
-# a line taught from good parts only cannot measure a miss rate: its threshold rejects this
-# share of the good adapt parts out-of-fold (`metrics.threshold_for_false_reject_rate`); on the
-# five held-out synthetic lines (fused, 3 seeds) it missed 20 % of the defects at 3.8 %
-# false-reject where the highest good score (the rule before) missed 36 % at 1.3 %
-# (docs/adapt.md, step 7)
-DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE = 0.05
 # `--template-size auto` compares registered frames at up to this many times the backbone's
 # image size (256 px for `tiny`): on five development lines the template alone went from AUROC
 # 0.910 at 128 px to 0.940 at 256 px (models.template.TemplateConfig.at_scale)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,18 @@ def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -
 def test_mistyped_command_gets_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["adpat"]) == 2
     assert "did you mean 'adapt'" in capsys.readouterr().err
+
+
+def test_help_does_not_load_the_model_libraries() -> None:
+    """`inspect-app --help` and a command's --help build every sub-parser; none of them may load
+    torch, transformers or peft (seconds at every call): the commands load them in `run`."""
+    code = (
+        "import sys\n"
+        "from inspect_app.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'PyQt6') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "[]"

@@ -7,16 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspect_app.align import ALIGN_MODES
+from inspect_app.defaults import (
+    ALIGN_MODES,
+    DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
+    DEFAULT_TARGET_MISS_RATE,
+)
 from inspect_app.home import resolve_home
 from inspect_app.lines import spectrum_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
-from inspect_app.teach import (
-    DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE,
-    DEFAULT_TARGET_MISS_RATE,
-    TeachOptions,
-    teach_line,
-)
 from sensors.errors import DataError
 
 HELP = "teach a line from N labeled parts (prompt tuning of the frozen backbone)"
@@ -217,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from inspect_app.teach import TeachOptions, teach_line  # torch loads here: checks first
+
     options = TeachOptions(
         samples=args.samples,
         backbone_size=args.backbone,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from inspect_app.home import resolve_home
 from inspect_app.metrics import PARTS_CSV_COLUMNS, PartResult, format_metric, part_rows
-from inspect_app.teach import EvaluateOptions, evaluate_line
 from sensors.errors import DataError
 
 HELP = "score a labeled dataset with line L: miss rate, false rejects, AUROC, ..."
@@ -69,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         msg = f"--batch-size must be positive, got {args.batch_size}"
         print(f"inspect-app evaluate: {msg}", file=sys.stderr)
         return 2
+    from inspect_app.teach import EvaluateOptions, evaluate_line  # torch loads here: checks first
+
     options = EvaluateOptions(
         version=args.version,
         window_s=args.window_s,

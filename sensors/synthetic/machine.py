@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from sensors.synthetic.spec import MachineSpec, Resonance
 
@@ -32,6 +31,8 @@ class VibrationResult:
 
 def resonator(x: np.ndarray, res: Resonance, sample_rate_hz: float) -> np.ndarray:
     """Response of a single structural mode to the force `x` (two-pole filter, unit peak gain)."""
+    from scipy import signal  # slow to import; `inspect-app --help` reaches this module
+
     w = 2 * np.pi * res.freq_hz / sample_rate_hz
     r = np.exp(-res.damping * w)
     a = [1.0, -2 * r * np.cos(w), r * r]

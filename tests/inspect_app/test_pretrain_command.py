@@ -131,7 +131,7 @@ def test_resume_without_state_fails_clearly(
 def test_masked_share_sets_which_synthetic_images_train_masked_patches() -> None:
     from types import SimpleNamespace
 
-    from inspect_app.commands.pretrain import _make_batch
+    from inspect_app.pretrain_loop import _make_batch
 
     n = 64
     data = SimpleNamespace(
