@@ -6,6 +6,7 @@ import hashlib
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ from sensors.synthetic import (
     make_part,
     write_line,
 )
+from sensors.synthetic.surfaces import COARSE_BLUR_SIGMA, smooth_noise
 
 SMALL = {"image_size": 96, "duration_s": 0.25, "sample_rate_hz": 12800.0}
 
@@ -181,3 +183,17 @@ def test_generation_is_fast() -> None:
         make_part(spec, i, spec.classes[i % len(spec.classes)])
     per_part = (time.perf_counter() - start) / 10
     assert per_part < 0.5, f"{per_part * 1000:.0f} ms per 256 px part with 1 s of vibration"
+
+
+def test_a_wide_blur_on_a_coarse_grid_matches_the_direct_one() -> None:
+    """Large frames' slow shading is blurred on a coarser grid (seconds saved per part); the
+    field must stay the same noise, low-passed alike, and frames up to 256 px are untouched."""
+    assert COARSE_BLUR_SIGMA > 256 / 3  # the widest blur a 256 px frame asks for
+    size, sigma = 512, 512 / 3
+    coarse = smooth_noise(np.random.default_rng(0), (size, size), sigma)
+    noise = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    direct = cv2.GaussianBlur(noise, (0, 0), sigma)
+    direct /= direct.std()
+    assert coarse.shape == (size, size)
+    assert abs(float(coarse.std()) - 1) < 1e-3
+    assert np.corrcoef(coarse.ravel(), direct.ravel())[0, 1] > 0.97
