@@ -839,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--good-only",
         action="store_true",
         help="teach from good parts only (as from an MVTec AD train/good): the threshold rejects "
-        f"{DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE:.0%} of them out-of-fold, as `inspect-app adapt` "
+        f"{DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE:.0%}% of them out-of-fold, as `inspect-app adapt` "
         "sets it without defective parts; ResNet-18 (a classifier) is left out",
     )
     ap.add_argument("--resnet-epochs", type=int, default=30)
