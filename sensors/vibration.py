@@ -420,34 +420,85 @@ def _read_mat(path: Path, channel: str | int | None) -> tuple[np.ndarray, float 
         raise DataError(msg, path) from exc
     except (MatReadError, ValueError, OSError, TypeError, EOFError) as exc:
         raise DataError(f"unreadable .mat file ({exc})", path) from exc
-    arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
-    rpm = _mat_rpm(arrays)
+    entries: dict[str, np.ndarray] = {}
+    for name, value in data.items():
+        if not name.startswith("__"):
+            _mat_entries(value, name, entries)
+    rpm = _mat_rpm(entries)
     if channel not in (None, ""):
-        key = _mat_key(path, arrays, str(channel))
-        x = np.asarray(arrays[key])
+        key = _mat_key(path, entries, str(channel))
+        x = np.asarray(entries[key])
         if x.squeeze().ndim != 1 or not np.issubdtype(x.dtype, np.number):
             raise DataError(
                 f".mat key {key!r} holds {x.dtype} {x.shape}; expected 1-D numbers", path
             )
         return x.reshape(-1).astype(np.float64), rpm
-    for value in arrays.values():
-        if np.issubdtype(value.dtype, np.number) and value.squeeze().ndim == 1:
-            return value.reshape(-1).astype(np.float64), rpm
-    raise DataError(f"no 1-D numeric array in .mat (keys: {sorted(arrays)})", path)
+    signals = [k for k, v in entries.items() if _is_signal(v)]
+    top = [k for k in signals if k in data]
+    if top:  # the first top-level signal, as CWRU's files have them (DE before FE)
+        return entries[top[0]].reshape(-1).astype(np.float64), rpm
+    if len(signals) == 1:  # one signal inside a struct (MFPT: bearing.gs)
+        return entries[signals[0]].reshape(-1).astype(np.float64), rpm
+    if signals:
+        shown = ", ".join(signals[:12]) + (", ..." if len(signals) > 12 else "")
+        msg = (
+            f"{len(signals)} 1-D numeric arrays inside the .mat file's structs ({shown}); set "
+            "the `channel` column of labels.csv to the one to read"
+        )
+        raise DataError(msg, path)
+    raise DataError(f"no 1-D numeric array in .mat (keys: {sorted(entries)})", path)
 
 
-def _mat_key(path: Path, arrays: dict[str, np.ndarray], channel: str) -> str:
-    if channel in arrays:
+def _is_signal(x: np.ndarray) -> bool:
+    return np.issubdtype(x.dtype, np.number) and x.squeeze().ndim == 1
+
+
+def _mat_entries(value: object, key: str, out: dict[str, np.ndarray]) -> None:
+    """The arrays of one loaded .mat variable by path: `s.field` inside a struct, `s(i)` (from
+    1, as MATLAB counts) inside a struct array, and `s.<name>` for the elements of a struct
+    array of named channels (`Name` and `Data` fields, as the Paderborn bearing files keep
+    theirs: `Y.vibration_1`)."""
+    if not isinstance(value, np.ndarray):
+        return
+    fields = value.dtype.names
+    if fields is None:
+        if value.dtype != object:
+            out[key] = value
+        return
+    items = value.reshape(-1)
+    names = [_mat_text(item["Name"]) for item in items] if "Name" in fields else []
+    named = "Data" in fields and len(items) > 1 and all(names) and len(set(names)) == len(names)
+    for i, item in enumerate(items):
+        if named:
+            base = f"{key}.{names[i]}"
+            _mat_entries(item["Data"], base, out)
+        else:
+            base = key if len(items) == 1 else f"{key}({i + 1})"
+        for field in fields:
+            if not (named and field in ("Data", "Name")):
+                _mat_entries(item[field], f"{base}.{field}", out)
+
+
+def _mat_text(value: object) -> str:
+    """A MATLAB char array as loaded (`array(['vibration_1'])`), else ""."""
+    flat = np.asarray(value).reshape(-1)
+    return str(flat[0]) if flat.size == 1 and flat.dtype.kind == "U" else ""
+
+
+def _mat_key(path: Path, entries: dict[str, np.ndarray], channel: str) -> str:
+    if channel in entries:
         return channel
-    ends = [k for k in arrays if k.endswith("_" + channel)]  # CWRU originals: X097_DE_time
+    # CWRU originals: X097_DE_time; a struct's field by its own name: gs for bearing.gs
+    ends = [k for k in entries if k.endswith(("_" + channel, "." + channel))]
     if len(ends) == 1:
         return ends[0]
-    raise DataError(f"no key {channel!r} in .mat (keys: {sorted(arrays)})", path)
+    raise DataError(f"no key {channel!r} in .mat (keys: {', '.join(sorted(entries))})", path)
 
 
 def _mat_rpm(arrays: dict[str, np.ndarray]) -> float | None:
     for key, value in arrays.items():
-        if key.upper() == "RPM" or key.upper().endswith("RPM"):
+        numeric = np.issubdtype(value.dtype, np.number)
+        if numeric and (key.upper() == "RPM" or key.upper().endswith("RPM")):
             flat = np.asarray(value, dtype=np.float64).reshape(-1)
             if flat.size == 1 and np.isfinite(flat[0]) and flat[0] > 0:
                 return float(flat[0])

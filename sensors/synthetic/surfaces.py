@@ -12,7 +12,6 @@ import numpy as np
 
 from sensors.synthetic.spec import SurfaceSpec
 
-
 # a blur wider than this is done on a coarser grid: OpenCV's direct Gaussian takes seconds at
 # the sigma of a 1024 px frame's slow shading (341 px); frames up to 256 px never reach it
 COARSE_BLUR_SIGMA = 96.0

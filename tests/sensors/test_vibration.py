@@ -268,6 +268,41 @@ def test_mat_first_array_named_channel_and_rpm(tmp_path: Path) -> None:
         read_vibration(path, sample_rate_hz=12000, channel="BA_time")
 
 
+def test_mat_signals_inside_structs(tmp_path: Path) -> None:
+    """MATLAB structs, as other public bearing sets save them: MFPT's `bearing.gs` (one signal:
+    read without a channel) and Paderborn's `Y` struct array of named channels."""
+    mfpt = tmp_path / "mfpt.mat"
+    scipy.io.savemat(mfpt, {"bearing": {"sr": 48828.0, "gs": tone()[:, None], "rate": 25.0}})
+    np.testing.assert_allclose(read_vibration(mfpt, sample_rate_hz=RATE).samples, tone(), atol=1e-6)
+    by_field = read_vibration(mfpt, sample_rate_hz=RATE, channel="gs").samples
+    np.testing.assert_allclose(by_field, tone(), atol=1e-6)
+    full_path = read_vibration(mfpt, sample_rate_hz=RATE, channel="bearing.gs").samples
+    assert full_path.size == tone().size
+
+    channels = np.zeros((1, 3), dtype=[("Name", "O"), ("Data", "O"), ("Raster", "O")])
+    for i, name in enumerate(("force", "speed", "vibration_1")):
+        channels[0, i]["Name"] = np.array([name])
+        channels[0, i]["Data"] = (i + 1) * tone()[None, :]
+        channels[0, i]["Raster"] = np.array(["Mech_4kHz"])
+    paderborn = tmp_path / "N15_M07_F10_K001_1.mat"
+    scipy.io.savemat(paderborn, {"N15_M07_F10_K001_1": {"Y": channels}})
+    with pytest.raises(DataError, match=r"3 1-D numeric arrays .*Y\.vibration_1.*`channel`"):
+        read_vibration(paderborn, sample_rate_hz=RATE)  # which one is the vibration? ask
+    vib = read_vibration(paderborn, sample_rate_hz=RATE, channel="vibration_1").samples
+    np.testing.assert_allclose(vib, 3 * tone(), atol=1e-6)
+    full = read_vibration(paderborn, sample_rate_hz=RATE, channel="N15_M07_F10_K001_1.Y.speed")
+    np.testing.assert_allclose(full.samples, 2 * tone(), atol=1e-6)
+    with pytest.raises(DataError, match=r"no key 'Data' .*Y\.force"):
+        read_vibration(paderborn, sample_rate_hz=RATE, channel="Data")
+
+    unnamed = tmp_path / "runs.mat"
+    runs = np.zeros((1, 2), dtype=[("x", "O")])
+    runs[0, 0]["x"], runs[0, 1]["x"] = tone()[:, None], 5 * tone()[:, None]
+    scipy.io.savemat(unnamed, {"run": runs})
+    second = read_vibration(unnamed, sample_rate_hz=RATE, channel="run(2).x").samples
+    np.testing.assert_allclose(second, 5 * tone(), atol=1e-5)
+
+
 def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found") as err:
         read_vibration(tmp_path / "gone.wav")
