@@ -194,6 +194,13 @@ class Pipeline:
     def stop(self) -> None:
         """Stop reading new parts; parts already read are inspected and committed."""
         self._stopping.set()
+        self._wake_source()
+
+    def _wake_source(self) -> None:
+        """A source that waits for parts (a hot folder) has a `stop()`: end its wait too."""
+        wake = getattr(self.source, "stop", None)
+        if callable(wake):
+            wake()
 
     def join(self, timeout: float | None = None) -> PipelineOutcome:
         """Wait for the drain to finish and say how it went."""
@@ -237,6 +244,7 @@ class Pipeline:
             self._error = error
         self._stopping.set()
         self._abort.set()
+        self._wake_source()
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         """Blocking put that gives up only when the pipeline aborts."""
@@ -274,6 +282,7 @@ class Pipeline:
                 except StopIteration:
                     break
                 read_at = time.monotonic()
+                t0 += float(getattr(self.source, "last_wait_s", 0.0))  # a hot folder's idle time
                 self.stats.record_part_started()
                 self.stats.record_latency("source", read_at - t0)
                 problem = input_problem(sample)

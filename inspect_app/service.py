@@ -63,6 +63,8 @@ class ServeOptions:
     max_parts: int | None = None
     vibration: str | None = None
     window_s: float | None = None
+    watch: bool = False  # source is a hot folder (inspect_app.sources.HotFolder)
+    sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat vibration files
     reject_command: str | None = None
     modbus: str | None = None
     snapshots: bool = True
@@ -227,11 +229,17 @@ class InspectionService:
             )
             store.register_model_version(options.line, loaded.version, loaded.sha256)
             seen = store.seen_part_ids(options.line)
+            card = loaded.card
             source = open_source(
-                options.source, options.vibration, skip_part_ids=seen, window_s=options.window_s
+                options.source,
+                options.vibration,
+                skip_part_ids=seen,
+                window_s=options.window_s,
+                watch=options.watch,
+                modalities=card.modalities if options.watch else (),
+                sample_rate_hz=options.sample_rate_hz,
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
-            card = loaded.card
             check_sensors(source, options.line, card)
             if preprocess is None:
                 from inspect_app.preprocess import prepare_batch, small_frames, small_frames_note

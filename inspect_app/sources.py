@@ -1,4 +1,5 @@
-"""Where parts come from: a dataset folder replayed as a line, or a camera paired with vibration.
+"""Where parts come from: a dataset folder replayed as a line, a camera paired with vibration,
+or a hot folder another program writes each part's files into.
 
 Every source is a context-managed iterator of `sensors.sample.Sample`. A part that cannot be read
 comes out with `fault` set (it becomes a FAULT row), never dropped. `live` says whether the source
@@ -8,17 +9,20 @@ the pipeline (a file: nothing is dropped).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sensors.camera import IMAGE_SUFFIXES, CaptureSource, is_live
+from sensors.camera import IMAGE_SUFFIXES, CaptureSource, is_live, read_image
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import Sample
-from sensors.vibration import VibrationReplay, read_vibration
+from sensors.vibration import VIBRATION_SUFFIXES, VibrationReplay, read_vibration
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"})
 
@@ -130,18 +134,186 @@ class CameraLine:
             self.vibration.close()
 
 
+@dataclass
+class _Arrival:
+    """The files of one part (one name stem) seen so far in a hot folder."""
+
+    first_seen: float  # monotonic
+    files: dict[str, Path]  # "image" / "vibration" -> path
+    sizes: dict[Path, tuple[int, int]]  # path -> (size, mtime_ns) at the last scan
+    steady_since: dict[Path, float]  # path -> when its size and mtime last changed
+
+
+class HotFolder:
+    """A folder that the camera and DAQ software write parts into, watched until stopped.
+
+    Each part is one name stem: `P123.png` and, on a line with vibration, `P123.wav` (or
+    `.npy` / `.csv` / `.mat` with `sample_rate_hz`). A part is read once each of its files has
+    kept its size for `settle_s` (a file still being written is never read half-way); a part
+    whose other sensor's file has not come `pair_timeout_s` after the first is a FAULT naming
+    the missing file, never dropped. Files of a sensor the line does not have are not
+    parts. The part id is the stem, so a restarted service skips
+    the parts already in the defect log (`skip_part_ids`). Files are read where they are and
+    left in place. `stop()` ends the iteration at the next poll.
+    """
+
+    live = False  # files wait on disk: nothing is dropped, the pipeline catches up
+
+    def __init__(
+        self,
+        folder: str | Path,
+        modalities: Collection[str] = ("image",),
+        skip_part_ids: Collection[str] = (),
+        sample_rate_hz: float | None = None,
+        settle_s: float = 0.5,
+        pair_timeout_s: float = 10.0,
+        poll_s: float = 0.2,
+        idle_stop_s: float | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            msg = f"hot folder {self.folder} is not a folder"
+            raise ValueError(msg)
+        unknown = set(modalities) - {"image", "vibration"}
+        if unknown or not modalities:
+            msg = f"modalities must be image and/or vibration, got {sorted(modalities)}"
+            raise ValueError(msg)
+        self.modalities = tuple(m for m in ("image", "vibration") if m in modalities)
+        self.skip = set(skip_part_ids)
+        self.sample_rate_hz = sample_rate_hz
+        self.settle_s = settle_s
+        self.pair_timeout_s = pair_timeout_s
+        self.poll_s = poll_s
+        self.idle_stop_s = idle_stop_s  # end after this long without a new part (tests, batches)
+        self.name = str(folder)
+        # seconds the last part waited for its files before it was read: the pipeline does not
+        # count them as the part's latency (an idle line is not a slow one)
+        self.last_wait_s = 0.0
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """End the iteration at the next poll (the pipeline's stop calls this)."""
+        self._stopped.set()
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> HotFolder:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Sample]:
+        pending: dict[str, _Arrival] = {}
+        last_part = waiting_since = time.monotonic()
+        while not self._stopped.is_set():
+            now = time.monotonic()
+            self._scan(pending, now)
+            ready = [stem for stem, a in pending.items() if self._ready(a, now)]
+            for stem in sorted(ready, key=lambda k: (pending[k].first_seen, k)):
+                arrival = pending.pop(stem)
+                self.skip.add(stem)
+                last_part = now
+                self.last_wait_s = time.monotonic() - waiting_since
+                yield self._load(stem, arrival)
+                waiting_since = time.monotonic()
+                if self._stopped.is_set():
+                    return
+            if self.idle_stop_s is not None and not pending and now - last_part > self.idle_stop_s:
+                return
+            self._stopped.wait(self.poll_s)
+
+    def _scan(self, pending: dict[str, _Arrival], now: float) -> None:
+        try:
+            entries = list(self.folder.iterdir())
+        except OSError:
+            return  # a network share that blinked: try again at the next poll
+        for path in entries:
+            suffix = path.suffix.lower()
+            kind = (
+                "image"
+                if suffix in IMAGE_SUFFIXES
+                else "vibration"
+                if suffix in VIBRATION_SUFFIXES
+                else None
+            )
+            stem = path.stem
+            if kind not in self.modalities or path.name.startswith(".") or stem in self.skip:
+                continue  # a sensor this line has not (an image line's .csv logs) is no part
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # removed between listing and stat
+            arrival = pending.setdefault(stem, _Arrival(now, {}, {}, {}))
+            arrival.files.setdefault(kind, path)
+            size = (st.st_size, st.st_mtime_ns)
+            if arrival.sizes.get(path) != size:
+                arrival.sizes[path] = size
+                arrival.steady_since[path] = now
+
+    def _ready(self, arrival: _Arrival, now: float) -> bool:
+        settled = all(
+            now - arrival.steady_since[p] >= self.settle_s and arrival.sizes[p][0] > 0
+            for p in arrival.files.values()
+        )
+        complete = all(m in arrival.files for m in self.modalities)
+        timed_out = now - arrival.first_seen >= self.pair_timeout_s
+        return settled and (complete or timed_out)
+
+    def _load(self, stem: str, arrival: _Arrival) -> Sample:
+        first = min(arrival.files.values())
+        try:
+            stamp = first.stat().st_mtime
+        except OSError:
+            stamp = time.time()
+        sample = Sample(part_id=stem, timestamp=stamp, meta={"source": f"{self.name}/{first.name}"})
+        problems: list[str] = []
+        for modality in self.modalities:
+            path = arrival.files.get(modality)
+            if path is None:
+                problems.append(
+                    f"no {modality} file for part {stem} in {self.folder} within "
+                    f"{self.pair_timeout_s:g} s of {first.name}"
+                )
+                continue
+            try:
+                if modality == "image":
+                    sample.frame = read_image(path)
+                else:
+                    sample.vibration = read_vibration(path, sample_rate_hz=self.sample_rate_hz)
+            except DataError as exc:
+                problems.append(str(exc))
+        if problems:
+            sample.fault = "; ".join(problems)
+        return sample
+
+
 def open_source(
     spec: str,
     vibration: str | None = None,
     skip_part_ids: Collection[str] = (),
     window_s: float | None = None,
-) -> DatasetReplay | CameraLine:
-    """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera.
+    watch: bool = False,
+    modalities: Collection[str] = (),
+    sample_rate_hz: float | None = None,
+) -> DatasetReplay | CameraLine | HotFolder:
+    """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
+    with `watch` a hot folder whose parts bring the line's `modalities`.
 
     A folder is replayed (skipping `skip_part_ids`); a digit is an OpenCV camera index; a URL,
     GStreamer pipeline or video file is opened with OpenCV and paired with `vibration`.
     """
     path = Path(spec)
+    if watch:
+        if vibration is not None:
+            msg = "--vibration is for a camera or video source; a hot folder holds its own"
+            raise ValueError(msg)
+        return HotFolder(
+            path, modalities, skip_part_ids=skip_part_ids, sample_rate_hz=sample_rate_hz
+        )
     if path.is_dir():
         if vibration is not None:
             msg = f"--vibration is for a camera or video source; {spec} is a dataset folder"
@@ -161,7 +333,7 @@ def open_source(
     return CameraLine(camera, vibration=vibration, window_s=window_s or 1.0)
 
 
-def check_sensors(source: DatasetReplay | CameraLine, line: str, card: Any) -> None:
+def check_sensors(source: DatasetReplay | CameraLine | HotFolder, line: str, card: Any) -> None:
     """Refuse (and close) a camera source without vibration for a line whose card was taught
     on vibration: every part would be a FAULT. A dataset folder says per part what it holds."""
     if not isinstance(source, CameraLine) or source.vibration is not None:

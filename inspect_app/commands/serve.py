@@ -18,7 +18,11 @@ in the log. Parts that cannot be read (corrupt image, truncated or NaN vibration
 FAULT, never PASS; a locked or full database holds the line and is retried.
 
 SRC is a dataset folder (replayed as a line), a video file, a camera index, an RTSP URL or a
-GStreamer pipeline (pair it with --vibration FILE).
+GStreamer pipeline (pair it with --vibration FILE), or with --watch a hot folder that the
+camera and DAQ software write each part into: P123.png and, on a line with vibration,
+P123.wav (or .npy/.csv/.mat with --sample-rate). A part is read once its files stop growing;
+one whose other file has not come 10 s after the first is a FAULT. The part id is the name
+stem; files are left where they are, and a restart skips the parts already in the log.
 
 HTTP (read-only, GET): /healthz, /metrics (Prometheus), /api/inspections?limit=N, on
 {DEFAULT_HOST}:{DEFAULT_PORT} unless --http says otherwise ('--http off' disables it).
@@ -29,6 +33,7 @@ example:
   inspect-app serve --line demo-line --source sample_data/demo-line/stream --max-parts 100
   inspect-app serve --line press-3 --source rtsp://10.0.0.5/stream --vibration /dev/shm/acc.wav \\
       --modbus 10.0.0.9:502:16 --http 0.0.0.0:8765
+  inspect-app serve --line press-3 --source /data/press-3/incoming --watch
 """
 
 
@@ -62,6 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=None,
         help="vibration recording paired with a camera/video source",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="SRC is a hot folder: inspect each part as its files arrive, until stopped",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="sample rate of a hot folder's .npy/.csv/.mat vibration files (WAV says its own)",
     )
     parser.add_argument(
         "--window-s",
@@ -127,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         max_parts=args.max_parts,
         vibration=args.vibration,
         window_s=args.window_s,
+        watch=args.watch,
+        sample_rate_hz=args.sample_rate,
         reject_command=args.reject_command,
         modbus=args.modbus,
         snapshots=not args.no_snapshots,

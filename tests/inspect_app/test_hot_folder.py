@@ -1,0 +1,168 @@
+"""The hot-folder source (`inspect-app serve --watch`): parts arrive as files another program
+writes; a file is read only once it has stopped growing, a part missing a sensor's file is a
+FAULT, and the service stops cleanly while it waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspect_app.service import InspectionService, LoadedLine, ServeOptions
+from inspect_app.sources import HotFolder, open_source
+from inspect_app.store import DefectStore
+from tests.inspect_app.fake_line_service import FakeSlowBackend
+
+RATE = 8000
+
+
+def _image(folder: Path, stem: str, value: int = 90) -> Path:
+    path = folder / f"{stem}.png"
+    cv2.imwrite(str(path), np.full((32, 32, 3), value, np.uint8))
+    return path
+
+
+def _vibration(folder: Path, stem: str) -> Path:
+    path = folder / f"{stem}.npy"
+    t = np.arange(RATE // 4) / RATE
+    np.save(path, (0.1 * np.sin(2 * np.pi * 120 * t)).astype(np.float32))
+    return path
+
+
+def _quick(folder: Path, **kw: object) -> HotFolder:
+    opts: dict[str, object] = {"settle_s": 0.0, "poll_s": 0.02, "idle_stop_s": 0.3}
+    opts.update(kw)
+    return HotFolder(folder, **opts)
+
+
+def test_parts_come_in_arrival_order_with_both_sensors_and_skip_logged_ids(
+    tmp_path: Path,
+) -> None:
+    for stem in ("b", "a", "c"):
+        _image(tmp_path, stem)
+        _vibration(tmp_path, stem)
+        time.sleep(0.01)
+    (tmp_path / "notes.txt").write_text("not a part")
+    parts = list(
+        _quick(
+            tmp_path, modalities=("image", "vibration"), skip_part_ids={"c"}, sample_rate_hz=RATE
+        )
+    )
+    assert [p.part_id for p in parts] == ["a", "b"]  # stems sorted within one scan
+    for p in parts:
+        assert p.fault is None
+        assert p.frame is not None and p.frame.shape == (32, 32, 3)
+        assert p.vibration is not None and p.vibration.sample_rate_hz == RATE
+
+
+def test_a_part_missing_a_sensor_file_becomes_a_fault_naming_it(tmp_path: Path) -> None:
+    _image(tmp_path, "p1")
+    parts = list(_quick(tmp_path, modalities=("image", "vibration"), pair_timeout_s=0.1))
+    assert [p.part_id for p in parts] == ["p1"]
+    assert parts[0].fault is not None
+    assert "no vibration file for part p1" in parts[0].fault
+    assert parts[0].frame is not None  # what did come is kept for the log's snapshot
+
+
+def test_an_unreadable_file_is_a_fault_not_a_dropped_part(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    _vibration(tmp_path, "log")  # an image-only line: other sensors' files are not parts
+    parts = {p.part_id: p for p in _quick(tmp_path, modalities=("image",))}
+    assert set(parts) == {"broken"}
+    assert parts["broken"].fault is not None and "broken.png" in parts["broken"].fault
+    _vibration(tmp_path, "bad")
+    (tmp_path / "bad.png").unlink(missing_ok=True)
+    both = _quick(
+        tmp_path,
+        modalities=("image", "vibration"),
+        skip_part_ids={"broken", "log"},
+        pair_timeout_s=0.1,
+    )
+    (part,) = list(both)  # .npy without --sample-rate: unreadable, so a FAULT naming the file
+    assert part.part_id == "bad" and part.fault is not None and "bad.npy" in part.fault
+
+
+def test_a_file_still_growing_is_not_read_until_it_settles(tmp_path: Path) -> None:
+    folder = HotFolder(tmp_path, modalities=("image",), settle_s=0.5)
+    path = tmp_path / "slow.png"
+    path.write_bytes(b"\x89PNG")  # the camera software has written the first bytes only
+    pending: dict[str, object] = {}
+    folder._scan(pending, 0.0)
+    arrival = pending["slow"]
+    assert not folder._ready(arrival, 0.3)
+    with path.open("ab") as f:
+        f.write(b"\x00" * 100)
+    folder._scan(pending, 0.3)
+    assert not folder._ready(arrival, 0.7)  # grew at 0.3: not yet 0.5 s steady
+    assert folder._ready(arrival, 0.81)
+
+
+def test_stop_ends_the_wait_for_new_files(tmp_path: Path) -> None:
+    folder = HotFolder(tmp_path, modalities=("image",), poll_s=0.05)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(p.part_id for p in folder))
+    reader.start()
+    time.sleep(0.4)  # an idle line: nothing arrives for a while
+    _image(tmp_path, "first")
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    folder.stop()
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert seen == ["first"]
+    assert folder.last_wait_s >= 0.35  # the pipeline takes this idle time out of the latency
+
+
+def test_open_source_refuses_what_a_hot_folder_cannot_be(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a folder"):
+        open_source(str(tmp_path / "missing"), watch=True, modalities=("image",))
+    with pytest.raises(ValueError, match="holds its own"):
+        open_source(str(tmp_path), vibration="acc.wav", watch=True, modalities=("image",))
+    assert isinstance(open_source(str(tmp_path), watch=True, modalities=("image",)), HotFolder)
+
+
+@dataclass
+class _Card:
+    classes: tuple[str, ...] = ("dent",)
+    threshold: float = 0.5
+    modalities: tuple[str, ...] = ("image",)
+
+
+def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path) -> None:
+    """The service end to end on a hot folder (a fake backend: the model is not the point):
+    parts written while it runs are logged, a corrupt one as FAULT, and stop() returns."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    options = ServeOptions(
+        home=tmp_path, line="press", source=str(incoming), db_url=db, http=None, watch=True
+    )
+    loaded = LoadedLine(FakeSlowBackend(0.0), _Card(), tmp_path, "v1", None)
+    service = InspectionService.build(options, loaded=loaded, preprocess=list)
+    outcome: list[object] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(service.run(install_signals=False)), daemon=True
+    )
+    runner.start()
+    try:
+        _image(incoming, "p1")
+        _image(incoming, "p2")
+        (incoming / "p3.png").write_bytes(b"not a png at all")
+        with DefectStore.open(db) as store:
+            deadline = time.monotonic() + 30
+            while len(store.inspections(line="press")) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            rows = {r.part_id: r for r in store.inspections(line="press")}
+    finally:
+        service.stop()
+        runner.join(timeout=10)
+    assert not runner.is_alive()  # stop() ended the wait for the next file
+    assert set(rows) == {"p1", "p2", "p3"}
+    assert rows["p3"].verdict == "FAULT"
+    assert {rows["p1"].verdict, rows["p2"].verdict} <= {"PASS", "FAIL"}
