@@ -30,6 +30,8 @@ class ConsoleOptions:
     backend: str = "torch"
     vibration: str | None = None
     window_s: float | None = None
+    watch: bool = False
+    sample_rate_hz: float | None = None
     operator: str = ""
     autostart: bool = False
     full_screen: bool = False
@@ -46,6 +48,8 @@ def build_window(
         db_url=options.db_url,
         vibration=options.vibration,
         window_s=options.window_s,
+        watch=options.watch,
+        sample_rate_hz=options.sample_rate_hz,
     )
     snapshots = snapshot_dir_for(options.db_url, options.home)
     return MainWindow(

@@ -35,7 +35,7 @@ from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
-from inspect_app.sources import CameraLine, DatasetReplay, check_sensors, open_source
+from inspect_app.sources import CameraLine, DatasetReplay, HotFolder, check_sensors, open_source
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
 from sensors.sample import Sample
 from sensors.spectrum import welch_psd
@@ -119,6 +119,8 @@ class ConsoleSettings:
     db_url: str
     vibration: str | None = None
     window_s: float | None = None
+    watch: bool = False  # the source is a hot folder (inspect_app.sources.HotFolder)
+    sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat files
     batch_size: int = 8
     # Parts read ahead of the model. Small, so that a line switch reaches the next part soon:
     # parts already queued when the switch lands are finished by the old line (drained).
@@ -356,7 +358,13 @@ class LineWorker(QObject):
             skip = self.store.seen_part_ids(line) | self._done_ids
         try:
             self.source = open_source(
-                self.source_spec, self.settings.vibration, skip, self.settings.window_s
+                self.source_spec,
+                self.settings.vibration,
+                skip,
+                self.settings.window_s,
+                watch=self.settings.watch,
+                modalities=loaded.card.modalities if self.settings.watch else (),
+                sample_rate_hz=self.settings.sample_rate_hz,
             )
             check_sensors(self.source, line, loaded.card)
         except Exception as exc:
@@ -414,7 +422,7 @@ class LineWorker(QObject):
         c = self.counters()
         self._base = CounterView(self.line, c.parts, c.passed, c.fails, c.faults, 0.0, c.dropped)
         self.pipeline = None
-        if isinstance(self.source, (DatasetReplay, CameraLine)):
+        if isinstance(self.source, (DatasetReplay, CameraLine, HotFolder)):
             self.source.close()
         if outcome.error:
             self.failed.emit(f"inspection stopped: {outcome.error}")

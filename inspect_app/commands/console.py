@@ -58,6 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window-s", type=float, metavar="S", help="cut long vibration recordings into S s parts"
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="SRC is a hot folder the camera and DAQ software write parts into (as serve --watch)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=float,
+        metavar="HZ",
+        help="sample rate of a hot folder's .npy/.csv/.mat vibration files",
+    )
     parser.add_argument("--operator", default="", help="pre-fill the operator name for overrides")
     parser.add_argument("--start", action="store_true", help="start the source at once")
     parser.add_argument("--full-screen", action="store_true", help="fill the screen")
@@ -100,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         vibration=args.vibration,
         window_s=args.window_s,
+        watch=args.watch,
+        sample_rate_hz=args.sample_rate,
         operator=args.operator,
         autostart=args.start,
         full_screen=args.full_screen,

@@ -33,10 +33,11 @@ CLASSES = ("bearing_inner", "bearing_outer", "crack", "edge_chip", "missing_feat
 
 @dataclass
 class FakeCard:
-    """The two things a decision needs from a line card."""
+    """What a decision needs from a line card, and the sensors a hot folder waits for."""
 
     classes: tuple[str, ...] = CLASSES
     threshold: float = 0.5
+    modalities: tuple[str, ...] = ("image",)
 
 
 class LabelOracleBackend:

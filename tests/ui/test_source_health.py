@@ -1,9 +1,14 @@
-"""The source's health as the operator sees it: a camera that drops out shows `reconnecting`."""
+"""The source's health as the operator sees it: a camera that drops out shows `reconnecting`;
+a hot folder (`console --watch`) inspects the parts written into it and stops when asked."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
+
+import cv2
+import numpy as np
 
 from inspect_app.sources import CameraLine
 from inspect_app.store import DefectStore
@@ -39,3 +44,26 @@ def test_a_camera_gap_shows_reconnecting_with_its_counts(
     assert "reconnecting" in panel.health.text()
     assert "2 reconnects, 2 gaps, 5 failed reads" in panel.health.text()
     assert "#f2a900" in panel.health.styleSheet()  # amber
+
+
+def test_the_console_inspects_a_hot_folder_and_stops_while_it_waits(
+    store: DefectStore, db_url: str, tmp_path: Path
+) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    settings = ConsoleSettings(tmp_path, db_url, watch=True, snapshots=False)
+    worker = LineWorker(store, fake_loader(), settings, "line-a")
+    worker.start_source(str(incoming))
+    try:
+        for stem in ("p1", "p2"):
+            cv2.imwrite(str(incoming / f"{stem}.png"), np.full((24, 24, 3), 80, np.uint8))
+        deadline = time.monotonic() + 30
+        while worker.counters().parts < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.counters().parts == 2
+    finally:
+        worker.stop_source()  # the hot folder waits for a third part: stop must end the wait
+        assert worker.pipeline is not None
+        worker.pipeline.join(timeout=10)
+    assert not worker.pipeline.running
+    assert {r.part_id for r in store.inspections(line="line-a")} == {"p1", "p2"}
