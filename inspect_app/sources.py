@@ -231,6 +231,7 @@ class HotFolder:
             entries = list(self.folder.iterdir())
         except OSError:
             return  # a network share that blinked: try again at the next poll
+        present: set[Path] = set()
         for path in entries:
             suffix = path.suffix.lower()
             kind = (
@@ -240,9 +241,12 @@ class HotFolder:
                 if suffix in VIBRATION_SUFFIXES
                 else None
             )
-            stem = path.stem
-            if kind not in self.modalities or path.name.startswith(".") or stem in self.skip:
+            if kind not in self.modalities or path.name.startswith("."):
                 continue  # a sensor this line has not (an image line's .csv logs) is no part
+            present.add(path)
+            stem = path.stem
+            if stem in self.skip:
+                continue
             try:
                 st = path.stat()
             except OSError:
@@ -253,6 +257,15 @@ class HotFolder:
             if arrival.sizes.get(path) != size:
                 arrival.sizes[path] = size
                 arrival.steady_since[path] = now
+        # remember only what is still there: a service that runs for months while a cron job
+        # clears the folder keeps a bounded set, and a file deleted before it was read (the
+        # writer took a bad capture back) is no part
+        self.skip &= {path.stem for path in present}
+        for stem in list(pending):
+            arrival = pending[stem]
+            arrival.files = {k: v for k, v in arrival.files.items() if v in present}
+            if not arrival.files:
+                del pending[stem]
 
     def _ready(self, arrival: _Arrival, now: float) -> bool:
         settled = all(

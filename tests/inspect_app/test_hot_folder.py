@@ -166,3 +166,18 @@ def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path
     assert set(rows) == {"p1", "p2", "p3"}
     assert rows["p3"].verdict == "FAULT"
     assert {rows["p1"].verdict, rows["p2"].verdict} <= {"PASS", "FAIL"}
+
+
+def test_it_remembers_only_the_files_still_there(tmp_path: Path) -> None:
+    """A service that runs for months while a cron job clears the folder keeps a bounded set
+    of handled names; a file deleted before it settled is not a part."""
+    folder = HotFolder(tmp_path, modalities=("image",), skip_part_ids={"old1", "old2"})
+    _image(tmp_path, "old1")
+    _image(tmp_path, "new")
+    pending: dict[str, object] = {}
+    folder._scan(pending, 0.0)
+    assert folder.skip == {"old1"}  # old2's file is gone: no need to remember it
+    assert set(pending) == {"new"}
+    (tmp_path / "new.png").unlink()
+    folder._scan(pending, 0.1)
+    assert pending == {}
