@@ -9,6 +9,7 @@ the pipeline (a file: nothing is dropped).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Collection, Iterator
@@ -134,6 +135,10 @@ class CameraLine:
             self.vibration.close()
 
 
+# a hot folder is listed at least this often even when its modification time has not moved
+FULL_LISTING_S = 2.0
+
+
 @dataclass
 class _Arrival:
     """The files of one part (one name stem) seen so far in a hot folder."""
@@ -189,6 +194,8 @@ class HotFolder:
         # seconds the last part waited for its files before it was read: the pipeline does not
         # count them as the part's latency (an idle line is not a slow one)
         self.last_wait_s = 0.0
+        self._listed_mtime: int | None = None  # the folder's mtime at the last listing
+        self._listed_at = float("-inf")
         self._stopped = threading.Event()
 
     def stop(self) -> None:
@@ -227,43 +234,66 @@ class HotFolder:
             self._stopped.wait(self.poll_s)
 
     def _scan(self, pending: dict[str, _Arrival], now: float) -> None:
+        """Find new files and watch the pending ones grow. The folder is listed when its own
+        modification time says a file came or went, and every `FULL_LISTING_S` whatever it
+        says (coarse clocks on network shares); in between only the pending files are looked
+        at, so an idle line with a large folder costs almost nothing."""
         try:
-            entries = list(self.folder.iterdir())
+            folder_mtime = self.folder.stat().st_mtime_ns
         except OSError:
             return  # a network share that blinked: try again at the next poll
-        present: set[Path] = set()
-        for path in entries:
-            suffix = path.suffix.lower()
-            kind = (
-                "image"
-                if suffix in IMAGE_SUFFIXES
-                else "vibration"
-                if suffix in VIBRATION_SUFFIXES
-                else None
-            )
-            if kind not in self.modalities or path.name.startswith("."):
-                continue  # a sensor this line has not (an image line's .csv logs) is no part
-            present.add(path)
-            stem = path.stem
-            if stem in self.skip:
-                continue
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # removed between listing and stat
-            arrival = pending.setdefault(stem, _Arrival(now, {}, {}, {}))
-            arrival.files.setdefault(kind, path)
-            size = (st.st_size, st.st_mtime_ns)
-            if arrival.sizes.get(path) != size:
-                arrival.sizes[path] = size
-                arrival.steady_since[path] = now
+        if folder_mtime == self._listed_mtime and now - self._listed_at < FULL_LISTING_S:
+            self._restat(pending, now)
+            return
+        self._listed_mtime, self._listed_at = folder_mtime, now
+        kinds = {s: "image" for s in IMAGE_SUFFIXES} | {s: "vibration" for s in VIBRATION_SUFFIXES}
+        present: set[str] = set()  # names, not Paths: a poll of a large folder stays cheap
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    stem, suffix = os.path.splitext(entry.name)
+                    kind = kinds.get(suffix.lower())
+                    if kind not in self.modalities or entry.name.startswith("."):
+                        continue  # a sensor this line has not (an image line's .csv logs)
+                    present.add(entry.name)
+                    if stem in self.skip:
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue  # removed between listing and stat
+                    path = Path(entry.path)
+                    arrival = pending.setdefault(stem, _Arrival(now, {}, {}, {}))
+                    arrival.files.setdefault(kind, path)
+                    size = (st.st_size, st.st_mtime_ns)
+                    if arrival.sizes.get(path) != size:
+                        arrival.sizes[path] = size
+                        arrival.steady_since[path] = now
+        except OSError:
+            return  # a network share that blinked: try again at the next poll
         # remember only what is still there: a service that runs for months while a cron job
         # clears the folder keeps a bounded set, and a file deleted before it was read (the
         # writer took a bad capture back) is no part
-        self.skip &= {path.stem for path in present}
+        self.skip &= {os.path.splitext(name)[0] for name in present}
         for stem in list(pending):
             arrival = pending[stem]
-            arrival.files = {k: v for k, v in arrival.files.items() if v in present}
+            arrival.files = {k: v for k, v in arrival.files.items() if v.name in present}
+            if not arrival.files:
+                del pending[stem]
+
+    def _restat(self, pending: dict[str, _Arrival], now: float) -> None:
+        for stem in list(pending):
+            arrival = pending[stem]
+            for kind, path in list(arrival.files.items()):
+                try:
+                    st = path.stat()
+                except OSError:
+                    del arrival.files[kind]  # deleted before it was read: not part of it
+                    continue
+                size = (st.st_size, st.st_mtime_ns)
+                if arrival.sizes.get(path) != size:
+                    arrival.sizes[path] = size
+                    arrival.steady_since[path] = now
             if not arrival.files:
                 del pending[stem]
 
