@@ -65,6 +65,7 @@ class ServeOptions:
     window_s: float | None = None
     watch: bool = False  # source is a hot folder (inspect_app.sources.HotFolder)
     sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat vibration files
+    settle_s: float = 0.5  # a hot folder's file is read once its size has held this long
     reject_command: str | None = None
     modbus: str | None = None
     snapshots: bool = True
@@ -238,6 +239,7 @@ class InspectionService:
                 watch=options.watch,
                 modalities=card.modalities if options.watch else (),
                 sample_rate_hz=options.sample_rate_hz,
+                settle_s=options.settle_s,
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             check_sensors(source, options.line, card)

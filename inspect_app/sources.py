@@ -183,6 +183,12 @@ class HotFolder:
         if unknown or not modalities:
             msg = f"modalities must be image and/or vibration, got {sorted(modalities)}"
             raise ValueError(msg)
+        if settle_s < 0 or pair_timeout_s <= 0 or poll_s <= 0:
+            msg = (
+                f"settle time {settle_s} s must be 0 or more, the pairing timeout "
+                f"{pair_timeout_s} s and the poll {poll_s} s more than 0"
+            )
+            raise ValueError(msg)
         self.modalities = tuple(m for m in ("image", "vibration") if m in modalities)
         self.skip = set(skip_part_ids)
         self.sample_rate_hz = sample_rate_hz
@@ -342,6 +348,7 @@ def open_source(
     watch: bool = False,
     modalities: Collection[str] = (),
     sample_rate_hz: float | None = None,
+    settle_s: float = 0.5,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
     with `watch` a hot folder whose parts bring the line's `modalities`.
@@ -355,7 +362,11 @@ def open_source(
             msg = "--vibration is for a camera or video source; a hot folder holds its own"
             raise ValueError(msg)
         return HotFolder(
-            path, modalities, skip_part_ids=skip_part_ids, sample_rate_hz=sample_rate_hz
+            path,
+            modalities,
+            skip_part_ids=skip_part_ids,
+            sample_rate_hz=sample_rate_hz,
+            settle_s=settle_s,
         )
     if path.is_dir():
         if vibration is not None:

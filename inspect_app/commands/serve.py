@@ -81,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sample rate of a hot folder's .npy/.csv/.mat vibration files (WAV says its own)",
     )
     parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="a hot folder's file is read once its size has held this long (default 0.5; 0 "
+        "when the writer renames finished files into the folder)",
+    )
+    parser.add_argument(
         "--window-s",
         type=float,
         default=None,
@@ -146,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         window_s=args.window_s,
         watch=args.watch,
         sample_rate_hz=args.sample_rate,
+        settle_s=args.settle_s,
         reject_command=args.reject_command,
         modbus=args.modbus,
         snapshots=not args.no_snapshots,
