@@ -210,6 +210,12 @@ TIME_COLUMN_NAMES = ("t", "time", "time_s", "seconds")
 _SECONDS_UNIT = re.compile(r"\s*[(\[]\s*s\s*[)\]]$")
 _SNIFF_LINES = 20  # the first non-blank lines the delimiter is chosen from
 _BLANK = " \t,;"  # a line of only these is skipped, as csv rows of empty cells always were
+# A first column of date-times or clock times, as data loggers export them:
+# `2026-12-06T08:00:00.000200`, `2026-12-06 08:00:00,0002` (a decimal comma), `08:00:00.0002`;
+# a `Z` or UTC offset may follow
+_TIMESTAMP = re.compile(
+    r"^(?:(\d{4}-\d{2}-\d{2})[T ])?(\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?)(Z|[+-]\d{2}:?\d{2})?$"
+)
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,7 @@ class _CsvTable:
 
     values: np.ndarray  # (rows, columns) float64
     names: list[str] | None
+    timestamps: bool = False  # column 0 was date-times / clock times, now seconds from the first
 
 
 def _read_csv(path: Path, channel: str | int | None) -> tuple[np.ndarray, float | None]:
@@ -233,7 +240,7 @@ def _read_csv(path: Path, channel: str | int | None) -> tuple[np.ndarray, float 
     table = _csv_table(path)
     names, width = table.names, table.values.shape[1]
     picked = channel not in (None, "")
-    has_time = width > 1 and names is not None and _is_time_name(names[0])
+    has_time = width > 1 and (table.timestamps or (names is not None and _is_time_name(names[0])))
     if width == 2 and not has_time and not (picked and names is not None):
         has_time = True
     data = list(range(1 if has_time else 0, width))
@@ -326,7 +333,8 @@ def _csv_table(path: Path) -> _CsvTable:
     delimiter = _sniff_delimiter([lines[i] for i in head])
     decimal_comma = delimiter != ","
     first = _csv_cells(lines[head[0]], delimiter)
-    has_header = not all(_is_number(_decimal(c, decimal_comma)) for c in first)
+    numbers = [_is_number(_decimal(c, decimal_comma)) for c in first]
+    has_header = not all(numbers) and not (_TIMESTAMP.match(first[0]) and all(numbers[1:]))
     if delimiter == "," and has_header and len(first) == 1 and len(head) > 1:
         # one named column of decimal-comma numbers (`0,0123`): the header says one column,
         # and rows without a point cannot be the `t,a` form's seconds and samples
@@ -334,9 +342,13 @@ def _csv_table(path: Path) -> _CsvTable:
         if all(line.count(",") == 1 and "." not in line for line in rows):
             delimiter, decimal_comma = None, True
     start = head[0] + 1 if has_header else head[0]
-    body = [line for line in lines[start:] if line.strip(_BLANK)]
+    body_lines = [i for i in range(start, len(lines)) if lines[i].strip(_BLANK)]
+    body = [lines[i] for i in body_lines]
     if not body:
         raise DataError("the .csv has a header and no data rows", path)
+    seconds = None
+    if _TIMESTAMP.match(_csv_cells(body[0], delimiter)[0]):
+        seconds, body = _split_timestamps(path, body, delimiter, body_lines)
     if decimal_comma:
         body = "\n".join(body).replace(",", ".").split("\n")
     try:
@@ -344,15 +356,46 @@ def _csv_table(path: Path) -> _CsvTable:
             body, dtype=np.float64, delimiter=delimiter, comments=None, quotechar='"', ndmin=2
         )
     except ValueError as exc:
-        _explain_csv_error(path, lines, start, delimiter, decimal_comma)
+        _explain_csv_error(path, lines, start, delimiter, decimal_comma, seconds is not None)
         raise DataError(f"unreadable .csv ({exc})", path) from exc
+    if seconds is not None:
+        values = np.column_stack([seconds, values])
     names = first if has_header else None
     if names is not None and len(names) != values.shape[1]:
         if values.shape[1] > 2:  # the names would be put on the wrong columns
             msg = f"the header names {len(names)} columns but the rows have {values.shape[1]}"
             raise DataError(msg, path)
         names = None  # one or two columns were always read without their names
-    return _CsvTable(values, names)
+    return _CsvTable(values, names, timestamps=seconds is not None)
+
+
+def _split_timestamps(
+    path: Path, body: list[str], delimiter: str | None, rows: list[int]
+) -> tuple[np.ndarray, list[str]]:
+    """A first column of date-times or clock times as seconds from the first, and the lines
+    without it. Every row must hold one; a clock time is taken on one day (it must not pass
+    midnight)."""
+    stamps: list[str] = []
+    rest: list[str] = []
+    for offset, line in enumerate(body):
+        head, _, tail = line.strip().partition(delimiter) if delimiter else _split_space(line)
+        m = _TIMESTAMP.match(head.strip().strip('"').strip())
+        if m is None:
+            msg = f"line {rows[offset] + 1}: {head.strip()!r} is not a time like the first row's"
+            raise DataError(msg, path)
+        date, clock, _zone = m.groups()  # one logger, one zone: the offset cancels out
+        stamps.append(f"{date or '2000-01-01'}T{clock.replace(',', '.')}")
+        rest.append(tail)
+    try:
+        t = np.array(stamps, dtype="datetime64[ns]")
+    except ValueError as exc:
+        raise DataError(f"unreadable time in the first column ({exc})", path) from exc
+    return (t - t[0]).astype(np.float64) / 1e9, rest
+
+
+def _split_space(line: str) -> tuple[str, str, str]:
+    parts = line.split(None, 1)
+    return parts[0], " ", parts[1] if len(parts) > 1 else ""
 
 
 def _sniff_delimiter(head: Sequence[str]) -> str | None:
@@ -384,15 +427,20 @@ def _decimal(cell: str, decimal_comma: bool) -> str:
 
 
 def _explain_csv_error(
-    path: Path, lines: Sequence[str], start: int, delimiter: str | None, decimal_comma: bool
+    path: Path,
+    lines: Sequence[str],
+    start: int,
+    delimiter: str | None,
+    decimal_comma: bool,
+    timestamps: bool = False,
 ) -> None:
     """Raise the DataError naming the first ragged or non-numeric line (numbered as an editor
-    numbers them), if there is one."""
+    numbers them), if there is one. With `timestamps` the first column is times, not numbers."""
     width: int | None = None
     for index in range(start, len(lines)):
         if not lines[index].strip(_BLANK):
             continue
-        cells = _csv_cells(lines[index], delimiter)
+        cells = _csv_cells(lines[index], delimiter)[1 if timestamps else 0 :]
         width = len(cells) if width is None else width
         if len(cells) != width:
             msg = f"line {index + 1} has {len(cells)} fields, expected {width}"

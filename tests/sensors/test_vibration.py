@@ -248,6 +248,50 @@ def test_csv_time_printed_with_few_digits_still_gives_the_rate(tmp_path: Path) -
         read_vibration(dropped)
 
 
+def test_csv_with_date_or_clock_times_in_the_first_column(tmp_path: Path) -> None:
+    """Data loggers export each sample's time as a date-time or a clock time, not seconds: the
+    column gives the rate, whatever its header is called, and a file without a header keeps
+    its first row."""
+    x = tone(400)
+    step_us = 1_000_000 // RATE  # 125 us at 8 kHz
+    iso = tmp_path / "logger.csv"
+    start = np.datetime64("2026-12-06T23:59:59.950000")  # passes midnight: dates carry it
+    rows = [str(start + np.timedelta64(i * step_us, "us")) + "Z" for i in range(x.size)]
+    iso.write_text(
+        "Date/Time,X,Y\n" + "".join(f"{t},{a:.6f},{-a:.6f}\n" for t, a in zip(rows, x, strict=True))
+    )
+    w = read_vibration(iso, channel="X")
+    assert w.sample_rate_hz == pytest.approx(RATE)
+    np.testing.assert_allclose(w.samples, x, atol=1e-6)
+    assert read_vibration(iso, channel="Y", sample_rate_hz=RATE).samples[1] == pytest.approx(-x[1])
+
+    comma = tmp_path / "zeit.csv"  # a German export: `;` between fields, decimal commas
+    lines = [
+        f"2026-12-06 08:00:00,{i * step_us:06d};{a:.6f}".replace(".", ",")
+        for i, a in enumerate(x[:50])
+    ]
+    comma.write_text("Zeit;Wert\n" + "\n".join(lines) + "\n")
+    w = read_vibration(comma)
+    assert w.sample_rate_hz == pytest.approx(RATE)
+    np.testing.assert_allclose(w.samples, x[:50], atol=1e-6)
+
+    clock = tmp_path / "clock.csv"  # no header: the first row is data
+    clock.write_text(
+        "".join(f"08:00:00.{i * step_us:06d}\t{a:.6f}\n" for i, a in enumerate(x[:50]))
+    )
+    w = read_vibration(clock)
+    assert w.samples.size == 50 and w.sample_rate_hz == pytest.approx(RATE)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,a\n08:00:00.000000,0.1\n\noops,0.2\n")
+    with pytest.raises(DataError, match="line 4: 'oops' is not a time"):
+        read_vibration(bad)
+    gap = tmp_path / "gap.csv"
+    gap.write_text("".join(f"08:00:00.{t:06d},0.1\n" for t in (0, 125, 250, 500, 625)))
+    with pytest.raises(DataError, match="equal steps"):
+        read_vibration(gap)
+
+
 def test_mat_first_array_named_channel_and_rpm(tmp_path: Path) -> None:
     path = tmp_path / "rec.mat"
     scipy.io.savemat(
