@@ -66,6 +66,7 @@ class ServeOptions:
     watch: bool = False  # source is a hot folder (inspect_app.sources.HotFolder)
     sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat vibration files
     settle_s: float = 0.5  # a hot folder's file is read once its size has held this long
+    idle_exit_s: float | None = None  # a hot folder ends after this long without a new part
     reject_command: str | None = None
     modbus: str | None = None
     snapshots: bool = True
@@ -240,6 +241,7 @@ class InspectionService:
                 modalities=card.modalities if options.watch else (),
                 sample_rate_hz=options.sample_rate_hz,
                 settle_s=options.settle_s,
+                idle_exit_s=options.idle_exit_s,
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             check_sensors(source, options.line, card)

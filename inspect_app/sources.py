@@ -183,10 +183,11 @@ class HotFolder:
         if unknown or not modalities:
             msg = f"modalities must be image and/or vibration, got {sorted(modalities)}"
             raise ValueError(msg)
-        if settle_s < 0 or pair_timeout_s <= 0 or poll_s <= 0:
+        if settle_s < 0 or pair_timeout_s <= 0 or poll_s <= 0 or (idle_stop_s or 1) <= 0:
             msg = (
                 f"settle time {settle_s} s must be 0 or more, the pairing timeout "
-                f"{pair_timeout_s} s and the poll {poll_s} s more than 0"
+                f"{pair_timeout_s} s, the poll {poll_s} s and the idle exit {idle_stop_s} s "
+                "more than 0"
             )
             raise ValueError(msg)
         self.modalities = tuple(m for m in ("image", "vibration") if m in modalities)
@@ -349,6 +350,7 @@ def open_source(
     modalities: Collection[str] = (),
     sample_rate_hz: float | None = None,
     settle_s: float = 0.5,
+    idle_exit_s: float | None = None,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
     with `watch` a hot folder whose parts bring the line's `modalities`.
@@ -367,6 +369,7 @@ def open_source(
             skip_part_ids=skip_part_ids,
             sample_rate_hz=sample_rate_hz,
             settle_s=settle_s,
+            idle_stop_s=idle_exit_s,
         )
     if path.is_dir():
         if vibration is not None:

@@ -34,6 +34,7 @@ example:
   inspect-app serve --line press-3 --source rtsp://10.0.0.5/stream --vibration /dev/shm/acc.wav \\
       --modbus 10.0.0.9:502:16 --http 0.0.0.0:8765
   inspect-app serve --line press-3 --source /data/press-3/incoming --watch
+  inspect-app serve --line press-3 --source photos/ --watch --idle-exit 5   # a folder, once
 """
 
 
@@ -87,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="a hot folder's file is read once its size has held this long (default 0.5; 0 "
         "when the writer renames finished files into the folder)",
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --watch: stop after S seconds without a new part (inspect a folder of "
+        "images once, then exit 0)",
     )
     parser.add_argument(
         "--window-s",
@@ -155,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         watch=args.watch,
         sample_rate_hz=args.sample_rate,
         settle_s=args.settle_s,
+        idle_exit_s=args.idle_exit,
         reject_command=args.reject_command,
         modbus=args.modbus,
         snapshots=not args.no_snapshots,

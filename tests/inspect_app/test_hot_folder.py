@@ -183,3 +183,28 @@ def test_it_remembers_only_the_files_still_there(tmp_path: Path) -> None:
     (tmp_path / "new.png").unlink()
     folder._scan(pending, 0.1)
     assert pending == {}
+
+
+def test_serve_watch_with_idle_exit_inspects_a_folder_once_and_returns(tmp_path: Path) -> None:
+    incoming = tmp_path / "photos"
+    incoming.mkdir()
+    for stem in ("a", "b", "c"):
+        _image(incoming, stem)
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    options = ServeOptions(
+        home=tmp_path,
+        line="press",
+        source=str(incoming),
+        db_url=db,
+        http=None,
+        watch=True,
+        settle_s=0.0,
+        idle_exit_s=0.5,
+    )
+    loaded = LoadedLine(FakeSlowBackend(0.0), _Card(), tmp_path, "v1", None)
+    outcome = InspectionService.build(options, loaded=loaded, preprocess=list).run(
+        install_signals=False
+    )
+    assert outcome.error is None
+    with DefectStore.open(db) as store:
+        assert {r.part_id for r in store.inspections(line="press")} == {"a", "b", "c"}
