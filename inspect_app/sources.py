@@ -156,10 +156,11 @@ class HotFolder:
     `.npy` / `.csv` / `.mat` with `sample_rate_hz`). A part is read once each of its files has
     kept its size for `settle_s` (a file still being written is never read half-way); a part
     whose other sensor's file has not come `pair_timeout_s` after the first is a FAULT naming
-    the missing file, never dropped. Files of a sensor the line does not have are not
-    parts. The part id is the stem, so a restarted service skips
-    the parts already in the defect log (`skip_part_ids`). Files are read where they are and
-    left in place. `stop()` ends the iteration at the next poll.
+    the missing file, never dropped; so is a file still empty by then. Files of a sensor the
+    line does not have are not parts. The part id is the stem, so a restarted service skips
+    the parts already in the defect log (`skip_part_ids`); parts still pending at a stop are
+    read after the restart. Files are read where they are and left in place. `stop()` ends
+    the iteration at the next poll; `idle_stop_s` ends it after that long without a new part.
     """
 
     live = False  # files wait on disk: nothing is dropped, the pipeline catches up
@@ -183,7 +184,8 @@ class HotFolder:
         if unknown or not modalities:
             msg = f"modalities must be image and/or vibration, got {sorted(modalities)}"
             raise ValueError(msg)
-        if settle_s < 0 or pair_timeout_s <= 0 or poll_s <= 0 or (idle_stop_s or 1) <= 0:
+        idle_ok = idle_stop_s is None or idle_stop_s > 0
+        if settle_s < 0 or pair_timeout_s <= 0 or poll_s <= 0 or not idle_ok:
             msg = (
                 f"settle time {settle_s} s must be 0 or more, the pairing timeout "
                 f"{pair_timeout_s} s, the poll {poll_s} s and the idle exit {idle_stop_s} s "
@@ -196,7 +198,7 @@ class HotFolder:
         self.settle_s = settle_s
         self.pair_timeout_s = pair_timeout_s
         self.poll_s = poll_s
-        self.idle_stop_s = idle_stop_s  # end after this long without a new part (tests, batches)
+        self.idle_stop_s = idle_stop_s
         self.name = str(folder)
         # seconds the last part waited for its files before it was read: the pipeline does not
         # count them as the part's latency (an idle line is not a slow one)
@@ -305,12 +307,12 @@ class HotFolder:
                 del pending[stem]
 
     def _ready(self, arrival: _Arrival, now: float) -> bool:
-        settled = all(
-            now - arrival.steady_since[p] >= self.settle_s and arrival.sizes[p][0] > 0
+        timed_out = now - arrival.first_seen >= self.pair_timeout_s
+        settled = all(  # an empty file may be a writer about to start: wait, then read it
+            now - arrival.steady_since[p] >= self.settle_s and (arrival.sizes[p][0] or timed_out)
             for p in arrival.files.values()
         )
         complete = all(m in arrival.files for m in self.modalities)
-        timed_out = now - arrival.first_seen >= self.pair_timeout_s
         return settled and (complete or timed_out)
 
     def _load(self, stem: str, arrival: _Arrival) -> Sample:

@@ -208,3 +208,9 @@ def test_serve_watch_with_idle_exit_inspects_a_folder_once_and_returns(tmp_path:
     assert outcome.error is None
     with DefectStore.open(db) as store:
         assert {r.part_id for r in store.inspections(line="press")} == {"a", "b", "c"}
+
+
+def test_a_file_left_empty_becomes_a_fault_after_the_pairing_timeout(tmp_path: Path) -> None:
+    (tmp_path / "blank.png").write_bytes(b"")  # the camera software crashed after creating it
+    (part,) = list(_quick(tmp_path, modalities=("image",), pair_timeout_s=0.1))
+    assert part.part_id == "blank" and part.fault is not None and "blank.png" in part.fault
