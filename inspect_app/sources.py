@@ -365,6 +365,9 @@ def open_source(
         if vibration is not None:
             msg = "--vibration is for a camera or video source; a hot folder holds its own"
             raise ValueError(msg)
+        if window_s is not None:
+            msg = "--window-s does not apply to a hot folder: each vibration file is one part's"
+            raise ValueError(msg)
         return HotFolder(
             path,
             modalities,

@@ -124,6 +124,8 @@ def test_open_source_refuses_what_a_hot_folder_cannot_be(tmp_path: Path) -> None
         open_source(str(tmp_path / "missing"), watch=True, modalities=("image",))
     with pytest.raises(ValueError, match="holds its own"):
         open_source(str(tmp_path), vibration="acc.wav", watch=True, modalities=("image",))
+    with pytest.raises(ValueError, match="each vibration file is one part's"):
+        open_source(str(tmp_path), window_s=1.0, watch=True, modalities=("image",))
     with pytest.raises(ValueError, match="settle time -1"):
         open_source(str(tmp_path), watch=True, modalities=("image",), settle_s=-1)
     assert isinstance(open_source(str(tmp_path), watch=True, modalities=("image",)), HotFolder)
