@@ -9,7 +9,9 @@ Where the part's data comes from, best first:
 
 1. The source it was inspected from. The log records the part id but not the source path, so the
    caller names the dataset folders the line replayed (`sources`); a part found there by id is
-   read through `LineDataset` and written out clean (PNG image, `.npy` vibration).
+   read through `LineDataset` and written out clean (PNG image, `.npy` vibration). A hot folder
+   (`serve --watch`) works too: its files are named by part id (its vibration as WAV, which
+   carries its rate).
 2. Its snapshot beside the log (FAIL / FAULT parts only). The `.npz` holds the raw vibration
    window and is used; the snapshot image has the heat-map and box drawn in, so it is NOT used
    as a training image (the model would learn our own overlay).
@@ -33,8 +35,11 @@ import numpy as np
 from tqdm import tqdm
 
 from inspect_app.store import DefectStore, InspectionRow
+from sensors.camera import IMAGE_SUFFIXES, read_image
 from sensors.dataset import LineDataset
+from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
+from sensors.vibration import VIBRATION_SUFFIXES, read_vibration
 
 COLUMNS: tuple[str, ...] = (
     "image",
@@ -162,21 +167,55 @@ def export_corrections(
 
 
 class _SourceIndex:
-    """part_id → (dataset, row index) over the source folders the line replayed."""
+    """part_id → (dataset, row index) over the source folders the line replayed, or, for a hot
+    folder (`serve --watch`: files named by part id, no labels.csv), part_id → its files."""
 
     def __init__(self, folders: Sequence[Path]) -> None:
         self.found: dict[str, tuple[LineDataset, int, Path]] = {}
+        self.files: dict[str, tuple[dict[str, Path], Path]] = {}
         for folder in folders:
-            ds = LineDataset.open(folder)
+            try:
+                ds = LineDataset.open(folder)
+            except DataError:
+                hot = _hot_folder_files(Path(folder))
+                if not hot:
+                    raise
+                for part_id, files in hot.items():
+                    self.files.setdefault(part_id, (files, Path(folder)))
+                continue
             for i, r in enumerate(ds.rows):
                 self.found.setdefault(r.part_id, (ds, i, Path(folder)))
 
     def load(self, part_id: str) -> tuple[Sample, Path] | None:
         hit = self.found.get(part_id)
-        if hit is None:
+        if hit is not None:
+            ds, i, folder = hit
+            return ds[i], folder  # strict: a bad file raises DataError naming file and row
+        hot = self.files.get(part_id)
+        if hot is None:
             return None
-        ds, i, folder = hit
-        return ds[i], folder  # strict: a bad file raises DataError naming file and row
+        files, folder = hot
+        sample = Sample(part_id=part_id)
+        if "image" in files:
+            sample.frame = read_image(files["image"])  # DataError naming the file
+        if "vibration" in files:  # WAV carries its rate; other formats cannot be read here
+            sample.vibration = read_vibration(files["vibration"])
+        return sample, folder
+
+
+def _hot_folder_files(folder: Path) -> dict[str, dict[str, Path]]:
+    """A hot folder's parts: stem → {"image": path, "vibration": path}; empty when the folder
+    holds neither (then it is no source at all and the dataset error stands)."""
+    if not folder.is_dir() or (folder / "labels.csv").exists():
+        return {}
+    parts: dict[str, dict[str, Path]] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        kind = "image" if suffix in IMAGE_SUFFIXES else None
+        kind = kind or ("vibration" if suffix in VIBRATION_SUFFIXES else None)
+        if kind is not None and path.is_file() and not path.name.startswith("."):
+            parts.setdefault(path.stem, {}).setdefault(kind, path)
+    return parts
 
 
 def _safe(part_id: str) -> str:

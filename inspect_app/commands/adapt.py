@@ -166,8 +166,8 @@ def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         action="append",
         default=[],
-        help="dataset folder the line replayed: corrected parts are read from it by part id "
-        "(else only their snapshot's vibration is used); repeatable",
+        help="dataset folder the line replayed, or the hot folder it watched: corrected parts "
+        "are read from it by part id (else only their snapshot's vibration is used); repeatable",
     )
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import wave
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from inspect_app.from_db import effective_label, export_corrections
 from inspect_app.store import DefectStore, InspectionRecord
 from sensors.dataset import LineDataset
+from sensors.errors import DataError
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 
@@ -119,3 +122,29 @@ def test_adapt_from_db_on_the_command_line(
     db = f"sqlite:///{tmp_path / 'inspect.db'}"
     assert main(["adapt", "--home", home, "--line", "press-1", "--from-db", "--db", db]) == 1
     assert "no operator-corrected parts" in capsys.readouterr().err
+
+
+def test_a_hot_folder_is_a_source_too(store: DefectStore, tmp_path: Path) -> None:
+    """An escape (a PASS the operator relabels as a defect) has no snapshot; on a line that
+    runs `serve --watch` its frame and WAV are still in the hot folder, named by part id."""
+    hot = tmp_path / "incoming"
+    hot.mkdir()
+    cv2.imwrite(str(hot / "p7.png"), np.full((24, 24, 3), 70, np.uint8))
+    t = np.arange(4000) / 8000
+    pcm = (0.3 * np.sin(2 * np.pi * 200 * t) * 32767).astype(np.int16)
+    with wave.open(str(hot / "p7.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(pcm.tobytes())
+    (pass_id,) = store.add_inspections([record("p7", "PASS")])
+    store.add_operator_action(pass_id, "relabel", "A. Jones", new_class="dent")
+
+    result = export_corrections(store, "press-1", tmp_path / "out", [hot], show_progress=False)
+
+    (part,) = result.parts
+    assert part.part_id == "p7" and part.label == "dent"
+    assert part.image is not None and part.vibration is not None
+    assert str(hot) in part.origin
+    ds = LineDataset.open(tmp_path / "out")
+    assert ds[0].vibration is not None and ds[0].vibration.sample_rate_hz == 8000
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not a dataset"):  # an empty folder is no source
+        export_corrections(store, "press-1", tmp_path / "o2", [tmp_path / "empty"])
