@@ -368,6 +368,9 @@ def open_source(
         if window_s is not None:
             msg = "--window-s does not apply to a hot folder: each vibration file is one part's"
             raise ValueError(msg)
+        if (path / "labels.csv").is_file():
+            msg = f"{spec} holds a labels.csv: it is a dataset to replay; drop --watch"
+            raise ValueError(msg)
         return HotFolder(
             path,
             modalities,

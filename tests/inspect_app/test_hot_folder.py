@@ -126,6 +126,11 @@ def test_open_source_refuses_what_a_hot_folder_cannot_be(tmp_path: Path) -> None
         open_source(str(tmp_path), vibration="acc.wav", watch=True, modalities=("image",))
     with pytest.raises(ValueError, match="each vibration file is one part's"):
         open_source(str(tmp_path), window_s=1.0, watch=True, modalities=("image",))
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "labels.csv").write_text("image,label\n")
+    with pytest.raises(ValueError, match="a dataset to replay; drop --watch"):
+        open_source(str(dataset), watch=True, modalities=("image",))
     with pytest.raises(ValueError, match="settle time -1"):
         open_source(str(tmp_path), watch=True, modalities=("image",), settle_s=-1)
     assert isinstance(open_source(str(tmp_path), watch=True, modalities=("image",)), HotFolder)
