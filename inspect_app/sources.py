@@ -395,7 +395,9 @@ def open_source(
             "GStreamer pipeline"
         )
         raise ValueError(msg)
-    return CameraLine(camera, vibration=vibration, window_s=window_s or 1.0)
+    return CameraLine(
+        camera, vibration=vibration, window_s=window_s or 1.0, sample_rate_hz=sample_rate_hz
+    )
 
 
 def check_sensors(source: DatasetReplay | CameraLine | HotFolder, line: str, card: Any) -> None:

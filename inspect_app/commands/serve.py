@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from inspect_app.home import default_db_url, resolve_home
 from inspect_app.http_server import DEFAULT_HOST, DEFAULT_PORT
@@ -79,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="HZ",
-        help="sample rate of a hot folder's .npy/.csv/.mat vibration files (WAV says its own)",
+        help="sample rate of .npy/.csv/.mat vibration: a hot folder's files or --vibration "
+        "FILE (WAV says its own)",
     )
     parser.add_argument(
         "--settle-s",
@@ -150,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.watch and (args.idle_exit is not None or args.settle_s != 0.5):
+        print("inspect-app serve: --idle-exit and --settle-s need --watch", file=sys.stderr)
+        return 2
     home = resolve_home(args.home)
     options = ServeOptions(
         home=home,

@@ -221,3 +221,22 @@ def test_a_file_left_empty_becomes_a_fault_after_the_pairing_timeout(tmp_path: P
     (tmp_path / "blank.png").write_bytes(b"")  # the camera software crashed after creating it
     (part,) = list(_quick(tmp_path, modalities=("image",), pair_timeout_s=0.1))
     assert part.part_id == "blank" and part.fault is not None and "blank.png" in part.fault
+
+
+def test_serve_refuses_hot_folder_options_without_watch(capsys: pytest.CaptureFixture[str]) -> None:
+    from inspect_app.cli import main
+
+    assert main(["serve", "--line", "x", "--source", "y", "--idle-exit", "3"]) == 2
+    assert "need --watch" in capsys.readouterr().err
+
+
+def test_sample_rate_reaches_a_camera_sources_npy_vibration(tmp_path: Path) -> None:
+    """`--sample-rate` is the rate of a .npy recording paired with a camera too."""
+    from inspect_app.sources import CameraLine
+
+    npy = _vibration(tmp_path, "acc")
+    clip = str(tmp_path / "clip.mp4")
+    line = open_source(clip, vibration=str(npy), window_s=0.1, sample_rate_hz=RATE)
+    assert isinstance(line, CameraLine) and line.vibration is not None
+    assert line.vibration.recording.sample_rate_hz == RATE
+    line.close()
