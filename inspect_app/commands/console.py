@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-rate",
         type=float,
         metavar="HZ",
-        help="sample rate of a hot folder's .npy/.csv/.mat vibration files",
+        help="sample rate of .npy/.csv/.mat vibration: a hot folder's files or --vibration FILE",
     )
     parser.add_argument("--operator", default="", help="pre-fill the operator name for overrides")
     parser.add_argument("--start", action="store_true", help="start the source at once")
