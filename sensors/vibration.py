@@ -390,6 +390,9 @@ def _split_timestamps(
         iso = np.char.replace(iso, " ", "T")
         if date is None:
             iso = np.char.add("2000-01-01T", iso)
+        hour_end = np.char.find(iso, ":")
+        if np.any(hour_end == 12):  # a one-digit hour (`8:00:00.0002`): numpy wants two
+            iso = np.array([f"{h[:11]}0{h[11:]}" if h[12] == ":" else h for h in iso.tolist()])
         t = np.array(iso, dtype="datetime64[ns]")  # all rows at once: fast
     except ValueError:  # a row that does not fit: find it (slow) and name it
         for offset, head in enumerate(heads):

@@ -275,6 +275,10 @@ def test_csv_with_date_or_clock_times_in_the_first_column(tmp_path: Path) -> Non
     assert w.sample_rate_hz == pytest.approx(RATE)
     np.testing.assert_allclose(w.samples, x[:50], atol=1e-6)
 
+    morning = tmp_path / "morning.csv"  # one-digit hours, as some loggers print them
+    morning.write_text("".join(f"9:59:59.{999000 + i * step_us}\t0.1\n" for i in range(8)))
+    assert read_vibration(morning).sample_rate_hz == pytest.approx(RATE)
+
     clock = tmp_path / "clock.csv"  # no header: the first row is data
     clock.write_text(
         "".join(f"08:00:00.{i * step_us:06d}\t{a:.6f}\n" for i, a in enumerate(x[:50]))
