@@ -164,6 +164,9 @@ class Pipeline:
             ("log", self._q_log),
         ):
             self.stats.watch_queue(name, q.qsize, q.maxsize)
+        backlog = getattr(source, "backlog", None)  # a hot folder counts its unread parts
+        if callable(backlog):
+            self.stats.watch_backlog(backlog)
         self._stopping = threading.Event()  # stop reading, drain the rest
         self._abort = threading.Event()  # a stage failed: every stage leaves now
         self._threads: list[threading.Thread] = []

@@ -47,6 +47,7 @@ class StatsSnapshot:
     store_error: str | None
     uptime_s: float
     busy_s: float
+    source_backlog: int | None = None  # parts waiting at the source (a hot folder's unread files)
 
     @property
     def parts_per_s(self) -> float:
@@ -74,6 +75,13 @@ class RuntimeStats:
     _sink_errors: dict[str, int] = field(default_factory=dict)
     _store_retries: int = 0
     _store_error: str | None = None
+    _backlog: Callable[[], int] | None = None
+
+    def watch_backlog(self, backlog: Callable[[], int]) -> None:
+        """Report the parts waiting at the source (read at snapshot time), e.g. a hot folder's
+        files not read yet: a line that falls behind its camera shows here."""
+        with self._lock:
+            self._backlog = backlog
 
     def watch_queue(self, name: str, depth: Callable[[], int], capacity: int) -> None:
         """Report this queue's depth (read at snapshot time) under `name`."""
@@ -141,6 +149,7 @@ class RuntimeStats:
                 store_error=self._store_error,
                 uptime_s=now - self.started,
                 busy_s=busy,
+                source_backlog=None if self._backlog is None else int(self._backlog()),
             )
 
 
@@ -225,6 +234,13 @@ def prometheus_text(snap: StatsSnapshot, line: str) -> str:
         "1 when the last defect-log write succeeded.",
         [(line_l, 0 if snap.store_error else 1)],
     )
+    if snap.source_backlog is not None:
+        metric(
+            "inspect_source_backlog_parts",
+            "gauge",
+            "Parts waiting at the source, not read yet (a hot folder's files).",
+            [(line_l, snap.source_backlog)],
+        )
     metric("inspect_parts_per_second", "gauge", "Throughput so far.", [(line_l, snap.parts_per_s)])
     metric("inspect_uptime_seconds", "gauge", "Seconds since start.", [(line_l, snap.uptime_s)])
     return "\n".join(out) + "\n"

@@ -204,12 +204,17 @@ class HotFolder:
         # count them as the part's latency (an idle line is not a slow one)
         self.last_wait_s = 0.0
         self._listed_mtime: int | None = None  # the folder's mtime at the last listing
+        self._pending: dict[str, _Arrival] = {}  # seen, not read yet
         self._listed_at = float("-inf")
         self._stopped = threading.Event()
 
     def stop(self) -> None:
         """End the iteration at the next poll (the pipeline's stop calls this)."""
         self._stopped.set()
+
+    def backlog(self) -> int:
+        """Parts whose files are in the folder and not read yet (the pipeline's /metrics)."""
+        return len(self._pending)
 
     def close(self) -> None:
         self.stop()
@@ -223,7 +228,7 @@ class HotFolder:
         self.close()
 
     def __iter__(self) -> Iterator[Sample]:
-        pending: dict[str, _Arrival] = {}
+        pending = self._pending
         last_part = waiting_since = time.monotonic()
         while not self._stopped.is_set():
             now = time.monotonic()

@@ -240,3 +240,21 @@ def test_sample_rate_reaches_a_camera_sources_npy_vibration(tmp_path: Path) -> N
     assert isinstance(line, CameraLine) and line.vibration is not None
     assert line.vibration.recording.sample_rate_hz == RATE
     line.close()
+
+
+def test_the_backlog_of_unread_parts_shows_in_metrics(tmp_path: Path) -> None:
+    """A line that falls behind its camera shows as a growing backlog in /metrics."""
+    from inspect_app.runtime import RuntimeStats, prometheus_text
+
+    for stem in ("a", "b", "c"):
+        _image(tmp_path, stem)
+    folder = HotFolder(tmp_path, modalities=("image",))
+    stats = RuntimeStats()
+    stats.watch_backlog(folder.backlog)
+    assert stats.snapshot().source_backlog == 0
+    folder._scan(folder._pending, 0.0)
+    assert stats.snapshot().source_backlog == 3
+    assert 'inspect_source_backlog_parts{line="press"} 3' in prometheus_text(
+        stats.snapshot(), "press"
+    )
+    assert "inspect_source_backlog_parts" not in prometheus_text(RuntimeStats().snapshot(), "x")
