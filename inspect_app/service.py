@@ -358,6 +358,8 @@ class InspectionService:
             f"{snap.parts_per_s:.1f} parts/s  "
             f"drops {sum(snap.drops.values())}"
         )
+        if snap.source_backlog is not None:
+            msg += f"  waiting in the folder {snap.source_backlog}"
         print(f"inspect-app serve: {msg}", file=sys.stderr)
         self.notifier.status(msg)
 
