@@ -137,6 +137,7 @@ class CameraLine:
 
 # a hot folder is listed at least this often even when its modification time has not moved
 FULL_LISTING_S = 2.0
+_KINDS = {s: "image" for s in IMAGE_SUFFIXES} | {s: "vibration" for s in VIBRATION_SUFFIXES}
 
 
 @dataclass
@@ -147,6 +148,13 @@ class _Arrival:
     files: dict[str, Path]  # "image" / "vibration" -> path
     sizes: dict[Path, tuple[int, int]]  # path -> (size, mtime_ns) at the last scan
     steady_since: dict[Path, float]  # path -> when its size and mtime last changed
+
+    def observe(self, path: Path, st: os.stat_result, now: float) -> None:
+        """Note `path`'s size and mtime at `now`; a change restarts its settle time."""
+        size = (st.st_size, st.st_mtime_ns)
+        if self.sizes.get(path) != size:
+            self.sizes[path] = size
+            self.steady_since[path] = now
 
 
 class HotFolder:
@@ -260,13 +268,12 @@ class HotFolder:
             self._restat(pending, now)
             return
         self._listed_mtime, self._listed_at = folder_mtime, now
-        kinds = {s: "image" for s in IMAGE_SUFFIXES} | {s: "vibration" for s in VIBRATION_SUFFIXES}
         present: set[str] = set()  # names, not Paths: a poll of a large folder stays cheap
         try:
             with os.scandir(self.folder) as entries:
                 for entry in entries:
                     stem, suffix = os.path.splitext(entry.name)
-                    kind = kinds.get(suffix.lower())
+                    kind = _KINDS.get(suffix.lower())
                     if kind not in self.modalities or entry.name.startswith("."):
                         continue  # a sensor this line has not (an image line's .csv logs)
                     present.add(entry.name)
@@ -279,10 +286,7 @@ class HotFolder:
                     path = Path(entry.path)
                     arrival = pending.setdefault(stem, _Arrival(now, {}, {}, {}))
                     arrival.files.setdefault(kind, path)
-                    size = (st.st_size, st.st_mtime_ns)
-                    if arrival.sizes.get(path) != size:
-                        arrival.sizes[path] = size
-                        arrival.steady_since[path] = now
+                    arrival.observe(path, st, now)
         except OSError:
             return  # a network share that blinked: try again at the next poll
         # remember only what is still there: a service that runs for months while a cron job
@@ -304,10 +308,7 @@ class HotFolder:
                 except OSError:
                     del arrival.files[kind]  # deleted before it was read: not part of it
                     continue
-                size = (st.st_size, st.st_mtime_ns)
-                if arrival.sizes.get(path) != size:
-                    arrival.sizes[path] = size
-                    arrival.steady_since[path] = now
+                arrival.observe(path, st, now)
             if not arrival.files:
                 del pending[stem]
 
