@@ -34,12 +34,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inspect_app.sources import hot_folder_file
 from inspect_app.store import DefectStore, InspectionRow
-from sensors.camera import IMAGE_SUFFIXES, read_image
+from sensors.camera import read_image
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
-from sensors.vibration import VIBRATION_SUFFIXES, read_vibration
+from sensors.vibration import read_vibration
 
 COLUMNS: tuple[str, ...] = (
     "image",
@@ -210,11 +211,9 @@ def _hot_folder_files(folder: Path) -> dict[str, dict[str, Path]]:
         return {}
     parts: dict[str, dict[str, Path]] = {}
     for path in sorted(folder.iterdir()):
-        suffix = path.suffix.lower()
-        kind = "image" if suffix in IMAGE_SUFFIXES else None
-        kind = kind or ("vibration" if suffix in VIBRATION_SUFFIXES else None)
-        if kind is not None and path.is_file() and not path.name.startswith("."):
-            parts.setdefault(path.stem, {}).setdefault(kind, path)
+        hit = hot_folder_file(path.name)
+        if hit is not None and path.is_file():
+            parts.setdefault(hit[0], {}).setdefault(hit[1], path)
     return parts
 
 

@@ -140,6 +140,14 @@ FULL_LISTING_S = 2.0
 _KINDS = {s: "image" for s in IMAGE_SUFFIXES} | {s: "vibration" for s in VIBRATION_SUFFIXES}
 
 
+def hot_folder_file(name: str) -> tuple[str, str] | None:
+    """(part id, "image" | "vibration") of a file name in a hot folder, or None for a file
+    that is no part's (another suffix, or hidden: a writer's temporary file)."""
+    stem, suffix = os.path.splitext(name)
+    kind = _KINDS.get(suffix.lower())
+    return None if kind is None or name.startswith(".") else (stem, kind)
+
+
 @dataclass
 class _Arrival:
     """The files of one part (one name stem) seen so far in a hot folder."""
@@ -272,10 +280,10 @@ class HotFolder:
         try:
             with os.scandir(self.folder) as entries:
                 for entry in entries:
-                    stem, suffix = os.path.splitext(entry.name)
-                    kind = _KINDS.get(suffix.lower())
-                    if kind not in self.modalities or entry.name.startswith("."):
+                    hit = hot_folder_file(entry.name)
+                    if hit is None or hit[1] not in self.modalities:
                         continue  # a sensor this line has not (an image line's .csv logs)
+                    stem, kind = hit
                     present.add(entry.name)
                     if stem in self.skip:
                         continue
