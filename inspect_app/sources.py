@@ -248,7 +248,7 @@ class HotFolder:
         last_part = waiting_since = time.monotonic()
         while not self._stopped.is_set():
             now = time.monotonic()
-            self._scan(pending, now)
+            self._scan(now)
             ready = [stem for stem, a in pending.items() if self._ready(a, now)]
             for stem in sorted(ready, key=lambda k: (pending[k].first_seen, k)):
                 arrival = pending.pop(stem)
@@ -263,7 +263,7 @@ class HotFolder:
                 return
             self._stopped.wait(self.poll_s)
 
-    def _scan(self, pending: dict[str, _Arrival], now: float) -> None:
+    def _scan(self, now: float) -> None:
         """Find new files and watch the pending ones grow. The folder is listed when its own
         modification time says a file came or went, and every `FULL_LISTING_S` whatever it
         says (coarse clocks on network shares); in between only the pending files are looked
@@ -273,9 +273,10 @@ class HotFolder:
         except OSError:
             return  # a network share that blinked: try again at the next poll
         if folder_mtime == self._listed_mtime and now - self._listed_at < FULL_LISTING_S:
-            self._restat(pending, now)
+            self._restat(now)
             return
         self._listed_mtime, self._listed_at = folder_mtime, now
+        pending = self._pending
         present: set[str] = set()  # names, not Paths: a poll of a large folder stays cheap
         try:
             with os.scandir(self.folder) as entries:
@@ -307,7 +308,8 @@ class HotFolder:
             if not arrival.files:
                 del pending[stem]
 
-    def _restat(self, pending: dict[str, _Arrival], now: float) -> None:
+    def _restat(self, now: float) -> None:
+        pending = self._pending
         for stem in list(pending):
             arrival = pending[stem]
             for kind, path in list(arrival.files.items()):

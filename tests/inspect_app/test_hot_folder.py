@@ -91,13 +91,12 @@ def test_a_file_still_growing_is_not_read_until_it_settles(tmp_path: Path) -> No
     folder = HotFolder(tmp_path, modalities=("image",), settle_s=0.5)
     path = tmp_path / "slow.png"
     path.write_bytes(b"\x89PNG")  # the camera software has written the first bytes only
-    pending: dict[str, object] = {}
-    folder._scan(pending, 0.0)
-    arrival = pending["slow"]
+    folder._scan(0.0)
+    arrival = folder._pending["slow"]
     assert not folder._ready(arrival, 0.3)
     with path.open("ab") as f:
         f.write(b"\x00" * 100)
-    folder._scan(pending, 0.3)
+    folder._scan(0.3)
     assert not folder._ready(arrival, 0.7)  # grew at 0.3: not yet 0.5 s steady
     assert folder._ready(arrival, 0.81)
 
@@ -183,13 +182,12 @@ def test_it_remembers_only_the_files_still_there(tmp_path: Path) -> None:
     folder = HotFolder(tmp_path, modalities=("image",), skip_part_ids={"old1", "old2"})
     _image(tmp_path, "old1")
     _image(tmp_path, "new")
-    pending: dict[str, object] = {}
-    folder._scan(pending, 0.0)
+    folder._scan(0.0)
     assert folder.skip == {"old1"}  # old2's file is gone: no need to remember it
-    assert set(pending) == {"new"}
+    assert set(folder._pending) == {"new"}
     (tmp_path / "new.png").unlink()
-    folder._scan(pending, 0.1)
-    assert pending == {}
+    folder._scan(0.1)
+    assert folder._pending == {}
 
 
 def test_serve_watch_with_idle_exit_inspects_a_folder_once_and_returns(tmp_path: Path) -> None:
@@ -252,7 +250,7 @@ def test_the_backlog_of_unread_parts_shows_in_metrics(tmp_path: Path) -> None:
     stats = RuntimeStats()
     stats.watch_backlog(folder.backlog)
     assert stats.snapshot().source_backlog == 0
-    folder._scan(folder._pending, 0.0)
+    folder._scan(0.0)
     assert stats.snapshot().source_backlog == 3
     assert 'inspect_source_backlog_parts{line="press"} 3' in prometheus_text(
         stats.snapshot(), "press"
