@@ -12,3 +12,5 @@ DEFAULT_TARGET_MISS_RATE = 0.005
 DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE = 0.05
 # how frames are registered onto the line's reference part (`inspect_app.align`)
 ALIGN_MODES = ("auto", "on", "off")
+# a hot folder's file is read once its size has held this long (`inspect_app.sources.HotFolder`)
+HOT_FOLDER_SETTLE_S = 0.5

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from inspect_app.backends import Backend, BackendError
+from inspect_app.defaults import HOT_FOLDER_SETTLE_S
 from inspect_app.http_server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -65,7 +66,7 @@ class ServeOptions:
     window_s: float | None = None
     watch: bool = False  # source is a hot folder (inspect_app.sources.HotFolder)
     sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat vibration files
-    settle_s: float = 0.5  # a hot folder's file is read once its size has held this long
+    settle_s: float = HOT_FOLDER_SETTLE_S  # a hot folder's file is read once it holds its size
     idle_exit_s: float | None = None  # a hot folder ends after this long without a new part
     reject_command: str | None = None
     modbus: str | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from inspect_app.defaults import HOT_FOLDER_SETTLE_S
 from sensors.camera import IMAGE_SUFFIXES, CaptureSource, is_live, read_image
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
@@ -187,7 +188,7 @@ class HotFolder:
         modalities: Collection[str] = ("image",),
         skip_part_ids: Collection[str] = (),
         sample_rate_hz: float | None = None,
-        settle_s: float = 0.5,
+        settle_s: float = HOT_FOLDER_SETTLE_S,
         pair_timeout_s: float = 10.0,
         poll_s: float = 0.2,
         idle_stop_s: float | None = None,
@@ -367,7 +368,7 @@ def open_source(
     watch: bool = False,
     modalities: Collection[str] = (),
     sample_rate_hz: float | None = None,
-    settle_s: float = 0.5,
+    settle_s: float = HOT_FOLDER_SETTLE_S,
     idle_exit_s: float | None = None,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or

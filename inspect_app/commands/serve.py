@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from inspect_app.defaults import HOT_FOLDER_SETTLE_S
 from inspect_app.home import default_db_url, resolve_home
 from inspect_app.http_server import DEFAULT_HOST, DEFAULT_PORT
 from inspect_app.snapshots import RetentionPolicy
@@ -86,10 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settle-s",
         type=float,
-        default=0.5,
+        default=None,
         metavar="S",
-        help="a hot folder's file is read once its size has held this long (default 0.5; 0 "
-        "when the writer renames finished files into the folder)",
+        help="a hot folder's file is read once its size has held this long (default "
+        f"{HOT_FOLDER_SETTLE_S}; 0 when the writer renames finished files into the folder)",
     )
     parser.add_argument(
         "--idle-exit",
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.watch and (args.idle_exit is not None or args.settle_s != 0.5):
+    if not args.watch and (args.idle_exit is not None or args.settle_s is not None):
         print("inspect-app serve: --idle-exit and --settle-s need --watch", file=sys.stderr)
         return 2
     home = resolve_home(args.home)
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         window_s=args.window_s,
         watch=args.watch,
         sample_rate_hz=args.sample_rate,
-        settle_s=args.settle_s,
+        settle_s=HOT_FOLDER_SETTLE_S if args.settle_s is None else args.settle_s,
         idle_exit_s=args.idle_exit,
         reject_command=args.reject_command,
         modbus=args.modbus,
