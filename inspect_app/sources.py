@@ -138,7 +138,11 @@ class CameraLine:
 
 # a hot folder is listed at least this often even when its modification time has not moved
 FULL_LISTING_S = 2.0
-_KINDS = {s: "image" for s in IMAGE_SUFFIXES} | {s: "vibration" for s in VIBRATION_SUFFIXES}
+# a .txt beside a part's frame is more often the camera's notes than a recording: a hot folder
+# reads vibration from the other suffixes only (a dataset's labels.csv may still name a .txt)
+_KINDS = {s: "image" for s in IMAGE_SUFFIXES} | {
+    s: "vibration" for s in VIBRATION_SUFFIXES if s != ".txt"
+}
 
 
 def hot_folder_file(name: str) -> tuple[str, str] | None:

@@ -45,7 +45,7 @@ import numpy as np
 from sensors.camera import IMAGE_SUFFIXES, read_image, read_mask
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample, VibrationWindow
-from sensors.vibration import VIBRATION_SUFFIXES, read_vibration
+from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, read_vibration
 
 CONTRACT_COLUMNS = (
     "image",
@@ -65,7 +65,8 @@ META_PREFIX = "meta_"
 SPLITS = ("train", "test")
 GOOD_FOLDERS = ("good", "ok", "normal")
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_RATE_FROM_FILE = (".wav", ".csv")  # WAV headers and `t,a` CSVs carry their own rate
+# WAV headers and text tables with a time column (`t,a`) carry their own rate
+_RATE_FROM_FILE = (".wav", *TEXT_SUFFIXES)
 
 
 @dataclass(frozen=True)

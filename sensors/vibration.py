@@ -1,4 +1,5 @@
-"""Vibration input: file readers (WAV, .npy, .csv, MATLAB .mat), a replay stream, a live protocol.
+"""Vibration input: file readers (WAV, .npy, .csv / .tsv / .txt, MATLAB .mat), a replay stream,
+a live protocol.
 
 Every reader returns a `VibrationWindow` (1-D float32 samples with their rate) or raises
 `DataError` naming the file: truncated or malformed files, NaN or infinite samples, and a
@@ -22,7 +23,10 @@ import numpy as np
 from sensors.errors import DataError
 from sensors.sample import VibrationWindow
 
-VIBRATION_SUFFIXES = (".wav", ".npy", ".csv", ".mat")
+# text tables of numbers, all read alike (`_read_csv`): data loggers write .txt and .tsv as often
+# as .csv, with any of the delimiters `_sniff_delimiter` knows
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+VIBRATION_SUFFIXES = (".wav", ".npy", *TEXT_SUFFIXES, ".mat")
 
 # WAVE_FORMAT_* tags (RIFF spec)
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
@@ -36,12 +40,12 @@ def read_vibration(
 ) -> VibrationWindow:
     """Read a vibration recording by its suffix.
 
-    `sample_rate_hz` is required for .npy, .mat and a .csv without a time column; for WAV and
-    such a .csv it is read from the file and, when also given, must agree. `channel` picks a
-    .mat key (e.g. CWRU's `DE_time`; a key ending in `_DE_time` also matches), a column index
-    for multi-channel WAV / .npy, or a column of a .csv with several (a header name or a
-    0-based index; `_read_csv`). `rpm` is the shaft speed; a .mat `RPM` entry is used when
-    `rpm` is not given.
+    `sample_rate_hz` is required for .npy, .mat and a .csv without a time column (.tsv and
+    .txt are read as .csv: `TEXT_SUFFIXES`); for WAV and such a .csv it is read from the file
+    and, when also given, must agree. `channel` picks a .mat key (e.g. CWRU's `DE_time`; a key
+    ending in `_DE_time` also matches), a column index for multi-channel WAV / .npy, or a
+    column of a .csv with several (a header name or a 0-based index; `_read_csv`). `rpm` is
+    the shaft speed; a .mat `RPM` entry is used when `rpm` is not given.
 
     >>> w = read_vibration("recordings/IR007_0.mat", sample_rate_hz=12000, channel="DE_time")
     """
@@ -61,7 +65,7 @@ def read_vibration(
         samples, file_rate = _read_wav(path, channel)
     elif suffix == ".npy":
         samples = _read_npy(path, channel)
-    elif suffix == ".csv":
+    elif suffix in TEXT_SUFFIXES:
         samples, file_rate = _read_csv(path, channel)
     else:
         samples, file_rpm = _read_mat(path, channel)
@@ -248,8 +252,8 @@ def _read_csv(path: Path, channel: str | int | None) -> tuple[np.ndarray, float 
         column = data[0]
     elif not picked:
         msg = (
-            f".csv has {len(data)} data columns ({_describe_columns(names, data)}); set the "
-            "`channel` column of labels.csv to the one to read (a header name or a 0-based "
+            f"{path.suffix} has {len(data)} data columns ({_describe_columns(names, data)}); "
+            "set the `channel` column of labels.csv to the one to read (a header name or a 0-based "
             "column index)"
         )
         raise DataError(msg, path)
@@ -290,7 +294,8 @@ def _csv_column(path: Path, channel: str, names: list[str] | None, data: list[in
     if index == 0:
         msg = f"channel 0 is the time column; the data columns are {_describe_columns(names, data)}"
         raise DataError(msg, path)
-    msg = f"channel {channel!r} names no column of this .csv ({_describe_columns(names, data)})"
+    columns = _describe_columns(names, data)
+    msg = f"channel {channel!r} names no column of this {path.suffix} ({columns})"
     raise DataError(msg, path)
 
 
@@ -325,11 +330,13 @@ def _csv_table(path: Path) -> _CsvTable:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
-        raise DataError(f".csv is not UTF-8 text ({exc.reason})", path) from exc
+        raise DataError(
+            f"{path.suffix} is not UTF-8 text ({exc.reason}); expected a table of numbers", path
+        ) from exc
     non_blank = (i for i, line in enumerate(lines) if line.strip(_BLANK))
     head = list(itertools.islice(non_blank, _SNIFF_LINES))
     if not head:
-        raise DataError("empty .csv file", path)
+        raise DataError(f"empty {path.suffix} file", path)
     delimiter = _sniff_delimiter([lines[i] for i in head])
     decimal_comma = delimiter != ","
     first = _csv_cells(lines[head[0]], delimiter)
@@ -345,7 +352,7 @@ def _csv_table(path: Path) -> _CsvTable:
     body_lines = [i for i in range(start, len(lines)) if lines[i].strip(_BLANK)]
     body = [lines[i] for i in body_lines]
     if not body:
-        raise DataError("the .csv has a header and no data rows", path)
+        raise DataError(f"the {path.suffix} has a header and no data rows", path)
     seconds = None
     if _TIMESTAMP.match(_csv_cells(body[0], delimiter)[0]):
         seconds, body = _split_timestamps(path, body, delimiter, body_lines)
@@ -357,7 +364,7 @@ def _csv_table(path: Path) -> _CsvTable:
         )
     except ValueError as exc:
         _explain_csv_error(path, lines, start, delimiter, decimal_comma, seconds is not None)
-        raise DataError(f"unreadable .csv ({exc})", path) from exc
+        raise DataError(f"unreadable {path.suffix} ({exc})", path) from exc
     if seconds is not None:
         values = np.column_stack([seconds, values])
     names = first if has_header else None

@@ -48,6 +48,7 @@ def test_parts_come_in_arrival_order_with_both_sensors_and_skip_logged_ids(
         _vibration(tmp_path, stem)
         time.sleep(0.01)
     (tmp_path / "notes.txt").write_text("not a part")
+    (tmp_path / "a.txt").write_text("exposure 2 ms")  # the camera's notes, not a recording
     parts = list(
         _quick(
             tmp_path, modalities=("image", "vibration"), skip_part_ids={"c"}, sample_rate_hz=RATE

@@ -384,3 +384,25 @@ def test_replay_in_real_time_is_paced_by_the_clock() -> None:
     assert time.monotonic() - t0 >= 0.25  # 6 windows of 50 ms, the first due after 50 ms
     with pytest.raises(TimeoutError):
         VibrationReplay(rec, window_s=0.2, realtime=True).read(timeout_s=0.01)
+
+
+def test_tsv_and_txt_tables_read_as_csv(tmp_path: Path) -> None:
+    """Loggers and test benches save text tables as .txt / .tsv too: a headerless, whitespace-
+    separated four-bearing table (as some public bearing sets ship) and a tab table with time."""
+    rng = np.random.default_rng(3)
+    bearings = rng.normal(size=(600, 4))
+    txt = write_table(tmp_path / "2003.10.22.12.06.24.txt", "", bearings, "\t")
+    w = read_vibration(txt, sample_rate_hz=20000, channel=2)
+    assert w.sample_rate_hz == 20000
+    np.testing.assert_allclose(w.samples, bearings[:, 2], atol=1e-6)
+    with pytest.raises(DataError, match=r"\.txt has 4 data columns"):
+        read_vibration(txt, sample_rate_hz=20000)
+    t, xyz = three_axes()
+    tsv = write_table(tmp_path / "run.tsv", "time\tx\ty\tz", np.column_stack([t, xyz]), "\t")
+    w = read_vibration(tsv, channel="z")
+    assert w.sample_rate_hz == pytest.approx(RATE, rel=1e-6)
+    np.testing.assert_allclose(w.samples, xyz[:, 2], atol=1e-6)
+    binary = tmp_path / "logger.txt"
+    binary.write_bytes(b"\x00\xff\xfe" * 100)
+    with pytest.raises(DataError, match=r"logger\.txt.*not UTF-8 text"):
+        read_vibration(binary, sample_rate_hz=RATE)
