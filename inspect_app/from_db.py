@@ -111,8 +111,10 @@ def export_corrections(
     *,
     overwrite: bool = False,
     show_progress: bool = True,
+    image_bits: int | None = None,
 ) -> FromDbResult:
     """Write the corrected parts of `line` as a dataset folder at `out` (labels.csv + files).
+    Frames of the `sources` are read with the line's `image_bits` and written as 8-bit PNG.
 
     Raises ValueError when the line has no corrected part or `out` exists and is not empty
     (unless `overwrite`). The folder is written beside `out` and renamed into place.
@@ -128,7 +130,7 @@ def export_corrections(
             "override parts in `inspect-app console` first"
         )
         raise ValueError(msg)
-    index = _SourceIndex(sources)
+    index = _SourceIndex(sources, image_bits)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     result = FromDbResult(out)
@@ -171,12 +173,13 @@ class _SourceIndex:
     """part_id → (dataset, row index) over the source folders the line replayed, or, for a hot
     folder (`serve --watch`: files named by part id, no labels.csv), part_id → its files."""
 
-    def __init__(self, folders: Sequence[Path]) -> None:
+    def __init__(self, folders: Sequence[Path], image_bits: int | None = None) -> None:
+        self.image_bits = image_bits
         self.found: dict[str, tuple[LineDataset, int, Path]] = {}
         self.files: dict[str, tuple[dict[str, Path], Path]] = {}
         for folder in folders:
             try:
-                ds = LineDataset.open(folder)
+                ds = LineDataset.open(folder, image_bits=image_bits)
             except DataError:
                 hot = _hot_folder_files(Path(folder))
                 if not hot:
@@ -198,7 +201,7 @@ class _SourceIndex:
         files, folder = hot
         sample = Sample(part_id=part_id)
         if "image" in files:
-            sample.frame = read_image(files["image"])  # DataError naming the file
+            sample.frame = read_image(files["image"], self.image_bits)  # DataError naming it
         if "vibration" in files:  # WAV carries its rate; other formats cannot be read here
             sample.vibration = read_vibration(files["vibration"])
         return sample, folder
@@ -297,11 +300,24 @@ def dataset_for_adapt(
     from datetime import datetime, timezone
 
     from inspect_app.home import line_dir
+    from inspect_app.lines import read_card, version_dir
     from inspect_app.snapshots import snapshot_dir_for
 
     line_dir(home, line)  # refuse a line name that escapes HOME before writing anything
+    try:
+        image_bits = read_card(version_dir(home, line)).image_bits
+    except ValueError:  # a log of a line taught elsewhere: its frames are read as they are
+        image_bits = None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = home / "adapt-data" / line / f"from-db-{stamp}"
     snapshots = (snapshot_dir_for(db_url, home), home / "snapshots")
     with DefectStore.open(db_url) as store:
-        return export_corrections(store, line, out, sources, snapshots, show_progress=show_progress)
+        return export_corrections(
+            store,
+            line,
+            out,
+            sources,
+            snapshots,
+            show_progress=show_progress,
+            image_bits=image_bits,
+        )

@@ -60,6 +60,9 @@ class LineCard:
     align: dict[str, Any] = field(default_factory=dict)  # pose alignment (inspect_app.align)
     # why `adapt --align auto` left the alignment off (None when it is on, or was not tried)
     align_refused: str | None = None
+    # bits the line's 16-bit frames fill (10, 12, 14: Mono12 saved as 0..4095), every frame
+    # read with them (sensors.camera.read_image); None: 8-bit frames, or 16-bit at full scale
+    image_bits: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -207,10 +210,16 @@ def set_active(home: Path, line: str, version: str) -> None:
         raise
 
 
-def spectrum_fit_notes(card: LineCard) -> list[str]:
-    """How the line's spectra were fitted to its vibration, in words (`adapt` prints them, the
-    model card lists them): to a sample rate below 10 kHz, to windows under 0.2 s."""
+def input_fit_notes(card: LineCard) -> list[str]:
+    """How the line's inputs were fitted to its sensors, in words (`adapt` prints them, the
+    model card lists them): frames of fewer than 16 bits in 16-bit files; spectra fitted to a
+    sample rate below 10 kHz or to windows under 0.2 s."""
     notes = []
+    if card.image_bits:
+        notes.append(
+            f"frames hold {card.image_bits}-bit samples in 16-bit files: every frame is read "
+            f"as 0..{(1 << card.image_bits) - 1}, anything brighter saturates"
+        )
     if card.adapt.get("spectrum_fitted_to_hz"):
         notes.append(
             f"vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
@@ -247,7 +256,7 @@ def model_card(card: LineCard) -> str:
         )
     elif card.align_refused:
         lines.append(f"- pose alignment off: {card.align_refused}")
-    lines += [f"- {note}" for note in spectrum_fit_notes(card)]
+    lines += [f"- {note}" for note in input_fit_notes(card)]
     if card.model.get("anomaly_sources") is not None:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "

@@ -243,6 +243,7 @@ class InspectionService:
                 sample_rate_hz=options.sample_rate_hz,
                 settle_s=options.settle_s,
                 idle_exit_s=options.idle_exit_s,
+                image_bits=card.image_bits,
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             check_sensors(source, options.line, card)

@@ -43,8 +43,9 @@ class DatasetReplay:
         folder: str | Path,
         skip_part_ids: Collection[str] = (),
         window_s: float | None = None,
+        image_bits: int | None = None,
     ) -> None:
-        self.dataset = LineDataset.open(folder, window_s=window_s)
+        self.dataset = LineDataset.open(folder, window_s=window_s, image_bits=image_bits)
         self.skip = frozenset(skip_part_ids)
         self.pending = [i for i, r in enumerate(self.dataset.rows) if r.part_id not in self.skip]
         self.skipped = len(self.dataset) - len(self.pending)
@@ -196,6 +197,7 @@ class HotFolder:
         pair_timeout_s: float = 10.0,
         poll_s: float = 0.2,
         idle_stop_s: float | None = None,
+        image_bits: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -220,6 +222,7 @@ class HotFolder:
         self.pair_timeout_s = pair_timeout_s
         self.poll_s = poll_s
         self.idle_stop_s = idle_stop_s
+        self.image_bits = image_bits  # the line's, for 16-bit frames (`read_image`)
         self.name = str(folder)
         # seconds the last part waited for its files before it was read: the pipeline does not
         # count them as the part's latency (an idle line is not a slow one)
@@ -354,7 +357,7 @@ class HotFolder:
                 continue
             try:
                 if modality == "image":
-                    sample.frame = read_image(path)
+                    sample.frame = read_image(path, self.image_bits)
                 else:
                     sample.vibration = read_vibration(path, sample_rate_hz=self.sample_rate_hz)
             except DataError as exc:
@@ -374,9 +377,11 @@ def open_source(
     sample_rate_hz: float | None = None,
     settle_s: float = HOT_FOLDER_SETTLE_S,
     idle_exit_s: float | None = None,
+    image_bits: int | None = None,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
-    with `watch` a hot folder whose parts bring the line's `modalities`.
+    with `watch` a hot folder whose parts bring the line's `modalities`. Image files are read
+    with the line's `image_bits` (a camera's frames come as 8-bit already).
 
     A folder is replayed (skipping `skip_part_ids`); a digit is an OpenCV camera index; a URL,
     GStreamer pipeline or video file is opened with OpenCV and paired with `vibration`.
@@ -399,12 +404,15 @@ def open_source(
             sample_rate_hz=sample_rate_hz,
             settle_s=settle_s,
             idle_stop_s=idle_exit_s,
+            image_bits=image_bits,
         )
     if path.is_dir():
         if vibration is not None:
             msg = f"--vibration is for a camera or video source; {spec} is a dataset folder"
             raise ValueError(msg)
-        return DatasetReplay(path, skip_part_ids=skip_part_ids, window_s=window_s)
+        return DatasetReplay(
+            path, skip_part_ids=skip_part_ids, window_s=window_s, image_bits=image_bits
+        )
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         msg = f"source {spec} is a single image; give the dataset folder that holds it"
         raise ValueError(msg)

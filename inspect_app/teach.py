@@ -323,6 +323,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     pool = adapt_rows(ds)
     labels = [ds.rows[i].label for i in pool]
     picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
+    ds.image_bits = line_image_bits(ds, picked)
     samples = load_parts(ds, picked, strict=True)
     modalities = line_modalities(samples)
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
@@ -338,6 +339,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         image_size=backbone.config.image_size,
         spectrum=spectrum_cfg.to_dict(),
         backbone=spec,
+        image_bits=ds.image_bits,
     )
     label_index = torch.tensor(
         [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in samples]
@@ -400,6 +402,15 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
 
     folder = write_version(home, line, card, write)
     return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
+
+
+def line_image_bits(ds: LineDataset, rows: Sequence[int]) -> int | None:
+    """The bits a line's 16-bit frames fill, from the adapt parts `rows` (their brightest
+    sample, or a PNG's sBIT): 10, 12 or 14 for a camera that saves Mono10/12/14 in 16-bit files,
+    read so from then on; None for 8-bit frames and 16-bit ones at full scale. A frame of the
+    running line brighter than that saturates (and looks unlike every taught part)."""
+    bits = ds.image_sample_bits(rows)
+    return bits if 8 < bits < 16 else None
 
 
 def line_spectrum(
@@ -547,7 +558,7 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     window_s = options.window_s
     if window_s is None and card.adapt.get("window_s"):
         window_s = float(card.adapt["window_s"])
-    ds = LineDataset.open(data, window_s=window_s)
+    ds = LineDataset.open(data, window_s=window_s, image_bits=card.image_bits)
     rows = evaluate_rows(ds)
     excluded = 0
     same_data = str(Path(data).resolve()) == card.adapt.get("data")

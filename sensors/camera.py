@@ -2,7 +2,10 @@
 
 `read_image` turns any PNG / JPEG / BMP / TIFF (gray, color, 8 or 16 bit) into RGB uint8 and
 refuses corrupt or truncated files with a `DataError` naming the file — OpenCV alone would decode
-a truncated JPEG into a half-gray picture without complaint.
+a truncated JPEG into a half-gray picture without complaint. Machine-vision cameras save 10, 12
+or 14-bit samples in 16-bit files (Mono12 as 0..4095); read as 16-bit such a frame is nearly
+black, so a line records the bits its frames fill (`image_sample_bits`, at adapt) and reads
+every frame with them.
 
 Sources are context-managed iterators of `Frame`. `CaptureSource` wraps `cv2.VideoCapture`
 (device index, video file, RTSP URL or GStreamer pipeline). A live source that stops delivering
@@ -30,20 +33,70 @@ from sensors.errors import DataError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# the sample depths cameras write into 16-bit files (Mono10, Mono12, Mono14, Mono16)
+SAMPLE_BITS = (10, 12, 14, 16)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, bits: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 `(H, W, 3)`; gray is expanded, alpha dropped.
 
+    `bits`: how many of a 16-bit file's bits its samples fill (a line's `image_bits`; 12 for
+    Mono12): 0 .. 2**bits - 1 becomes 0 .. 255, anything brighter saturates at 255. None: the
+    file's PNG `sBIT` chunk when it has one, else all 16. 8-bit files ignore it.
     Raises `DataError` naming the file when it is missing, not an image, corrupt or truncated.
     """
     path = Path(path)
     data = _read_bytes(path)
+    image = _decode(path, data)
+    if image.dtype == np.uint16:
+        shift = (bits or _png_significant_bits(data) or 16) - 8
+        if shift != 8:
+            image = np.minimum(image >> shift, 255).astype(np.uint8)
+    return _to_rgb8(path, image)
+
+
+def image_sample_bits(path: str | Path) -> int:
+    """How many bits an image file's samples fill: 8 for an 8-bit (or float) image; for a
+    16-bit one its PNG `sBIT` value when it has one, else the smallest of `SAMPLE_BITS` that
+    holds its brightest sample (a Mono12 frame: 12). Raises `DataError` as `read_image` does.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    image = _decode(path, data)
+    if image.dtype != np.uint16:
+        return 8
+    significant = _png_significant_bits(data)
+    if significant:
+        return significant
+    top = int(image[..., :3].max()) if image.ndim == 3 else int(image.max())
+    return next(b for b in SAMPLE_BITS if top < 1 << b)
+
+
+def _decode(path: Path, data: bytes) -> np.ndarray:
     _check_complete(path, data)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError("unreadable image: corrupt or not PNG/JPEG/BMP/TIFF", path)
-    return _to_rgb8(path, image)
+    return image
+
+
+def _png_significant_bits(data: bytes) -> int | None:
+    """The largest colour value of a 16-bit PNG's `sBIT` chunk (the bits the writer filled),
+    or None: not a PNG, or no such chunk before the image data."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    at = 8
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if kind == b"sBIT":
+            values = data[at + 8 : at + 8 + min(length, 3)]  # gray, or R G B; alpha is not read
+            top = max(values, default=0)
+            return top if 8 < top <= 16 else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        at += 12 + length
+    return None
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -81,7 +134,7 @@ def _check_complete(path: Path, data: bytes) -> None:
 
 
 def _to_rgb8(path: Path, image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint16:
+    if image.dtype == np.uint16:  # full scale; read_image has scaled fewer bits already
         image = (image >> 8).astype(np.uint8)
     elif image.dtype in (np.float32, np.float64):
         image = np.clip(image * 255.0, 0, 255).astype(np.uint8)

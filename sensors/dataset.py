@@ -35,14 +35,14 @@ import csv
 import difflib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from sensors.camera import IMAGE_SUFFIXES, read_image, read_mask
+from sensors.camera import IMAGE_SUFFIXES, image_sample_bits, read_image, read_mask
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample, VibrationWindow
 from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, read_vibration
@@ -112,13 +112,19 @@ class LineDataset:
         self.layout = layout
         self.table = table
         self.unused_tail_s = 0.0  # recording time after the last whole window, summed
+        # bits a 16-bit frame's samples fill (a line's `image_bits`; `read_image`)
+        self.image_bits: int | None = None
         # the last recording read: windows of one recording are usually read one after another
         self._recent: tuple[tuple[object, ...], VibrationWindow] | None = None
 
     # --- opening ---
 
     @classmethod
-    def open(cls, folder: str | Path, window_s: float | None = None) -> LineDataset:
+    def open(
+        cls, folder: str | Path, window_s: float | None = None, image_bits: int | None = None
+    ) -> LineDataset:
+        """Read the folder's part list (no file of a part is read yet). `window_s` cuts long
+        recordings into parts; `image_bits` reads 16-bit frames as a line taught on them does."""
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError("dataset folder not found", folder)
@@ -136,6 +142,7 @@ class LineDataset:
         if window_s is not None:
             ds._cut_windows(window_s)
         _check_unique_ids(ds)
+        ds.image_bits = image_bits
         return ds
 
     # --- access ---
@@ -150,6 +157,20 @@ class LineDataset:
         """Every part, bad ones with `fault` set (iteration never stops at a bad file)."""
         for i in range(len(self)):
             yield self.load(i, strict=False)
+
+    def image_sample_bits(self, indices: Sequence[int]) -> int:
+        """The most bits the frames of parts `indices` fill (`camera.image_sample_bits`; 8
+        when none has a 16-bit frame). A file that cannot be read raises its DataError."""
+        bits = 8
+        for i in indices:
+            row = self.rows[i]
+            if row.image is None:
+                continue
+            try:
+                bits = max(bits, image_sample_bits(row.image))
+            except DataError as exc:
+                raise DataError(exc.problem, exc.path or row.where, row.row) from exc
+        return bits
 
     @property
     def labels(self) -> list[str | None]:
@@ -178,7 +199,7 @@ class LineDataset:
             )
 
     def _read(self, row: PartRow, strict: bool = True) -> Sample:
-        frame = read_image(row.image) if row.image is not None else None
+        frame = read_image(row.image, self.image_bits) if row.image is not None else None
         vibration = self._read_window(row) if row.vibration is not None else None
         mask, mask_problem = None, None
         try:

@@ -365,6 +365,7 @@ class LineWorker(QObject):
                 watch=self.settings.watch,
                 modalities=loaded.card.modalities if self.settings.watch else (),
                 sample_rate_hz=self.settings.sample_rate_hz,
+                image_bits=loaded.card.image_bits,
             )
             check_sensors(self.source, line, loaded.card)
         except Exception as exc:

@@ -13,7 +13,7 @@ from inspect_app.defaults import (
     DEFAULT_TARGET_MISS_RATE,
 )
 from inspect_app.home import resolve_home
-from inspect_app.lines import spectrum_fit_notes
+from inspect_app.lines import input_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from sensors.errors import DataError
 
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.align == "auto" and "image" in result.card.modalities:
         why = result.card.align_refused or "the good parts do not register onto one reference"
         print(f"pose alignment off ({why}): parts are judged without the pixel template")
-    for note in spectrum_fit_notes(result.card):
+    for note in input_fit_notes(result.card):
         print(note)
     print(f"validation ({m['n']} parts, out-of-fold, {m['n_defective']} defective):")
     print(f"  threshold          {m['threshold']:.4f}")

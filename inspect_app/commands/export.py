@@ -7,8 +7,12 @@ import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from inspect_app.lines import LineCard
 
 HELP = "write a line's deployable ONNX graph (+ metadata) for onnxruntime or TensorRT"
 DESCRIPTION = """\
@@ -77,13 +81,13 @@ def resolve_format(name: str) -> ExportFormat:
     raise ValueError(msg)
 
 
-def _calibration_feeds(data: Path, card: object, parts: int) -> dict[str, np.ndarray]:
+def _calibration_feeds(data: Path, card: LineCard, parts: int) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
     from inspect_app.preprocess import prepare_batch
     from sensors.dataset import LineDataset
 
-    dataset = LineDataset.open(data)
+    dataset = LineDataset.open(data, image_bits=card.image_bits)
     count = min(parts, len(dataset))
     chunks: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, count, 16), desc="calibration parts", unit="batch"):
@@ -91,7 +95,7 @@ def _calibration_feeds(data: Path, card: object, parts: int) -> dict[str, np.nda
         samples = [s for s in samples if s.fault is None]
         if not samples:
             continue
-        for name, value in prepare_batch(samples, card, partial=True).as_kwargs().items():  # type: ignore[arg-type]
+        for name, value in prepare_batch(samples, card, partial=True).as_kwargs().items():
             if value is not None:
                 chunks.setdefault(name, []).append(value.numpy())
     if not chunks:
@@ -155,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
             "std": list(IMAGE_STD),
             "image_size": card.image_size,
             "input_range": "RGB scaled to 0..1, then (x - mean) / std",
+            # 16-bit frames fill this many bits (None: 8-bit, or 16 at full scale)
+            "image_bits": card.image_bits,
         },
         spectrum=dict(card.spectrum),
         align=dict(card.align),

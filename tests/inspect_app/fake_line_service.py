@@ -20,6 +20,7 @@ from sensors.sample import Sample
 class FakeCard:
     classes: tuple[str, ...] = ("dent",)
     threshold: float = 0.5
+    image_bits: int | None = None
 
 
 class FakeSlowBackend:

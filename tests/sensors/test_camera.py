@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sensors.camera import (
     CameraLost,
     CaptureSource,
     ImageFolderSource,
+    image_sample_bits,
     is_live,
     read_image,
     read_mask,
@@ -48,6 +50,44 @@ def test_gray_is_expanded_to_three_channels(write_image: Callable[..., Path], su
     assert rgb.shape == (16, 24, 3)
     assert np.array_equal(rgb[..., 0], rgb[..., 2])
     assert abs(int(rgb[3, 10, 1]) - 100) <= 3
+
+
+def with_sbit(png: Path, *bits: int) -> Path:
+    """Insert a PNG sBIT chunk (the writer's significant bits per colour) after IHDR."""
+    data = png.read_bytes()
+    body = b"sBIT" + bytes(bits)
+    chunk = len(bits).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    png.write_bytes(data[:33] + chunk + data[33:])  # signature 8 + IHDR 25
+    return png
+
+
+def test_twelve_bit_frames_in_sixteen_bit_files(write_image: Callable[..., Path]) -> None:
+    """Mono12 saved in 16-bit files (0..4095): read as 16-bit such a frame is nearly black;
+    with the bits it fills it reads as the 8-bit frame; brighter samples saturate."""
+    gray8 = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (6, 1))
+    gray12 = (gray8.astype(np.uint16) << 4) | (gray8 >> 4)  # 0..4095
+    path = write_image("mono12.png", gray12)
+    assert read_image(path).max() == 4095 >> 8  # as 16-bit: 0..15, a black frame
+    assert np.array_equal(read_image(path, bits=12)[..., 0], gray8)
+    assert image_sample_bits(path) == 12
+    brighter = write_image("over.png", np.full((4, 4), 9000, dtype=np.uint16))
+    assert read_image(brighter, bits=12).min() == 255
+    assert image_sample_bits(brighter) == 14
+    tif = write_image("mono10.tif", np.full((4, 4), 1000, dtype=np.uint16))
+    assert image_sample_bits(tif) == 10 and read_image(tif, bits=10)[0, 0, 0] == 1000 >> 2
+    assert image_sample_bits(write_image("g8.png", gray8)) == 8
+    assert image_sample_bits(write_image("full.png", np.full((4, 4), 60000, np.uint16))) == 16
+
+
+def test_a_png_sbit_chunk_says_how_many_bits_are_filled(write_image: Callable[..., Path]) -> None:
+    dim = np.full((4, 4), 400, dtype=np.uint16)  # a dark 12-bit frame: its maximum says 10
+    tagged = with_sbit(write_image("tagged.png", dim), 12)
+    assert image_sample_bits(tagged) == 12
+    assert read_image(tagged)[0, 0, 0] == 400 >> 4  # the file's own 12 bits, no line needed
+    assert read_image(tagged, bits=16)[0, 0, 0] == 400 >> 8  # a line's bits come first
+    color = np.full((4, 4, 3), 3000, dtype=np.uint16)
+    assert image_sample_bits(with_sbit(write_image("rgb.png", color), 12, 12, 12)) == 12
+    assert image_sample_bits(with_sbit(write_image("eight.png", dim), 8)) == 10  # not a depth
 
 
 def test_sixteen_bit_and_alpha(write_image: Callable[..., Path]) -> None:

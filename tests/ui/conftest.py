@@ -38,6 +38,7 @@ class FakeCard:
     classes: tuple[str, ...] = CLASSES
     threshold: float = 0.5
     modalities: tuple[str, ...] = ("image",)
+    image_bits: int | None = None
 
 
 class LabelOracleBackend:
