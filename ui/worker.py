@@ -52,6 +52,9 @@ from ui.view_state import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+# the console draws a frame in a window of at most a screen: a camera's megapixels are reduced
+# to this longest side first (the overlay and the GUI's copy and scaling cost per pixel)
+DISPLAY_MAX_SIDE = 1280
 SPECTRUM_SEGMENT_S = 0.05  # Welch segment: 20 Hz resolution, smooth enough to read at a glance
 
 
@@ -170,6 +173,17 @@ def spectrum_db(sample: Sample) -> tuple[np.ndarray, np.ndarray] | None:
     return freqs, 10.0 * np.log10(np.maximum(psd[0], 1e-20))
 
 
+def display_frame(frame: np.ndarray) -> np.ndarray:
+    """The frame at most DISPLAY_MAX_SIDE pixels on its longest side (area-averaged), aspect
+    kept; a smaller frame as it is. The defect box is in fractions of the frame: unchanged."""
+    h, w = frame.shape[:2]
+    scale = DISPLAY_MAX_SIDE / max(h, w)
+    if scale >= 1:
+        return frame
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
 def part_view(
     part: InspectedPart, line: str, version: str, threshold: float, inspection_id: int | None
 ) -> PartView:
@@ -180,7 +194,7 @@ def part_view(
         heat = part.heatmap if v.verdict == "FAIL" else None
         if heat is not None and float(heat.max()) > 0:
             heat = heat / float(heat.max())  # on screen: where, relative to this part's peak
-        image = overlay(part.sample.frame, heat, None)
+        image = overlay(display_frame(part.sample.frame), heat, None)
     spectrum = spectrum_db(part.sample)
     return PartView(
         line=line,
