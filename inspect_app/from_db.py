@@ -75,6 +75,9 @@ class FromDbResult:
     folder: Path
     parts: list[CorrectedPart] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (part_id, why)
+    # the bits the source frames were read with (the line's `image_bits`); the frames written
+    # are 8-bit, so the line taught from them must keep these for its camera's files
+    image_bits: int | None = None
 
     @property
     def label_counts(self) -> dict[str, int]:
@@ -133,7 +136,7 @@ def export_corrections(
     index = _SourceIndex(sources, image_bits)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    result = FromDbResult(out)
+    result = FromDbResult(out, image_bits=image_bits)
     try:
         (tmp / "images").mkdir()
         (tmp / "vibration").mkdir()

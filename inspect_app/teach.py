@@ -70,6 +70,9 @@ class TeachOptions:
     # the pixel template's resolution: "auto" (frames large enough and registered: up to
     # MAX_AUTO_TEMPLATE_SCALE x the backbone's size) or pixels, a multiple of the backbone's size
     template_size: int | str = "auto"
+    # the bits the line's 16-bit frames fill when known beforehand (`adapt --from-db`: the
+    # line's own, its corrected frames having been written as 8-bit); None: from the parts
+    image_bits: int | None = None
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
@@ -323,7 +326,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     pool = adapt_rows(ds)
     labels = [ds.rows[i].label for i in pool]
     picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
-    ds.image_bits = line_image_bits(ds, picked)
+    ds.image_bits = options.image_bits or line_image_bits(ds, picked)
     samples = load_parts(ds, picked, strict=True)
     modalities = line_modalities(samples)
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})

@@ -171,8 +171,9 @@ def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int] | None:
-    """Write the corrected parts as a dataset folder; (folder, parts), or None on an error."""
+def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int, int | None] | None:
+    """Write the corrected parts as a dataset folder; (folder, parts, the bits its source
+    frames were read with), or None on an error."""
     from inspect_app.from_db import dataset_for_adapt
     from inspect_app.home import default_db_url
 
@@ -191,7 +192,7 @@ def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int] | Non
     print(f"from the defect log: {len(result.parts)} corrected parts ({counts}) in {result.folder}")
     for part_id, why in result.skipped:
         print(f"  skipped {part_id}: {why}", file=sys.stderr)
-    return result.folder, len(result.parts)
+    return result.folder, len(result.parts), result.image_bits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         found = from_db_data(args, home)
         if found is None:
             return 1
-        data, n_parts = found
+        data, n_parts, options.image_bits = found
         options.samples = min(options.samples, n_parts)
     try:
         result = teach_line(home, args.line, data, options)
