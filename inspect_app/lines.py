@@ -63,6 +63,9 @@ class LineCard:
     # bits the line's 16-bit frames fill (10, 12, 14: Mono12 saved as 0..4095), every frame
     # read with them (sensors.camera.read_image); None: 8-bit frames, or 16-bit at full scale
     image_bits: int | None = None
+    # the region of interest [x, y, w, h] (pixels of the camera's frame) every frame is cropped
+    # to before anything else sees it (sensors.camera.Roi); None: the whole frame
+    roi: list[int] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -215,6 +218,12 @@ def input_fit_notes(card: LineCard) -> list[str]:
     model card lists them): frames of fewer than 16 bits in 16-bit files; spectra fitted to a
     sample rate below 10 kHz or to windows under 0.2 s."""
     notes = []
+    if card.roi:
+        roi = card.roi
+        notes.append(
+            f"every frame is cropped to the region of interest: {roi[2]}x{roi[3]} px at "
+            f"x {roi[0]}, y {roi[1]}; a frame it does not fit in is FAULT"
+        )
     if card.image_bits:
         notes.append(
             f"frames hold {card.image_bits}-bit samples in 16-bit files: every frame is read "

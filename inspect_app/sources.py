@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from inspect_app.defaults import HOT_FOLDER_SETTLE_S
-from sensors.camera import IMAGE_SUFFIXES, CaptureSource, is_live, read_image
+from sensors.camera import IMAGE_SUFFIXES, CaptureSource, Roi, is_live, read_image
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import Sample
@@ -44,8 +44,9 @@ class DatasetReplay:
         skip_part_ids: Collection[str] = (),
         window_s: float | None = None,
         image_bits: int | None = None,
+        roi: Roi | None = None,
     ) -> None:
-        self.dataset = LineDataset.open(folder, window_s=window_s, image_bits=image_bits)
+        self.dataset = LineDataset.open(folder, window_s=window_s, image_bits=image_bits, roi=roi)
         self.skip = frozenset(skip_part_ids)
         self.pending = [i for i, r in enumerate(self.dataset.rows) if r.part_id not in self.skip]
         self.skipped = len(self.dataset) - len(self.pending)
@@ -87,8 +88,10 @@ class CameraLine:
         vibration: str | Path | None = None,
         window_s: float = 1.0,
         sample_rate_hz: float | None = None,
+        roi: Roi | None = None,
     ) -> None:
         self.camera = CaptureSource(spec)
+        self.roi = roi
         self.live = self.camera.live
         self.vibration = (
             VibrationReplay(
@@ -114,6 +117,11 @@ class CameraLine:
                     fault=frame.fault,
                     meta={"source": f"{self.name} frame {frame.index}"},
                 )
+                if self.roi is not None and sample.frame is not None:
+                    try:
+                        sample.frame = self.roi.crop(sample.frame, sample.meta["source"])
+                    except DataError as exc:  # a FAULT naming the frame, never a wrong crop
+                        sample.frame, sample.fault = None, str(exc)
                 if self.vibration is not None:
                     try:
                         sample.vibration = self.vibration.read().window
@@ -198,6 +206,7 @@ class HotFolder:
         poll_s: float = 0.2,
         idle_stop_s: float | None = None,
         image_bits: int | None = None,
+        roi: Roi | None = None,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -223,6 +232,7 @@ class HotFolder:
         self.poll_s = poll_s
         self.idle_stop_s = idle_stop_s
         self.image_bits = image_bits  # the line's, for 16-bit frames (`read_image`)
+        self.roi = roi  # the line's region of interest
         self.name = str(folder)
         # seconds the last part waited for its files before it was read: the pipeline does not
         # count them as the part's latency (an idle line is not a slow one)
@@ -357,7 +367,8 @@ class HotFolder:
                 continue
             try:
                 if modality == "image":
-                    sample.frame = read_image(path, self.image_bits)
+                    frame = read_image(path, self.image_bits)
+                    sample.frame = frame if self.roi is None else self.roi.crop(frame, path)
                 else:
                     sample.vibration = read_vibration(path, sample_rate_hz=self.sample_rate_hz)
             except DataError as exc:
@@ -378,10 +389,12 @@ def open_source(
     settle_s: float = HOT_FOLDER_SETTLE_S,
     idle_exit_s: float | None = None,
     image_bits: int | None = None,
+    roi: Roi | None = None,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
     with `watch` a hot folder whose parts bring the line's `modalities`. Image files are read
-    with the line's `image_bits` (a camera's frames come as 8-bit already).
+    with the line's `image_bits` (a camera's frames come as 8-bit already); every frame is
+    cropped to the line's `roi`.
 
     A folder is replayed (skipping `skip_part_ids`); a digit is an OpenCV camera index; a URL,
     GStreamer pipeline or video file is opened with OpenCV and paired with `vibration`.
@@ -405,13 +418,14 @@ def open_source(
             settle_s=settle_s,
             idle_stop_s=idle_exit_s,
             image_bits=image_bits,
+            roi=roi,
         )
     if path.is_dir():
         if vibration is not None:
             msg = f"--vibration is for a camera or video source; {spec} is a dataset folder"
             raise ValueError(msg)
         return DatasetReplay(
-            path, skip_part_ids=skip_part_ids, window_s=window_s, image_bits=image_bits
+            path, skip_part_ids=skip_part_ids, window_s=window_s, image_bits=image_bits, roi=roi
         )
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         msg = f"source {spec} is a single image; give the dataset folder that holds it"
@@ -425,7 +439,11 @@ def open_source(
         )
         raise ValueError(msg)
     return CameraLine(
-        camera, vibration=vibration, window_s=window_s or 1.0, sample_rate_hz=sample_rate_hz
+        camera,
+        vibration=vibration,
+        window_s=window_s or 1.0,
+        sample_rate_hz=sample_rate_hz,
+        roi=roi,
     )
 
 

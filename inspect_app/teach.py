@@ -40,6 +40,7 @@ from inspect_app.preprocess import (
 from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
+from sensors.camera import Roi
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
@@ -73,6 +74,7 @@ class TeachOptions:
     # the bits the line's 16-bit frames fill when known beforehand (`adapt --from-db`: the
     # line's own, its corrected frames having been written as 8-bit); None: from the parts
     image_bits: int | None = None
+    roi: Roi | None = None  # the region of interest every frame is cropped to (None: whole)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
@@ -327,8 +329,12 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     labels = [ds.rows[i].label for i in pool]
     picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
     ds.image_bits = options.image_bits or line_image_bits(ds, picked)
+    ds.roi = options.roi
     samples = load_parts(ds, picked, strict=True)
     modalities = line_modalities(samples)
+    if options.roi is not None and "image" not in modalities:
+        msg = f"--roi crops camera frames, and the parts in {data} have none"
+        raise ValueError(msg)
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
     backbone, spec = get_backbone(options.backbone_size, warn=True)
     bins = backbone.config.spectrum_bins
@@ -343,6 +349,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         spectrum=spectrum_cfg.to_dict(),
         backbone=spec,
         image_bits=ds.image_bits,
+        roi=None if options.roi is None else options.roi.as_list(),
     )
     label_index = torch.tensor(
         [0 if s.label == OK_LABEL else classes.index(str(s.label)) + 1 for s in samples]
@@ -561,7 +568,9 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     window_s = options.window_s
     if window_s is None and card.adapt.get("window_s"):
         window_s = float(card.adapt["window_s"])
-    ds = LineDataset.open(data, window_s=window_s, image_bits=card.image_bits)
+    ds = LineDataset.open(
+        data, window_s=window_s, image_bits=card.image_bits, roi=Roi.from_list(card.roi)
+    )
     rows = evaluate_rows(ds)
     excluded = 0
     same_data = str(Path(data).resolve()) == card.adapt.get("data")

@@ -37,6 +37,65 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SAMPLE_BITS = (10, 12, 14, 16)
 
 
+@dataclass(frozen=True)
+class Roi:
+    """A line's region of interest: the rectangle of the camera's frame that holds the part,
+    in pixels (`x`, `y` of its top-left corner, `w` x `h`). Frames and masks are cropped to it
+    as they are read, so the model spends its few pixels on the part instead of the conveyor
+    around it, and every heat-map, box and snapshot is of the region."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    MIN_SIDE = 8  # pixels: one patch
+
+    def __post_init__(self) -> None:
+        if self.x < 0 or self.y < 0 or self.w < self.MIN_SIDE or self.h < self.MIN_SIDE:
+            msg = (
+                f"region of interest {self}: x and y must be 0 or more, width and height at "
+                f"least {self.MIN_SIDE} px"
+            )
+            raise ValueError(msg)
+
+    @classmethod
+    def parse(cls, text: str) -> Roi:
+        """`X,Y,W,H` in pixels of the frame as the camera takes it (`400,300,1200,1000`)."""
+        fields = [f.strip() for f in text.split(",")]
+        if len(fields) != 4 or not all(f.isdigit() for f in fields):
+            msg = (
+                f"region of interest {text!r}: expected X,Y,W,H, four whole numbers of pixels "
+                "(the top-left corner, then width and height), e.g. 400,300,1200,1000"
+            )
+            raise ValueError(msg)
+        x, y, w, h = (int(f) for f in fields)
+        return cls(x, y, w, h)
+
+    @classmethod
+    def from_list(cls, values: list[int] | None) -> Roi | None:
+        """A line card's `roi` ([x, y, w, h], None for the whole frame)."""
+        return None if values is None else cls(*(int(v) for v in values))
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    def crop(self, image: np.ndarray, source: str | Path | None = None) -> np.ndarray:
+        """The region of `image` (a frame or a mask); `DataError` naming `source` when the
+        frame does not hold it (another camera or resolution: never judged on a wrong crop)."""
+        h, w = image.shape[:2]
+        if self.x + self.w > w or self.y + self.h > h:
+            msg = (
+                f"frame is {w}x{h} px: the line's region of interest ({self}) does not fit in "
+                "it; was the camera or its resolution changed?"
+            )
+            raise DataError(msg, source)
+        return np.ascontiguousarray(image[self.y : self.y + self.h, self.x : self.x + self.w])
+
+    def __str__(self) -> str:
+        return f"{self.w}x{self.h} px at x {self.x}, y {self.y}"
+
+
 def read_image(path: str | Path, bits: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 `(H, W, 3)`; gray is expanded, alpha dropped.
 

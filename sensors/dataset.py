@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sensors.camera import IMAGE_SUFFIXES, image_sample_bits, read_image, read_mask
+from sensors.camera import IMAGE_SUFFIXES, Roi, image_sample_bits, read_image, read_mask
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample, VibrationWindow
 from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, read_vibration
@@ -114,6 +114,7 @@ class LineDataset:
         self.unused_tail_s = 0.0  # recording time after the last whole window, summed
         # bits a 16-bit frame's samples fill (a line's `image_bits`; `read_image`)
         self.image_bits: int | None = None
+        self.roi: Roi | None = None  # a line's region of interest: frames and masks cropped
         # the last recording read: windows of one recording are usually read one after another
         self._recent: tuple[tuple[object, ...], VibrationWindow] | None = None
 
@@ -121,10 +122,15 @@ class LineDataset:
 
     @classmethod
     def open(
-        cls, folder: str | Path, window_s: float | None = None, image_bits: int | None = None
+        cls,
+        folder: str | Path,
+        window_s: float | None = None,
+        image_bits: int | None = None,
+        roi: Roi | None = None,
     ) -> LineDataset:
         """Read the folder's part list (no file of a part is read yet). `window_s` cuts long
-        recordings into parts; `image_bits` reads 16-bit frames as a line taught on them does."""
+        recordings into parts; `image_bits` and `roi` read frames as a line taught on them
+        does (16-bit depth, region of interest)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError("dataset folder not found", folder)
@@ -143,6 +149,7 @@ class LineDataset:
             ds._cut_windows(window_s)
         _check_unique_ids(ds)
         ds.image_bits = image_bits
+        ds.roi = roi
         return ds
 
     # --- access ---
@@ -209,6 +216,9 @@ class LineDataset:
                 raise
             # the mask is ground truth, not a sensor reading: the part is still inspected
             mask_problem = str(DataError(exc.problem, exc.path or row.where, row.row))
+        if self.roi is not None and frame is not None:
+            frame = self.roi.crop(frame, row.image)  # boxes and masks were read on the frame
+            mask = None if mask is None else self.roi.crop(mask, row.mask or row.boxes)
         return Sample(
             part_id=row.part_id,
             frame=frame,

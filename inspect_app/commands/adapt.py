@@ -32,6 +32,8 @@ where it differs from the good parts at that place (a missing hole, a chipped ed
 without a fixed layout (a web, a texture) are left as they are. The template compares the
 frames at up to twice the backbone's size (--template-size auto: 256 px when the camera gives
 that much), so a thin scratch is not averaged away; the backbone itself sees them at 128 px.
+A camera that sees more than the part (the conveyor, the fixture) gives the part more of those
+pixels with --roi X,Y,W,H: every frame of the line is cropped to that rectangle first.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
 meets --target-miss-rate; the false-reject rate that costs is printed and saved. Taught from
@@ -44,6 +46,7 @@ Example:
   inspect-app adapt --line press-3 --data parts/press-3 --samples 50
   inspect-app adapt --line bearing-7 --data recordings/ --window-s 0.5 --method lora
   inspect-app adapt --line press-3 --from-db --source-data parts/press-3-stream
+  inspect-app adapt --line cover-2 --data parts/cover-2 --roi 600,400,1200,1200
 """
 
 
@@ -123,6 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "per part: 128 for a CPU line that must keep its rate); the backbone always sees 128 px",
     )
     parser.add_argument(
+        "--roi",
+        type=roi_arg,
+        default=None,
+        metavar="X,Y,W,H",
+        help="region of interest, in pixels of the camera's frame: the top-left corner X,Y and "
+        "the width and height that hold the part. Every frame of the line (adapt, evaluate, "
+        "serve, console) is cropped to it; a frame it does not fit in is a FAULT. Default: the "
+        "whole frame (--from-db: the line's own)",
+    )
+    parser.add_argument(
         "--backbone",
         default="tiny",
         metavar="NAME",
@@ -133,6 +146,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)
+
+
+def roi_arg(text: str) -> Any:
+    """argparse type of `--roi`: a `sensors.camera.Roi` from X,Y,W,H."""
+    from sensors.camera import Roi
+
+    try:
+        return Roi.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def template_size_arg(text: str) -> int | str:
@@ -169,6 +192,17 @@ def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataset folder the line replayed, or the hot folder it watched: corrected parts "
         "are read from it by part id (else only their snapshot's vibration is used); repeatable",
     )
+
+
+def line_roi(home: Path, line: str) -> Any:
+    """The active version's region of interest (a `Roi`), None without one or a line."""
+    from inspect_app.lines import read_card, version_dir
+    from sensors.camera import Roi
+
+    try:
+        return Roi.from_list(read_card(version_dir(home, line)).roi)
+    except ValueError:
+        return None
 
 
 def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int, int | None] | None:
@@ -230,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         align=args.align,
         align_motion="ecc-affine" if args.align_motion == "affine" else "ecc-euclidean",
         template_size=args.template_size,
+        roi=args.roi,
     )
     home = resolve_home(args.home)
     if (args.data is None) == (not args.from_db):
@@ -242,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         data, n_parts, options.image_bits = found
         options.samples = min(options.samples, n_parts)
+        if options.roi is None:  # the corrected frames were written whole: the line's region
+            options.roi = line_roi(home, args.line)
     try:
         result = teach_line(home, args.line, data, options)
     except (DataError, ValueError) as exc:

@@ -85,9 +85,10 @@ def _calibration_feeds(data: Path, card: LineCard, parts: int) -> dict[str, np.n
     from tqdm import tqdm
 
     from inspect_app.preprocess import prepare_batch
+    from sensors.camera import Roi
     from sensors.dataset import LineDataset
 
-    dataset = LineDataset.open(data, image_bits=card.image_bits)
+    dataset = LineDataset.open(data, image_bits=card.image_bits, roi=Roi.from_list(card.roi))
     count = min(parts, len(dataset))
     chunks: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, count, 16), desc="calibration parts", unit="batch"):
@@ -161,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             "input_range": "RGB scaled to 0..1, then (x - mean) / std",
             # 16-bit frames fill this many bits (None: 8-bit, or 16 at full scale)
             "image_bits": card.image_bits,
+            # [x, y, w, h] of the camera's frame, cropped before anything else (None: whole)
+            "roi": card.roi,
         },
         spectrum=dict(card.spectrum),
         align=dict(card.align),

@@ -21,6 +21,7 @@ class FakeCard:
     classes: tuple[str, ...] = ("dent",)
     threshold: float = 0.5
     image_bits: int | None = None
+    roi: list[int] | None = None
 
 
 class FakeSlowBackend:

@@ -142,6 +142,7 @@ class _Card:
     threshold: float = 0.5
     modalities: tuple[str, ...] = ("image",)
     image_bits: int | None = None
+    roi: list[int] | None = None
 
 
 def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from sensors.camera import (
     CameraLost,
     CaptureSource,
     ImageFolderSource,
+    Roi,
     image_sample_bits,
     is_live,
     read_image,
@@ -88,6 +89,21 @@ def test_a_png_sbit_chunk_says_how_many_bits_are_filled(write_image: Callable[..
     color = np.full((4, 4, 3), 3000, dtype=np.uint16)
     assert image_sample_bits(with_sbit(write_image("rgb.png", color), 12, 12, 12)) == 12
     assert image_sample_bits(with_sbit(write_image("eight.png", dim), 8)) == 10  # not a depth
+
+
+def test_a_region_of_interest_is_parsed_checked_and_cropped() -> None:
+    roi = Roi.parse(" 4, 2,16 ,8")
+    assert roi == Roi(4, 2, 16, 8) and roi.as_list() == [4, 2, 16, 8]
+    assert Roi.from_list([4, 2, 16, 8]) == roi and Roi.from_list(None) is None
+    frame = np.arange(12 * 20, dtype=np.uint8).reshape(12, 20)
+    assert np.array_equal(roi.crop(frame), frame[2:10, 4:20])
+    with pytest.raises(DataError, match=r"cam 3: frame is 19x12 px: .*16x8 px at x 4, y 2"):
+        roi.crop(frame[:, :19], "cam 3")
+    for text in ("4,2,16", "4,2,16,8,1", "a,2,16,8", "-4,2,16,8", "4.5,2,16,8"):
+        with pytest.raises(ValueError, match="X,Y,W,H"):
+            Roi.parse(text)
+    with pytest.raises(ValueError, match="at least 8 px"):
+        Roi.parse("0,0,4,100")
 
 
 def test_sixteen_bit_and_alpha(write_image: Callable[..., Path]) -> None:

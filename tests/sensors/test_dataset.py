@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sensors.camera import Roi
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 
@@ -166,6 +167,31 @@ def test_boxes_become_a_mask(tmp_path: Path, write_image: Callable[..., Path]) -
     mask = LineDataset.open(tmp_path)[0].mask
     assert mask is not None and mask.shape == (10, 12) and mask.sum() == 9
     assert mask[2, 1] and mask[4, 3] and not mask[5, 3]
+
+
+def test_a_region_of_interest_crops_frames_masks_and_boxes(
+    tmp_path: Path, write_image: Callable[..., Path]
+) -> None:
+    frame = np.arange(10 * 12, dtype=np.uint8).reshape(10, 12)
+    write_image("s.png", frame)
+    write_image("m.png", (frame >= 60).astype(np.uint8) * 255)
+    (tmp_path / "s.xml").write_text(
+        "<annotation><size><width>12</width><height>10</height></size><object><bndbox>"
+        "<xmin>2</xmin><ymin>3</ymin><xmax>4</xmax><ymax>5</ymax></bndbox></object></annotation>"
+    )
+    (tmp_path / "labels.csv").write_text(
+        "image,label,mask,boxes,part_id\ns.png,dent,m.png,,a\ns.png,scratches,,s.xml,b\n"
+    )
+    roi = Roi(1, 2, 8, 8)
+    masked, boxed = LineDataset.open(tmp_path, roi=roi)
+    assert masked.frame is not None and np.array_equal(masked.frame[..., 0], frame[2:10, 1:9])
+    assert masked.mask is not None and np.array_equal(masked.mask, frame[2:10, 1:9] >= 60)
+    assert boxed.mask is not None and boxed.mask.shape == (8, 8) and boxed.mask.sum() == 9
+    assert boxed.mask[0, 0] and boxed.mask[2, 2] and not boxed.mask[3, 2]  # boxes of the frame
+    ds = LineDataset.open(tmp_path, roi=Roi(6, 0, 8, 8))  # wider than the 12 px frame
+    with pytest.raises(DataError, match=r"s\.png, row 2: frame is 12x10 px: the line's region"):
+        ds[0]
+    assert "region of interest" in str(ds.load(1, strict=False).fault)
 
 
 def test_mvtec_layout(tmp_path: Path, write_image: Callable[..., Path]) -> None:

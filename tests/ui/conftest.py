@@ -39,6 +39,7 @@ class FakeCard:
     threshold: float = 0.5
     modalities: tuple[str, ...] = ("image",)
     image_bits: int | None = None
+    roi: list[int] | None = None
 
 
 class LabelOracleBackend:
