@@ -131,11 +131,17 @@ def image_sample_bits(path: str | Path) -> int:
     return next(b for b in SAMPLE_BITS if top < 1 << b)
 
 
-def _decode(path: Path, data: bytes) -> np.ndarray:
+# any depth (16-bit kept) and colour, turned upright by the file's EXIF orientation as every
+# viewer shows it (IMREAD_UNCHANGED ignores it: a phone photo taken upright would be read lying
+# on its side, and a mask drawn on the upright picture refused as the wrong size); alpha dropped
+_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
+def _decode(path: Path, data: bytes, what: str = "image") -> np.ndarray:
     _check_complete(path, data)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
     if image is None or image.size == 0:
-        raise DataError("unreadable image: corrupt or not PNG/JPEG/BMP/TIFF", path)
+        raise DataError(f"unreadable {what}: corrupt or not PNG/JPEG/BMP/TIFF", path)
     return image
 
 
@@ -161,11 +167,7 @@ def _png_significant_bits(data: bytes) -> int | None:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a defect mask image as bool `(H, W)`: nonzero (in any channel) is defect."""
     path = Path(path)
-    data = _read_bytes(path)
-    _check_complete(path, data)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise DataError("unreadable mask image", path)
+    image = _decode(path, _read_bytes(path), "mask image")
     if image.ndim == 3:
         return np.any(image[..., :3] != 0, axis=2)
     return image != 0

@@ -15,6 +15,7 @@ SCRIPTS = (
     "backbone_probe",
     "console",
     "fewshot",
+    "frame_size",
     "neu_crops",
     "optimize",
     "report",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -104,6 +105,29 @@ def test_a_region_of_interest_is_parsed_checked_and_cropped() -> None:
             Roi.parse(text)
     with pytest.raises(ValueError, match="at least 8 px"):
         Roi.parse("0,0,4,100")
+
+
+def with_exif_orientation(jpeg: Path, orientation: int) -> Path:
+    """Insert an EXIF block whose Orientation tag is `orientation` (6: turn 90 degrees right
+    to view, as a phone held upright writes it) after the JPEG's start-of-image marker."""
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+    app1 = b"\xff\xe1" + struct.pack(">H", 8 + len(tiff)) + b"Exif\x00\x00" + tiff
+    data = jpeg.read_bytes()
+    jpeg.write_bytes(data[:2] + app1 + data[2:])
+    return jpeg
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(
+    write_image: Callable[..., Path],
+) -> None:
+    stored = np.zeros((10, 20, 3), np.uint8)
+    stored[:, :5] = 255  # stored lying down: a white band at the left
+    photo = with_exif_orientation(write_image("phone.jpg", stored), 6)
+    upright = read_image(photo)
+    assert upright.shape == (20, 10, 3)  # as every viewer shows it
+    assert upright[:5].mean() > 200 and upright[-5:].mean() < 50  # the band now at the top
+    assert image_sample_bits(photo) == 8
 
 
 def test_sixteen_bit_and_alpha(write_image: Callable[..., Path]) -> None:
