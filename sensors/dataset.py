@@ -45,7 +45,7 @@ import numpy as np
 from sensors.camera import IMAGE_SUFFIXES, Roi, image_sample_bits, read_image, read_mask
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample, VibrationWindow
-from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, read_vibration
+from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, is_text_table, read_vibration
 
 CONTRACT_COLUMNS = (
     "image",
@@ -444,8 +444,14 @@ def _parse_row(
     if vibration is not None:
         suffix = vibration.suffix.lower()
         if suffix not in VIBRATION_SUFFIXES:
-            msg = f"vibration {vibration.name!r}: expected one of {VIBRATION_SUFFIXES}"
-            raise DataError(msg, table, row)
+            # a name that says no format (IMS snapshots are named by their time): a text table
+            if not (vibration.is_file() and is_text_table(vibration)):
+                msg = (
+                    f"vibration {vibration.name!r}: expected one of {VIBRATION_SUFFIXES}, or a "
+                    "text table of numbers under any name"
+                )
+                raise DataError(msg, table, row)
+            suffix = ".txt"
         if rate is None and suffix not in _RATE_FROM_FILE:
             msg = f"unknown sample rate for {vibration.name!r}: fill the sample_rate_hz column"
             raise DataError(msg, table, row)

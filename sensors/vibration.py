@@ -51,8 +51,11 @@ def read_vibration(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in VIBRATION_SUFFIXES:
-        msg = f"unsupported vibration file type {suffix!r}; expected one of {VIBRATION_SUFFIXES}"
+    if suffix not in VIBRATION_SUFFIXES and not (path.is_file() and is_text_table(path)):
+        msg = (
+            f"unsupported vibration file type {suffix!r}; expected one of {VIBRATION_SUFFIXES} "
+            "(or a text table of numbers under any name)"
+        )
         raise DataError(msg, path)
     if not path.is_file():
         raise DataError("file not found", path)
@@ -65,10 +68,10 @@ def read_vibration(
         samples, file_rate = _read_wav(path, channel)
     elif suffix == ".npy":
         samples = _read_npy(path, channel)
-    elif suffix in TEXT_SUFFIXES:
-        samples, file_rate = _read_csv(path, channel)
-    else:
+    elif suffix == ".mat":
         samples, file_rpm = _read_mat(path, channel)
+    else:  # .csv, .tsv, .txt, or a text table under another name
+        samples, file_rate = _read_csv(path, channel)
 
     rate = _resolve_rate(path, sample_rate_hz, file_rate)
     _check_finite(path, samples)
@@ -82,6 +85,39 @@ def read_vibration(
     )
 
 
+def is_text_table(path: Path) -> bool:
+    """Whether a file under a name that says no format (IMS bearing snapshots are named by their
+    time, `2003.10.22.12.06.24`; loggers write `.dat`, `.asc`) holds a text table of numbers:
+    its start is text whose lines (the first may be a header) are numbers under one delimiter.
+    A binary file is not; nor is an unreadable one (its reader then names the problem)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    if not head or b"\x00" in head:
+        return False
+    lines = [ln for ln in head.decode("utf-8", errors="replace").splitlines() if ln.strip(_BLANK)]
+    if len(head) == _SNIFF_BYTES:
+        lines = lines[:-1]  # the last line may be cut short
+    lines = lines[:_SNIFF_LINES]
+    rows = lines[1:] or lines  # the first may be a header
+    if not rows:
+        return False
+    delimiter = _sniff_delimiter(lines)
+    decimal_comma = delimiter != ","
+    return all(
+        all(_is_number(_decimal(cell, decimal_comma)) for cell in _csv_cells(line, delimiter))
+        for line in rows
+    )
+
+
+def _kind(path: Path) -> str:
+    """How messages name a recording's format: by its suffix (`.csv`, `.npy`), or `text table`
+    under a name that says no format."""
+    return path.suffix if path.suffix.lower() in VIBRATION_SUFFIXES else "text table"
+
+
 def _resolve_rate(path: Path, given: float | None, from_file: float | None) -> float:
     if from_file is not None:
         if given is not None and abs(given - from_file) > 0.01 * from_file:
@@ -90,7 +126,7 @@ def _resolve_rate(path: Path, given: float | None, from_file: float | None) -> f
         return float(from_file)
     if given is None:
         msg = (
-            f"unknown sample rate: {path.suffix} files do not carry one; give sample_rate_hz "
+            f"unknown sample rate: {_kind(path)} files do not carry one; give sample_rate_hz "
             "(the sample_rate_hz column of labels.csv)"
         )
         raise DataError(msg, path)
@@ -213,6 +249,7 @@ def _read_npy(path: Path, channel: str | int | None) -> np.ndarray:
 TIME_COLUMN_NAMES = ("t", "time", "time_s", "seconds")
 _SECONDS_UNIT = re.compile(r"\s*[(\[]\s*s\s*[)\]]$")
 _SNIFF_LINES = 20  # the first non-blank lines the delimiter is chosen from
+_SNIFF_BYTES = 4096  # what `is_text_table` reads of a file under a name that says no format
 _BLANK = " \t,;"  # a line of only these is skipped, as csv rows of empty cells always were
 # A first column of date-times or clock times, as data loggers export them:
 # `2026-12-06T08:00:00.000200`, `2026-12-06 08:00:00,0002` (a decimal comma), `08:00:00.0002`;
@@ -252,7 +289,7 @@ def _read_csv(path: Path, channel: str | int | None) -> tuple[np.ndarray, float 
         column = data[0]
     elif not picked:
         msg = (
-            f"{path.suffix} has {len(data)} data columns ({_describe_columns(names, data)}); "
+            f"{_kind(path)} has {len(data)} data columns ({_describe_columns(names, data)}); "
             "set the `channel` column of labels.csv to the one to read (a header name or a 0-based "
             "column index)"
         )
@@ -295,7 +332,7 @@ def _csv_column(path: Path, channel: str, names: list[str] | None, data: list[in
         msg = f"channel 0 is the time column; the data columns are {_describe_columns(names, data)}"
         raise DataError(msg, path)
     columns = _describe_columns(names, data)
-    msg = f"channel {channel!r} names no column of this {path.suffix} ({columns})"
+    msg = f"channel {channel!r} names no column of this {_kind(path)} ({columns})"
     raise DataError(msg, path)
 
 
@@ -331,12 +368,12 @@ def _csv_table(path: Path) -> _CsvTable:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path.suffix} is not UTF-8 text ({exc.reason}); expected a table of numbers", path
+            f"{_kind(path)} is not UTF-8 text ({exc.reason}); expected a table of numbers", path
         ) from exc
     non_blank = (i for i, line in enumerate(lines) if line.strip(_BLANK))
     head = list(itertools.islice(non_blank, _SNIFF_LINES))
     if not head:
-        raise DataError(f"empty {path.suffix} file", path)
+        raise DataError(f"empty {_kind(path)} file", path)
     delimiter = _sniff_delimiter([lines[i] for i in head])
     decimal_comma = delimiter != ","
     first = _csv_cells(lines[head[0]], delimiter)
@@ -352,7 +389,7 @@ def _csv_table(path: Path) -> _CsvTable:
     body_lines = [i for i in range(start, len(lines)) if lines[i].strip(_BLANK)]
     body = [lines[i] for i in body_lines]
     if not body:
-        raise DataError(f"the {path.suffix} has a header and no data rows", path)
+        raise DataError(f"the {_kind(path)} has a header and no data rows", path)
     seconds = None
     if _TIMESTAMP.match(_csv_cells(body[0], delimiter)[0]):
         seconds, body = _split_timestamps(path, body, delimiter, body_lines)
@@ -364,7 +401,7 @@ def _csv_table(path: Path) -> _CsvTable:
         )
     except ValueError as exc:
         _explain_csv_error(path, lines, start, delimiter, decimal_comma, seconds is not None)
-        raise DataError(f"unreadable {path.suffix} ({exc})", path) from exc
+        raise DataError(f"unreadable {_kind(path)} ({exc})", path) from exc
     if seconds is not None:
         values = np.column_stack([seconds, values])
     names = first if has_header else None

@@ -93,6 +93,20 @@ def test_unknown_column_is_named(tmp_path: Path) -> None:
     assert "labels.csv, row 1" in str(e.value)
 
 
+def test_a_text_table_named_by_its_time_is_a_vibration_file(tmp_path: Path) -> None:
+    snapshot = tmp_path / "2003.10.22.12.06.24"
+    rows = np.random.default_rng(0).normal(size=(400, 4))
+    snapshot.write_text("\n".join("\t".join(f"{v:.4f}" for v in r) for r in rows) + "\n")
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    table = "vibration,label,sample_rate_hz,channel\n2003.10.22.12.06.24,ok,20000,1\n"
+    (tmp_path / "labels.csv").write_text(table)
+    part = LineDataset.open(tmp_path)[0]
+    assert part.vibration is not None and part.vibration.samples.shape == (400,)
+    (tmp_path / "labels.csv").write_text(table + "blob.bin,ok,20000,1\n")
+    with pytest.raises(DataError, match=r"labels\.csv, row 3: vibration 'blob\.bin'.*text table"):
+        LineDataset.open(tmp_path)
+
+
 def test_row_with_neither_image_nor_vibration(tmp_path: Path) -> None:
     (tmp_path / "labels.csv").write_text("image,vibration,label\na.png,,ok\n,,ok\n")
     with pytest.raises(DataError, match="row 3: row has neither an image nor a vibration"):

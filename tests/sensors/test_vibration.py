@@ -406,3 +406,24 @@ def test_tsv_and_txt_tables_read_as_csv(tmp_path: Path) -> None:
     binary.write_bytes(b"\x00\xff\xfe" * 100)
     with pytest.raises(DataError, match=r"logger\.txt.*not UTF-8 text"):
         read_vibration(binary, sample_rate_hz=RATE)
+
+
+def test_a_text_table_under_a_name_that_says_no_format_is_read(tmp_path: Path) -> None:
+    """IMS bearing snapshots are named by their time (`2003.10.22.12.06.24`, tab-separated,
+    four bearings); loggers write `.dat` and `.asc`: read by their content, not their name."""
+    rng = np.random.default_rng(5)
+    bearings = rng.normal(size=(3000, 4))
+    ims = write_table(tmp_path / "2003.10.22.12.06.24", "", bearings, "\t")
+    w = read_vibration(ims, sample_rate_hz=20000, channel=3)
+    np.testing.assert_allclose(w.samples, bearings[:, 3], atol=1e-6)
+    with pytest.raises(DataError, match="text table has 4 data columns"):
+        read_vibration(ims, sample_rate_hz=20000)
+    with pytest.raises(DataError, match="unknown sample rate: text table files"):
+        read_vibration(ims, channel=3)
+    t, xyz = three_axes()
+    logger = write_table(tmp_path / "run7.dat", "time,x,y,z", np.column_stack([t, xyz]), ",")
+    assert read_vibration(logger, channel="x").sample_rate_hz == pytest.approx(RATE, rel=1e-6)
+    binary = tmp_path / "run8.dat"
+    binary.write_bytes(np.arange(100, dtype=np.float32).tobytes())
+    with pytest.raises(DataError, match=r"unsupported vibration file type '\.dat'.*text table"):
+        read_vibration(binary, sample_rate_hz=RATE)
