@@ -78,6 +78,9 @@ class FromDbResult:
     # the bits the source frames were read with (the line's `image_bits`); the frames written
     # are 8-bit, so the line taught from them must keep these for its camera's files
     image_bits: int | None = None
+    # the line's region of interest ([x, y, w, h]); the frames are written whole, so the line
+    # taught from them must crop them, and its camera's, to it
+    roi: list[int] | None = None
 
     @property
     def label_counts(self) -> dict[str, int]:
@@ -308,14 +311,15 @@ def dataset_for_adapt(
 
     line_dir(home, line)  # refuse a line name that escapes HOME before writing anything
     try:
-        image_bits = read_card(version_dir(home, line)).image_bits
+        card = read_card(version_dir(home, line))
+        image_bits, roi = card.image_bits, card.roi
     except ValueError:  # a log of a line taught elsewhere: its frames are read as they are
-        image_bits = None
+        image_bits, roi = None, None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = home / "adapt-data" / line / f"from-db-{stamp}"
     snapshots = (snapshot_dir_for(db_url, home), home / "snapshots")
     with DefectStore.open(db_url) as store:
-        return export_corrections(
+        result = export_corrections(
             store,
             line,
             out,
@@ -324,3 +328,5 @@ def dataset_for_adapt(
             show_progress=show_progress,
             image_bits=image_bits,
         )
+    result.roi = roi
+    return result

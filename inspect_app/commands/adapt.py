@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspect_app.defaults import (
     ALIGN_MODES,
@@ -16,6 +16,9 @@ from inspect_app.home import resolve_home
 from inspect_app.lines import input_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from sensors.errors import DataError
+
+if TYPE_CHECKING:
+    from inspect_app.from_db import FromDbResult
 
 HELP = "teach a line from N labeled parts (prompt tuning of the frozen backbone)"
 DESCRIPTION = """\
@@ -194,20 +197,9 @@ def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def line_roi(home: Path, line: str) -> Any:
-    """The active version's region of interest (a `Roi`), None without one or a line."""
-    from inspect_app.lines import read_card, version_dir
-    from sensors.camera import Roi
-
-    try:
-        return Roi.from_list(read_card(version_dir(home, line)).roi)
-    except ValueError:
-        return None
-
-
-def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int, int | None] | None:
-    """Write the corrected parts as a dataset folder; (folder, parts, the bits its source
-    frames were read with), or None on an error."""
+def from_db_data(args: argparse.Namespace, home: Path) -> FromDbResult | None:
+    """Write the corrected parts as a dataset folder; what was written (with the line's
+    image bits and region of interest), or None on an error."""
     from inspect_app.from_db import dataset_for_adapt
     from inspect_app.home import default_db_url
 
@@ -226,7 +218,7 @@ def from_db_data(args: argparse.Namespace, home: Path) -> tuple[Path, int, int |
     print(f"from the defect log: {len(result.parts)} corrected parts ({counts}) in {result.folder}")
     for part_id, why in result.skipped:
         print(f"  skipped {part_id}: {why}", file=sys.stderr)
-    return result.folder, len(result.parts), result.image_bits
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -275,10 +267,14 @@ def run(args: argparse.Namespace) -> int:
         found = from_db_data(args, home)
         if found is None:
             return 1
-        data, n_parts, options.image_bits = found
-        options.samples = min(options.samples, n_parts)
-        if options.roi is None:  # the corrected frames were written whole: the line's region
-            options.roi = line_roi(home, args.line)
+        data = found.folder
+        options.samples = min(options.samples, len(found.parts))
+        # the corrected frames were written 8-bit and whole: the line's bits and region stay
+        options.image_bits = found.image_bits
+        if options.roi is None:
+            from sensors.camera import Roi
+
+            options.roi = Roi.from_list(found.roi)
     try:
         result = teach_line(home, args.line, data, options)
     except (DataError, ValueError) as exc:
