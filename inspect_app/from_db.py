@@ -214,15 +214,19 @@ class _SourceIndex:
 
 
 def _hot_folder_files(folder: Path) -> dict[str, dict[str, Path]]:
-    """A hot folder's parts: stem → {"image": path, "vibration": path}; empty when the folder
-    holds neither (then it is no source at all and the dataset error stands)."""
+    """A hot folder's parts: part id → {"image": path, "vibration": path}; empty when the
+    folder holds neither (then it is no source at all and the dataset error stands). Files in
+    subfolders are found by the ids `serve --watch --recursive` gave them (`2026-12-06/P1`)."""
     if not folder.is_dir() or (folder / "labels.csv").exists():
         return {}
     parts: dict[str, dict[str, Path]] = {}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
         hit = hot_folder_file(path.name)
-        if hit is not None and path.is_file():
-            parts.setdefault(hit[0], {}).setdefault(hit[1], path)
+        hidden = any(p.startswith(".") for p in relative.parts[:-1])
+        if hit is not None and not hidden and path.is_file():
+            part_id = (relative.parent / hit[0]).as_posix()
+            parts.setdefault(part_id, {}).setdefault(hit[1], path)
     return parts
 
 

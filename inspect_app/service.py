@@ -69,6 +69,7 @@ class ServeOptions:
     sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat vibration files
     settle_s: float = HOT_FOLDER_SETTLE_S  # a hot folder's file is read once it holds its size
     idle_exit_s: float | None = None  # a hot folder ends after this long without a new part
+    recursive: bool = False  # a hot folder's subfolders are watched too
     reject_command: str | None = None
     modbus: str | None = None
     snapshots: bool = True
@@ -244,6 +245,7 @@ class InspectionService:
                 sample_rate_hz=options.sample_rate_hz,
                 settle_s=options.settle_s,
                 idle_exit_s=options.idle_exit_s,
+                recursive=options.recursive,
                 image_bits=card.image_bits,
                 roi=Roi.from_list(card.roi),
             )

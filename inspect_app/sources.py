@@ -163,6 +163,16 @@ def hot_folder_file(name: str) -> tuple[str, str] | None:
 
 
 @dataclass
+class _Listing:
+    """One folder of a hot folder's tree as last listed: its modification time, the part files
+    in it (paths relative to the hot folder, `/`-separated) and its subfolders' names."""
+
+    mtime: int
+    files: set[str]
+    subfolders: list[str]
+
+
+@dataclass
 class _Arrival:
     """The files of one part (one name stem) seen so far in a hot folder."""
 
@@ -191,6 +201,9 @@ class HotFolder:
     the parts already in the defect log (`skip_part_ids`); parts still pending at a stop are
     read after the restart. Files are read where they are and left in place. `stop()` ends
     the iteration at the next poll; `idle_stop_s` ends it after that long without a new part.
+    With `recursive` the subfolders are watched too, at any depth (hidden ones aside): a
+    camera that writes each day into its own folder. A part's id is then its path below the
+    folder without the suffix (`2026-12-06/P0001`), unique across the days.
     """
 
     live = False  # files wait on disk: nothing is dropped, the pipeline catches up
@@ -207,6 +220,7 @@ class HotFolder:
         idle_stop_s: float | None = None,
         image_bits: int | None = None,
         roi: Roi | None = None,
+        recursive: bool = False,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -233,11 +247,12 @@ class HotFolder:
         self.idle_stop_s = idle_stop_s
         self.image_bits = image_bits  # the line's, for 16-bit frames (`read_image`)
         self.roi = roi  # the line's region of interest
+        self.recursive = recursive
+        self._listings: dict[str, _Listing] = {}  # "" the folder, "a/b" a subfolder
         self.name = str(folder)
         # seconds the last part waited for its files before it was read: the pipeline does not
         # count them as the part's latency (an idle line is not a slow one)
         self.last_wait_s = 0.0
-        self._listed_mtime: int | None = None  # the folder's mtime at the last listing
         self._pending: dict[str, _Arrival] = {}  # seen, not read yet
         self._listed_at = float("-inf")
         self._stopped = threading.Event()
@@ -282,49 +297,87 @@ class HotFolder:
             self._stopped.wait(self.poll_s)
 
     def _scan(self, now: float) -> None:
-        """Find new files and watch the pending ones grow. The folder is listed when its own
-        modification time says a file came or went, and every `FULL_LISTING_S` whatever it
-        says (coarse clocks on network shares); in between only the pending files are looked
-        at, so an idle line with a large folder costs almost nothing."""
-        try:
-            folder_mtime = self.folder.stat().st_mtime_ns
-        except OSError:
-            return  # a network share that blinked: try again at the next poll
-        if folder_mtime == self._listed_mtime and now - self._listed_at < FULL_LISTING_S:
-            self._restat(now)
+        """Find new files and watch the pending ones grow. A folder (and with `recursive` each
+        subfolder) is listed when its own modification time says a file came or went, and
+        every `FULL_LISTING_S` whatever it says (coarse clocks on network shares); otherwise
+        only the pending files are looked at, so an idle line with a large folder costs
+        almost nothing."""
+        full = now - self._listed_at >= FULL_LISTING_S
+        if full:
+            self._listed_at = now
+        listed, visited = False, set()
+        queue = [""]
+        while queue:
+            rel = queue.pop()
+            folder = self.folder / rel if rel else self.folder
+            try:
+                mtime = folder.stat().st_mtime_ns
+            except OSError:
+                if not rel:
+                    return  # a network share that blinked: try again at the next poll
+                continue  # a subfolder removed: its parts are gone with it
+            known = self._listings.get(rel)
+            if known is None or known.mtime != mtime or full:
+                known = self._list(rel, folder, mtime, now) or known
+                listed = True
+            if known is None:
+                continue
+            visited.add(rel)
+            if self.recursive:
+                queue.extend(f"{rel}/{name}" if rel else name for name in known.subfolders)
+        self._restat(now)
+        if not listed and visited == set(self._listings):
             return
-        self._listed_mtime, self._listed_at = folder_mtime, now
-        pending = self._pending
-        present: set[str] = set()  # names, not Paths: a poll of a large folder stays cheap
+        self._listings = {rel: v for rel, v in self._listings.items() if rel in visited}
+        present = set().union(*(v.files for v in self._listings.values()))
+        # remember only what is still there: a service that runs for months while a cron job
+        # clears the folder keeps a bounded set, and a file deleted before it was read (the
+        # writer took a bad capture back) is no part
+        self.skip &= {os.path.splitext(name)[0] for name in present}
+        for key in list(self._pending):
+            arrival = self._pending[key]
+            arrival.files = {k: v for k, v in arrival.files.items() if self._relative(v) in present}
+            if not arrival.files:
+                del self._pending[key]
+
+    def _list(self, rel: str, folder: Path, mtime: int, now: float) -> _Listing | None:
+        """List one folder of the tree: note its part files (new ones become pending parts)
+        and subfolders. None when it cannot be listed now (a share that blinked)."""
+        prefix = f"{rel}/" if rel else ""
+        listing = _Listing(mtime, set(), [])  # names, not Paths: a large folder stays cheap
         try:
-            with os.scandir(self.folder) as entries:
+            with os.scandir(folder) as entries:
                 for entry in entries:
+                    if self.recursive and not entry.name.startswith("."):
+                        try:
+                            if entry.is_dir():
+                                listing.subfolders.append(entry.name)
+                                continue
+                        except OSError:
+                            continue
                     hit = hot_folder_file(entry.name)
                     if hit is None or hit[1] not in self.modalities:
                         continue  # a sensor this line has not (an image line's .csv logs)
                     stem, kind = hit
-                    present.add(entry.name)
-                    if stem in self.skip:
+                    key = prefix + stem
+                    listing.files.add(prefix + entry.name)
+                    if key in self.skip:
                         continue
                     try:
                         st = entry.stat()
                     except OSError:
                         continue  # removed between listing and stat
                     path = Path(entry.path)
-                    arrival = pending.setdefault(stem, _Arrival(now, {}, {}, {}))
+                    arrival = self._pending.setdefault(key, _Arrival(now, {}, {}, {}))
                     arrival.files.setdefault(kind, path)
                     arrival.observe(path, st, now)
         except OSError:
-            return  # a network share that blinked: try again at the next poll
-        # remember only what is still there: a service that runs for months while a cron job
-        # clears the folder keeps a bounded set, and a file deleted before it was read (the
-        # writer took a bad capture back) is no part
-        self.skip &= {os.path.splitext(name)[0] for name in present}
-        for stem in list(pending):
-            arrival = pending[stem]
-            arrival.files = {k: v for k, v in arrival.files.items() if v.name in present}
-            if not arrival.files:
-                del pending[stem]
+            return None
+        self._listings[rel] = listing
+        return listing
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix()
 
     def _restat(self, now: float) -> None:
         pending = self._pending
@@ -355,7 +408,9 @@ class HotFolder:
             stamp = first.stat().st_mtime
         except OSError:
             stamp = time.time()
-        sample = Sample(part_id=stem, timestamp=stamp, meta={"source": f"{self.name}/{first.name}"})
+        sample = Sample(
+            part_id=stem, timestamp=stamp, meta={"source": f"{self.name}/{self._relative(first)}"}
+        )
         problems: list[str] = []
         for modality in self.modalities:
             path = arrival.files.get(modality)
@@ -390,16 +445,20 @@ def open_source(
     idle_exit_s: float | None = None,
     image_bits: int | None = None,
     roi: Roi | None = None,
+    recursive: bool = False,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
     with `watch` a hot folder whose parts bring the line's `modalities`. Image files are read
     with the line's `image_bits` (a camera's frames come as 8-bit already); every frame is
-    cropped to the line's `roi`.
+    cropped to the line's `roi`. `recursive` watches a hot folder's subfolders too.
 
     A folder is replayed (skipping `skip_part_ids`); a digit is an OpenCV camera index; a URL,
     GStreamer pipeline or video file is opened with OpenCV and paired with `vibration`.
     """
     path = Path(spec)
+    if recursive and not watch:
+        msg = "--recursive watches a hot folder's subfolders: it needs --watch"
+        raise ValueError(msg)
     if watch:
         if vibration is not None:
             msg = "--vibration is for a camera or video source; a hot folder holds its own"
@@ -419,6 +478,7 @@ def open_source(
             idle_stop_s=idle_exit_s,
             image_bits=image_bits,
             roi=roi,
+            recursive=recursive,
         )
     if path.is_dir():
         if vibration is not None:

@@ -31,6 +31,7 @@ class ConsoleOptions:
     vibration: str | None = None
     window_s: float | None = None
     watch: bool = False
+    recursive: bool = False  # the hot folder's subfolders too
     sample_rate_hz: float | None = None
     operator: str = ""
     autostart: bool = False
@@ -49,6 +50,7 @@ def build_window(
         vibration=options.vibration,
         window_s=options.window_s,
         watch=options.watch,
+        recursive=options.recursive,
         sample_rate_hz=options.sample_rate_hz,
     )
     snapshots = snapshot_dir_for(options.db_url, options.home)

@@ -124,6 +124,7 @@ class ConsoleSettings:
     vibration: str | None = None
     window_s: float | None = None
     watch: bool = False  # the source is a hot folder (inspect_app.sources.HotFolder)
+    recursive: bool = False  # and its subfolders are watched too
     sample_rate_hz: float | None = None  # of a hot folder's .npy / .csv / .mat files
     batch_size: int = 8
     # Parts read ahead of the model. Small, so that a line switch reaches the next part soon:
@@ -378,6 +379,7 @@ class LineWorker(QObject):
                 skip,
                 self.settings.window_s,
                 watch=self.settings.watch,
+                recursive=self.settings.recursive,
                 modalities=loaded.card.modalities if self.settings.watch else (),
                 sample_rate_hz=self.settings.sample_rate_hz,
                 image_bits=loaded.card.image_bits,

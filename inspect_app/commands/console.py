@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SRC is a hot folder the camera and DAQ software write parts into (as serve --watch)",
     )
     parser.add_argument(
+        "--recursive",
+        action="store_true",
+        help="with --watch: watch the hot folder's subfolders too (as serve --recursive)",
+    )
+    parser.add_argument(
         "--sample-rate",
         type=float,
         metavar="HZ",
@@ -82,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.recursive and not args.watch:
+        print("inspect-app console: --recursive needs --watch", file=sys.stderr)
+        return 2
     home = resolve_home(args.home)
     lines = list_lines(home)
     line = args.line or (lines[0] if lines else None)
@@ -112,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         vibration=args.vibration,
         window_s=args.window_s,
         watch=args.watch,
+        recursive=args.recursive,
         sample_rate_hz=args.sample_rate,
         operator=args.operator,
         autostart=args.start,

@@ -93,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{HOT_FOLDER_SETTLE_S}; 0 when the writer renames finished files into the folder)",
     )
     parser.add_argument(
+        "--recursive",
+        action="store_true",
+        help="with --watch: watch the folder's subfolders too, at any depth (a camera that "
+        "writes each day into its own folder); a part's id is then its path below the folder "
+        "without suffix, e.g. 2026-12-06/P0001",
+    )
+    parser.add_argument(
         "--idle-exit",
         type=float,
         default=None,
@@ -153,8 +160,13 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.watch and (args.idle_exit is not None or args.settle_s is not None):
-        print("inspect-app serve: --idle-exit and --settle-s need --watch", file=sys.stderr)
+    if not args.watch and (
+        args.idle_exit is not None or args.settle_s is not None or args.recursive
+    ):
+        print(
+            "inspect-app serve: --idle-exit, --settle-s and --recursive need --watch",
+            file=sys.stderr,
+        )
         return 2
     home = resolve_home(args.home)
     options = ServeOptions(
@@ -171,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         sample_rate_hz=args.sample_rate,
         settle_s=HOT_FOLDER_SETTLE_S if args.settle_s is None else args.settle_s,
         idle_exit_s=args.idle_exit,
+        recursive=args.recursive,
         reject_command=args.reject_command,
         modbus=args.modbus,
         snapshots=not args.no_snapshots,

@@ -131,6 +131,8 @@ def test_open_source_refuses_what_a_hot_folder_cannot_be(tmp_path: Path) -> None
     (dataset / "labels.csv").write_text("image,label\n")
     with pytest.raises(ValueError, match="a dataset to replay; drop --watch"):
         open_source(str(dataset), watch=True, modalities=("image",))
+    with pytest.raises(ValueError, match=r"--recursive .* needs --watch"):
+        open_source(str(tmp_path), recursive=True)
     with pytest.raises(ValueError, match="settle time -1"):
         open_source(str(tmp_path), watch=True, modalities=("image",), settle_s=-1)
     assert isinstance(open_source(str(tmp_path), watch=True, modalities=("image",)), HotFolder)
@@ -229,6 +231,32 @@ def test_serve_refuses_hot_folder_options_without_watch(capsys: pytest.CaptureFi
 
     assert main(["serve", "--line", "x", "--source", "y", "--idle-exit", "3"]) == 2
     assert "need --watch" in capsys.readouterr().err
+    assert main(["serve", "--line", "x", "--source", "y", "--recursive"]) == 2
+    assert "--recursive need --watch" in capsys.readouterr().err
+    assert main(["console", "--line", "x", "--source", "y", "--recursive"]) == 2
+    assert "--recursive needs --watch" in capsys.readouterr().err
+
+
+def test_subfolders_are_watched_with_recursive_and_ids_keep_their_path(tmp_path: Path) -> None:
+    """A camera that writes each day into its own folder: the same name on two days is two
+    parts; a hidden folder (a writer's scratch) and, without `recursive`, every subfolder are
+    not looked into; a folder made while the line runs (the next day) is found."""
+    for day in ("2026-12-05", "2026-12-06", ".partial"):
+        (tmp_path / day).mkdir()
+        _image(tmp_path / day, "P1")
+    _image(tmp_path, "P2")
+    _image(tmp_path / "2026-12-05", "P0")
+    assert [p.part_id for p in _quick(tmp_path)] == ["P2"]  # as before: the folder only
+    folder = _quick(tmp_path, recursive=True, idle_stop_s=1.0, skip_part_ids={"2026-12-05/P0"})
+    parts = iter(folder)
+    first = [next(parts).part_id for _ in range(3)]
+    assert sorted(first) == ["2026-12-05/P1", "2026-12-06/P1", "P2"]
+    (tmp_path / "2026-12-07" / "cam2").mkdir(parents=True)
+    _image(tmp_path / "2026-12-07" / "cam2", "P1")
+    late = next(parts)
+    assert late.part_id == "2026-12-07/cam2/P1" and late.fault is None
+    assert late.meta["source"].endswith("/2026-12-07/cam2/P1.png")
+    assert list(parts) == []
 
 
 def test_sample_rate_reaches_a_camera_sources_npy_vibration(tmp_path: Path) -> None:

@@ -145,6 +145,13 @@ def test_a_hot_folder_is_a_source_too(store: DefectStore, tmp_path: Path) -> Non
     assert str(hot) in part.origin
     ds = LineDataset.open(tmp_path / "out")
     assert ds[0].vibration is not None and ds[0].vibration.sample_rate_hz == 8000
+    day = hot / "2026-12-06"  # `serve --watch --recursive` named this part 2026-12-06/p8
+    day.mkdir()
+    cv2.imwrite(str(day / "p8.png"), np.full((24, 24, 3), 90, np.uint8))
+    (in_day,) = store.add_inspections([record("2026-12-06/p8", "FAIL", "dent")])
+    store.add_operator_action(in_day, "false_alarm", "A. Jones")
+    again = export_corrections(store, "press-1", tmp_path / "out2", [hot], show_progress=False)
+    assert ("2026-12-06/p8", "ok") in {(p.part_id, p.label) for p in again.parts}
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="not a dataset"):  # an empty folder is no source
         export_corrections(store, "press-1", tmp_path / "o2", [tmp_path / "empty"])
