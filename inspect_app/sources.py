@@ -350,7 +350,7 @@ class HotFolder:
                 for entry in entries:
                     if self.recursive and not entry.name.startswith("."):
                         try:
-                            if entry.is_dir():
+                            if entry.is_dir(follow_symlinks=False):  # no link loops
                                 listing.subfolders.append(entry.name)
                                 continue
                         except OSError:

@@ -15,6 +15,7 @@ import pytest
 from inspect_app.cli import main
 from inspect_app.sources import HotFolder
 from sensors.synthetic import write_line
+from tests.inspect_app.corrections import correct_in_log
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
@@ -76,27 +77,13 @@ def test_a_line_of_12_bit_frames_is_taught_and_read_with_its_bits(
 def test_adapt_from_db_keeps_the_lines_bits_for_its_camera(tmp_path: Path) -> None:
     """The corrected parts are written as 8-bit PNG; the version taught from them must still
     read the camera's 12-bit files with 12 bits."""
-    from datetime import datetime, timezone
-
-    from inspect_app.home import default_db_url
-    from inspect_app.store import DefectStore, InspectionRecord
     from sensors.dataset import LineDataset
 
     home = tmp_path / "home"
     train = to_twelve_bits(image_line(tmp_path / "train", 40, 0))
     argv = ["--home", str(home), "--line", "mono12", "--no-progress"]
     assert main(["adapt", *argv, "--data", str(train), "--samples", "30"]) == 0
-    rows = LineDataset.open(train).rows
-    now = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
-    with DefectStore.open(default_db_url(home)) as store:
-        ids = store.add_inspections(
-            [InspectionRecord("mono12", "v1", r.part_id, now, "FAIL", "x", 0.9) for r in rows[:12]]
-        )
-        for i, inspection in enumerate(ids):
-            if i % 2:
-                store.add_operator_action(inspection, "false_alarm", "A. Jones")
-            else:
-                store.add_operator_action(inspection, "relabel", "A. Jones", new_class="dent")
+    correct_in_log(home, "mono12", [r.part_id for r in LineDataset.open(train).rows[:12]])
     from_db = ["adapt", *argv, "--from-db", "--source-data", str(train), "--samples", "12"]
     assert main(from_db) == 0
     card = json.loads((home / "lines" / "mono12" / "v2" / "line.json").read_text())

@@ -17,6 +17,7 @@ from inspect_app.cli import main
 from inspect_app.sources import open_source
 from sensors.camera import Roi
 from sensors.synthetic import write_line
+from tests.inspect_app.corrections import correct_in_log
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
@@ -111,27 +112,13 @@ def test_a_line_taught_on_a_region_sees_exactly_the_part(
 def test_adapt_from_db_keeps_the_lines_region(tmp_path: Path) -> None:
     """The corrected parts are written whole from the line's source; the version taught from
     them crops them, and the camera's frames, to the line's region again."""
-    from datetime import datetime, timezone
-
-    from inspect_app.home import default_db_url
-    from inspect_app.store import DefectStore, InspectionRecord
     from sensors.dataset import LineDataset
 
     wide = in_a_wider_view(image_line(tmp_path / "plain", 40, 0), tmp_path / "wide")
     home = tmp_path / "home"
     argv = ["--home", str(home), "--line", "wide", "--no-progress"]
     assert main(["adapt", *argv, "--data", str(wide), "--roi", f"{X},{Y},64,64"]) == 0
-    rows = LineDataset.open(wide).rows[:12]
-    now = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
-    with DefectStore.open(default_db_url(home)) as store:
-        ids = store.add_inspections(
-            [InspectionRecord("wide", "v1", r.part_id, now, "FAIL", "x", 0.9) for r in rows]
-        )
-        for i, inspection in enumerate(ids):
-            if i % 2:
-                store.add_operator_action(inspection, "false_alarm", "A. Jones")
-            else:
-                store.add_operator_action(inspection, "relabel", "A. Jones", new_class="dent")
+    correct_in_log(home, "wide", [r.part_id for r in LineDataset.open(wide).rows[:12]])
     from_db = ["adapt", *argv, "--from-db", "--source-data", str(wide), "--samples", "12"]
     assert main(from_db) == 0
     card = json.loads((home / "lines" / "wide" / "v2" / "line.json").read_text())

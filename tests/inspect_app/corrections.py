@@ -1,0 +1,25 @@
+"""Operator corrections in a line's defect log, as `adapt --from-db` tests need them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from inspect_app.home import default_db_url
+from inspect_app.store import DefectStore, InspectionRecord
+
+
+def correct_in_log(home: Path, line: str, part_ids: Sequence[str]) -> None:
+    """Log `part_ids` as FAIL parts of `line` v1 in HOME's default log and correct them as
+    operators would: every other one a false alarm (`ok`), the rest relabelled `dent`."""
+    now = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+    with DefectStore.open(default_db_url(home)) as store:
+        ids = store.add_inspections(
+            [InspectionRecord(line, "v1", part, now, "FAIL", "x", 0.9) for part in part_ids]
+        )
+        for i, inspection in enumerate(ids):
+            if i % 2:
+                store.add_operator_action(inspection, "false_alarm", "A. Jones")
+            else:
+                store.add_operator_action(inspection, "relabel", "A. Jones", new_class="dent")
