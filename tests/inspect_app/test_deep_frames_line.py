@@ -14,15 +14,9 @@ import pytest
 
 from inspect_app.cli import main
 from inspect_app.sources import HotFolder
-from sensors.synthetic import write_line
-from tests.inspect_app.corrections import correct_in_log
+from tests.inspect_app.small_lines import correct_in_log, image_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
-
-
-def image_line(folder: Path, parts: int, start: int) -> Path:
-    write_line(folder, 11, parts, 0.4, start_index=start, modalities=("image",), image_size=64)
-    return folder
 
 
 def to_twelve_bits(folder: Path) -> Path:

@@ -16,17 +16,11 @@ import pytest
 from inspect_app.cli import main
 from inspect_app.sources import open_source
 from sensors.camera import Roi
-from sensors.synthetic import write_line
-from tests.inspect_app.corrections import correct_in_log
+from tests.inspect_app.small_lines import correct_in_log, image_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
 X, Y = 50, 30  # where the part's 64 px frame sits in the camera's 160 x 120 view
-
-
-def image_line(folder: Path, parts: int, start: int) -> Path:
-    write_line(folder, 11, parts, 0.4, start_index=start, modalities=("image",), image_size=64)
-    return folder
 
 
 def in_a_wider_view(folder: Path, out: Path, seed: int = 0) -> Path:

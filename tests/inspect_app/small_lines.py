@@ -1,4 +1,5 @@
-"""Operator corrections in a line's defect log, as `adapt --from-db` tests need them."""
+"""Small lines for end-to-end tests of adapt and evaluate: a 64 px image-only synthetic line,
+and operator corrections in a line's defect log for `adapt --from-db`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from pathlib import Path
 
 from inspect_app.home import default_db_url
 from inspect_app.store import DefectStore, InspectionRecord
+from sensors.synthetic import write_line
+
+
+def image_line(folder: Path, parts: int, start: int) -> Path:
+    """Parts `start`.. of image-only synthetic line 11 at 64 px, 40 % defective, in `folder`."""
+    write_line(folder, 11, parts, 0.4, start_index=start, modalities=("image",), image_size=64)
+    return folder
 
 
 def correct_in_log(home: Path, line: str, part_ids: Sequence[str]) -> None:
