@@ -5,7 +5,7 @@ refuses corrupt or truncated files with a `DataError` naming the file — OpenCV
 a truncated JPEG into a half-gray picture without complaint. Machine-vision cameras save 10, 12
 or 14-bit samples in 16-bit files (Mono12 as 0..4095); read as 16-bit such a frame is nearly
 black, so a line records the bits its frames fill (`image_sample_bits`, at adapt) and reads
-every frame with them.
+every frame with them. A line's `Roi` (region of interest) crops its frames as they are read.
 
 Sources are context-managed iterators of `Frame`. `CaptureSource` wraps `cv2.VideoCapture`
 (device index, video file, RTSP URL or GStreamer pipeline). A live source that stops delivering
