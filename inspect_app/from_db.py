@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from inspect_app.sources import hot_folder_file
 from inspect_app.store import DefectStore, InspectionRow
-from sensors.camera import read_image
+from sensors.camera import FrameFormat
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
@@ -180,12 +180,13 @@ class _SourceIndex:
     folder (`serve --watch`: files named by part id, no labels.csv), part_id → its files."""
 
     def __init__(self, folders: Sequence[Path], image_bits: int | None = None) -> None:
-        self.image_bits = image_bits
+        # the line's depth, not its region: the frames are written whole (`FromDbResult.roi`)
+        self.frames = FrameFormat(image_bits)
         self.found: dict[str, tuple[LineDataset, int, Path]] = {}
         self.files: dict[str, tuple[dict[str, Path], Path]] = {}
         for folder in folders:
             try:
-                ds = LineDataset.open(folder, image_bits=image_bits)
+                ds = LineDataset.open(folder, frames=self.frames)
             except DataError:
                 hot = _hot_folder_files(Path(folder))
                 if not hot:
@@ -207,7 +208,7 @@ class _SourceIndex:
         files, folder = hot
         sample = Sample(part_id=part_id)
         if "image" in files:
-            sample.frame = read_image(files["image"], self.image_bits)  # DataError naming it
+            sample.frame = self.frames.read(files["image"])  # DataError naming it
         if "vibration" in files:  # WAV carries its rate; other formats cannot be read here
             sample.vibration = read_vibration(files["vibration"])
         return sample, folder

@@ -42,7 +42,7 @@ from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_f
 from inspect_app.sources import DatasetReplay, check_sensors, open_source
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
-from sensors.camera import Roi
+from sensors.camera import FrameFormat
 from sensors.sample import Sample
 
 log = logging.getLogger(__name__)
@@ -246,8 +246,7 @@ class InspectionService:
                 settle_s=options.settle_s,
                 idle_exit_s=options.idle_exit_s,
                 recursive=options.recursive,
-                image_bits=card.image_bits,
-                roi=Roi.from_list(card.roi),
+                frames=FrameFormat.of_line(card.image_bits, card.roi),
             )
             skipped = source.skipped if isinstance(source, DatasetReplay) else 0
             check_sensors(source, options.line, card)

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from inspect_app.defaults import HOT_FOLDER_SETTLE_S
-from sensors.camera import IMAGE_SUFFIXES, CaptureSource, Roi, is_live, read_image
+from sensors.camera import IMAGE_SUFFIXES, CaptureSource, FrameFormat, is_live
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import Sample
@@ -43,10 +43,9 @@ class DatasetReplay:
         folder: str | Path,
         skip_part_ids: Collection[str] = (),
         window_s: float | None = None,
-        image_bits: int | None = None,
-        roi: Roi | None = None,
+        frames: FrameFormat | None = None,
     ) -> None:
-        self.dataset = LineDataset.open(folder, window_s=window_s, image_bits=image_bits, roi=roi)
+        self.dataset = LineDataset.open(folder, window_s=window_s, frames=frames)
         self.skip = frozenset(skip_part_ids)
         self.pending = [i for i, r in enumerate(self.dataset.rows) if r.part_id not in self.skip]
         self.skipped = len(self.dataset) - len(self.pending)
@@ -88,10 +87,10 @@ class CameraLine:
         vibration: str | Path | None = None,
         window_s: float = 1.0,
         sample_rate_hz: float | None = None,
-        roi: Roi | None = None,
+        frames: FrameFormat | None = None,
     ) -> None:
         self.camera = CaptureSource(spec)
-        self.roi = roi
+        self.frames = frames or FrameFormat()  # its region (a camera's frames are 8-bit)
         self.live = self.camera.live
         self.vibration = (
             VibrationReplay(
@@ -117,9 +116,9 @@ class CameraLine:
                     fault=frame.fault,
                     meta={"source": f"{self.name} frame {frame.index}"},
                 )
-                if self.roi is not None and sample.frame is not None:
+                if sample.frame is not None:
                     try:
-                        sample.frame = self.roi.crop(sample.frame, sample.meta["source"])
+                        sample.frame = self.frames.crop(sample.frame, sample.meta["source"])
                     except DataError as exc:  # a FAULT naming the frame, never a wrong crop
                         sample.frame, sample.fault = None, str(exc)
                 if self.vibration is not None:
@@ -218,8 +217,7 @@ class HotFolder:
         pair_timeout_s: float = 10.0,
         poll_s: float = 0.2,
         idle_stop_s: float | None = None,
-        image_bits: int | None = None,
-        roi: Roi | None = None,
+        frames: FrameFormat | None = None,
         recursive: bool = False,
     ) -> None:
         self.folder = Path(folder)
@@ -245,8 +243,7 @@ class HotFolder:
         self.pair_timeout_s = pair_timeout_s
         self.poll_s = poll_s
         self.idle_stop_s = idle_stop_s
-        self.image_bits = image_bits  # the line's, for 16-bit frames (`read_image`)
-        self.roi = roi  # the line's region of interest
+        self.frames = frames or FrameFormat()  # the line's 16-bit depth and region
         self.recursive = recursive
         self._listings: dict[str, _Listing] = {}  # "" the folder, "a/b" a subfolder
         self.name = str(folder)
@@ -422,8 +419,7 @@ class HotFolder:
                 continue
             try:
                 if modality == "image":
-                    frame = read_image(path, self.image_bits)
-                    sample.frame = frame if self.roi is None else self.roi.crop(frame, path)
+                    sample.frame = self.frames.read(path)
                 else:
                     sample.vibration = read_vibration(path, sample_rate_hz=self.sample_rate_hz)
             except DataError as exc:
@@ -443,14 +439,14 @@ def open_source(
     sample_rate_hz: float | None = None,
     settle_s: float = HOT_FOLDER_SETTLE_S,
     idle_exit_s: float | None = None,
-    image_bits: int | None = None,
-    roi: Roi | None = None,
+    frames: FrameFormat | None = None,
     recursive: bool = False,
 ) -> DatasetReplay | CameraLine | HotFolder:
     """SRC of `inspect-app serve --source SRC`: a dataset folder, a video file or a camera, or
-    with `watch` a hot folder whose parts bring the line's `modalities`. Image files are read
-    with the line's `image_bits` (a camera's frames come as 8-bit already); every frame is
-    cropped to the line's `roi`. `recursive` watches a hot folder's subfolders too.
+    with `watch` a hot folder whose parts bring the line's `modalities`. Frames are read as the
+    line reads them (`frames`: its 16-bit depth for image files, a camera's frames come as
+    8-bit already; its region for every frame). `recursive` watches a hot folder's subfolders
+    too.
 
     A folder is replayed (skipping `skip_part_ids`); a digit is an OpenCV camera index; a URL,
     GStreamer pipeline or video file is opened with OpenCV and paired with `vibration`.
@@ -476,17 +472,14 @@ def open_source(
             sample_rate_hz=sample_rate_hz,
             settle_s=settle_s,
             idle_stop_s=idle_exit_s,
-            image_bits=image_bits,
-            roi=roi,
+            frames=frames,
             recursive=recursive,
         )
     if path.is_dir():
         if vibration is not None:
             msg = f"--vibration is for a camera or video source; {spec} is a dataset folder"
             raise ValueError(msg)
-        return DatasetReplay(
-            path, skip_part_ids=skip_part_ids, window_s=window_s, image_bits=image_bits, roi=roi
-        )
+        return DatasetReplay(path, skip_part_ids=skip_part_ids, window_s=window_s, frames=frames)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         msg = f"source {spec} is a single image; give the dataset folder that holds it"
         raise ValueError(msg)
@@ -503,7 +496,7 @@ def open_source(
         vibration=vibration,
         window_s=window_s or 1.0,
         sample_rate_hz=sample_rate_hz,
-        roi=roi,
+        frames=frames,
     )
 
 

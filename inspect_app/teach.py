@@ -40,7 +40,7 @@ from inspect_app.preprocess import (
 from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
-from sensors.camera import Roi
+from sensors.camera import FrameFormat, Roi
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
@@ -328,8 +328,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     pool = adapt_rows(ds)
     labels = [ds.rows[i].label for i in pool]
     picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
-    ds.image_bits = options.image_bits or line_image_bits(ds, picked)
-    ds.roi = options.roi
+    ds.frames = FrameFormat(options.image_bits or line_image_bits(ds, picked), options.roi)
     samples = load_parts(ds, picked, strict=True)
     modalities = line_modalities(samples)
     if options.roi is not None and "image" not in modalities:
@@ -348,7 +347,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         image_size=backbone.config.image_size,
         spectrum=spectrum_cfg.to_dict(),
         backbone=spec,
-        image_bits=ds.image_bits,
+        image_bits=ds.frames.bits,
         roi=None if options.roi is None else options.roi.as_list(),
     )
     label_index = torch.tensor(
@@ -569,7 +568,7 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     if window_s is None and card.adapt.get("window_s"):
         window_s = float(card.adapt["window_s"])
     ds = LineDataset.open(
-        data, window_s=window_s, image_bits=card.image_bits, roi=Roi.from_list(card.roi)
+        data, window_s=window_s, frames=FrameFormat.of_line(card.image_bits, card.roi)
     )
     rows = evaluate_rows(ds)
     excluded = 0

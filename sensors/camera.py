@@ -6,6 +6,7 @@ a truncated JPEG into a half-gray picture without complaint. Machine-vision came
 or 14-bit samples in 16-bit files (Mono12 as 0..4095); read as 16-bit such a frame is nearly
 black, so a line records the bits its frames fill (`image_sample_bits`, at adapt) and reads
 every frame with them. A line's `Roi` (region of interest) crops its frames as they are read.
+`FrameFormat` holds both: how one line's frames are read from files.
 
 Sources are context-managed iterators of `Frame`. `CaptureSource` wraps `cv2.VideoCapture`
 (device index, video file, RTSP URL or GStreamer pipeline). A live source that stops delivering
@@ -112,6 +113,30 @@ def read_image(path: str | Path, bits: int | None = None) -> np.ndarray:
         if shift != 8:
             image = np.minimum(image >> shift, 255).astype(np.uint8)
     return _to_rgb8(path, image)
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """How a line's frames are read: the bits its 16-bit files' samples fill (`read_image`;
+    None: a file's `sBIT`, else all 16) and the region every frame is cropped to (None: the
+    whole frame). The default reads a frame as it is, as anything without a line does."""
+
+    bits: int | None = None
+    roi: Roi | None = None
+
+    @classmethod
+    def of_line(cls, image_bits: int | None, roi: list[int] | None) -> FrameFormat:
+        """From a line card's `image_bits` and `roi` ([x, y, w, h])."""
+        return cls(image_bits, Roi.from_list(roi))
+
+    def read(self, path: str | Path) -> np.ndarray:
+        """The frame in `path` as the line sees it; `DataError` naming the file when it cannot
+        be read or the region does not fit in it."""
+        return self.crop(read_image(path, self.bits), path)
+
+    def crop(self, image: np.ndarray, source: str | Path | None = None) -> np.ndarray:
+        """`image` (a frame or a mask read whole) cut to the region, if the line has one."""
+        return image if self.roi is None else self.roi.crop(image, source)
 
 
 def image_sample_bits(path: str | Path) -> int:

@@ -42,7 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sensors.camera import IMAGE_SUFFIXES, Roi, image_sample_bits, read_image, read_mask
+from sensors.camera import (
+    IMAGE_SUFFIXES,
+    FrameFormat,
+    image_sample_bits,
+    read_image,
+    read_mask,
+)
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample, VibrationWindow
 from sensors.vibration import TEXT_SUFFIXES, VIBRATION_SUFFIXES, is_text_table, read_vibration
@@ -112,9 +118,8 @@ class LineDataset:
         self.layout = layout
         self.table = table
         self.unused_tail_s = 0.0  # recording time after the last whole window, summed
-        # bits a 16-bit frame's samples fill (a line's `image_bits`; `read_image`)
-        self.image_bits: int | None = None
-        self.roi: Roi | None = None  # a line's region of interest: frames and masks cropped
+        # how a line reads its frames: 16-bit depth, region of interest (frames and masks)
+        self.frames = FrameFormat()
         # the last recording read: windows of one recording are usually read one after another
         self._recent: tuple[tuple[object, ...], VibrationWindow] | None = None
 
@@ -125,12 +130,11 @@ class LineDataset:
         cls,
         folder: str | Path,
         window_s: float | None = None,
-        image_bits: int | None = None,
-        roi: Roi | None = None,
+        frames: FrameFormat | None = None,
     ) -> LineDataset:
         """Read the folder's part list (no file of a part is read yet). `window_s` cuts long
-        recordings into parts; `image_bits` and `roi` read frames as a line taught on them
-        does (16-bit depth, region of interest)."""
+        recordings into parts; `frames` reads frames as a line taught on them does (16-bit
+        depth, region of interest)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError("dataset folder not found", folder)
@@ -148,8 +152,7 @@ class LineDataset:
         if window_s is not None:
             ds._cut_windows(window_s)
         _check_unique_ids(ds)
-        ds.image_bits = image_bits
-        ds.roi = roi
+        ds.frames = frames or FrameFormat()
         return ds
 
     # --- access ---
@@ -206,7 +209,7 @@ class LineDataset:
             )
 
     def _read(self, row: PartRow, strict: bool = True) -> Sample:
-        frame = read_image(row.image, self.image_bits) if row.image is not None else None
+        frame = read_image(row.image, self.frames.bits) if row.image is not None else None
         vibration = self._read_window(row) if row.vibration is not None else None
         mask, mask_problem = None, None
         try:
@@ -216,9 +219,9 @@ class LineDataset:
                 raise
             # the mask is ground truth, not a sensor reading: the part is still inspected
             mask_problem = str(DataError(exc.problem, exc.path or row.where, row.row))
-        if self.roi is not None and frame is not None:
-            frame = self.roi.crop(frame, row.image)  # boxes and masks were read on the frame
-            mask = None if mask is None else self.roi.crop(mask, row.mask or row.boxes)
+        if frame is not None:  # boxes and masks were read on the whole frame
+            frame = self.frames.crop(frame, row.image)
+            mask = None if mask is None else self.frames.crop(mask, row.mask or row.boxes)
         return Sample(
             part_id=row.part_id,
             frame=frame,

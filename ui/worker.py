@@ -37,7 +37,7 @@ from inspect_app.service import LoadedLine
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
 from inspect_app.sources import CameraLine, DatasetReplay, HotFolder, check_sensors, open_source
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
-from sensors.camera import Roi
+from sensors.camera import FrameFormat
 from sensors.sample import Sample
 from sensors.spectrum import welch_psd
 from ui.view_state import (
@@ -382,8 +382,7 @@ class LineWorker(QObject):
                 recursive=self.settings.recursive,
                 modalities=loaded.card.modalities if self.settings.watch else (),
                 sample_rate_hz=self.settings.sample_rate_hz,
-                image_bits=loaded.card.image_bits,
-                roi=Roi.from_list(loaded.card.roi),
+                frames=FrameFormat.of_line(loaded.card.image_bits, loaded.card.roi),
             )
             check_sensors(self.source, line, loaded.card)
         except Exception as exc:

@@ -85,10 +85,10 @@ def _calibration_feeds(data: Path, card: LineCard, parts: int) -> dict[str, np.n
     from tqdm import tqdm
 
     from inspect_app.preprocess import prepare_batch
-    from sensors.camera import Roi
+    from sensors.camera import FrameFormat
     from sensors.dataset import LineDataset
 
-    dataset = LineDataset.open(data, image_bits=card.image_bits, roi=Roi.from_list(card.roi))
+    dataset = LineDataset.open(data, frames=FrameFormat.of_line(card.image_bits, card.roi))
     count = min(parts, len(dataset))
     chunks: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, count, 16), desc="calibration parts", unit="batch"):

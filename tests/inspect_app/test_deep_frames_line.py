@@ -14,6 +14,7 @@ import pytest
 
 from inspect_app.cli import main
 from inspect_app.sources import HotFolder
+from sensors.camera import FrameFormat
 from tests.inspect_app.small_lines import correct_in_log, image_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
@@ -61,7 +62,7 @@ def test_a_line_of_12_bit_frames_is_taught_and_read_with_its_bits(
     watched.mkdir()
     first = sorted(twelve.rglob("*.png"))[0]
     shutil.copy(first, watched / "P1.png")
-    folder = HotFolder(watched, settle_s=0.0, poll_s=0.02, idle_stop_s=0.3, image_bits=12)
+    folder = HotFolder(watched, settle_s=0.0, poll_s=0.02, idle_stop_s=0.3, frames=FrameFormat(12))
     (part,) = list(folder)
     original = cv2.cvtColor(cv2.imread(str(eight / first.relative_to(twelve))), cv2.COLOR_BGR2RGB)
     assert part.frame is not None and np.array_equal(part.frame, original)

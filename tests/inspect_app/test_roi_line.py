@@ -15,7 +15,7 @@ import pytest
 
 from inspect_app.cli import main
 from inspect_app.sources import open_source
-from sensors.camera import Roi
+from sensors.camera import FrameFormat, Roi
 from tests.inspect_app.small_lines import correct_in_log, image_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
@@ -88,13 +88,15 @@ def test_a_line_taught_on_a_region_sees_exactly_the_part(
     )
 
     # the line's sources crop too: a replayed dataset and a hot folder
-    replay = open_source(str(plain_test), roi=Roi(8, 8, 32, 32))
+    replay = open_source(str(plain_test), frames=FrameFormat(roi=Roi(8, 8, 32, 32)))
     part = next(iter(replay))
     assert part.frame is not None and part.frame.shape == (32, 32, 3)
     watched = tmp_path / "watched"
     watched.mkdir()
     shutil.copy(sorted((wide_train / "images").iterdir())[0], watched / "P1.png")
-    folder = open_source(str(watched), watch=True, modalities=("image",), roi=Roi(X, Y, 64, 64))
+    folder = open_source(
+        str(watched), watch=True, modalities=("image",), frames=FrameFormat(roi=Roi(X, Y, 64, 64))
+    )
     folder.idle_stop_s, folder.settle_s = 0.3, 0.0  # type: ignore[union-attr]
     (part,) = list(folder)
     original = sorted((plain_train / "images").iterdir())[0]

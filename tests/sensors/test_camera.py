@@ -17,6 +17,7 @@ from sensors.camera import (
     CameraGap,
     CameraLost,
     CaptureSource,
+    FrameFormat,
     ImageFolderSource,
     Roi,
     image_sample_bits,
@@ -105,6 +106,20 @@ def test_a_region_of_interest_is_parsed_checked_and_cropped() -> None:
             Roi.parse(text)
     with pytest.raises(ValueError, match="at least 8 px"):
         Roi.parse("0,0,4,100")
+
+
+def test_a_line_frame_format_reads_its_depth_and_crops_its_region(
+    write_image: Callable[..., Path],
+) -> None:
+    gray8 = np.arange(12 * 20, dtype=np.uint8).reshape(12, 20)
+    path = write_image("mono12.png", gray8.astype(np.uint16) << 4)
+    line = FrameFormat.of_line(12, [4, 2, 16, 8])
+    assert line == FrameFormat(12, Roi(4, 2, 16, 8))
+    assert np.array_equal(line.read(path)[..., 0], gray8[2:10, 4:20])
+    assert FrameFormat().read(path).max() == gray8.max() >> 4  # without a line: as the file is
+    assert FrameFormat.of_line(None, None) == FrameFormat()
+    with pytest.raises(DataError, match=r"small.png.*frame is 12x6 px"):
+        line.read(write_image("small.png", np.zeros((6, 12), np.uint16)))
 
 
 def with_exif_orientation(jpeg: Path, orientation: int) -> Path:

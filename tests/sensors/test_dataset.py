@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensors.camera import Roi
+from sensors.camera import FrameFormat, Roi
 from sensors.dataset import LineDataset
 from sensors.errors import DataError
 
@@ -197,12 +197,14 @@ def test_a_region_of_interest_crops_frames_masks_and_boxes(
         "image,label,mask,boxes,part_id\ns.png,dent,m.png,,a\ns.png,scratches,,s.xml,b\n"
     )
     roi = Roi(1, 2, 8, 8)
-    masked, boxed = LineDataset.open(tmp_path, roi=roi)
+    masked, boxed = LineDataset.open(tmp_path, frames=FrameFormat(roi=roi))
     assert masked.frame is not None and np.array_equal(masked.frame[..., 0], frame[2:10, 1:9])
     assert masked.mask is not None and np.array_equal(masked.mask, frame[2:10, 1:9] >= 60)
     assert boxed.mask is not None and boxed.mask.shape == (8, 8) and boxed.mask.sum() == 9
     assert boxed.mask[0, 0] and boxed.mask[2, 2] and not boxed.mask[3, 2]  # boxes of the frame
-    ds = LineDataset.open(tmp_path, roi=Roi(6, 0, 8, 8))  # wider than the 12 px frame
+    ds = LineDataset.open(
+        tmp_path, frames=FrameFormat(roi=Roi(6, 0, 8, 8))
+    )  # wider than the 12 px frame
     with pytest.raises(DataError, match=r"s\.png, row 2: frame is 12x10 px: the line's region"):
         ds[0]
     assert "region of interest" in str(ds.load(1, strict=False).fault)
