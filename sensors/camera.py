@@ -142,10 +142,14 @@ class FrameFormat:
 def image_sample_bits(path: str | Path) -> int:
     """How many bits an image file's samples fill: 8 for an 8-bit (or float) image; for a
     16-bit one its PNG `sBIT` value when it has one, else the smallest of `SAMPLE_BITS` that
-    holds its brightest sample (a Mono12 frame: 12). Raises `DataError` as `read_image` does.
+    holds its brightest sample (a Mono12 frame: 12). A JPEG, BMP or 8-bit PNG says 8 in its
+    header and is not decoded (adapt reads its frames next, and would decode each one twice).
+    Raises `DataError` as `read_image` does for a file that is missing or not an image.
     """
     path = Path(path)
     data = _read_bytes(path)
+    if _eight_bit_header(data):
+        return 8
     image = _decode(path, data)
     if image.dtype != np.uint16:
         return 8
@@ -168,6 +172,30 @@ def _decode(path: Path, data: bytes, what: str = "image") -> np.ndarray:
     if image is None or image.size == 0:
         raise DataError(f"unreadable {what}: corrupt or not PNG/JPEG/BMP/TIFF", path)
     return image
+
+
+def _eight_bit_header(data: bytes) -> bool:
+    """True when the file's header alone says 8-bit samples: a BMP, a PNG whose IHDR bit depth
+    is 8 or less, a JPEG whose frame header says 8-bit precision (not a 12-bit JPEG)."""
+    if data[:2] == b"BM":
+        return True
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data[12:16] == b"IHDR" and len(data) > 24 and data[24] <= 8
+    return data[:2] == b"\xff\xd8" and _jpeg_precision(data) == 8
+
+
+def _jpeg_precision(data: bytes) -> int | None:
+    """The sample precision in a JPEG's start-of-frame segment, or None where none is found."""
+    at = 2
+    while at + 4 < len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOF0..SOF15
+            return data[at + 4]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
 
 
 def _png_significant_bits(data: bytes) -> int | None:

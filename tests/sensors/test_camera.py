@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sensors import camera
 from sensors.camera import (
     Backoff,
     CameraGap,
@@ -80,6 +81,21 @@ def test_twelve_bit_frames_in_sixteen_bit_files(write_image: Callable[..., Path]
     assert image_sample_bits(tif) == 10 and read_image(tif, bits=10)[0, 0, 0] == 1000 >> 2
     assert image_sample_bits(write_image("g8.png", gray8)) == 8
     assert image_sample_bits(write_image("full.png", np.full((4, 4), 60000, np.uint16))) == 16
+
+
+def test_an_eight_bit_file_says_its_depth_in_its_header(write_image: Callable[..., Path]) -> None:
+    """adapt asks each frame's depth and then reads it: an 8-bit file answers from its header,
+    without a second decode; a 12-bit JPEG's header is not taken for 8."""
+    png = write_image("g8.png", np.full((40, 40), 7, np.uint8))
+    png.write_bytes(png.read_bytes()[:40])  # the header, and a cut-off body
+    assert image_sample_bits(png) == 8
+    with pytest.raises(DataError, match=r"g8\.png"):
+        read_image(png)  # the read that follows finds what is wrong with it
+    jpeg = write_image("part.jpg", color_image()).read_bytes()
+    assert camera._eight_bit_header(jpeg)
+    sof = jpeg.index(b"\xff\xc0")
+    twelve = jpeg[: sof + 4] + bytes([12]) + jpeg[sof + 5 :]
+    assert not camera._eight_bit_header(twelve)
 
 
 def test_a_png_sbit_chunk_says_how_many_bits_are_filled(write_image: Callable[..., Path]) -> None:
