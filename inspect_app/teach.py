@@ -606,6 +606,15 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     bar.close()
     report = compute_metrics(results, card.threshold, card.classes)
     report.parts = results
+    if report.pixel_auroc is not None and model.site_source() is None:
+        report.pixel_auroc = None  # a flat map would score 0.5, as if it had been measured
+        why = (
+            "it was taught no good part with an image (the heat-map compares each patch with "
+            "the good parts' patches)"
+            if "image" in model.settings.modalities
+            else "it has no camera"
+        )
+        report.notes.append(f"no pixel_auroc: the line has no heat-map: {why}")
     if mask_problems:
         report.mask_problems = mask_problems
         report.notes.append(

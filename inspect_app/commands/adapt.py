@@ -338,6 +338,12 @@ def run(args: argparse.Namespace) -> int:
             "without a miss: measure with `inspect-app evaluate` on more labeled parts"
         )
     n_good = m["n"] - m["n_defective"] - m["n_fault"]
+    if n_good == 0 and not good_only:
+        print(
+            "  note: no good parts in the sample: the line names defect classes, but has no "
+            "anomaly score for a defect kind never labeled and no heat-map (both compare a "
+            "part with good parts); label some good parts to have them"
+        )
     if 0 < n_good < FEW_GOOD_PARTS:
         print(
             f"  note: only {n_good} good parts in the sample: the anomaly score learns what a "

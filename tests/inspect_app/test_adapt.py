@@ -260,6 +260,25 @@ def test_adapt_says_when_few_good_parts_carry_the_line(
     assert "note: only 6 good parts in the sample" in out and "label more good parts" in out
 
 
+def test_a_line_taught_no_good_part_has_no_heat_map_to_measure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A defect library (NEU-DET has no defect-free class): no good-part memory, so no
+    heat-map; its flat map is not reported as a pixel AUROC of 0.5, and adapt says so."""
+    data = make_line(tmp_path / "d", {"dent": 14, "crack": 14})
+    home = tmp_path / "home"
+    assert _adapt(home, data, "--samples", "16") == 0
+    out = capsys.readouterr().out
+    assert "note: no good parts in the sample" in out and "no heat-map" in out
+    report_file = tmp_path / "m.json"
+    argv = ["evaluate", "--home", str(home), "--line", "l1", "--data", str(data)]
+    assert main([*argv, "--json", str(report_file), "--no-progress"]) == 0
+    m = json.loads(report_file.read_text())
+    assert m["n"] == 12  # the 16 adapt parts are left out
+    assert "pixel_auroc" not in m
+    assert any(n.startswith("no pixel_auroc: the line has no heat-map") for n in m["notes"])
+
+
 def test_a_line_taught_from_good_parts_only_rejects_its_target_share_of_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
