@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -179,9 +179,11 @@ class _Arrival:
     files: dict[str, Path]  # "image" / "vibration" -> path
     sizes: dict[Path, tuple[int, int]]  # path -> (size, mtime_ns) at the last scan
     steady_since: dict[Path, float]  # path -> when its size and mtime last changed
+    seen_at: dict[Path, float] = field(default_factory=dict)  # path -> its last observation
 
     def observe(self, path: Path, st: os.stat_result, now: float) -> None:
         """Note `path`'s size and mtime at `now`; a change restarts its settle time."""
+        self.seen_at[path] = now
         size = (st.st_size, st.st_mtime_ns)
         if self.sizes.get(path) != size:
             self.sizes[path] = size
@@ -381,6 +383,8 @@ class HotFolder:
         for stem in list(pending):
             arrival = pending[stem]
             for kind, path in list(arrival.files.items()):
+                if arrival.seen_at.get(path) == now:
+                    continue  # listed and stat-ed in this very poll
                 try:
                     st = path.stat()
                 except OSError:

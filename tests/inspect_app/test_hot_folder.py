@@ -195,6 +195,28 @@ def test_it_remembers_only_the_files_still_there(tmp_path: Path) -> None:
     assert folder._pending == {}
 
 
+def test_each_pending_file_is_stat_ed_once_a_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file found by listing the folder is not looked at again in the same poll: a large
+    drop of parts on a network share costs one stat each per poll, not two."""
+    _image(tmp_path, "a")
+    folder = HotFolder(tmp_path, modalities=("image",))
+    looked_at: list[str] = []
+    stat = Path.stat
+
+    def counting(path: Path, *args: object, **kwargs: object) -> object:
+        looked_at.append(path.name)
+        return stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "stat", counting)
+    folder._scan(0.0)  # lists the folder: the new file is stat-ed there (its DirEntry)
+    assert set(folder._pending) == {"a"}
+    assert "a.png" not in looked_at
+    folder._scan(0.2)  # nothing came: only the pending file is looked at
+    assert looked_at.count("a.png") == 1
+
+
 def test_serve_watch_with_idle_exit_inspects_a_folder_once_and_returns(tmp_path: Path) -> None:
     incoming = tmp_path / "photos"
     incoming.mkdir()
