@@ -13,6 +13,7 @@ import pytest
 SCRIPTS = (
     "backbone",
     "backbone_probe",
+    "camera_frames",
     "console",
     "fewshot",
     "frame_size",

@@ -1,0 +1,296 @@
+"""How a line reads its camera's frames, measured end to end: deep samples and a region.
+
+Each row teaches a line with `adapt --samples 50` (the shipped backbone, seed 0) and scores
+held-out parts with `evaluate`, through the same `teach_line` / `evaluate_line` the commands
+call. Two cases (docs/sensors.md, docs/adapt.md):
+
+- `deep`: frames whose samples fill 12 of 16 bits (Mono12 in 16-bit PNG, as machine-vision
+  cameras write them). Read at 16-bit full scale (what a reader without the line's depth does)
+  the frames are nearly black; read with the line's bits (`image_sample_bits`, found by adapt)
+  they are the 8-bit frames again. On NEU-DET (real steel; only the images pretraining held
+  out, half to teach and half to evaluate, so no image is in both) and on image-only synthetic
+  lines whose seeds pretraining never used.
+- `roi`: a synthetic line's 256 px parts pasted into a 1024 x 768 camera view of a noisy grey
+  conveyor, taught on the whole frame and with `--roi` on the part's rectangle.
+
+Reads ../shared/data/neu-det for the NEU rows (skipped with a note when it is absent).
+
+Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 10 minutes, both cases):
+    python -m benchmarks.camera_frames
+    python -m benchmarks.camera_frames --cases roi --lines 101
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.fewshot import DATA
+from inspect_app.pretrain_data import held_out_of_pretraining
+from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
+from sensors.camera import Roi
+from sensors.dataset import LineDataset
+from sensors.synthetic import write_line
+
+DEEP_BITS = 12
+VIEW_W, VIEW_H = 1024, 768  # the camera's view around the part (roi case)
+PART_AT = (400, 300)  # where the part's frame sits in that view
+PART_PX = 256
+
+
+@dataclass
+class Row:
+    """One taught-and-evaluated line."""
+
+    case: str
+    data: str
+    reading: str
+    auroc: float | None
+    miss_rate: float | None
+    false_reject_rate: float | None
+    class_accuracy: float | None
+    pixel_auroc: float | None
+    n: int
+    seconds: float
+
+
+def twelve_bit_copy(folder: Path, out: Path) -> Path:
+    """`folder` (labels.csv with an `image` column) with every frame rewritten as 12-bit
+    samples in a 16-bit PNG (0..255 -> 0..4095, no sBIT chunk: the depth must be found)."""
+    out.mkdir(parents=True)
+    with (folder / "labels.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        frame = _read(folder / row["image"])
+        deep = np.round(frame.astype(np.float64) * ((1 << DEEP_BITS) - 1) / 255).astype(np.uint16)
+        name = Path(row["image"]).with_suffix(".png")
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(out / name), deep):
+            msg = f"cannot write {out / name}"
+            raise OSError(msg)
+        row["image"] = name.as_posix()
+        for column in ("mask", "boxes"):
+            if row.get(column):
+                _link(folder, out, row[column])
+    _write_table(out, fields, rows)
+    return out
+
+
+def in_a_conveyor_view(folder: Path, out: Path, seed: int) -> Path:
+    """`folder` with every frame (and mask) pasted at PART_AT into a VIEW_W x VIEW_H view of a
+    grey conveyor whose noise is new for every part."""
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    with (folder / "labels.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    x, y = PART_AT
+    for row in rows:
+        for column, background in (("image", True), ("mask", False)):
+            if not row.get(column):
+                continue
+            part = _read(folder / row[column])
+            shape = (VIEW_H, VIEW_W, *part.shape[2:])
+            if background:
+                noise = rng.normal(110, 25, shape)
+                view = np.clip(noise, 0, 255).astype(np.uint8)
+            else:
+                view = np.zeros(shape, part.dtype)
+            view[y : y + part.shape[0], x : x + part.shape[1]] = part
+            (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out / row[column]), view):
+                msg = f"cannot write {out / row[column]}"
+                raise OSError(msg)
+    _write_table(out, fields, rows)
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if frame is None:
+        msg = f"cannot read {path}"
+        raise OSError(msg)
+    return frame
+
+
+def _link(source: Path, out: Path, relative: str) -> None:
+    """`source/relative` seen at `out/relative` (the dataset contract's paths are relative)."""
+    target = out / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to((source / relative).resolve())
+
+
+def _write_table(folder: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def neu_halves(out: Path) -> tuple[Path, Path] | None:
+    """NEU-DET's held-out images as two folders (alternate images per class): teach, evaluate."""
+    folder = DATA / "neu-det"
+    if not (folder / "labels.csv").is_file():
+        return None
+    ds = LineDataset.open(folder)
+    held = np.flatnonzero(held_out_of_pretraining(ds))
+    with (folder / "labels.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    halves: tuple[list[dict[str, str]], list[dict[str, str]]] = ([], [])
+    seen: dict[str, int] = {}
+    for i in held:
+        row = dict(rows[int(i)])
+        n = seen.get(row["label"], 0)
+        seen[row["label"]] = n + 1
+        halves[n % 2].append(row)
+    paths = []
+    for name, part in zip(("teach", "evaluate"), halves, strict=True):
+        path = out / name
+        path.mkdir(parents=True)
+        for row in part:
+            for column in ("image", "boxes"):
+                if row.get(column):
+                    _link(folder, path, row[column])
+        _write_table(path, fields, part)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def synthetic_halves(out: Path, seed: int) -> tuple[Path, Path]:
+    """Image-only synthetic line `seed` at 256 px: 80 parts to teach, 150 others to evaluate."""
+    teach = out / f"line{seed}-teach"
+    test = out / f"line{seed}-evaluate"
+    write_line(teach, seed, 80, 0.4, modalities=("image",), image_size=PART_PX)
+    write_line(test, seed, 150, 0.4, start_index=10_000, modalities=("image",), image_size=PART_PX)
+    return teach, test
+
+
+def teach_and_evaluate(
+    home: Path, case: str, data: str, reading: str, pair: tuple[Path, Path], **teach: object
+) -> Row:
+    line = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}-{data}-{reading}")  # a line name
+    start = time.perf_counter()
+    options = TeachOptions(samples=50, seed=0, show_progress=False, **teach)  # type: ignore[arg-type]
+    result = teach_line(home, line, pair[0], options)
+    report = evaluate_line(home, line, pair[1], EvaluateOptions(show_progress=False))
+    row = Row(
+        case,
+        data,
+        f"{reading} (line reads {result.card.image_bits or 8} bits)" if case == "deep" else reading,
+        report.auroc,
+        report.miss_rate,
+        report.false_reject_rate,
+        report.class_accuracy,
+        report.pixel_auroc,
+        report.n,
+        time.perf_counter() - start,
+    )
+    print(_format(row), flush=True)
+    return row
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+HEADER = (
+    "| case | data | frames read | AUROC | miss | false-reject | class accuracy | pixel AUROC "
+    "| parts | seconds |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def _format(r: Row) -> str:
+    return (
+        f"| {r.case} | {r.data} | {r.reading} | {_num(r.auroc)} | {_pct(r.miss_rate)} | "
+        f"{_pct(r.false_reject_rate)} | {_pct(r.class_accuracy)} | {_num(r.pixel_auroc)} | "
+        f"{r.n} | {r.seconds:.0f} |"
+    )
+
+
+def deep_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+    rows: list[Row] = []
+    home = tmp / "home"
+    pairs: list[tuple[str, tuple[Path, Path]]] = []
+    neu = neu_halves(tmp / "neu")
+    if neu is None:
+        print(f"(no NEU-DET rows: {DATA / 'neu-det'} is missing)", file=sys.stderr)
+    else:
+        pairs.append(("NEU-DET", neu))
+    pairs += [(f"synthetic {s}", synthetic_halves(tmp / "synthetic", s)) for s in lines]
+    for name, (teach, test) in pairs:
+        slug = name.replace(" ", "")
+        deep = (
+            twelve_bit_copy(teach, tmp / f"{slug}-12bit-teach"),
+            twelve_bit_copy(test, tmp / f"{slug}-12bit-evaluate"),
+        )
+        rows.append(teach_and_evaluate(home, "deep", name, "8-bit files", (teach, test)))
+        rows.append(
+            teach_and_evaluate(home, "deep", name, "12-bit, full scale", deep, image_bits=16)
+        )
+        rows.append(teach_and_evaluate(home, "deep", name, "12-bit, line's bits", deep))
+    return rows
+
+
+def roi_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+    rows: list[Row] = []
+    home = tmp / "home"
+    roi = Roi(PART_AT[0], PART_AT[1], PART_PX, PART_PX)
+    for seed in lines:
+        teach, test = synthetic_halves(tmp / "roi-parts", seed)
+        wide = (
+            in_a_conveyor_view(teach, tmp / f"view{seed}-teach", seed=0),
+            in_a_conveyor_view(test, tmp / f"view{seed}-evaluate", seed=1),
+        )
+        name = f"synthetic {seed} in {VIEW_W}x{VIEW_H}"
+        rows.append(teach_and_evaluate(home, "roi", name, "whole frame", wide))
+        rows.append(
+            teach_and_evaluate(
+                home, "roi", name, f"--roi {','.join(map(str, roi.as_list()))}", wide, roi=roi
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", choices=("deep", "roi"), default=["deep", "roi"])
+    parser.add_argument(
+        "--lines",
+        type=int,
+        nargs="+",
+        default=[101, 202],
+        help="seeds of the image-only synthetic lines (never used in pretraining)",
+    )
+    args = parser.parse_args(argv)
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows: list[Row] = []
+        if "deep" in args.cases:
+            rows += deep_rows(Path(tmp) / "deep", args.lines)
+        if "roi" in args.cases:
+            rows += roi_rows(Path(tmp) / "roi", args.lines)
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
