@@ -213,16 +213,32 @@ def set_active(home: Path, line: str, version: str) -> None:
         raise
 
 
+# frames longer than this many times their width are noted: the line squeezes them square
+ELONGATED_FRAME = 2.0
+
+
 def input_fit_notes(card: LineCard) -> list[str]:
     """How the line's inputs were fitted to its sensors, in words (`adapt` prints them, the
-    model card lists them): frames of fewer than 16 bits in 16-bit files; spectra fitted to a
-    sample rate below 10 kHz or to windows under 0.2 s."""
+    model card lists them): the region of interest; frames much longer than wide; frames of
+    fewer than 16 bits in 16-bit files; spectra fitted to a sample rate below 10 kHz or to
+    windows under 0.2 s."""
     notes = []
     if card.roi:
         roi = card.roi
         notes.append(
             f"every frame is cropped to the region of interest: {roi[2]}x{roi[3]} px at "
             f"x {roi[0]}, y {roi[1]}; a frame it does not fit in is FAULT"
+        )
+    frame = card.adapt.get("frame_px")
+    if frame and max(frame) > ELONGATED_FRAME * min(frame):
+        w, h = frame
+        ratio = max(w, h) / min(w, h)
+        notes.append(
+            f"frames are {w}x{h} px ({ratio:.1f} to 1): the line sees each at "
+            f"{card.image_size}x{card.image_size} px, {ratio:.1f} times coarser along the "
+            f"{'width' if w > h else 'height'} than across it, and a small defect along "
+            "the part can be lost; crop to the part (--roi), or teach a part this long in "
+            "sections, one line per --roi"
         )
     if card.image_bits:
         notes.append(

@@ -399,6 +399,9 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         "class_counts": dict(Counter(str(s.label) for s in samples)),
         "align": options.align,
     }
+    frame_px = typical_frame_px(samples)
+    if frame_px is not None:
+        card.adapt["frame_px"] = frame_px
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
     if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
@@ -411,6 +414,16 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
 
     folder = write_version(home, line, card, write)
     return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
+
+
+def typical_frame_px(samples: Sequence[Sample]) -> list[int] | None:
+    """[width, height] of the adapt parts' frames as the line sees them (after its region of
+    interest; the median of each), None without frames."""
+    sizes = [s.frame.shape[:2] for s in samples if s.frame is not None]
+    if not sizes:
+        return None
+    heights, widths = zip(*sizes, strict=True)
+    return [int(np.median(widths)), int(np.median(heights))]
 
 
 def line_image_bits(ds: LineDataset, rows: Sequence[int]) -> int | None:

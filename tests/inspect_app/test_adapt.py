@@ -98,6 +98,7 @@ def test_adapt_then_evaluate_with_an_unseen_class_and_a_fault(
     assert (root / "ACTIVE").read_text().strip() == "v1"
     card = json.loads((root / "v1" / "line.json").read_text())
     assert card["align"] == {} and card["align_refused"] in out
+    assert card["adapt"]["frame_px"] == [32, 32] and "frames are" not in out
     assert card["classes"] == ["dent", "hum"]
     assert card["modalities"] == ["image", "vibration"]
     assert 0.0 <= card["threshold"] <= 1.0

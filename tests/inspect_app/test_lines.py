@@ -10,6 +10,7 @@ from inspect_app.lines import (
     ACTIVE,
     LineCard,
     active_version,
+    input_fit_notes,
     list_lines,
     model_card,
     read_card,
@@ -101,3 +102,16 @@ def test_model_card_names_the_weakest_defective_parts() -> None:
     assert "What holds the threshold down" in text
     assert "| p7 | scratch | 0.0120 | 90.0 % | 10.0 % | 0.04 |" in text
     assert "| p2 | dent | 0.3000 | 10.0 % | - | - |" in text
+
+
+def test_frames_much_longer_than_wide_are_noted_with_what_to_do() -> None:
+    """The line sees every frame square: a 1600 x 400 px strip loses four times more detail
+    along it than across, which adapt and the model card say."""
+    card = _card()
+    card.adapt["frame_px"] = [1600, 400]
+    (note,) = input_fit_notes(card)
+    assert note.startswith("frames are 1600x400 px (4.0 to 1): the line sees each at 128x128")
+    assert "coarser along the width" in note and "--roi" in note
+    assert note in model_card(card)
+    card.adapt["frame_px"] = [300, 400]  # a little taller than wide: nothing to say
+    assert input_fit_notes(card) == []
