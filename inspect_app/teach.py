@@ -75,6 +75,9 @@ class TeachOptions:
     # line's own, its corrected frames having been written as 8-bit); None: from the parts
     image_bits: int | None = None
     roi: Roi | None = None  # the region of interest every frame is cropped to (None: whole)
+    # make the new version the line's active one (False: saved beside it, to be checked with
+    # `evaluate --version` and switched to with `inspect-app lines --activate`)
+    activate: bool = True
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
@@ -412,7 +415,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         if result.peft_model is not None:
             result.peft_model.save_pretrained(str(tmp / "adapter"))  # type: ignore[operator]
 
-    folder = write_version(home, line, card, write)
+    folder = write_version(home, line, card, write, activate=options.activate)
     return TeachResult(folder, card, report, time.perf_counter() - t0, len(samples))
 
 

@@ -9,6 +9,7 @@ COMMANDS: tuple[str, ...] = (
     "synth",
     "adapt",
     "evaluate",
+    "lines",
     "serve",
     "console",
     "report",

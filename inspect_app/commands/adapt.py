@@ -13,7 +13,7 @@ from inspect_app.defaults import (
     DEFAULT_TARGET_MISS_RATE,
 )
 from inspect_app.home import resolve_home
-from inspect_app.lines import input_fit_notes
+from inspect_app.lines import active_version, input_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from sensors.errors import DataError
 
@@ -43,13 +43,16 @@ meets --target-miss-rate; the false-reject rate that costs is printed and saved.
 good parts only (an MVTec AD folder's train/good), a line cannot measure its miss rate: the
 threshold then rejects --target-false-reject-rate of the good parts out-of-fold, and every
 defect is caught by the anomaly score alone. The model is written as a new version under
-HOME/lines/L and made active only once it is complete.
+HOME/lines/L and made active only once it is complete; with --no-activate the line keeps
+running its active version, and the new one waits to be checked (`evaluate --version`) and
+switched to (`inspect-app lines --line L --activate vN`, which also rolls a line back).
 
 Example:
   inspect-app adapt --line press-3 --data parts/press-3 --samples 50
   inspect-app adapt --line bearing-7 --data recordings/ --window-s 0.5 --method lora
   inspect-app adapt --line press-3 --from-db --source-data parts/press-3-stream
   inspect-app adapt --line cover-2 --data parts/cover-2 --roi 600,400,1200,1200
+  inspect-app adapt --line press-3 --data parts/press-3-new --no-activate
 """
 
 
@@ -127,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pixels (a multiple of the backbone's 128): auto (default) takes 256 when the frames "
         "are at least that large, where fine scratches still show (about 1.6x the CPU time "
         "per part: 128 for a CPU line that must keep its rate); the backbone always sees 128 px",
+    )
+    parser.add_argument(
+        "--no-activate",
+        action="store_true",
+        help="save the new version without making it the line's active one (serve, console "
+        "and export keep the active version; switch with `inspect-app lines --activate`)",
     )
     parser.add_argument(
         "--roi",
@@ -257,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
         align_motion="ecc-affine" if args.align_motion == "affine" else "ecc-euclidean",
         template_size=args.template_size,
         roi=args.roi,
+        activate=not args.no_activate,
     )
     home = resolve_home(args.home)
     if (args.data is None) == (not args.from_db):
@@ -281,7 +291,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"inspect-app adapt: {exc}", file=sys.stderr)
         return 1
     m = result.report.as_dict()
-    print(f"line {args.line}: {result.card.version} saved in {result.folder} and made active")
+    version = result.card.version
+    if args.no_activate:
+        try:
+            running = f"still runs {active_version(home, args.line)}"
+        except ValueError:
+            running = "has no active version yet"
+        print(
+            f"line {args.line}: {version} saved in {result.folder}, not active (the line "
+            f"{running}); check it with `inspect-app evaluate --line {args.line} --version "
+            f"{version} --data DIR`, then `inspect-app lines --line {args.line} --activate "
+            f"{version}`"
+        )
+    else:
+        print(f"line {args.line}: {version} saved in {result.folder} and made active")
     print(
         f"taught from {result.n_parts} parts ({', '.join(result.card.modalities)}; "
         f"classes: {', '.join(result.card.classes) or 'none'}) with {args.method} "

@@ -1,0 +1,159 @@
+"""`inspect-app lines`: the lines in HOME and their versions; switch a line's active version."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from inspect_app.home import line_dir, resolve_home
+from inspect_app.lines import LineCard, active_version, read_card, set_active, versions
+from inspect_app.metrics import format_metric, format_rate
+
+HELP = "list the taught lines and their versions; make a version active (or roll back)"
+DESCRIPTION = """\
+Every `adapt` writes a new version of a line (v1, v2, ...) under HOME/lines/L, and one version
+is active: the one serve, the console, evaluate and export use unless told otherwise. This
+command shows them and switches between them.
+
+  inspect-app lines                          each line: its active version, when and how it
+                                             was taught, its validation (out-of-fold) rates
+  inspect-app lines --line L                 every version of line L, the active one marked
+  inspect-app lines --line L --activate v2   make v2 the active version (roll back to it, or
+                                             go live with a version adapt saved with
+                                             --no-activate)
+
+The switch is atomic: a process starting at that moment loads the old version or the new one,
+never a mix. A running `serve` or console keeps the model it loaded: restart it to inspect
+with the new active version. Nothing is deleted.
+
+Example:
+  inspect-app adapt --line press-3 --data parts/press-3-week2 --no-activate
+  inspect-app evaluate --line press-3 --version v3 --data parts/press-3-check
+  inspect-app lines --line press-3 --activate v3
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--line", help="one line: list its versions (default: every line)")
+    parser.add_argument(
+        "--activate",
+        metavar="VERSION",
+        help="make VERSION (v1, v2, ...) the line's active version; needs --line",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    if args.activate and not args.line:
+        print("inspect-app lines: --activate needs --line L", file=sys.stderr)
+        return 2
+    try:
+        if args.line is None:
+            return _every_line(home)
+        if not versions(home, args.line):
+            print(f"inspect-app lines: {_no_such_line(home, args.line)}", file=sys.stderr)
+            return 1
+        if args.activate:
+            return _activate(home, args.line, args.activate)
+        return _one_line(home, args.line)
+    except ValueError as exc:
+        print(f"inspect-app lines: {exc}", file=sys.stderr)
+        return 1
+
+
+def taught_lines(home: Path) -> list[str]:
+    """Lines under HOME with at least one version (active or not)."""
+    root = home / "lines"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and versions(home, p.name))
+
+
+def _no_such_line(home: Path, line: str) -> str:
+    have = ", ".join(taught_lines(home)) or "none"
+    return (
+        f"no line {line!r} under {home / 'lines'} (lines there: {have}); teach it with "
+        f"inspect-app adapt --line {line} --data DIR"
+    )
+
+
+def _active_or_none(home: Path, line: str) -> str | None:
+    try:
+        return active_version(home, line)
+    except ValueError:
+        return None
+
+
+def _card(home: Path, line: str, version: str) -> LineCard | str:
+    """The version's card, or why it cannot be read (the listing goes on)."""
+    try:
+        return read_card(line_dir(home, line) / version)
+    except ValueError as exc:
+        return f"unreadable: {exc}"
+
+
+def _rates(card: LineCard) -> str:
+    m = card.metrics
+    return (
+        f"miss {format_rate(m.get('miss_rate'))}, false-reject "
+        f"{format_rate(m.get('false_reject_rate'))}, AUROC {format_metric(m.get('auroc'))}"
+    )
+
+
+def _summary(card: LineCard) -> str:
+    parts = card.adapt.get("samples", card.metrics.get("n", "?"))
+    classes = ", ".join(card.classes) or "none"
+    return (
+        f"taught {card.created or '?'} by {card.method} from {parts} parts "
+        f"({' + '.join(card.modalities)}; classes: {classes}); validation: {_rates(card)}; "
+        f"threshold {card.threshold:.4f}"
+    )
+
+
+def _every_line(home: Path) -> int:
+    lines = taught_lines(home)
+    if not lines:
+        print(f"no lines under {home / 'lines'}: teach one with inspect-app adapt")
+        return 0
+    for line in lines:
+        all_versions = versions(home, line)
+        active = _active_or_none(home, line)
+        count = f"{len(all_versions)} version{'s' if len(all_versions) > 1 else ''}"
+        if active is None:
+            print(f"{line}: {count}, none active (inspect-app lines --line {line} --activate V)")
+            continue
+        card = _card(home, line, active)
+        about = card if isinstance(card, str) else _summary(card)
+        print(f"{line}: {active} active of {count}; {about}")
+    return 0
+
+
+def _one_line(home: Path, line: str) -> int:
+    active = _active_or_none(home, line)
+    all_versions = versions(home, line)
+    state = f"{active} active" if active else "none active"
+    print(f"line {line} ({line_dir(home, line)}): {len(all_versions)} version(s), {state}")
+    for version in all_versions:
+        card = _card(home, line, version)
+        mark = "*" if version == active else " "
+        about = card if isinstance(card, str) else _summary(card)
+        print(f"{mark} {version}: {about}")
+    return 0
+
+
+def _activate(home: Path, line: str, version: str) -> int:
+    before = _active_or_none(home, line)
+    known = versions(home, line)
+    if version not in known:
+        msg = f"line {line!r} has no version {version!r} (versions: {', '.join(known)})"
+        raise ValueError(msg)
+    card = read_card(line_dir(home, line) / version)  # a version without its card is refused
+    if before == version:
+        print(f"line {line}: {version} is already the active version")
+        return 0
+    set_active(home, line, version)
+    was = f"was {before}" if before else "none was active"
+    print(f"line {line}: {version} is now the active version ({was}); {_summary(card)}")
+    print("a running serve or console keeps the model it loaded: restart it to use " + version)
+    return 0

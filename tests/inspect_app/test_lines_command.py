@@ -1,0 +1,75 @@
+"""`inspect-app lines` and `adapt --no-activate`: a new version waits beside the active one,
+the engineer switches to it (or back) in one atomic step, and a wrong name is a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inspect_app.cli import main
+from inspect_app.lines import active_version, versions
+from tests.inspect_app.small_lines import image_line
+
+pytestmark = pytest.mark.usefixtures("small_teach_backbone")
+
+
+def _adapt(home: Path, data: Path, *extra: str) -> int:
+    argv = ["adapt", "--home", str(home), "--line", "cover-2", "--data", str(data)]
+    return main([*argv, "--samples", "20", "--no-progress", *extra])
+
+
+def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    data = image_line(tmp_path / "parts", 30, 0)
+    assert _adapt(home, data) == 0
+    assert _adapt(home, data, "--no-activate", "--seed", "1") == 0
+    out = capsys.readouterr().out
+    assert "v2 saved in" in out and "not active (the line still runs v1)" in out
+    assert "inspect-app lines --line cover-2 --activate v2" in out
+    assert versions(home, "cover-2") == ["v1", "v2"] and active_version(home, "cover-2") == "v1"
+
+    assert main(["lines", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cover-2: v1 active of 2 versions; taught ")
+    assert "by prompt from 20 parts (image; classes: " in out and "validation: miss " in out
+
+    assert main(["lines", "--home", str(home), "--line", "cover-2"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].endswith(": 2 version(s), v1 active")
+    assert listed[1].startswith("* v1: taught ") and listed[2].startswith("  v2: taught ")
+
+    assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v2"]) == 0
+    out = capsys.readouterr().out
+    assert "line cover-2: v2 is now the active version (was v1)" in out and "restart" in out
+    assert active_version(home, "cover-2") == "v2"
+    assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v1"]) == 0
+    assert active_version(home, "cover-2") == "v1"  # rolled back
+    assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v1"]) == 0
+    assert "v1 is already the active version" in capsys.readouterr().out
+
+
+def test_wrong_names_are_clear_errors_and_change_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    assert main(["lines", "--home", str(home)]) == 0
+    assert "no lines under" in capsys.readouterr().out
+    assert _adapt(home, image_line(tmp_path / "parts", 30, 0)) == 0
+    capsys.readouterr()
+    argv = ["lines", "--home", str(home), "--line"]
+    assert main([*argv, "cover-2", "--activate", "v7"]) == 1
+    assert "line 'cover-2' has no version 'v7' (versions: v1)" in capsys.readouterr().err
+    assert main([*argv, "press-9"]) == 1
+    err = capsys.readouterr().err
+    assert "no line 'press-9'" in err and "(lines there: cover-2)" in err
+    assert main([*argv, "../etc", "--activate", "v1"]) == 1
+    assert "not allowed" in capsys.readouterr().err
+    assert main(["lines", "--home", str(home), "--activate", "v1"]) == 2
+    assert "--activate needs --line" in capsys.readouterr().err
+    (home / "lines" / "cover-2" / "v1" / "line.json").write_text("{", encoding="utf-8")
+    assert main([*argv, "cover-2"]) == 0  # a broken card is shown, the listing goes on
+    assert "v1: unreadable: " in capsys.readouterr().out
+    assert active_version(home, "cover-2") == "v1"
