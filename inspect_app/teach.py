@@ -151,8 +151,10 @@ def stratified_sample(
         if len(idx) < min_per_class:
             msg = (
                 f"class {label!r} has only {len(idx)} part(s); adapt needs at least "
-                f"{min_per_class} per class to learn it and check it (label more, or relabel "
-                "them)"
+                f"{min_per_class} per class to learn it and check it: label more, relabel them "
+                "into a broader class, or leave them out of the adapt data (a defect kind the "
+                "line was never taught is still caught by its anomaly score, and `evaluate` "
+                "counts it)"
             )
             raise ValueError(msg)
     n_total = sum(len(v) for v in by_label.values())

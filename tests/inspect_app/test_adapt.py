@@ -200,7 +200,7 @@ def test_too_few_parts_in_a_class_is_refused_and_nothing_is_written(
     data = make_line(tmp_path / "d", {"ok": 12, "dent": 2})
     assert _adapt(tmp_path / "home", data) == 1
     err = capsys.readouterr().err
-    assert "'dent'" in err and "only 2" in err
+    assert "'dent'" in err and "only 2" in err and "leave them out of the adapt data" in err
     assert not (tmp_path / "home" / "lines" / "l1" / "ACTIVE").exists()
 
 
