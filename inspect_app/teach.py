@@ -535,7 +535,7 @@ def threshold_evidence(
     """Which adapt parts hold the threshold down, and what letting them pass would buy.
 
     The threshold sits just under the weakest defective part's out-of-fold score, so one
-    defect that scores like a good part (a flaw the camera cannot resolve, or a wrong label)
+    defect that scores like a good part (a flaw its sensor cannot pick up, or a wrong label)
     sets the false-reject rate of the whole line. `weakest_defects`: the `count` defective
     parts with the lowest out-of-fold scores, each with the share of good parts scoring at
     least as high; `miss_tradeoff`: the threshold rule allowing 0..`count` misses and the

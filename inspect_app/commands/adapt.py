@@ -398,7 +398,7 @@ def evidence_lines(metrics: dict[str, Any]) -> list[str]:
     label_width = max(len(w["label"]) for w in weakest)
     out = [
         "  the threshold sits under the weakest defective parts (out-of-fold score; good parts",
-        "  scoring as high): look at them - a flaw the camera cannot resolve, or a wrong label",
+        "  scoring as high): look at them - a flaw its sensor cannot pick up, or a wrong label",
     ]
     for w in weakest:
         out.append(
