@@ -169,6 +169,76 @@ def part_rows(parts: Sequence[PartResult], threshold: float) -> list[dict[str, s
     return rows
 
 
+def _fails(p: PartResult, threshold: float) -> bool:
+    """The line's decision: FAIL at or above the threshold, and FAIL when not inspected."""
+    return p.fault is not None or p.defect_score is None or p.defect_score >= threshold
+
+
+COMPARED = ("miss_rate", "false_reject_rate", "auroc", "accuracy", "class_accuracy", "n_fault")
+
+
+@dataclass
+class Comparison:
+    """Two versions of a line on the parts both scored (`evaluate --against`): each one's
+    metrics on those parts, and the parts they decide differently, named from the side of
+    the version evaluated (`caught`: defective parts it fails that the other passes;
+    `missed`: the reverse; `rejected`: good parts it fails that the other passes; `passed`:
+    the reverse)."""
+
+    version: str
+    n_common: int
+    this: Report
+    other: Report
+    caught: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `against` object of `evaluate --json` (an extension of DESIGN §5)."""
+        return {
+            "version": self.version,
+            "n_common": self.n_common,
+            "this": {k: getattr(self.this, k) for k in COMPARED},
+            "other": {k: getattr(self.other, k) for k in COMPARED},
+            "differs": {
+                "caught": self.caught,
+                "missed": self.missed,
+                "rejected": self.rejected,
+                "passed": self.passed,
+            },
+        }
+
+
+def compare_versions(
+    this: Report,
+    this_classes: Sequence[str],
+    other: Report,
+    other_classes: Sequence[str],
+    other_version: str,
+) -> Comparison:
+    """`this` and `other` (two versions' reports on one dataset) on the parts both scored (a
+    version taught from this folder leaves its own adapt parts out, so the sets can differ)."""
+    theirs = {p.part_id: p for p in other.parts}
+    mine = [p for p in this.parts if p.part_id in theirs]
+    paired = [theirs[p.part_id] for p in mine]
+    out = Comparison(
+        other_version,
+        len(mine),
+        compute_metrics(mine, this.threshold, this_classes),
+        compute_metrics(paired, other.threshold, other_classes),
+    )
+    for a, b in zip(mine, paired, strict=True):
+        fail_a, fail_b = _fails(a, this.threshold), _fails(b, other.threshold)
+        if fail_a == fail_b:
+            continue
+        if a.is_defective:
+            (out.caught if fail_a else out.missed).append(a.part_id)
+        else:
+            (out.rejected if fail_a else out.passed).append(a.part_id)
+    return out
+
+
 def format_rate(rate: float | None) -> str:
     """A rate for people: `12.5 %`, or `n/a` when it is undefined (e.g. no good parts)."""
     return "n/a" if rate is None else f"{100 * rate:.1f} %"

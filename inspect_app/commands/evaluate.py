@@ -6,10 +6,22 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from inspect_app.home import resolve_home
-from inspect_app.metrics import PARTS_CSV_COLUMNS, PartResult, format_metric, part_rows
+from inspect_app.metrics import (
+    COMPARED,
+    PARTS_CSV_COLUMNS,
+    Comparison,
+    PartResult,
+    Report,
+    compare_versions,
+    format_metric,
+    format_rate,
+    part_rows,
+)
 from sensors.errors import DataError
 
 HELP = "score a labeled dataset with line L: miss rate, false rejects, AUROC, ..."
@@ -27,8 +39,14 @@ per_class says so. When the folder is the one the line was taught from, the adap
 left out (their scores would flatter the model). With a `split` column, the `test` rows are
 scored.
 
+With --against VERSION the same parts are scored by a second version of the line too: both
+versions' rates on the parts both scored, and which parts the evaluated version catches,
+misses, rejects or passes where the other decides the opposite (in --json under "against"):
+what switching versions would change on this data.
+
 Example:
   inspect-app evaluate --line press-3 --data parts/press-3-week2 --json week2.json
+  inspect-app evaluate --line press-3 --version v3 --against v2 --data parts/press-3-check
   inspect-app evaluate --line press-3 --data parts/press-3-week2 --parts-csv week2-parts.csv
 """
 
@@ -45,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "false_reject, fault), defect_score, predicted_class, fault",
     )
     parser.add_argument("--version", default=None, help="a version folder (default: the active)")
+    parser.add_argument(
+        "--against",
+        metavar="VERSION",
+        default=None,
+        help="also score the parts with another version of the line (the active one, before "
+        "switching to a new one with `inspect-app lines --activate`) and show the two side by "
+        "side on the parts both scored, with the parts they decide differently",
+    )
     parser.add_argument(
         "--window-s",
         type=float,
@@ -77,8 +103,14 @@ def run(args: argparse.Namespace) -> int:
         include_adapt_parts=args.include_adapt_parts,
         show_progress=not args.no_progress,
     )
+    home = resolve_home(args.home)
+    comparison = None
     try:
-        report = evaluate_line(resolve_home(args.home), args.line, Path(args.data), options)
+        if args.against is not None:
+            this_version = _check_against(home, args.line, args.version, args.against)
+        report = evaluate_line(home, args.line, Path(args.data), options)
+        if args.against is not None:
+            comparison = _compare(home, args, options, report, this_version)
     except (DataError, ValueError) as exc:
         print(f"inspect-app evaluate: {exc}", file=sys.stderr)
         return 1
@@ -109,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for note in m["notes"]:
         print(f"  note: {note}")
+    if comparison is not None:
+        _print_comparison(comparison, this_version)
+        m["against"] = comparison.as_dict()
     try:  # after the metrics are printed: a path that cannot be written loses nothing else
         if args.json:
             Path(args.json).write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
@@ -120,6 +155,53 @@ def run(args: argparse.Namespace) -> int:
         print(f"inspect-app evaluate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_against(home: Path, line: str, version: str | None, against: str) -> str:
+    """The evaluated version's name, once `against` is known to be another version of the
+    line (checked before any part is scored)."""
+    from inspect_app.lines import active_version, version_dir
+
+    this_version = version or active_version(home, line)
+    version_dir(home, line, against)  # ValueError naming the line's versions
+    if against == this_version:
+        msg = f"--against {against} is the version being evaluated: name another version"
+        raise ValueError(msg)
+    return this_version
+
+
+def _compare(
+    home: Path, args: argparse.Namespace, options: Any, report: Report, this_version: str
+) -> Comparison:
+    from inspect_app.lines import read_card, version_dir
+    from inspect_app.teach import evaluate_line
+
+    other = evaluate_line(home, args.line, Path(args.data), replace(options, version=args.against))
+    classes = {
+        v: read_card(version_dir(home, args.line, v)).classes for v in (this_version, args.against)
+    }
+    return compare_versions(
+        report, classes[this_version], other, classes[args.against], args.against
+    )
+
+
+def _print_comparison(c: Comparison, this_version: str) -> None:
+    print(f"against {c.version}, on the {c.n_common} parts both scored:")
+    print(f"  {'':<18} {this_version:>10} {c.version:>10}")
+    for key in COMPARED:
+        a, b = getattr(c.this, key), getattr(c.other, key)
+        fmt = format_rate if key.endswith(("rate", "accuracy")) else format_metric
+        print(f"  {key:<18} {fmt(a):>10} {fmt(b):>10}")
+    differ = len(c.caught) + len(c.missed) + len(c.rejected) + len(c.passed)
+    print(
+        f"  {this_version} decides {differ} part(s) otherwise than {c.version}: catches "
+        f"{len(c.caught)} defective part(s) it passes, misses {len(c.missed)} it catches, "
+        f"rejects {len(c.rejected)} good part(s) it passes, passes {len(c.passed)} it rejects"
+    )
+    for name, ids in (("caught", c.caught), ("missed", c.missed)):
+        if ids:
+            more = f" (+{len(ids) - 10} more)" if len(ids) > 10 else ""
+            print(f"    {name} by {this_version} alone: {', '.join(ids[:10])}{more}")
 
 
 def write_parts_csv(path: Path, parts: list[PartResult], threshold: float) -> None:

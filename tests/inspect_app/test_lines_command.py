@@ -3,6 +3,7 @@ the engineer switches to it (or back) in one atomic step, and a wrong name is a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,35 @@ def test_wrong_names_are_clear_errors_and_change_nothing(
     assert main([*argv, "cover-2"]) == 0  # a broken card is shown, the listing goes on
     assert "v1: unreadable: " in capsys.readouterr().out
     assert active_version(home, "cover-2") == "v1"
+
+
+def test_evaluate_against_the_active_version_shows_what_switching_would_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    assert _adapt(home, image_line(tmp_path / "parts", 30, 0)) == 0
+    assert _adapt(home, image_line(tmp_path / "more", 30, 100), "--no-activate") == 0
+    check = image_line(tmp_path / "check", 24, 500)
+    argv = ["evaluate", "--home", str(home), "--line", "cover-2", "--data", str(check)]
+    argv += ["--no-progress"]
+    assert main([*argv, "--version", "v2", "--against", "v2"]) == 1
+    assert "is the version being evaluated" in capsys.readouterr().err
+    assert main([*argv, "--version", "v2", "--against", "v9"]) == 1
+    assert "has no version 'v9'" in capsys.readouterr().err
+    capsys.readouterr()
+
+    verdicts = {}
+    for version in ("v1", "v2"):
+        out_csv = tmp_path / f"{version}.csv"
+        assert main([*argv, "--version", version, "--parts-csv", str(out_csv)]) == 0
+        rows = out_csv.read_text().splitlines()[1:]
+        verdicts[version] = {r.split(",")[0]: r.split(",")[2] for r in rows}
+    report = tmp_path / "m.json"
+    assert main([*argv, "--version", "v2", "--against", "v1", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "against v1, on the 24 parts both scored:" in out
+    against = json.loads(report.read_text())["against"]
+    assert against["version"] == "v1" and against["n_common"] == 24
+    differ = {pid for ids in against["differs"].values() for pid in ids}
+    assert differ == {p for p in verdicts["v2"] if verdicts["v2"][p] != verdicts["v1"][p]}
+    assert f"v2 decides {len(differ)} part(s) otherwise than v1" in out

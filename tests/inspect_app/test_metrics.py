@@ -9,6 +9,7 @@ from inspect_app.metrics import (
     UNNAMEABLE,
     PartResult,
     auroc,
+    compare_versions,
     compute_metrics,
     miss_tradeoff,
     parts_to_show_rate,
@@ -185,3 +186,45 @@ def test_miss_tradeoff_names_what_each_allowed_miss_buys() -> None:
     # never more rows than defective parts to let pass, and none without them
     assert [r.missed for r in miss_tradeoff([0.1, 0.2], [0.5, 0.6], 5)] == [0, 1]
     assert len(miss_tradeoff([], [0.5], 3)) == 1
+
+
+def test_two_versions_are_compared_on_the_parts_both_scored() -> None:
+    """`evaluate --against`: each version at its own threshold, on the common parts only; a
+    part one version could not inspect is a FAIL for it, as on the line."""
+
+    def part(pid: str, label: str, score: float | None) -> PartResult:
+        fault = "unreadable" if score is None else None
+        return PartResult(pid, label, score, "dent" if label != "ok" else None, fault=fault)
+
+    new = [
+        part("d1", "dent", 0.9),  # both catch it
+        part("d2", "dent", 0.6),  # new catches it, old misses it
+        part("d3", "dent", 0.2),  # new misses it, old catches it
+        part("g1", "ok", 0.1),  # both pass it
+        part("g2", "ok", 0.7),  # new rejects it, old passes it
+        part("g3", "ok", 0.2),  # new passes it, old rejected it
+        part("g4", "ok", None),  # new cannot inspect it: FAIL; old passes it
+        part("adapt-1", "ok", 0.1),  # only the new one scored it (the old one's adapt part)
+    ]
+    old = [
+        part("d1", "dent", 0.9),
+        part("d2", "dent", 0.3),
+        part("d3", "dent", 0.8),
+        part("g1", "ok", 0.1),
+        part("g2", "ok", 0.3),
+        part("g3", "ok", 0.6),
+        part("g4", "ok", 0.1),
+    ]
+    this = compute_metrics(new, 0.5, ["dent"])
+    this.parts = new
+    other = compute_metrics(old, 0.4, ["dent"])
+    other.parts = old
+    c = compare_versions(this, ["dent"], other, ["dent"], "v1")
+    assert c.n_common == 7
+    assert (c.caught, c.missed, c.rejected, c.passed) == (["d2"], ["d3"], ["g2", "g4"], ["g3"])
+    assert c.this.miss_rate == pytest.approx(1 / 3) and c.other.miss_rate == pytest.approx(1 / 3)
+    assert c.this.false_reject_rate == pytest.approx(2 / 4)  # g2 and the fault g4
+    assert c.other.false_reject_rate == pytest.approx(1 / 4)
+    d = c.as_dict()
+    assert d["version"] == "v1" and d["differs"]["rejected"] == ["g2", "g4"]
+    assert d["this"]["n_fault"] == 1 and d["other"]["n_fault"] == 0
