@@ -1,6 +1,7 @@
 """The service's read-only HTTP endpoints (stdlib `http.server`), bound to loopback by default.
 
-    GET /healthz                  200 {"status": "ok", ...} or 503 when the line is not healthy
+    GET /healthz                  200 {"status": "ok", ...} or 503 when the line is not healthy;
+                                  the model version inspecting and the line's active one
     GET /metrics                  Prometheus text: parts, verdicts, latency, queue depth, drops
     GET /api/inspections?limit=N  the newest N inspections of the line as JSON (1 <= N <= 1000)
 
@@ -33,6 +34,11 @@ class HttpContext:
     stats: RuntimeStats
     health: Callable[[], tuple[bool, str]]
     recent: Callable[[int], list[dict[str, Any]]]
+    # the model version inspecting, and the line's active version on disk now (None when it
+    # cannot be read): they differ once `inspect-app lines --activate` switched the line and
+    # the service has not been restarted
+    model_version: str = ""
+    active_version: Callable[[], str | None] | None = None
 
 
 def parse_bind(spec: str) -> tuple[str, int]:
@@ -75,13 +81,20 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/healthz":
             healthy, detail = ctx.health()
             snap = ctx.stats.snapshot()
-            body = {
+            body: dict[str, Any] = {
                 "status": "ok" if healthy else "unhealthy",
                 "detail": detail,
                 "line": ctx.line,
                 "parts": snap.parts,
                 "uptime_s": round(snap.uptime_s, 3),
             }
+            if ctx.model_version:
+                body["model_version"] = ctx.model_version
+            if ctx.active_version is not None:
+                active = ctx.active_version()
+                body["active_version"] = active
+                if active and active != ctx.model_version:
+                    body["restart_to_use"] = active  # still healthy: the old version runs
             code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(code, body)
         elif url.path == "/metrics":

@@ -297,6 +297,8 @@ class InspectionService:
                 host, port = parse_bind(options.http)
                 http = HttpEndpoints(
                     HttpContext(
+                        model_version=loaded.version,
+                        active_version=lambda: _active_or_none(options.home, options.line),
                         line=options.line,
                         stats=stats,
                         health=lambda: _health(pipeline),
@@ -367,6 +369,16 @@ class InspectionService:
             msg += f"  waiting in the folder {snap.source_backlog}"
         print(f"inspect-app serve: {msg}", file=sys.stderr)
         self.notifier.status(msg)
+
+
+def _active_or_none(home: Path, line: str) -> str | None:
+    """The line's active version on disk now, None when it cannot be read."""
+    from inspect_app.lines import active_version
+
+    try:
+        return active_version(home, line)
+    except (OSError, ValueError):
+        return None
 
 
 def _health(pipeline: Pipeline) -> tuple[bool, str]:

@@ -100,3 +100,55 @@ def test_unhealthy_is_503() -> None:
         assert status == 503 and "locked" in body
     finally:
         server.close()
+
+
+def test_healthz_says_when_the_line_was_switched_and_a_restart_would_use_it(
+    tmp_path: Path,
+) -> None:
+    """`inspect-app lines --activate` changes the line's active version on disk; the running
+    service keeps its model (still healthy) and /healthz names the version a restart loads."""
+    from dataclasses import dataclass
+
+    from inspect_app.service import InspectionService, LoadedLine
+    from tests.inspect_app.fake_line_service import FakeSlowBackend
+
+    @dataclass
+    class Card:
+        classes: tuple[str, ...] = ("dent",)
+        threshold: float = 0.5
+        modalities: tuple[str, ...] = ("image",)
+        image_bits: int | None = None
+        roi: list[int] | None = None
+
+    root = tmp_path / "lines" / "press"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+    (root / "ACTIVE").write_text("v1\n")
+    (tmp_path / "incoming").mkdir()
+    options = ServeOptions(
+        home=tmp_path,
+        line="press",
+        source=str(tmp_path / "incoming"),
+        db_url=f"sqlite:///{tmp_path / 'log.db'}",
+        http="127.0.0.1:0",
+        watch=True,
+    )
+    loaded = LoadedLine(FakeSlowBackend(0.0), Card(), root / "v1", "v1", None)
+    service = InspectionService.build(options, loaded=loaded, preprocess=list)
+    assert service.http is not None
+    service.http.start()
+    try:
+        code, body, _ = request(service.http, "GET", "/healthz")
+        health = json.loads(body)
+        assert code == 200 and health["model_version"] == health["active_version"] == "v1"
+        assert "restart_to_use" not in health
+        (root / "ACTIVE").write_text("v2\n")  # as `inspect-app lines --activate v2` leaves it
+        code, body, _ = request(service.http, "GET", "/healthz")
+        health = json.loads(body)
+        assert code == 200 and health["status"] == "ok"
+        assert health["model_version"] == "v1" and health["restart_to_use"] == "v2"
+        (root / "ACTIVE").unlink()
+        assert json.loads(request(service.http, "GET", "/healthz")[1])["active_version"] is None
+    finally:
+        service.http.close()
+        service.store.close()
