@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         queued(self.line_worker.health_changed, self.on_health)
         queued(self.line_worker.line_changed, self.on_line_changed)
         queued(self.line_worker.failed, self.show_message)
+        queued(self.line_worker.newer_version, self.on_newer_version)
 
         self.log_thread = QThread(self)
         self.log_thread.setObjectName("console-log")
@@ -223,6 +224,8 @@ class MainWindow(QMainWindow):
     def switch_line(self, line: str) -> None:
         if line and line != self.line:
             self.show_message(f"loading line {line}; the next part is inspected with it")
+            self.request_switch.emit(line)
+        elif line:  # the same line again: loaded anew if another version was made active
             self.request_switch.emit(line)
 
     def override_current(self) -> None:
@@ -319,6 +322,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"inspect-app console — line {line} {version}")
         self.log_panel.set_line(line, self.classes)
         self.show_message(f"line {line} {version} loaded ({len(classes)} defect classes)")
+
+    def on_newer_version(self, line: str, active: str, running: str) -> None:
+        self.show_message(
+            f"line {line}: {active} is now its active version (this console inspects with "
+            f"{running}); choose line {line} in the line switch to load it"
+        )
 
     def on_page(self, page: LogPage) -> None:
         self.log_panel.show_page(page)

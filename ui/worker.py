@@ -135,6 +135,9 @@ class ConsoleSettings:
     log_batch: int = 8
     snapshots: bool = True
     stats_every_ms: int = 200
+    # how often the line's active version on disk is compared with the one inspecting
+    # (`inspect-app lines --activate` switches it; the operator chooses the line again to load it)
+    active_check_s: float = 5.0
 
 
 class RecordingLog:
@@ -224,6 +227,8 @@ class LineWorker(QObject):
     health_changed = pyqtSignal(object)  # SourceHealth
     line_changed = pyqtSignal(str, str, object)  # line, model version, its defect classes
     failed = pyqtSignal(str)  # a message for the operator
+    # line, its active version on disk, the version inspecting: another version was activated
+    newer_version = pyqtSignal(str, str, str)
 
     def __init__(
         self, store: DefectStore, loader: LineLoader, settings: ConsoleSettings, line: str
@@ -245,6 +250,8 @@ class LineWorker(QObject):
         self._base = CounterView(line)  # counts of the pipelines that already ended
         self._timer: QTimer | None = None
         self._snapshots: SnapshotStore | None = None
+        self._active_checked_at = time.monotonic()
+        self._announced: tuple[str, str] | None = None  # (line, version) last said to be newer
 
     # -- slots (run on the worker thread) ----------------------------------------------------
 
@@ -281,8 +288,10 @@ class LineWorker(QObject):
 
     @pyqtSlot(str)
     def switch_line(self, line: str) -> None:
-        """Load `line`'s model and inspect the next part with it (no restart of the window)."""
-        if line == self.line and self.runtime is not None:
+        """Load `line`'s model and inspect the next part with it (no restart of the window).
+        The line already inspecting is loaded again only when another of its versions has
+        been made active since it was loaded."""
+        if line == self.line and self.runtime is not None and self._newer_active() is None:
             return
         was_running = self.pipeline is not None and self.pipeline.running
         previous_state = self.state
@@ -319,6 +328,26 @@ class LineWorker(QObject):
             self._join_finished()
         self.counters_changed.emit(self.counters())
         self.health_changed.emit(self.health())
+        if time.monotonic() - self._active_checked_at >= self.settings.active_check_s:
+            self._active_checked_at = time.monotonic()
+            newer = self._newer_active()
+            if newer is not None and self._announced != (self.line, newer):
+                self._announced = (self.line, newer)
+                assert self.runtime is not None  # _newer_active needs a loaded line
+                self.newer_version.emit(self.line, newer, self.runtime.loaded.version)
+
+    def _newer_active(self) -> str | None:
+        """The line's active version on disk when it is not the one inspecting, else None
+        (also when it cannot be read: the running model stays)."""
+        if self.runtime is None:
+            return None
+        from inspect_app.lines import active_version
+
+        try:
+            active = active_version(self.settings.home, self.line)
+        except (OSError, ValueError):
+            return None
+        return None if active == self.runtime.loaded.version else active
 
     # -- state -------------------------------------------------------------------------------
 

@@ -273,6 +273,48 @@ def test_a_line_switch_takes_effect_on_the_next_part(
     assert window.log_panel.line == "line-b"
 
 
+def test_a_newly_activated_version_is_announced_and_loaded_when_the_line_is_chosen_again(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> None:
+    """`inspect-app lines --activate v2` while the console inspects with v1: the window says
+    so (once), keeps inspecting with v1, and choosing the line again loads v2."""
+    from ui.worker import LineRuntime
+
+    root = tmp_path / "lines" / "line-a"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+    (root / "ACTIVE").write_text("v1\n")
+    base = fake_loader()
+
+    def on_disk(line: str) -> LineRuntime:  # the fake model, at the version ACTIVE names
+        runtime = base(line)
+        version = (tmp_path / "lines" / line / "ACTIVE").read_text().strip()
+        runtime.loaded.version = version
+        return runtime
+
+    settings = ConsoleSettings(home=tmp_path, db_url=db_url, active_check_s=0.1)
+    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=str(stream))
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
+        (root / "ACTIVE").write_text("v2\n")
+        said = "line line-a: v2 is now its active version (this console inspects with v1)"
+        qtbot.waitUntil(lambda: any(m.startswith(said) for m in window.messages), timeout=WAIT_MS)
+        qtbot.wait(500)  # five more checks: said once
+        assert sum(m.startswith(said) for m in window.messages) == 1
+        assert window.model_version == "v1" and base.loaded == ["line-a"]
+        window.switch_line("line-a")
+        qtbot.waitUntil(lambda: window.model_version == "v2", timeout=WAIT_MS)
+        assert base.loaded == ["line-a", "line-a"]
+        window.switch_line("line-a")  # nothing newer now: not loaded again
+        qtbot.wait(300)
+        assert base.loaded == ["line-a", "line-a"]
+        run_to_end(qtbot, window)
+    finally:
+        window.shutdown()
+    assert {r.model_version for r in store.inspections(line="line-a", limit=100)} == {"v2"}
+
+
 def test_a_line_that_cannot_load_leaves_the_running_line_alone(
     qtbot: Any, window: MainWindow
 ) -> None:
