@@ -24,12 +24,13 @@ command shows them and switches between them.
                                              --no-activate)
 
 The switch is atomic: a process starting at that moment loads the old version or the new one,
-never a mix. A running `serve` or console keeps the model it loaded: restart it to inspect
-with the new active version. Nothing is deleted.
+never a mix. A running `serve` keeps the model it loaded until it is restarted (its /healthz
+says `restart_to_use`); a running console says the line has a new active version and loads it
+when the operator chooses the line again. Nothing is deleted.
 
 Example:
   inspect-app adapt --line press-3 --data parts/press-3-week2 --no-activate
-  inspect-app evaluate --line press-3 --version v3 --data parts/press-3-check
+  inspect-app evaluate --line press-3 --version v3 --against v2 --data parts/press-3-check
   inspect-app lines --line press-3 --activate v3
 """
 
@@ -155,5 +156,8 @@ def _activate(home: Path, line: str, version: str) -> int:
     set_active(home, line, version)
     was = f"was {before}" if before else "none was active"
     print(f"line {line}: {version} is now the active version ({was}); {_summary(card)}")
-    print("a running serve or console keeps the model it loaded: restart it to use " + version)
+    print(
+        f"a running serve keeps the model it loaded until restarted; a running console loads "
+        f"{version} when the line is chosen again"
+    )
     return 0
