@@ -2,7 +2,8 @@
 
 Builds one line's pipeline from the line model in HOME, the source and the defect log; serves the
 read-only HTTP endpoints; stops gracefully on SIGTERM / SIGINT (reading stops, everything already
-read is inspected and committed, exit 0). A restarted service skips the parts already in the log.
+read is inspected and committed, exit 0); reloads the line's active version on SIGHUP. A
+restarted service skips the parts already in the log.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from inspect_app.pipeline import (
 from inspect_app.runtime import RuntimeStats
 from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
-from inspect_app.sources import DatasetReplay, check_sensors, open_source
+from inspect_app.sources import DatasetReplay, check_sensors, open_source, sensor_mismatch
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
 from sensors.camera import FrameFormat
@@ -199,23 +200,46 @@ def row_json(row: Any) -> dict[str, Any]:
 
 
 class InspectionService:
-    """A running line: pipeline + HTTP + signals. Use `InspectionService.build(options).run()`."""
+    """A running line: pipeline + HTTP + signals. Use `InspectionService.build(options).run()`.
+
+    SIGHUP (`systemctl reload`) loads the line's active version again: the new model is loaded
+    while the old one keeps inspecting; then the old pipeline is drained (everything read is
+    inspected and committed) and a new one starts on the source, skipping the parts already in
+    the log. A version that cannot be loaded, or does not fit the source, leaves the old one
+    running and says why.
+    """
 
     def __init__(
         self,
         options: ServeOptions,
-        pipeline: Pipeline,
         store: DefectStore,
-        http: HttpEndpoints | None,
-        skipped: int = 0,
+        loader: Callable[[], LoadedLine],
+        preprocess: Callable[[list[Sample]], Any] | None = None,
+        on_committed: Callable[[list[InspectedPart]], None] | None = None,
     ) -> None:
         self.options = options
-        self.pipeline = pipeline
         self.store = store
-        self.http = http
-        self.skipped = skipped
+        self.loader = loader
+        self.stats = RuntimeStats()  # one for the service: counts go on across reloads
+        self.snapshots = (
+            SnapshotStore(
+                snapshot_dir_for(options.db_url, options.home),
+                RetentionPolicy(options.snapshot_max_parts, options.snapshot_max_bytes),
+            )
+            if options.snapshots
+            else None
+        )
+        self.http: HttpEndpoints | None = None
+        self.skipped = 0
         self.notifier = SystemdNotifier.from_environment()
+        self._preprocess = preprocess
+        self._on_committed = on_committed
         self._stop_signals = 0
+        self._reload = threading.Event()
+        self._committed_before = 0  # parts committed by the pipelines a reload replaced
+        self._parts_before = 0
+        self._final: PipelineOutcome | None = None  # how a drain for a reload ended, if it failed
+        self._http_context: HttpContext | None = None
 
     @classmethod
     def build(
@@ -224,102 +248,98 @@ class InspectionService:
         on_committed: Callable[[list[InspectedPart]], None] | None = None,
         loaded: LoadedLine | None = None,
         preprocess: Callable[[list[Sample]], Any] | None = None,
+        loader: Callable[[], LoadedLine] | None = None,
     ) -> InspectionService:
         """Open the log, the line model and the source; `loaded` / `preprocess` replace the
-        line model's backend and `prepare_batch` (tests and benchmarks pass their own)."""
+        line model's backend and `prepare_batch` (tests and benchmarks pass their own), and
+        `loader` what a reload loads (default: the line's active version from HOME)."""
         store = open_store(options.db_url, options.store_give_up_s)
         try:
-            loaded = loaded or load_line(
-                options.home, options.line, options.backend, options.threads
+            load = loader or (
+                lambda: load_line(options.home, options.line, options.backend, options.threads)
             )
-            store.register_model_version(options.line, loaded.version, loaded.sha256)
-            seen = store.seen_part_ids(options.line)
-            card = loaded.card
-            source = open_source(
-                options.source,
-                options.vibration,
-                skip_part_ids=seen,
-                window_s=options.window_s,
-                watch=options.watch,
-                modalities=card.modalities if options.watch else (),
-                sample_rate_hz=options.sample_rate_hz,
-                settle_s=options.settle_s,
-                idle_exit_s=options.idle_exit_s,
-                recursive=options.recursive,
-                frames=FrameFormat.of_line(card.image_bits, card.roi),
-            )
-            skipped = source.skipped if isinstance(source, DatasetReplay) else 0
-            check_sensors(source, options.line, card)
-            if preprocess is None:
-                from inspect_app.preprocess import prepare_batch, small_frames, small_frames_note
-
-                warned = False
-
-                def preprocess(samples: list[Sample]) -> Any:
-                    nonlocal warned
-                    small = [] if warned else small_frames(samples, card)
-                    if small:  # once per run: the camera's resolution changed since teaching
-                        warned = True
-                        note = small_frames_note(len(small), small[0], card)
-                        log.warning("line %s: %s", options.line, note)
-                    return prepare_batch(samples, card)
-
-            snapshots = (
-                SnapshotStore(
-                    snapshot_dir_for(options.db_url, options.home),
-                    RetentionPolicy(options.snapshot_max_parts, options.snapshot_max_bytes),
-                )
-                if options.snapshots
-                else None
-            )
-            stats = RuntimeStats()
-            pipeline = Pipeline(
-                source,
-                preprocess,
-                loaded.backend,
-                card,
-                store,
-                line=options.line,
-                model_version=loaded.version,
-                sinks=build_sinks(options),
-                snapshots=snapshots,
-                config=PipelineConfig(
-                    batch_size=options.batch_size,
-                    drop_when_full=source.live,
-                    max_parts=options.max_parts,
-                    store_give_up_s=options.store_give_up_s,
-                ),
-                stats=stats,
-                on_committed=on_committed,
-            )
-            http = None
+            service = cls(options, store, load, preprocess, on_committed)
+            service.loaded = loaded or load()
+            service.pipeline = service._open(service.loaded)
+            if isinstance(service.pipeline.source, DatasetReplay):
+                service.skipped = service.pipeline.source.skipped
             if options.http:
                 host, port = parse_bind(options.http)
-                http = HttpEndpoints(
-                    HttpContext(
-                        model_version=loaded.version,
-                        active_version=lambda: _active_or_none(options.home, options.line),
-                        line=options.line,
-                        stats=stats,
-                        health=lambda: _health(pipeline),
-                        recent=lambda n: [
-                            row_json(r) for r in store.inspections(line=options.line, limit=n)
-                        ],
-                    ),
-                    host,
-                    port,
+                service._http_context = HttpContext(
+                    model_version=service.loaded.version,
+                    active_version=lambda: _active_or_none(options.home, options.line),
+                    line=options.line,
+                    stats=service.stats,
+                    health=lambda: _health(service.pipeline),
+                    recent=lambda n: [
+                        row_json(r) for r in store.inspections(line=options.line, limit=n)
+                    ],
                 )
+                service.http = HttpEndpoints(service._http_context, host, port)
         except BaseException:
             store.close()
             raise
-        return cls(options, pipeline, store, http, skipped)
+        return service
+
+    loaded: LoadedLine
+    pipeline: Pipeline
+
+    def _open(self, loaded: LoadedLine) -> Pipeline:
+        """A pipeline for `loaded` on a freshly opened source that skips the parts already in
+        the log (ValueError when the line's sensors do not fit the source)."""
+        options, card = self.options, loaded.card
+        self.store.register_model_version(options.line, loaded.version, loaded.sha256)
+        source = open_source(
+            options.source,
+            options.vibration,
+            skip_part_ids=self.store.seen_part_ids(options.line),
+            window_s=options.window_s,
+            watch=options.watch,
+            modalities=card.modalities if options.watch else (),
+            sample_rate_hz=options.sample_rate_hz,
+            settle_s=options.settle_s,
+            idle_exit_s=options.idle_exit_s,
+            recursive=options.recursive,
+            frames=FrameFormat.of_line(card.image_bits, card.roi),
+        )
+        check_sensors(source, options.line, card)  # closes the source when it refuses
+        preprocess = self._preprocess or _line_preprocess(options.line, card)
+        max_parts = options.max_parts
+        if max_parts is not None:  # what is left of it after the pipelines a reload replaced
+            max_parts = max(0, max_parts - self._committed_before)
+        return Pipeline(
+            source,
+            preprocess,
+            loaded.backend,
+            card,
+            self.store,
+            line=options.line,
+            model_version=loaded.version,
+            sinks=build_sinks(options),
+            snapshots=self.snapshots,
+            config=PipelineConfig(
+                batch_size=options.batch_size,
+                drop_when_full=source.live,
+                max_parts=max_parts,
+                store_give_up_s=options.store_give_up_s,
+            ),
+            stats=self.stats,
+            on_committed=self._on_committed,
+        )
 
     def stop(self) -> None:
         """Stop reading; the parts already read are inspected and committed."""
         self.pipeline.stop()
 
+    def request_reload(self) -> None:
+        """Load the line's active version at the next turn of `run` (SIGHUP calls this)."""
+        self._reload.set()
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
+        if signum == getattr(signal, "SIGHUP", None):
+            self.request_reload()
+            return
         self._stop_signals += 1
         name = signal.Signals(signum).name
         if self._stop_signals == 1:
@@ -328,10 +348,14 @@ class InspectionService:
             self.stop()
 
     def run(self, install_signals: bool = True) -> PipelineOutcome:
-        """Run until the source ends, `--max-parts` is reached, or a stop signal; then drain."""
+        """Run until the source ends, `--max-parts` is reached, or a stop signal; then drain.
+        A reload (SIGHUP, `request_reload`) swaps the line model in between."""
         previous: dict[int, Any] = {}
         if install_signals and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            wanted = [signal.SIGTERM, signal.SIGINT]
+            if hasattr(signal, "SIGHUP"):
+                wanted.append(signal.SIGHUP)
+            for sig in wanted:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             if self.http is not None:
@@ -345,10 +369,19 @@ class InspectionService:
                 time.sleep(0.1)
                 if self.notifier.watchdog_due():
                     self.notifier.watchdog()
+                if self._reload.is_set() and self._stop_signals == 0:
+                    self._reload.clear()
+                    self._swap_model()
                 if time.monotonic() >= next_status:
                     next_status += self.options.status_every_s
                     self._log_status()
-            outcome = self.pipeline.join()
+            outcome = self._final or self.pipeline.join()
+            if self._committed_before or self._parts_before:  # the pipelines a reload replaced
+                outcome = dataclasses.replace(
+                    outcome,
+                    parts=outcome.parts + self._parts_before,
+                    committed=outcome.committed + self._committed_before,
+                )
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -357,8 +390,44 @@ class InspectionService:
             self.store.close()
         return outcome
 
+    def _swap_model(self) -> None:
+        """Load the line's active version and, when it is another one, inspect with it from the
+        next part read (see the class docstring)."""
+        line, running = self.options.line, self.loaded.version
+        say = f"inspect-app serve: reload: line {line}"
+        try:
+            loaded = self.loader()
+        except Exception as exc:
+            print(
+                f"{say}: cannot load its active version ({exc}); {running} goes on", file=sys.stderr
+            )
+            return
+        problem = sensor_mismatch(self.pipeline.source, line, loaded.card)
+        if loaded.version == running or problem is not None:
+            why = problem or f"{running} is still its active version"
+            print(f"{say}: {why}; {running} goes on", file=sys.stderr)
+            _close_backend(loaded.backend)
+            return
+        self.notifier.status(f"reloading line {line}: draining {running}")
+        self.pipeline.stop()
+        outcome = self.pipeline.join()  # everything read is inspected and committed
+        if outcome.error is not None:  # the drain failed (the log is gone): no new start
+            self._final = outcome
+            _close_backend(loaded.backend)
+            return
+        self._committed_before += outcome.committed
+        self._parts_before += outcome.parts
+        old, self.loaded = self.loaded, loaded
+        self.pipeline = self._open(loaded)
+        if self._http_context is not None:
+            self._http_context.model_version = loaded.version
+        self.pipeline.start()
+        _close_backend(old.backend)
+        print(f"{say}: inspecting with {loaded.version} (was {running})", file=sys.stderr)
+        self.notifier.status(f"inspecting line {line} with {loaded.version}")
+
     def _log_status(self) -> None:
-        snap = self.pipeline.stats.snapshot()
+        snap = self.stats.snapshot()
         msg = (
             f"parts {snap.parts}  PASS {snap.verdicts.get('PASS', 0)}  "
             f"FAIL {snap.verdicts.get('FAIL', 0)}  FAULT {snap.verdicts.get('FAULT', 0)}  "
@@ -369,6 +438,31 @@ class InspectionService:
             msg += f"  waiting in the folder {snap.source_backlog}"
         print(f"inspect-app serve: {msg}", file=sys.stderr)
         self.notifier.status(msg)
+
+
+def _line_preprocess(line: str, card: Any) -> Callable[[list[Sample]], Any]:
+    """`prepare_batch` for the line's card, warning once per pipeline when the camera's frames
+    are smaller than the line was taught on."""
+    from inspect_app.preprocess import prepare_batch, small_frames, small_frames_note
+
+    warned = False
+
+    def preprocess(samples: list[Sample]) -> Any:
+        nonlocal warned
+        small = [] if warned else small_frames(samples, card)
+        if small:  # once per run: the camera's resolution changed since teaching
+            warned = True
+            note = small_frames_note(len(small), small[0], card)
+            log.warning("line %s: %s", line, note)
+        return prepare_batch(samples, card)
+
+    return preprocess
+
+
+def _close_backend(backend: Any) -> None:
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
 
 
 def _active_or_none(home: Path, line: str) -> str | None:
@@ -394,11 +488,14 @@ def serve(
     options: ServeOptions,
     loaded: LoadedLine | None = None,
     preprocess: Callable[[list[Sample]], Any] | None = None,
+    loader: Callable[[], LoadedLine] | None = None,
 ) -> int:
     """Run the service; the exit status for `inspect-app serve` (see `InspectionService.build`
-    for `loaded` and `preprocess`)."""
+    for `loaded`, `preprocess` and `loader`)."""
     try:
-        service = InspectionService.build(options, loaded=loaded, preprocess=preprocess)
+        service = InspectionService.build(
+            options, loaded=loaded, preprocess=preprocess, loader=loader
+        )
     except StoreUnavailable as exc:
         print(
             f"inspect-app serve: {exc}; giving up after {options.store_give_up_s:.0f} s",
@@ -415,7 +512,7 @@ def serve(
             file=sys.stderr,
         )
     outcome = service.run()
-    snap = service.pipeline.stats.snapshot()
+    snap = service.stats.snapshot()
     print(
         f"inspect-app serve: {outcome.committed} parts committed "
         f"(PASS {snap.verdicts.get('PASS', 0)}, FAIL {snap.verdicts.get('FAIL', 0)}, "

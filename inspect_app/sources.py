@@ -507,14 +507,22 @@ def open_source(
 def check_sensors(source: DatasetReplay | CameraLine | HotFolder, line: str, card: Any) -> None:
     """Refuse (and close) a camera source without vibration for a line whose card was taught
     on vibration: every part would be a FAULT. A dataset folder says per part what it holds."""
-    if not isinstance(source, CameraLine) or source.vibration is not None:
-        return
-    modalities = list(card.modalities)
-    if "vibration" in modalities:
+    problem = sensor_mismatch(source, line, card)
+    if problem is not None:
         source.close()
-        msg = (
-            f"line {line} is taught on {' and '.join(modalities)}: the camera source "
-            f"{source.name!r} needs --vibration (the recording or device its parts' vibration "
-            "comes from)"
-        )
-        raise ValueError(msg)
+        raise ValueError(problem)
+
+
+def sensor_mismatch(source: object, line: str, card: Any) -> str | None:
+    """Why `source` cannot feed a line taught as `card` says (`check_sensors`), or None; the
+    source is left as it is."""
+    if not isinstance(source, CameraLine) or source.vibration is not None:
+        return None
+    modalities = list(card.modalities)
+    if "vibration" not in modalities:
+        return None
+    return (
+        f"line {line} is taught on {' and '.join(modalities)}: the camera source "
+        f"{source.name!r} needs --vibration (the recording or device its parts' vibration "
+        "comes from)"
+    )

@@ -24,9 +24,10 @@ command shows them and switches between them.
                                              --no-activate)
 
 The switch is atomic: a process starting at that moment loads the old version or the new one,
-never a mix. A running `serve` keeps the model it loaded until it is restarted (its /healthz
-says `restart_to_use`); a running console says the line has a new active version and loads it
-when the operator chooses the line again. Nothing is deleted.
+never a mix. A running `serve` keeps the model it loaded until it is told to reload (SIGHUP,
+`systemctl reload`) or restarted (its /healthz says `restart_to_use`); a running console says
+the line has a new active version and loads it when the operator chooses the line again.
+Nothing is deleted.
 
 Example:
   inspect-app adapt --line press-3 --data parts/press-3-week2 --no-activate
@@ -157,7 +158,7 @@ def _activate(home: Path, line: str, version: str) -> int:
     was = f"was {before}" if before else "none was active"
     print(f"line {line}: {version} is now the active version ({was}); {_summary(card)}")
     print(
-        f"a running serve keeps the model it loaded until restarted; a running console loads "
-        f"{version} when the line is chosen again"
+        f"a running serve loads {version} on SIGHUP (systemctl reload) or a restart; a running "
+        f"console loads it when the line is chosen again"
     )
     return 0

@@ -15,9 +15,12 @@ HELP = "the headless inspection service (HTTP health and metrics on loopback)"
 DESCRIPTION = f"""\
 Inspect one line's parts and write every verdict to the defect log, until the source ends,
 --max-parts is reached, or SIGTERM / SIGINT (then the parts in flight are finished and
-committed, and it exits 0). Restarting on a replayed dataset continues after the parts already
-in the log. Parts that cannot be read (corrupt image, truncated or NaN vibration) are logged as
-FAULT, never PASS; a locked or full database holds the line and is retried.
+committed, and it exits 0). SIGHUP (`systemctl reload`) loads the line's active version again
+(after `inspect-app lines --activate`): the old model inspects while the new one loads, then
+drains, and the next part read is inspected with the new version. Restarting on a replayed
+dataset continues after the parts already in the log. Parts that cannot be read (corrupt image,
+truncated or NaN vibration) are logged as FAULT, never PASS; a locked or full database holds
+the line and is retried.
 
 SRC is a dataset folder (replayed as a line), a video file, a camera index, an RTSP URL or a
 GStreamer pipeline (pair it with --vibration FILE), or with --watch a hot folder that the

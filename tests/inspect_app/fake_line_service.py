@@ -55,6 +55,9 @@ def main() -> int:
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--http", default="127.0.0.1:0")
     parser.add_argument("--give-up-s", type=float, default=60.0)
+    parser.add_argument(
+        "--reload-version", default=None, help="what a reload (SIGHUP) loads (default: HOME's)"
+    )
     args = parser.parse_args()
     options = ServeOptions(
         home=args.home,
@@ -66,7 +69,14 @@ def main() -> int:
         store_give_up_s=args.give_up_s,
     )
     loaded = LoadedLine(FakeSlowBackend(args.delay_s), FakeCard(), args.home, "v1", None)
-    return serve(options, loaded=loaded, preprocess=list)
+    loader = None
+    if args.reload_version is not None:
+        version = args.reload_version
+
+        def loader() -> LoadedLine:
+            return LoadedLine(FakeSlowBackend(args.delay_s), FakeCard(), args.home, version, None)
+
+    return serve(options, loaded=loaded, preprocess=list, loader=loader)
 
 
 if __name__ == "__main__":

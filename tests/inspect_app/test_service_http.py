@@ -152,3 +152,65 @@ def test_healthz_says_when_the_line_was_switched_and_a_restart_would_use_it(
     finally:
         service.http.close()
         service.store.close()
+
+
+def test_a_reload_that_cannot_load_or_finds_the_same_version_keeps_the_line_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGHUP's reload (`request_reload`): a version that will not load, or the version that
+    runs already, leaves the running model alone; a new one shows in /healthz."""
+    import threading
+    import time
+    from dataclasses import dataclass
+
+    from inspect_app.service import InspectionService, LoadedLine
+    from tests.inspect_app.fake_line_service import FakeSlowBackend
+
+    @dataclass
+    class Card:
+        classes: tuple[str, ...] = ("dent",)
+        threshold: float = 0.5
+        modalities: tuple[str, ...] = ("image",)
+        image_bits: int | None = None
+        roi: list[int] | None = None
+
+    answers: list[object] = [OSError("weights.safetensors: disk error"), "v1", "v2"]
+
+    def loader() -> LoadedLine:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return LoadedLine(FakeSlowBackend(0.0), Card(), tmp_path, str(answer), None)
+
+    (tmp_path / "incoming").mkdir()
+    options = ServeOptions(
+        home=tmp_path,
+        line="press",
+        source=str(tmp_path / "incoming"),
+        db_url=f"sqlite:///{tmp_path / 'log.db'}",
+        http="127.0.0.1:0",
+        watch=True,
+    )
+    loaded = LoadedLine(FakeSlowBackend(0.0), Card(), tmp_path, "v1", None)
+    service = InspectionService.build(options, loaded=loaded, preprocess=list, loader=loader)
+    runner = threading.Thread(target=lambda: service.run(install_signals=False), daemon=True)
+    runner.start()
+    try:
+        for _ in range(3):
+            before = len(answers)
+            service.request_reload()
+            deadline = time.monotonic() + 10
+            while len(answers) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # the swap, when there is one, finishes
+        assert service.http is not None
+        health = json.loads(request(service.http, "GET", "/healthz")[1])
+        assert health["model_version"] == "v2" and health["status"] == "ok"
+    finally:
+        service.stop()
+        runner.join(timeout=10)
+    err = capsys.readouterr().err
+    assert "cannot load its active version (weights.safetensors: disk error); v1 goes on" in err
+    assert "v1 is still its active version; v1 goes on" in err
+    assert "inspecting with v2 (was v1)" in err
+    assert service.loaded.version == "v2" and not runner.is_alive()

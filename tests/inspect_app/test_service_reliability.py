@@ -47,7 +47,7 @@ def write_dataset(folder: Path, n_good: int = N_GOOD) -> list[str]:
     return [*ids, "bad-image", "bad-vibration", "nan-samples"]
 
 
-def start(tmp_path: Path, dataset: Path, delay_s: float) -> subprocess.Popen[str]:
+def start(tmp_path: Path, dataset: Path, delay_s: float, *extra: str) -> subprocess.Popen[str]:
     db = tmp_path / "log" / "inspect.db"
     db.parent.mkdir(exist_ok=True)
     cmd = [
@@ -61,6 +61,7 @@ def start(tmp_path: Path, dataset: Path, delay_s: float) -> subprocess.Popen[str
         f"sqlite:///{db}",
         "--delay-s",
         str(delay_s),
+        *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -129,6 +130,48 @@ def test_sigterm_drains_commits_and_exits_zero(tmp_path: Path) -> None:
     done = [r[0] for r in rows(db)]
     assert 6 <= len(done) < len(ids)
     assert done == ids[: len(done)]  # a prefix: nothing read was lost on the way out
+
+
+def test_sighup_swaps_the_model_between_two_parts_and_loses_none(tmp_path: Path) -> None:
+    """`systemctl reload`: the active version is loaded while the old one inspects, the old
+    pipeline drains, and the next part read is inspected with the new version; no part is
+    lost or inspected twice, and SIGHUP does not end the service (its default action would)."""
+    ids = write_dataset(tmp_path / "line", n_good=200)
+    db = tmp_path / "log" / "inspect.db"
+    proc = start(tmp_path, tmp_path / "line", 0.05, "--reload-version", "v2")
+    wait_for_rows(db, 6, proc)
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "v2" not in versions(db):
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+    wait_for_rows(db, len(rows(db)) + 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "reload: line fake-line: inspecting with v2 (was v1)" in err
+    done = [r[0] for r in rows(db)]
+    assert done == ids[: len(done)]  # in order, none lost, none twice
+    seen = versions(db)
+    switch = seen.index("v2")
+    assert switch >= 6 and set(seen[:switch]) == {"v1"} and set(seen[switch:]) == {"v2"}
+
+
+def versions(db: Path) -> list[str]:
+    """The model version of each logged inspection, in log order."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=10) as conn:
+        try:
+            return [
+                v
+                for (v,) in conn.execute(
+                    "SELECT m.version FROM inspections i JOIN model_versions m "
+                    "ON i.model_version_id = m.id ORDER BY i.id"
+                )
+            ]
+        except sqlite3.OperationalError:
+            return []
 
 
 def test_corrupt_inputs_become_fault_rows_and_the_line_keeps_running(tmp_path: Path) -> None:
