@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -239,6 +240,7 @@ class InspectionService:
         self._committed_before = 0  # parts committed by the pipelines a reload replaced
         self._parts_before = 0
         self._final: PipelineOutcome | None = None  # how a drain for a reload ended, if it failed
+        self._loading: Future[LoadedLine] | None = None  # a reload's model, loading
         self._http_context: HttpContext | None = None
 
     @classmethod
@@ -369,9 +371,13 @@ class InspectionService:
                 time.sleep(0.1)
                 if self.notifier.watchdog_due():
                     self.notifier.watchdog()
-                if self._reload.is_set() and self._stop_signals == 0:
-                    self._reload.clear()
-                    self._swap_model()
+                if self._reload.is_set() and self._stop_signals == 0 and self._loading is None:
+                    self._reload.clear()  # loaded on its own thread: the watchdog goes on
+                    self.notifier.status(f"reloading line {self.options.line}")
+                    self._loading = _in_background(self.loader)
+                if self._loading is not None and self._loading.done():
+                    loading, self._loading = self._loading, None
+                    self._swap_model(loading)
                 if time.monotonic() >= next_status:
                     next_status += self.options.status_every_s
                     self._log_status()
@@ -390,13 +396,13 @@ class InspectionService:
             self.store.close()
         return outcome
 
-    def _swap_model(self) -> None:
-        """Load the line's active version and, when it is another one, inspect with it from the
-        next part read (see the class docstring)."""
+    def _swap_model(self, loading: Future[LoadedLine]) -> None:
+        """Inspect with the line's version just loaded, from the next part read, when it is
+        another one than the running version (see the class docstring)."""
         line, running = self.options.line, self.loaded.version
         say = f"inspect-app serve: reload: line {line}"
         try:
-            loaded = self.loader()
+            loaded = loading.result()
         except Exception as exc:
             print(
                 f"{say}: cannot load its active version ({exc}); {running} goes on", file=sys.stderr
@@ -457,6 +463,20 @@ def _line_preprocess(line: str, card: Any) -> Callable[[list[Sample]], Any]:
         return prepare_batch(samples, card)
 
     return preprocess
+
+
+def _in_background(load: Callable[[], LoadedLine]) -> Future[LoadedLine]:
+    """`load()` on its own thread (a TensorRT engine or a model takes seconds to load)."""
+    future: Future[LoadedLine] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(load())
+        except BaseException as exc:  # handed to the service's loop, which says what it was
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="reload", daemon=True).start()
+    return future
 
 
 def _close_backend(backend: Any) -> None:
