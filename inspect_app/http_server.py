@@ -98,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(code, body)
         elif url.path == "/metrics":
-            text = prometheus_text(ctx.stats.snapshot(), ctx.line)
+            text = prometheus_text(ctx.stats.snapshot(), ctx.line, ctx.model_version)
             self._send(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         elif url.path == "/api/inspections":
             self._inspections(parse_qs(url.query))

@@ -160,8 +160,9 @@ def _summarize(values: deque[float], count: int) -> LatencySummary:
     return LatencySummary(float(p50), float(p95), count)
 
 
-def prometheus_text(snap: StatsSnapshot, line: str) -> str:
-    """The snapshot in the Prometheus text exposition format (version 0.0.4)."""
+def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> str:
+    """The snapshot in the Prometheus text exposition format (version 0.0.4); with
+    `model_version`, an info metric naming the version inspecting (it changes on a reload)."""
     label = _escape(line)
     out: list[str] = []
 
@@ -171,6 +172,13 @@ def prometheus_text(snap: StatsSnapshot, line: str) -> str:
         out.extend(f"{name}{{{labels}}} {_number(value)}" for labels, value in rows)
 
     line_l = f'line="{label}"'
+    if model_version:
+        metric(
+            "inspect_model_info",
+            "gauge",
+            "The line model version inspecting (always 1).",
+            [(f'{line_l},version="{_escape(model_version)}"', 1)],
+        )
     metric("inspect_parts_total", "counter", "Parts inspected.", [(line_l, snap.parts)])
     metric(
         "inspect_verdicts_total",

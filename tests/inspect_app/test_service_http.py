@@ -206,6 +206,8 @@ def test_a_reload_that_cannot_load_or_finds_the_same_version_keeps_the_line_runn
         assert service.http is not None
         health = json.loads(request(service.http, "GET", "/healthz")[1])
         assert health["model_version"] == "v2" and health["status"] == "ok"
+        metrics = request(service.http, "GET", "/metrics")[1]
+        assert 'inspect_model_info{line="press",version="v2"} 1' in metrics
     finally:
         service.stop()
         runner.join(timeout=10)
