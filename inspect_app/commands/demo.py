@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -182,7 +183,22 @@ def run(args: argparse.Namespace) -> int:
     report = write_full_report(options.db_url, demo_dir)
     page = write_summary_html(summary, LINE, demo_dir / "summary.html", report)
     print(f"demo: summary {page}" + (f", defect report {report}" if report else ""))
+    for hint in next_steps(home, data):
+        print(f"demo: {hint}")
     return 0
+
+
+def next_steps(home: Path, data: Path) -> list[str]:
+    """What to try after the demo, as commands on the same HOME."""
+    at = f" --home {home}" if os.environ.get("INSPECT_APP_HOME") != str(home) else ""
+    return [
+        "next steps:",
+        f"  inspect-app console{at} --line {LINE} --source {data / 'stream'} --start",
+        f"  inspect-app lines{at} --line {LINE}",
+        f"  inspect-app adapt{at} --line YOUR-LINE --data YOUR-PARTS --samples 50",
+        "  (the console is the operator's window; lines lists the line's versions; adapt "
+        "teaches your own parts: labels.csv, MVTec AD or class folders)",
+    ]
 
 
 def write_full_report(db_url: str, folder: Path) -> Path | None:

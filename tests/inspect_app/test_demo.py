@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from inspect_app.commands.demo import fresh_demo_db, sample_line
+from inspect_app.cli import build_parser
+from inspect_app.commands.demo import fresh_demo_db, next_steps, sample_line
 from inspect_app.decision import Verdict, fault
 from inspect_app.pipeline import InspectedPart
 from inspect_app.runtime import RuntimeStats
@@ -123,3 +124,18 @@ def test_a_demo_line_that_rejects_many_good_parts_names_the_defects_holding_it_d
     monkeypatch.setattr(teach, "teach_line", lambda *a, **k: taught(0.05))
     ensure_line_model(tmp_path, tmp_path, readapt=True)
     assert "synth-15-000007" not in capsys.readouterr().out  # a line that is ready: no list
+
+
+def test_next_steps_are_commands_the_cli_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo ends with what to try next on the same HOME: each hint parses as written."""
+    monkeypatch.delenv("INSPECT_APP_HOME", raising=False)
+    hints = next_steps(tmp_path / "home", tmp_path / "line")
+    commands = [h.split() for h in hints if h.strip().startswith("inspect-app ")]
+    assert len(commands) == 3
+    for argv in commands:
+        args = build_parser().parse_args(argv[1:])
+        assert args.home == str(tmp_path / "home")
+    monkeypatch.setenv("INSPECT_APP_HOME", str(tmp_path / "home"))
+    assert not any("--home" in h for h in next_steps(tmp_path / "home", tmp_path / "line"))
