@@ -4,14 +4,50 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from inspect_app.http_server import DEFAULT_HOST, HttpContext, HttpEndpoints, parse_bind
 from inspect_app.runtime import RuntimeStats
-from inspect_app.service import ServeOptions
+from inspect_app.service import InspectionService, LoadedLine, ServeOptions
+from tests.inspect_app.fake_line_service import FakeSlowBackend
+
+
+@dataclass
+class HotFolderCard:
+    """What the service needs of a line card for an image-only hot-folder line."""
+
+    classes: tuple[str, ...] = ("dent",)
+    threshold: float = 0.5
+    modalities: tuple[str, ...] = ("image",)
+    image_bits: int | None = None
+    roi: list[int] | None = None
+
+
+def fake_line(folder: Path, version: str) -> LoadedLine:
+    return LoadedLine(FakeSlowBackend(0.0), HotFolderCard(), folder, version, None)
+
+
+def hot_folder_service(
+    home: Path, loaded: LoadedLine, loader: Callable[[], LoadedLine] | None = None
+) -> InspectionService:
+    """The real service on an empty hot folder of line `press`, HTTP on a free port, around a
+    fake backend."""
+    (home / "incoming").mkdir()
+    options = ServeOptions(
+        home=home,
+        line="press",
+        source=str(home / "incoming"),
+        db_url=f"sqlite:///{home / 'log.db'}",
+        http="127.0.0.1:0",
+        watch=True,
+    )
+    return InspectionService.build(options, loaded=loaded, preprocess=list, loader=loader)
 
 
 @pytest.fixture
@@ -107,34 +143,11 @@ def test_healthz_says_when_the_line_was_switched_and_a_restart_would_use_it(
 ) -> None:
     """`inspect-app lines --activate` changes the line's active version on disk; the running
     service keeps its model (still healthy) and /healthz names the version a restart loads."""
-    from dataclasses import dataclass
-
-    from inspect_app.service import InspectionService, LoadedLine
-    from tests.inspect_app.fake_line_service import FakeSlowBackend
-
-    @dataclass
-    class Card:
-        classes: tuple[str, ...] = ("dent",)
-        threshold: float = 0.5
-        modalities: tuple[str, ...] = ("image",)
-        image_bits: int | None = None
-        roi: list[int] | None = None
-
     root = tmp_path / "lines" / "press"
     for version in ("v1", "v2"):
         (root / version).mkdir(parents=True)
     (root / "ACTIVE").write_text("v1\n")
-    (tmp_path / "incoming").mkdir()
-    options = ServeOptions(
-        home=tmp_path,
-        line="press",
-        source=str(tmp_path / "incoming"),
-        db_url=f"sqlite:///{tmp_path / 'log.db'}",
-        http="127.0.0.1:0",
-        watch=True,
-    )
-    loaded = LoadedLine(FakeSlowBackend(0.0), Card(), root / "v1", "v1", None)
-    service = InspectionService.build(options, loaded=loaded, preprocess=list)
+    service = hot_folder_service(tmp_path, fake_line(root / "v1", "v1"))
     assert service.http is not None
     service.http.start()
     try:
@@ -159,40 +172,15 @@ def test_a_reload_that_cannot_load_or_finds_the_same_version_keeps_the_line_runn
 ) -> None:
     """SIGHUP's reload (`request_reload`): a version that will not load, or the version that
     runs already, leaves the running model alone; a new one shows in /healthz."""
-    import threading
-    import time
-    from dataclasses import dataclass
-
-    from inspect_app.service import InspectionService, LoadedLine
-    from tests.inspect_app.fake_line_service import FakeSlowBackend
-
-    @dataclass
-    class Card:
-        classes: tuple[str, ...] = ("dent",)
-        threshold: float = 0.5
-        modalities: tuple[str, ...] = ("image",)
-        image_bits: int | None = None
-        roi: list[int] | None = None
-
     answers: list[object] = [OSError("weights.safetensors: disk error"), "v1", "v2"]
 
     def loader() -> LoadedLine:
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return LoadedLine(FakeSlowBackend(0.0), Card(), tmp_path, str(answer), None)
+        return fake_line(tmp_path, str(answer))
 
-    (tmp_path / "incoming").mkdir()
-    options = ServeOptions(
-        home=tmp_path,
-        line="press",
-        source=str(tmp_path / "incoming"),
-        db_url=f"sqlite:///{tmp_path / 'log.db'}",
-        http="127.0.0.1:0",
-        watch=True,
-    )
-    loaded = LoadedLine(FakeSlowBackend(0.0), Card(), tmp_path, "v1", None)
-    service = InspectionService.build(options, loaded=loaded, preprocess=list, loader=loader)
+    service = hot_folder_service(tmp_path, fake_line(tmp_path, "v1"), loader)
     runner = threading.Thread(target=lambda: service.run(install_signals=False), daemon=True)
     runner.start()
     try:
