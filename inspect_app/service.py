@@ -417,14 +417,19 @@ class InspectionService:
         self.notifier.status(f"reloading line {line}: draining {running}")
         self.pipeline.stop()
         outcome = self.pipeline.join()  # everything read is inspected and committed
-        if outcome.error is not None:  # the drain failed (the log is gone): no new start
-            self._final = outcome
+        if outcome.error is not None or self._stop_signals:  # the log is gone, or a stop came
+            self._final = outcome  # while draining: the service ends here, as it would have
             _close_backend(loaded.backend)
             return
         self._committed_before += outcome.committed
         self._parts_before += outcome.parts
-        old, self.loaded = self.loaded, loaded
-        self.pipeline = self._open(loaded)
+        try:
+            pipeline = self._open(loaded)
+        except (ValueError, OSError) as exc:  # the source will not open again (a camera gone)
+            self._final = PipelineOutcome(0, 0, f"reload to {loaded.version}: {exc}")
+            _close_backend(loaded.backend)
+            return
+        old, self.loaded, self.pipeline = self.loaded, loaded, pipeline
         if self._http_context is not None:
             self._http_context.model_version = loaded.version
         self.pipeline.start()

@@ -204,3 +204,27 @@ def test_a_reload_that_cannot_load_or_finds_the_same_version_keeps_the_line_runn
     assert "v1 is still its active version; v1 goes on" in err
     assert "inspecting with v2 (was v1)" in err
     assert service.loaded.version == "v2" and not runner.is_alive()
+
+
+def test_a_reload_whose_source_will_not_open_again_ends_the_run_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """The old pipeline has drained and the source cannot be opened for the new version (the
+    folder or camera is gone): the service ends with the reason, for systemd to restart it,
+    instead of carrying on without a source."""
+    service = hot_folder_service(
+        tmp_path, fake_line(tmp_path, "v1"), lambda: fake_line(tmp_path, "v2")
+    )
+    outcome = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(service.run(install_signals=False)), daemon=True
+    )
+    runner.start()
+    time.sleep(0.3)
+    (tmp_path / "incoming").rmdir()
+    service.request_reload()
+    runner.join(timeout=20)
+    assert not runner.is_alive()
+    (result,) = outcome
+    assert result.error is not None and result.error.startswith("reload to v2: hot folder")
+    assert "is not a folder" in result.error
