@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from inspect_app.home import line_dir, resolve_home
 from inspect_app.lines import LineCard, active_version, read_card, set_active, versions
@@ -22,6 +24,7 @@ command shows them and switches between them.
   inspect-app lines --line L --activate v2   make v2 the active version (roll back to it, or
                                              go live with a version adapt saved with
                                              --no-activate)
+  inspect-app lines --json                   the listing as JSON, for a plant's own tools
 
 The switch is atomic: a process starting at that moment loads the old version or the new one,
 never a mix. A running `serve` keeps the model it loaded until it is told to reload (SIGHUP,
@@ -43,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="make VERSION (v1, v2, ...) the line's active version; needs --line",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the listing as JSON (for a plant's own tools): per line its active version "
+        "and every version with when and how it was taught and its validation rates",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
         print("inspect-app lines: --activate needs --line L", file=sys.stderr)
         return 2
     try:
+        if args.json and not args.activate:
+            if args.line is not None and not versions(home, args.line):
+                print(f"inspect-app lines: {_no_such_line(home, args.line)}", file=sys.stderr)
+                return 1
+            chosen = [args.line] if args.line else taught_lines(home)
+            print(json.dumps([_as_json(home, line) for line in chosen], indent=2))
+            return 0
         if args.line is None:
             return _every_line(home)
         if not versions(home, args.line):
@@ -93,6 +109,34 @@ def _card(home: Path, line: str, version: str) -> LineCard | str:
         return read_card(line_dir(home, line) / version)
     except ValueError as exc:
         return f"unreadable: {exc}"
+
+
+def _as_json(home: Path, line: str) -> dict[str, Any]:
+    """One line for `--json`: its active version (None) and its versions, oldest first."""
+    out: list[dict[str, Any]] = []
+    for version in versions(home, line):
+        card = _card(home, line, version)
+        if isinstance(card, str):
+            out.append({"version": version, "error": card})
+            continue
+        m = card.metrics
+        out.append(
+            {
+                "version": version,
+                "created": card.created,
+                "method": card.method,
+                "samples": card.adapt.get("samples"),
+                "modalities": list(card.modalities),
+                "classes": list(card.classes),
+                "threshold": card.threshold,
+                "backbone": card.backbone.get("size"),
+                "validation": {k: m.get(k) for k in _VALIDATION},
+            }
+        )
+    return {"line": line, "active": _active_or_none(home, line), "versions": out}
+
+
+_VALIDATION = ("n", "n_defective", "miss_rate", "false_reject_rate", "auroc", "class_accuracy")
 
 
 def _rates(card: LineCard) -> str:

@@ -51,6 +51,14 @@ def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
     assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v1"]) == 0
     assert "v1 is already the active version" in capsys.readouterr().out
 
+    assert main(["lines", "--home", str(home), "--json"]) == 0
+    (listed_line,) = json.loads(capsys.readouterr().out)
+    assert listed_line["line"] == "cover-2" and listed_line["active"] == "v1"
+    assert [v["version"] for v in listed_line["versions"]] == ["v1", "v2"]
+    v1 = listed_line["versions"][0]
+    assert v1["method"] == "prompt" and v1["samples"] == 20 and v1["modalities"] == ["image"]
+    assert set(v1["validation"]) >= {"miss_rate", "false_reject_rate", "auroc"}
+
 
 def test_wrong_names_are_clear_errors_and_change_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -66,6 +74,8 @@ def test_wrong_names_are_clear_errors_and_change_nothing(
     assert main([*argv, "press-9"]) == 1
     err = capsys.readouterr().err
     assert "no line 'press-9'" in err and "(lines there: cover-2)" in err
+    assert main([*argv, "press-9", "--json"]) == 1
+    assert "no line 'press-9'" in capsys.readouterr().err
     assert main([*argv, "../etc", "--activate", "v1"]) == 1
     assert "not allowed" in capsys.readouterr().err
     assert main(["lines", "--home", str(home), "--activate", "v1"]) == 2
@@ -73,6 +83,9 @@ def test_wrong_names_are_clear_errors_and_change_nothing(
     (home / "lines" / "cover-2" / "v1" / "line.json").write_text("{", encoding="utf-8")
     assert main([*argv, "cover-2"]) == 0  # a broken card is shown, the listing goes on
     assert "v1: unreadable: " in capsys.readouterr().out
+    assert main([*argv, "cover-2", "--json"]) == 0
+    (version,) = json.loads(capsys.readouterr().out)[0]["versions"]
+    assert version["version"] == "v1" and version["error"].startswith("unreadable: ")
     assert active_version(home, "cover-2") == "v1"
 
 
