@@ -191,14 +191,24 @@ def run(args: argparse.Namespace) -> int:
 def next_steps(home: Path, data: Path) -> list[str]:
     """What to try after the demo, as commands on the same HOME."""
     at = f" --home {home}" if os.environ.get("INSPECT_APP_HOME") != str(home) else ""
+    prog = _program()
     return [
         "next steps:",
-        f"  inspect-app console{at} --line {LINE} --source {data / 'stream'} --start",
-        f"  inspect-app lines{at} --line {LINE}",
-        f"  inspect-app adapt{at} --line YOUR-LINE --data YOUR-PARTS --samples 50",
+        f"  {prog} console{at} --line {LINE} --source {data / 'stream'} --start",
+        f"  {prog} lines{at} --line {LINE}",
+        f"  {prog} adapt{at} --line YOUR-LINE --data YOUR-PARTS --samples 50",
         "  (the console is the operator's window; lines lists the line's versions; adapt "
         "teaches your own parts: labels.csv, MVTec AD or class folders)",
     ]
+
+
+def _program() -> str:
+    """`inspect-app` when it is on PATH, else the path it was run by (`make demo` runs
+    .venv/bin/inspect-app without activating the environment)."""
+    run_as = Path(sys.argv[0])
+    if shutil.which("inspect-app") or run_as.name != "inspect-app":
+        return "inspect-app"
+    return str(run_as)
 
 
 def write_full_report(db_url: str, folder: Path) -> Path | None:

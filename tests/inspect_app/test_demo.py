@@ -132,10 +132,24 @@ def test_next_steps_are_commands_the_cli_takes(
     """The demo ends with what to try next on the same HOME: each hint parses as written."""
     monkeypatch.delenv("INSPECT_APP_HOME", raising=False)
     hints = next_steps(tmp_path / "home", tmp_path / "line")
-    commands = [h.split() for h in hints if h.strip().startswith("inspect-app ")]
+    commands = [h.split() for h in hints if h.split()[0].endswith("inspect-app")]
     assert len(commands) == 3
     for argv in commands:
         args = build_parser().parse_args(argv[1:])
         assert args.home == str(tmp_path / "home")
     monkeypatch.setenv("INSPECT_APP_HOME", str(tmp_path / "home"))
     assert not any("--home" in h for h in next_steps(tmp_path / "home", tmp_path / "line"))
+
+
+def test_next_steps_name_the_program_as_it_can_be_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` runs .venv/bin/inspect-app with the environment not activated: the hints
+    then use that path, which works where `inspect-app` alone is not found."""
+    import inspect_app.commands.demo as demo
+
+    monkeypatch.setattr(demo.sys, "argv", [".venv/bin/inspect-app", "demo"])
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    assert next_steps(tmp_path, tmp_path)[1].startswith("  .venv/bin/inspect-app console ")
+    monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/bin/inspect-app")
+    assert next_steps(tmp_path, tmp_path)[1].startswith("  inspect-app console ")
