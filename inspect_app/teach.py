@@ -624,15 +624,16 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     bar.close()
     report = compute_metrics(results, card.threshold, card.classes)
     report.parts = results
-    if report.pixel_auroc is not None and model.site_source() is None:
+    heat = model.heatmap_source()
+    if report.pixel_auroc is not None and heat is None:
         report.pixel_auroc = None  # a flat map would score 0.5, as if it had been measured
-        why = (
-            "it was taught no good part with an image (the heat-map compares each patch with "
-            "the good parts' patches)"
-            if "image" in model.settings.modalities
-            else "it has no camera"
+        report.notes.append("no pixel_auroc: the line has no camera, so no heat-map")
+    elif heat == "defect_map":
+        report.notes.append(
+            "heat-map: the backbone's pretrained defect map (the line was taught no good part "
+            "to compare with: it shows where a part looks most like a defect, not how it "
+            "differs from good parts)"
         )
-        report.notes.append(f"no pixel_auroc: the line has no heat-map: {why}")
     if mask_problems:
         report.mask_problems = mask_problems
         report.notes.append(

@@ -561,9 +561,12 @@ class LineModel(nn.Module):
             n for n in parts if n.startswith("image")
         ]
         patches = [parts[n].patch_scores for n in image_sources]
-        patch = (
-            torch.stack(patches, dim=0).max(dim=0).values if patches else base.cls.new_zeros(B, 0)
-        )
+        if patches:
+            patch = torch.stack(patches, dim=0).max(dim=0).values
+        elif base.image_tokens.shape[1] > 0:  # no good part to compare with: the pretrained map
+            patch = self.backbone.defect_map(base.image_tokens) + self.settings.heatmap_offset
+        else:
+            patch = base.cls.new_zeros(B, 0)
         site = parts[site_name].patch_scores if site_name in parts else None
         return torch.stack(scores, dim=0).max(dim=0).values, patch, site
 
@@ -591,8 +594,20 @@ class LineModel(nn.Module):
         s = self.settings
         return (log_odds - s.classifier_center) / s.classifier_scale
 
+    def heatmap_source(self) -> str | None:
+        """What the heat-map shows: the good-part image sources' patch scores (`image_template`
+        and / or `image_memory`), or, on a line taught no good part with an image, the
+        backbone's pretrained defect map (`defect_map`: where a part looks most like the
+        defects of pretraining); None on a line without a camera."""
+        if "image" not in self.settings.modalities:
+            return None
+        names = [n for n in ("image_template", "image_memory") if getattr(self, n) is not None]
+        return " + ".join(names) if names else "defect_map"
+
     def heatmap(self, patch_scores: Tensor, B: int, image_present: Tensor | None) -> Tensor:
-        """(B, h, w) in [0, 1] from the image patch scores; zeros on a line without a camera."""
+        """(B, h, w) in [0, 1] from the image patch scores (`heatmap_source`; the defect map's
+        logits come shifted by `heatmap_offset`, so its heat is their sigmoid); zeros on a
+        line without a camera."""
         rows, cols = self.config.grid
         if patch_scores.shape[1] == 0:
             return patch_scores.new_zeros(B, rows, cols)

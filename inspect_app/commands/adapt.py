@@ -364,8 +364,9 @@ def run(args: argparse.Namespace) -> int:
     if n_good == 0 and not good_only:
         print(
             "  note: no good parts in the sample: the line names defect classes, but has no "
-            "anomaly score for a defect kind never labeled and no heat-map (both compare a "
-            "part with good parts); label some good parts to have them"
+            "anomaly score for a defect kind never labeled (it compares a part with good "
+            "parts), and its heat-map is the backbone's pretrained defect map; label some good "
+            "parts to have both from this line's own parts"
         )
     if 0 < n_good < FEW_GOOD_PARTS:
         print(

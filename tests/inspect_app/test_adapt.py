@@ -19,6 +19,7 @@ from inspect_app.commands.adapt import evidence_lines
 from inspect_app.service import InspectionService, ServeOptions
 from inspect_app.teach import stratified_sample
 from models.adapt import AdaptResult, OutOfFold
+from sensors.dataset import LineDataset
 from sensors.sample import Sample
 
 RATE = 12800.0
@@ -261,23 +262,30 @@ def test_adapt_says_when_few_good_parts_carry_the_line(
     assert "note: only 6 good parts in the sample" in out and "label more good parts" in out
 
 
-def test_a_line_taught_no_good_part_has_no_heat_map_to_measure(
+def test_a_line_taught_no_good_part_draws_its_heat_map_from_the_pretrained_defect_map(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A defect library (NEU-DET has no defect-free class): no good-part memory, so no
-    heat-map; its flat map is not reported as a pixel AUROC of 0.5, and adapt says so."""
+    """A defect library (NEU-DET has no defect-free class): no good-part memory to compare
+    with, so the heat-map is the backbone's defect map (not a flat map scoring 0.5 pixel
+    AUROC), and adapt and evaluate say so."""
     data = make_line(tmp_path / "d", {"dent": 14, "crack": 14})
     home = tmp_path / "home"
     assert _adapt(home, data, "--samples", "16") == 0
     out = capsys.readouterr().out
-    assert "note: no good parts in the sample" in out and "no heat-map" in out
+    assert "note: no good parts in the sample" in out and "pretrained defect map" in out
     report_file = tmp_path / "m.json"
     argv = ["evaluate", "--home", str(home), "--line", "l1", "--data", str(data)]
     assert main([*argv, "--json", str(report_file), "--no-progress"]) == 0
     m = json.loads(report_file.read_text())
     assert m["n"] == 12  # the 16 adapt parts are left out
-    assert "pixel_auroc" not in m
-    assert any(n.startswith("no pixel_auroc: the line has no heat-map") for n in m["notes"])
+    assert 0.0 <= m["pixel_auroc"] <= 1.0 and m["pixel_auroc"] != 0.5
+    assert any(n.startswith("heat-map: the backbone's pretrained defect map") for n in m["notes"])
+    model, card, _ = teach.load_line_model(home, "l1")
+    assert model.heatmap_source() == "defect_map"
+    sample = LineDataset.open(data).load(0, strict=True)
+    with torch.no_grad():
+        heat = model(**teach.prepare_batch([sample], card).as_kwargs()).heatmap
+    assert float(heat.max() - heat.min()) > 1e-3  # a map, not a constant
 
 
 def test_a_line_taught_from_good_parts_only_rejects_its_target_share_of_them(
