@@ -259,6 +259,18 @@ def input_fit_notes(card: LineCard) -> list[str]:
     return notes
 
 
+def _defect_map_heat(card: LineCard) -> bool:
+    """True for a camera line with neither good-part image memory nor pixel template: its
+    heat-map is the backbone's defect map (`LineModel.heatmap_source`)."""
+    model = card.model
+    return (
+        "image" in card.modalities
+        and "image_memory_entries" in model
+        and not model.get("image_memory_entries")
+        and not model.get("image_template")
+    )
+
+
 def model_card(card: LineCard) -> str:
     """A short human-readable card: what the model is, what it was taught on, how well it did."""
     m = card.metrics
@@ -286,6 +298,11 @@ def model_card(card: LineCard) -> str:
         lines.append(
             f"- anomaly sources: {', '.join(card.model['anomaly_sources']) or 'none'}; fusion "
             f"{card.model.get('fusion', 'noisy_or')}"
+        )
+    if _defect_map_heat(card):
+        lines.append(
+            "- heat-map: the backbone's pretrained defect map (taught no good part with an "
+            "image: it shows where a part looks most like a defect)"
         )
     if card.adapt:
         # lines taught before `threshold_rule` was recorded were all set for a miss rate

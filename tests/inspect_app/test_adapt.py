@@ -282,6 +282,8 @@ def test_a_line_taught_no_good_part_draws_its_heat_map_from_the_pretrained_defec
     assert any(n.startswith("heat-map: the backbone's pretrained defect map") for n in m["notes"])
     model, card, _ = teach.load_line_model(home, "l1")
     assert model.heatmap_source() == "defect_map"
+    card_text = (home / "lines" / "l1" / "v1" / "MODEL_CARD.md").read_text()
+    assert "- heat-map: the backbone's pretrained defect map" in card_text
     sample = LineDataset.open(data).load(0, strict=True)
     with torch.no_grad():
         heat = model(**teach.prepare_batch([sample], card).as_kwargs()).heatmap
