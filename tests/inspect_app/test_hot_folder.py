@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from inspect_app.service import InspectionService, LoadedLine, ServeOptions
 from inspect_app.sources import HotFolder, open_source
 from inspect_app.store import DefectStore
 from tests.inspect_app.fake_line_service import FakeSlowBackend
+from tests.inspect_app.test_service_http import HotFolderCard
 
 RATE = 8000
 
@@ -138,15 +138,6 @@ def test_open_source_refuses_what_a_hot_folder_cannot_be(tmp_path: Path) -> None
     assert isinstance(open_source(str(tmp_path), watch=True, modalities=("image",)), HotFolder)
 
 
-@dataclass
-class _Card:
-    classes: tuple[str, ...] = ("dent",)
-    threshold: float = 0.5
-    modalities: tuple[str, ...] = ("image",)
-    image_bits: int | None = None
-    roi: list[int] | None = None
-
-
 def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path) -> None:
     """The service end to end on a hot folder (a fake backend: the model is not the point):
     parts written while it runs are logged, a corrupt one as FAULT, and stop() returns."""
@@ -156,7 +147,7 @@ def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path
     options = ServeOptions(
         home=tmp_path, line="press", source=str(incoming), db_url=db, http=None, watch=True
     )
-    loaded = LoadedLine(FakeSlowBackend(0.0), _Card(), tmp_path, "v1", None)
+    loaded = LoadedLine(FakeSlowBackend(0.0), HotFolderCard(), tmp_path, "v1", None)
     service = InspectionService.build(options, loaded=loaded, preprocess=list)
     outcome: list[object] = []
     runner = threading.Thread(
@@ -233,7 +224,7 @@ def test_serve_watch_with_idle_exit_inspects_a_folder_once_and_returns(tmp_path:
         settle_s=0.0,
         idle_exit_s=0.5,
     )
-    loaded = LoadedLine(FakeSlowBackend(0.0), _Card(), tmp_path, "v1", None)
+    loaded = LoadedLine(FakeSlowBackend(0.0), HotFolderCard(), tmp_path, "v1", None)
     outcome = InspectionService.build(options, loaded=loaded, preprocess=list).run(
         install_signals=False
     )
