@@ -39,6 +39,9 @@ Example:
 """
 
 
+ENGINE = "model.engine"  # the TensorRT plan `serve --backend tensorrt` loads from a version
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", help="one line: list its versions (default: every line)")
     parser.add_argument(
@@ -205,4 +208,11 @@ def _activate(home: Path, line: str, version: str) -> int:
         f"a running serve loads {version} on SIGHUP (systemctl reload) or a restart; a running "
         f"console loads it when the line is chosen again"
     )
+    root = line_dir(home, line)
+    if before and (root / before / ENGINE).is_file() and not (root / version / ENGINE).is_file():
+        print(
+            f"note: {before} has a TensorRT engine ({ENGINE}) and {version} has none: a serve "
+            f"with --backend tensorrt cannot load {version} (a reload keeps {before}) until it "
+            "is exported and its engine built (deploy/jetson/README.md, step 6)"
+        )
     return 0

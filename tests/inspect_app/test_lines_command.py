@@ -42,9 +42,11 @@ def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
     assert listed[0].endswith(": 2 version(s), v1 active")
     assert listed[1].startswith("* v1: taught ") and listed[2].startswith("  v2: taught ")
 
+    (home / "lines" / "cover-2" / "v1" / "model.engine").write_bytes(b"plan")  # on a Jetson
     assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v2"]) == 0
     out = capsys.readouterr().out
     assert "line cover-2: v2 is now the active version (was v1)" in out and "restart" in out
+    assert "note: v1 has a TensorRT engine (model.engine) and v2 has none" in out
     assert active_version(home, "cover-2") == "v2"
     assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v1"]) == 0
     assert active_version(home, "cover-2") == "v1"  # rolled back
