@@ -121,6 +121,16 @@ def active_version(home: Path, line: str) -> str:
     return name
 
 
+def current_active_version(home: Path, line: str) -> str | None:
+    """The line's active version on disk now, for a process already running one (serve's
+    /healthz and reload, the console): None when it cannot be read, so the running model
+    stays."""
+    try:
+        return active_version(home, line)
+    except (OSError, ValueError):
+        return None
+
+
 def version_dir(home: Path, line: str, version: str | None = None) -> Path:
     """The folder of `version` (default: the active one)."""
     name = version or active_version(home, line)

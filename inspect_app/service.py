@@ -31,6 +31,7 @@ from inspect_app.http_server import (
     HttpEndpoints,
     parse_bind,
 )
+from inspect_app.lines import current_active_version
 from inspect_app.pipeline import (
     InspectedPart,
     Pipeline,
@@ -269,7 +270,7 @@ class InspectionService:
                 host, port = parse_bind(options.http)
                 service._http_context = HttpContext(
                     model_version=service.loaded.version,
-                    active_version=lambda: _active_or_none(options.home, options.line),
+                    active_version=lambda: current_active_version(options.home, options.line),
                     line=options.line,
                     stats=service.stats,
                     health=lambda: _health(service.pipeline),
@@ -488,16 +489,6 @@ def _close_backend(backend: Any) -> None:
     close = getattr(backend, "close", None)
     if close is not None:
         close()
-
-
-def _active_or_none(home: Path, line: str) -> str | None:
-    """The line's active version on disk now, None when it cannot be read."""
-    from inspect_app.lines import active_version
-
-    try:
-        return active_version(home, line)
-    except (OSError, ValueError):
-        return None
 
 
 def _health(pipeline: Pipeline) -> tuple[bool, str]:

@@ -341,12 +341,9 @@ class LineWorker(QObject):
         (also when it cannot be read: the running model stays)."""
         if self.runtime is None:
             return None
-        from inspect_app.lines import active_version
+        from inspect_app.lines import current_active_version
 
-        try:
-            active = active_version(self.settings.home, self.line)
-        except (OSError, ValueError):
-            return None
+        active = current_active_version(self.settings.home, self.line)
         return None if active == self.runtime.loaded.version else active
 
     # -- state -------------------------------------------------------------------------------
