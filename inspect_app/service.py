@@ -413,14 +413,14 @@ class InspectionService:
         if loaded.version == running or problem is not None:
             why = problem or f"{running} is still its active version"
             print(f"{say}: {why}; {running} goes on", file=sys.stderr)
-            _close_backend(loaded.backend)
+            loaded.backend.close()
             return
         self.notifier.status(f"reloading line {line}: draining {running}")
         self.pipeline.stop()
         outcome = self.pipeline.join()  # everything read is inspected and committed
         if outcome.error is not None or self._stop_signals:  # the log is gone, or a stop came
             self._final = outcome  # while draining: the service ends here, as it would have
-            _close_backend(loaded.backend)
+            loaded.backend.close()
             return
         self._committed_before += outcome.committed
         self._parts_before += outcome.parts
@@ -428,13 +428,13 @@ class InspectionService:
             pipeline = self._open(loaded)
         except (ValueError, OSError) as exc:  # the source will not open again (a camera gone)
             self._final = PipelineOutcome(0, 0, f"reload to {loaded.version}: {exc}")
-            _close_backend(loaded.backend)
+            loaded.backend.close()
             return
         old, self.loaded, self.pipeline = self.loaded, loaded, pipeline
         if self._http_context is not None:
             self._http_context.model_version = loaded.version
         self.pipeline.start()
-        _close_backend(old.backend)
+        old.backend.close()
         print(f"{say}: inspecting with {loaded.version} (was {running})", file=sys.stderr)
         self.notifier.status(f"inspecting line {line} with {loaded.version}")
 
@@ -483,12 +483,6 @@ def _in_background(load: Callable[[], LoadedLine]) -> Future[LoadedLine]:
 
     threading.Thread(target=work, name="reload", daemon=True).start()
     return future
-
-
-def _close_backend(backend: Any) -> None:
-    close = getattr(backend, "close", None)
-    if close is not None:
-        close()
 
 
 def _health(pipeline: Pipeline) -> tuple[bool, str]:
