@@ -309,7 +309,7 @@ class InspectionService:
         preprocess = self._preprocess or _line_preprocess(options.line, card)
         max_parts = options.max_parts
         if max_parts is not None:  # what is left of it after the pipelines a reload replaced
-            max_parts = max(0, max_parts - self._committed_before)
+            max_parts = max(0, max_parts - self._parts_before)  # counted as the pipeline does
         return Pipeline(
             source,
             preprocess,
