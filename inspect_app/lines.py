@@ -270,15 +270,13 @@ def input_fit_notes(card: LineCard) -> list[str]:
 
 
 def _defect_map_heat(card: LineCard) -> bool:
-    """True for a camera line with neither good-part image memory nor pixel template: its
-    heat-map is the backbone's defect map (`LineModel.heatmap_source`)."""
-    model = card.model
-    return (
-        "image" in card.modalities
-        and "image_memory_entries" in model
-        and not model.get("image_memory_entries")
-        and not model.get("image_template")
-    )
+    """True when the line's heat-map is the backbone's defect map (taught no good part with an
+    image): the line model's own rule, `LineModelSettings.heatmap_source`."""
+    if not card.model:
+        return False
+    from models.line_model import LineModelSettings
+
+    return LineModelSettings.from_dict(card.model).heatmap_source() == "defect_map"
 
 
 def model_card(card: LineCard) -> str:

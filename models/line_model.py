@@ -133,6 +133,25 @@ class LineModelSettings:
             msg = f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}"
             raise ValueError(msg)
 
+    def heatmap_source(self) -> str | None:
+        """What a line built from these settings shows as its heat-map: the good-part image
+        sources' patch scores (`image_template` and / or `image_memory`, the modules
+        `LineModel` builds from `image_template` and `image_memory_entries`), or, on a line
+        taught no good part with an image, the backbone's pretrained defect map
+        (`defect_map`: where a part looks most like the defects of pretraining); None on a
+        line without a camera."""
+        if "image" not in self.modalities:
+            return None
+        names = [
+            name
+            for name, built in (
+                ("image_template", self.image_template),
+                ("image_memory", self.image_memory_entries),
+            )
+            if built
+        ]
+        return " + ".join(names) if names else "defect_map"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -595,14 +614,8 @@ class LineModel(nn.Module):
         return (log_odds - s.classifier_center) / s.classifier_scale
 
     def heatmap_source(self) -> str | None:
-        """What the heat-map shows: the good-part image sources' patch scores (`image_template`
-        and / or `image_memory`), or, on a line taught no good part with an image, the
-        backbone's pretrained defect map (`defect_map`: where a part looks most like the
-        defects of pretraining); None on a line without a camera."""
-        if "image" not in self.settings.modalities:
-            return None
-        names = [n for n in ("image_template", "image_memory") if getattr(self, n) is not None]
-        return " + ".join(names) if names else "defect_map"
+        """What the heat-map shows (`LineModelSettings.heatmap_source`)."""
+        return self.settings.heatmap_source()
 
     def heatmap(self, patch_scores: Tensor, B: int, image_present: Tensor | None) -> Tensor:
         """(B, h, w) in [0, 1] from the image patch scores (`heatmap_source`; the defect map's
