@@ -63,20 +63,17 @@ def run(args: argparse.Namespace) -> int:
         print("inspect-app lines: --activate needs --line L", file=sys.stderr)
         return 2
     try:
-        if args.json and not args.activate:
-            if args.line is not None and not versions(home, args.line):
-                print(f"inspect-app lines: {_no_such_line(home, args.line)}", file=sys.stderr)
-                return 1
+        if args.line is not None and not versions(home, args.line):
+            print(f"inspect-app lines: {_no_such_line(home, args.line)}", file=sys.stderr)
+            return 1
+        if args.activate:
+            return _activate(home, args.line, args.activate)
+        if args.json:
             chosen = [args.line] if args.line else taught_lines(home)
             print(json.dumps([_as_json(home, line) for line in chosen], indent=2))
             return 0
         if args.line is None:
             return _every_line(home)
-        if not versions(home, args.line):
-            print(f"inspect-app lines: {_no_such_line(home, args.line)}", file=sys.stderr)
-            return 1
-        if args.activate:
-            return _activate(home, args.line, args.activate)
         return _one_line(home, args.line)
     except ValueError as exc:
         print(f"inspect-app lines: {exc}", file=sys.stderr)
