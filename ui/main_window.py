@@ -222,11 +222,12 @@ class MainWindow(QMainWindow):
         self.request_stop.emit()
 
     def switch_line(self, line: str) -> None:
-        if line and line != self.line:
+        if not line:
+            return
+        if line != self.line:
             self.show_message(f"loading line {line}; the next part is inspected with it")
-            self.request_switch.emit(line)
-        elif line:  # the same line again: loaded anew if another version was made active
-            self.request_switch.emit(line)
+        # the same line again is loaded anew only if another version was made active since
+        self.request_switch.emit(line)
 
     def override_current(self) -> None:
         part = self.current

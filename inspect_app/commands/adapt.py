@@ -13,7 +13,7 @@ from inspect_app.defaults import (
     DEFAULT_TARGET_MISS_RATE,
 )
 from inspect_app.home import resolve_home
-from inspect_app.lines import active_version, input_fit_notes
+from inspect_app.lines import current_active_version, input_fit_notes
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from sensors.errors import DataError
 
@@ -293,10 +293,8 @@ def run(args: argparse.Namespace) -> int:
     m = result.report.as_dict()
     version = result.card.version
     if args.no_activate:
-        try:
-            running = f"still runs {active_version(home, args.line)}"
-        except ValueError:
-            running = "has no active version yet"
+        active = current_active_version(home, args.line)
+        running = f"still runs {active}" if active else "has no active version yet"
         print(
             f"line {args.line}: {version} saved in {result.folder}, not active (the line "
             f"{running}); check it with `inspect-app evaluate --line {args.line} --version "
