@@ -66,6 +66,10 @@ class LineCard:
     # the region of interest [x, y, w, h] (pixels of the camera's frame) every frame is cropped
     # to before anything else sees it (sensors.camera.Roi); None: the whole frame
     roi: list[int] | None = None
+    # the threshold set on more labeled parts than the adapt sample (`inspect-app calibrate`):
+    # the data, the version it came from, the rates at the new threshold and its split-half
+    # check; {} when the threshold is the one `adapt` set
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -326,6 +330,15 @@ def model_card(card: LineCard) -> str:
             "",
             "## Validation (cross-validated, out-of-fold, on the adapt parts)",
             "",
+            *(
+                [
+                    f"At the threshold adapt set ({m.get('threshold', float('nan')):.4f}); the "
+                    "line now runs the calibrated one (below).",
+                    "",
+                ]
+                if card.calibration
+                else []
+            ),
             "| miss rate | at most (95 %) | false-reject rate | at most (95 %) | AUROC "
             "| class accuracy | n | n defective |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -347,13 +360,15 @@ def model_card(card: LineCard) -> str:
             "",
             "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
             "about 1 in 9 missed (the 95 % bound beside it), not none. Check with "
-            "`inspect-app evaluate` on more labeled parts before relying on it."
+            "`inspect-app evaluate` on more labeled parts before relying on it; "
+            "`inspect-app calibrate` sets the threshold on them."
             if m.get("n_defective")
             else "Taught from good parts only: how many defects pass is unknown. Every defect is "
             "left to the anomaly score; measure the miss rate with `inspect-app evaluate` on "
             "labeled defective parts before relying on it.",
         ]
         lines += _evidence_section(m)
+    lines += _calibration_section(card.calibration)
     lines += [
         "",
         "Defects of a kind never in the adapt parts are caught by the anomaly score (distance to "
@@ -361,6 +376,47 @@ def model_card(card: LineCard) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_section(c: dict[str, Any]) -> list[str]:
+    """The model card's account of `inspect-app calibrate` ([] when the threshold is adapt's)."""
+    if not c:
+        return []
+    held = c.get("held_out") or {}
+    out = [
+        "",
+        f"## Threshold set on {c.get('n')} labeled parts (`inspect-app calibrate`)",
+        "",
+        f"From {c.get('from_version')} (threshold {format_metric(c.get('threshold_before'))}), "
+        f"on {c.get('data')}: {c.get('n_defective')} defective parts, threshold set for a "
+        f"{c.get('rule')}.",
+        "",
+        "| miss rate | at most (95 %) | false-reject rate | at most (95 %) | AUROC |",
+        "| --- | --- | --- | --- | --- |",
+        "| "
+        + " | ".join(
+            format_metric(c.get(key))
+            for key in (
+                "miss_rate",
+                "miss_rate_upper_95",
+                "false_reject_rate",
+                "false_reject_rate_upper_95",
+                "auroc",
+            )
+        )
+        + " |",
+        "",
+        "These are measured on the parts that set the threshold, so they flatter it a little.",
+    ]
+    if held:
+        out.append(
+            f"Set on one half of them and measured on the other ({held.get('splits')} random "
+            f"halvings): miss rate {format_rate(held.get('miss_rate'))} (worst half "
+            f"{format_rate(held.get('miss_rate_max'))}), false-reject rate "
+            f"{format_rate(held.get('false_reject_rate'))} (worst half "
+            f"{format_rate(held.get('false_reject_rate_max'))})."
+        )
+    return out
 
 
 def _evidence_section(m: dict[str, Any]) -> list[str]:

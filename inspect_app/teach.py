@@ -643,6 +643,12 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
         )
     if small_example is not None:
         report.notes.append(small_frames_note(n_small, small_example, card))
+    if card.calibration and card.calibration.get("data") == str(Path(data).resolve()):
+        report.notes.append(
+            f"the line's threshold was set on this folder (inspect-app calibrate, from "
+            f"{card.calibration.get('from_version')}): the rates at it are measured on the parts "
+            "that set it; the split-half check in line.json's calibration is the fairer estimate"
+        )
     if excluded:
         report.notes.append(
             f"{excluded} part(s) of this folder were used to adapt the line and are not scored "

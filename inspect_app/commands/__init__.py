@@ -9,6 +9,7 @@ COMMANDS: tuple[str, ...] = (
     "synth",
     "adapt",
     "evaluate",
+    "calibrate",
     "lines",
     "serve",
     "console",

@@ -356,7 +356,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  note: {m['n_defective']} defective parts cannot show a {target} miss rate "
             f"(95 % bound {format_rate(upper)}); that takes about {needed} defective parts "
-            "without a miss: measure with `inspect-app evaluate` on more labeled parts"
+            "without a miss: measure with `inspect-app evaluate` on more labeled parts, and set "
+            "the threshold on them with `inspect-app calibrate`"
         )
     n_good = m["n"] - m["n_defective"] - m["n_fault"]
     if n_good == 0 and not good_only:

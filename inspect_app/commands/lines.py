@@ -20,6 +20,7 @@ command shows them and switches between them.
 
   inspect-app lines                          each line: its active version, when and how it
                                              was taught, its validation (out-of-fold) rates
+                                             or those of a threshold set by `calibrate`
   inspect-app lines --line L                 every version of line L, the active one marked
   inspect-app lines --line L --activate v2   make v2 the active version (roll back to it, or
                                              go live with a version adapt saved with
@@ -131,6 +132,7 @@ def _as_json(home: Path, line: str) -> dict[str, Any]:
                 "threshold": card.threshold,
                 "backbone": card.backbone.get("size"),
                 "validation": {k: m.get(k) for k in _VALIDATION},
+                "calibration": _calibration_json(card),
             }
         )
     return {"line": line, "active": _active_or_none(home, line), "versions": out}
@@ -139,8 +141,24 @@ def _as_json(home: Path, line: str) -> dict[str, Any]:
 _VALIDATION = ("n", "n_defective", "miss_rate", "false_reject_rate", "auroc", "class_accuracy")
 
 
+def _calibration_json(card: LineCard) -> dict[str, Any] | None:
+    """`--json`'s account of a threshold set by `inspect-app calibrate` (None: adapt's)."""
+    c = card.calibration
+    if not c:
+        return None
+    keys = ("data", "from_version", "threshold_before", "rule", *_VALIDATION, "held_out")
+    return {k: c.get(k) for k in keys if k != "class_accuracy"}
+
+
 def _rates(card: LineCard) -> str:
     m = card.metrics
+    c = card.calibration
+    if c:
+        return (
+            f"threshold calibrated on {c.get('n')} parts ({c.get('n_defective')} defective): "
+            f"miss {format_rate(c.get('miss_rate'))}, false-reject "
+            f"{format_rate(c.get('false_reject_rate'))}, AUROC {format_metric(c.get('auroc'))}"
+        )
     return (
         f"miss {format_rate(m.get('miss_rate'))}, false-reject "
         f"{format_rate(m.get('false_reject_rate'))}, AUROC {format_metric(m.get('auroc'))}"
@@ -150,9 +168,16 @@ def _rates(card: LineCard) -> str:
 def _summary(card: LineCard) -> str:
     parts = card.adapt.get("samples", card.metrics.get("n", "?"))
     classes = ", ".join(card.classes) or "none"
+    c = card.calibration
+    made = (
+        f"calibrated {card.created or '?'} from {c.get('from_version')}, taught"
+        if c
+        else f"taught {card.created or '?'}"
+    )
     return (
-        f"taught {card.created or '?'} by {card.method} from {parts} parts "
-        f"({' + '.join(card.modalities)}; classes: {classes}); validation: {_rates(card)}; "
+        f"{made} by {card.method} from {parts} parts "
+        f"({' + '.join(card.modalities)}; classes: {classes}); "
+        f"{'' if card.calibration else 'validation: '}{_rates(card)}; "
         f"threshold {card.threshold:.4f}"
     )
 

@@ -1,0 +1,190 @@
+"""What setting a line's threshold on more labeled parts buys (`inspect-app calibrate`).
+
+Each held-out synthetic line (seeds pretraining never used; the few-shot benchmark's lines) is
+taught with `adapt --samples 50` from the few-shot pool (seed 0, the shipped backbone), then:
+
+- its threshold is calibrated on a second set of labeled parts (`calibrate_line`, dry run: the
+  thresholds it sets for each miss-rate target, its split-half estimate);
+- a third set, never seen by either, is scored once (the model does not change, only the
+  threshold) and each threshold is applied to those scores: the adapt threshold (set on 50 parts
+  out-of-fold) and the calibrated ones.
+
+It prints, per line and target, the miss and false-reject rates on the test parts, and how well
+the split-half check foretold them.
+
+Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 25 minutes for five lines,
+generating their parts included):
+    python -m benchmarks.calibrate
+    python -m benchmarks.calibrate --lines 101 --calibration-parts 200 --test-parts 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspect_app.calibrate import TARGETS, CalibrateOptions, calibrate_line, split_half_check
+from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
+from inspect_app.metrics import line_threshold
+from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
+from sensors.synthetic import write_line
+
+HELD_OUT_LINES = (101, 202, 303, 404, 505)
+CALIBRATION_START, TEST_START = 200000, 300000  # part numbers no other benchmark draws
+
+
+def line_folder(cache: Path, seed: int, name: str, parts: int, start: int, share: float) -> Path:
+    folder = cache / f"synth-{seed}-{name}-{parts}"
+    if not (folder / "labels.csv").is_file():
+        write_line(folder, seed, parts, defect_fraction=share, start_index=start, overwrite=True)
+    return folder
+
+
+def rates(scores: np.ndarray, defective: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Miss and false-reject rates of `threshold` on scored parts."""
+    return (
+        float((scores[defective] < threshold).mean()),
+        float((scores[~defective] >= threshold).mean()),
+    )
+
+
+def run_line(seed: int, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    pool = line_folder(args.cache, seed, "pool", 120, 0, 0.5)
+    calibration = line_folder(
+        args.cache, seed, "calibration", args.calibration_parts, CALIBRATION_START, args.share
+    )
+    test = line_folder(args.cache, seed, "test-cal", args.test_parts, TEST_START, args.share)
+    line = f"synth-{seed}"
+    taught = teach_line(home, line, pool, TeachOptions(samples=50, seed=0, show_progress=False))
+    options = EvaluateOptions(batch_size=16, show_progress=False)
+    scored = evaluate_line(home, line, test, options)
+    parts = [p for p in scored.parts if p.fault is None and p.defect_score is not None]
+    scores = np.array([p.defect_score for p in parts], dtype=np.float64)
+    defective = np.array([p.is_defective for p in parts])
+    miss, frr = rates(scores, defective, taught.card.threshold)
+    adapt_rates = {"miss_rate": miss, "false_reject_rate": frr}
+    out: dict[str, Any] = {
+        "line": seed,
+        "test_parts": len(parts),
+        "test_defective": int(defective.sum()),
+        "auroc": scored.auroc,
+        "adapt": adapt_rates,
+        "targets": [],
+    }
+    # one calibration run scores the calibration parts; the other targets reuse its scores
+    cal = calibrate_line(
+        home,
+        line,
+        calibration,
+        CalibrateOptions(
+            target_miss_rate=args.targets[0], batch_size=16, show_progress=False, dry_run=True
+        ),
+    )
+    cal_parts = [p for p in cal.before.parts if p.fault is None and p.defect_score is not None]
+    cal_scores = np.array([p.defect_score for p in cal_parts], dtype=np.float64)
+    cal_defective = np.array([p.is_defective for p in cal_parts])
+    d, g = cal_scores[cal_defective], cal_scores[~cal_defective]
+    for target in args.targets:
+        threshold = line_threshold(d, g, target, DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE)
+        if target == args.targets[0]:
+            assert threshold == cal.after.threshold
+        miss, frr = rates(scores, defective, threshold)
+        in_miss, in_frr = rates(cal_scores, cal_defective, threshold)
+        held = split_half_check(d, g, target, DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE)
+        out["targets"].append(
+            {
+                "target_miss_rate": target,
+                "calibration_defective": int(d.size),
+                "test_miss_rate": miss,
+                "test_false_reject_rate": frr,
+                "in_sample_miss_rate": in_miss,
+                "in_sample_false_reject_rate": in_frr,
+                "split_half_miss_rate": None if held is None else held.miss_rate,
+                "split_half_false_reject_rate": None if held is None else held.false_reject_rate,
+            }
+        )
+    return out
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def mean_sd(values: Sequence[float | None]) -> str:
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        return "n/a"
+    return f"{100 * v.mean():.1f} ± {100 * v.std():.1f} %"
+
+
+HEADS = ("test miss", "test false-reject", "split-half miss", "split-half false-reject")
+
+
+def report(results: Sequence[dict[str, Any]]) -> None:
+    print("| line | threshold | " + " | ".join(HEADS) + " |")
+    print("| --- " * (len(HEADS) + 2) + "|")
+    adapt_row = "adapt (50 parts, out-of-fold)"
+    for r in results:
+        a = r["adapt"]
+        miss, frr = pct(a["miss_rate"]), pct(a["false_reject_rate"])
+        print(f"| {r['line']} | {adapt_row} | {miss} | {frr} | | |")
+        for t in r["targets"]:
+            print(
+                f"| {r['line']} | calibrated, target {t['target_miss_rate']:g} | "
+                f"{pct(t['test_miss_rate'])} | {pct(t['test_false_reject_rate'])} | "
+                f"{pct(t['split_half_miss_rate'])} | {pct(t['split_half_false_reject_rate'])} |"
+            )
+    print()
+    print("| threshold | " + " | ".join(HEADS) + " | lines |")
+    print("| --- " * (len(HEADS) + 2) + "|")
+    miss = mean_sd([r["adapt"]["miss_rate"] for r in results])
+    frr = mean_sd([r["adapt"]["false_reject_rate"] for r in results])
+    print(f"| {adapt_row} | {miss} | {frr} | | | {len(results)} |")
+    targets = sorted({t["target_miss_rate"] for r in results for t in r["targets"]})
+    for target in targets:
+        rows = [t for r in results for t in r["targets"] if t["target_miss_rate"] == target]
+        print(
+            f"| calibrated, target {target:g} | {mean_sd([t['test_miss_rate'] for t in rows])} | "
+            f"{mean_sd([t['test_false_reject_rate'] for t in rows])} | "
+            f"{mean_sd([t['split_half_miss_rate'] for t in rows])} | "
+            f"{mean_sd([t['split_half_false_reject_rate'] for t in rows])} | {len(rows)} |"
+        )
+    aurocs = [r["auroc"] for r in results if r["auroc"] is not None]
+    print(f"\ntest AUROC (the same at any threshold): {np.mean(aurocs):.3f} ± {np.std(aurocs):.3f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, nargs="+", default=list(HELD_OUT_LINES))
+    ap.add_argument("--calibration-parts", type=int, default=400)
+    ap.add_argument("--test-parts", type=int, default=400)
+    ap.add_argument("--share", type=float, default=0.4, help="defective share of both sets")
+    ap.add_argument("--targets", type=float, nargs="+", default=[TARGETS[0], 0.01, 0.02, 0.05])
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "inspect-app-fewshot",
+        help="where the generated synthetic lines are kept between runs (shared with fewshot)",
+    )
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as home:
+        for seed in args.lines:
+            print(f"line {seed} ...", file=sys.stderr, flush=True)
+            results.append(run_line(seed, args, Path(home)))
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Set a line's threshold on more labeled parts than it was taught from (`inspect-app calibrate`).
+
+`adapt` sets the threshold on the out-of-fold scores of about 50 parts: 25 defective parts
+cannot show a miss rate below about 11 % (95 % bound), whatever the target. Once the line has
+seen more parts (a shift's parts labeled by the operators, a check set), their scores by the
+line's own model set the threshold with the same rule (`metrics.line_threshold`), and the miss
+and false-reject rates it gives are measured on hundreds of parts instead of guessed from 50.
+
+Only the threshold changes: the new version is the old one's weights, adapter and exported
+graphs (whose metadata gets the new threshold), written as a new version beside it
+(`lines.write_version`), so a running line is switched (and rolled back) like any other
+version. The rates at a threshold set on the same parts flatter it; `split_half_check` says what
+the rule gives on parts it did not see, by setting it on one half and measuring on the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
+from inspect_app.lines import (
+    CARD_FILE,
+    MODEL_CARD,
+    read_card,
+    version_dir,
+    write_version,
+)
+from inspect_app.metrics import (
+    Report,
+    compute_metrics,
+    line_threshold,
+    threshold_for_miss_rate,
+)
+
+# random halvings of the calibration parts behind `split_half_check`
+SPLITS = 20
+# the miss-rate targets whose cost `calibrate` shows beside the chosen one
+TARGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
+
+
+@dataclass
+class CalibrateOptions:
+    """`inspect-app calibrate`'s options."""
+
+    version: str | None = None  # the version whose threshold is set (default: the active one)
+    target_miss_rate: float | None = None  # None: the one the line was taught for
+    target_false_reject_rate: float = DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
+    window_s: float | None = None
+    batch_size: int = 1
+    include_adapt_parts: bool = False
+    show_progress: bool = True
+    activate: bool = True
+    dry_run: bool = False  # measure and print, write nothing
+    seed: int = 0  # of the split-half check's halvings
+
+
+@dataclass
+class HeldOut:
+    """The threshold rule set on one half of the parts and measured on the other (both ways,
+    over `splits` random stratified halvings): what it gives on parts it did not see."""
+
+    splits: int
+    miss_rate: float | None  # None without defective parts
+    false_reject_rate: float
+    # the worst half seen: how far one draw of this many parts can be off
+    miss_rate_max: float | None
+    false_reject_rate_max: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Calibration:
+    """What `calibrate_line` measured, and the version it wrote (None on a dry run)."""
+
+    line: str
+    from_version: str
+    data: str
+    rule: str  # "miss rate 0.005" or "false-reject rate 0.05" (no defective part scored)
+    target_miss_rate: float | None  # None when no defective part was scored
+    before: Report  # the parts at the version's own threshold
+    after: Report  # the same parts at the calibrated threshold
+    held_out: HeldOut | None
+    # other miss-rate targets on the same parts: {"target_miss_rate", "threshold",
+    # "miss_rate", "false_reject_rate"}; [] without defective parts
+    targets: list[dict[str, float]] = field(default_factory=list)
+    version: str | None = None
+    folder: Path | None = None
+    activated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "from_version": self.from_version,
+            "version": self.version,
+            "activated": self.activated,
+            "data": self.data,
+            "rule": self.rule,
+            "target_miss_rate": self.target_miss_rate,
+            "threshold_before": self.before.threshold,
+            "threshold": self.after.threshold,
+            "before": self.before.as_dict(),
+            "after": self.after.as_dict(),
+            "held_out": None if self.held_out is None else self.held_out.as_dict(),
+            "targets": self.targets,
+            "notes": self.notes,
+        }
+
+
+def split_half_check(
+    defect_scores: np.ndarray,
+    good_scores: np.ndarray,
+    target_miss_rate: float,
+    target_false_reject_rate: float,
+    splits: int = SPLITS,
+    seed: int = 0,
+) -> HeldOut | None:
+    """Set the threshold on a random half of the defective and of the good parts, measure it on
+    the other half, and the other way round, `splits` times. None with fewer than 2 good parts,
+    or with exactly 1 defective part (a half without any: the rule would change kind)."""
+    d = np.asarray(defect_scores, dtype=np.float64)
+    g = np.asarray(good_scores, dtype=np.float64)
+    if g.size < 2 or d.size == 1:
+        return None
+    rng = np.random.default_rng(seed)
+    misses: list[float] = []
+    rejects: list[float] = []
+    for _ in range(splits):
+        d_perm, g_perm = rng.permutation(d), rng.permutation(g)
+        d_halves = np.array_split(d_perm, 2)
+        g_halves = np.array_split(g_perm, 2)
+        for a, b in ((0, 1), (1, 0)):
+            threshold = line_threshold(
+                d_halves[a], g_halves[a], target_miss_rate, target_false_reject_rate
+            )
+            if d.size:
+                misses.append(float((d_halves[b] < threshold).mean()))
+            rejects.append(float((g_halves[b] >= threshold).mean()))
+    return HeldOut(
+        splits=splits,
+        miss_rate=float(np.mean(misses)) if misses else None,
+        false_reject_rate=float(np.mean(rejects)),
+        miss_rate_max=float(np.max(misses)) if misses else None,
+        false_reject_rate_max=float(np.max(rejects)),
+    )
+
+
+def target_costs(
+    defect_scores: np.ndarray, good_scores: np.ndarray, targets: list[float]
+) -> list[dict[str, float]]:
+    """What each miss-rate target's threshold gives on these parts (at least one defective)."""
+    rows = []
+    for target in targets:
+        threshold = threshold_for_miss_rate(defect_scores, good_scores, target)
+        rows.append(
+            {
+                "target_miss_rate": target,
+                "threshold": threshold,
+                "miss_rate": float((defect_scores < threshold).mean()),
+                "false_reject_rate": float((good_scores >= threshold).mean()),
+            }
+        )
+    return rows
+
+
+def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions) -> Calibration:
+    """Score `data` with the line's model, set its threshold there, and (unless a dry run)
+    save the result as a new version of the line."""
+    from inspect_app.teach import EvaluateOptions, evaluate_line
+
+    source = version_dir(home, line, options.version)
+    card = read_card(source)
+    target_miss = options.target_miss_rate
+    if target_miss is None:
+        target_miss = float(card.adapt.get("target_miss_rate", DEFAULT_TARGET_MISS_RATE))
+    for name, rate in (
+        ("target miss rate", target_miss),
+        ("target false-reject rate", options.target_false_reject_rate),
+    ):
+        if not 0.0 <= rate < 1.0:
+            msg = f"{name} must be in [0, 1), got {rate}"
+            raise ValueError(msg)
+    before = evaluate_line(
+        home,
+        line,
+        data,
+        EvaluateOptions(
+            version=source.name,
+            window_s=options.window_s,
+            batch_size=options.batch_size,
+            include_adapt_parts=options.include_adapt_parts,
+            show_progress=options.show_progress,
+        ),
+    )
+    scored = [p for p in before.parts if p.fault is None and p.defect_score is not None]
+    defect = np.array([p.defect_score for p in scored if p.is_defective], dtype=np.float64)
+    good = np.array([p.defect_score for p in scored if not p.is_defective], dtype=np.float64)
+    if good.size == 0:
+        msg = (
+            f"no good part of {data} was scored ({before.n_defective} defective, "
+            f"{before.n_fault} could not be inspected): a threshold set without good parts "
+            "cannot say what it costs in false rejects; label some good parts (`ok`)"
+        )
+        raise ValueError(msg)
+    threshold = line_threshold(defect, good, target_miss, options.target_false_reject_rate)
+    rule = (
+        f"miss rate {target_miss:g}"
+        if defect.size
+        else f"false-reject rate {options.target_false_reject_rate:g}"
+    )
+    after = compute_metrics(before.parts, threshold, card.classes)
+    after.pixel_auroc = before.pixel_auroc  # the heat-map does not depend on the threshold
+    after.notes = list(before.notes)
+    result = Calibration(
+        line=line,
+        from_version=source.name,
+        data=str(Path(data).resolve()),
+        rule=rule,
+        target_miss_rate=target_miss if defect.size else None,
+        before=before,
+        after=after,
+        held_out=split_half_check(
+            defect, good, target_miss, options.target_false_reject_rate, seed=options.seed
+        ),
+        targets=target_costs(defect, good, sorted({*TARGETS, target_miss})) if defect.size else [],
+    )
+    if before.n_fault:
+        result.notes.append(
+            f"{before.n_fault} part(s) could not be inspected and do not set the threshold "
+            "(on the line they would be FAULT, never passed)"
+        )
+    if not defect.size:
+        result.notes.append(
+            "no defective part was scored: the threshold rejects at most "
+            f"{options.target_false_reject_rate:g} of these good parts, and how many defects "
+            "pass is unknown"
+        )
+    if options.dry_run:
+        return result
+    new_card = dataclasses.replace(
+        card,
+        threshold=threshold,
+        calibration={
+            "data": result.data,
+            "from_version": source.name,
+            "threshold_before": card.threshold,
+            "rule": rule,
+            "n": after.n,
+            "n_defective": after.n_defective,
+            "n_fault": after.n_fault,
+            "miss_rate": after.miss_rate,
+            "miss_rate_upper_95": after.miss_rate_upper_95,
+            "false_reject_rate": after.false_reject_rate,
+            "false_reject_rate_upper_95": after.false_reject_rate_upper_95,
+            "auroc": after.auroc,
+            "held_out": None if result.held_out is None else result.held_out.as_dict(),
+        },
+    )
+    folder = write_version(
+        home,
+        line,
+        new_card,
+        lambda tmp: copy_version_files(source, tmp, threshold),
+        activate=options.activate,
+    )
+    result.version, result.folder, result.activated = folder.name, folder, options.activate
+    return result
+
+
+def copy_version_files(source: Path, target: Path, threshold: float) -> None:
+    """Copy a version's files (weights, adapter, exported graphs and engines) into `target`,
+    except its card and model card, which `write_version` writes; exported metadata
+    (`<graph>.json`, `models.export.ExportMetadata`) gets `threshold`."""
+    for item in sorted(source.iterdir()):
+        if item.name in (CARD_FILE, MODEL_CARD) or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, target / item.name)
+        else:
+            shutil.copy2(item, target / item.name)
+    for meta in sorted(target.glob("*.json")):
+        try:
+            raw = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not export metadata: copied as it was
+        if isinstance(raw, dict) and {"threshold", "model_sha256"} <= set(raw):
+            raw["threshold"] = float(threshold)
+            meta.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")

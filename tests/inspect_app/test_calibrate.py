@@ -1,0 +1,187 @@
+"""`inspect-app calibrate`: a line's threshold set on more labeled parts, saved as a new version
+with the same model (and exported graphs), switched to and rolled back like any version."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspect_app.calibrate import copy_version_files, split_half_check
+from inspect_app.cli import main
+from inspect_app.lines import active_version, read_card, versions
+from inspect_app.metrics import line_threshold
+from inspect_app.teach import EvaluateOptions, evaluate_line
+from tests.inspect_app.small_lines import image_line
+
+LINE = "cover-2"
+
+
+def _taught(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    data = image_line(tmp_path / "parts", 30, 0)
+    argv = ["adapt", "--home", str(home), "--line", LINE, "--data", str(data)]
+    assert main([*argv, "--samples", "20", "--no-progress"]) == 0
+    return home
+
+
+def _calibrate(home: Path, data: Path, *extra: str) -> int:
+    argv = ["calibrate", "--home", str(home), "--line", LINE, "--data", str(data)]
+    return main([*argv, "--no-progress", *extra])
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_the_threshold_is_set_on_the_new_parts_and_only_the_threshold_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    v1 = home / "lines" / LINE / "v1"
+    taught = read_card(v1)
+    # what `inspect-app export` and the Jetson's engine build leave in a version
+    (v1 / "model.onnx").write_bytes(b"graph")
+    meta = {"threshold": taught.threshold, "model_sha256": "ab12", "classes": taught.classes}
+    (v1 / "model.onnx.json").write_text(json.dumps(meta), encoding="utf-8")
+    (v1 / "model.engine").write_bytes(b"plan")
+    capsys.readouterr()
+
+    checks = image_line(tmp_path / "checks", 60, 1000)
+    out_json = tmp_path / "calibration.json"
+    assert _calibrate(home, checks, "--json", str(out_json)) == 0
+    out = capsys.readouterr().out
+
+    # the threshold is the line's rule on v1's scores of these parts, computed independently
+    scored = evaluate_line(home, LINE, checks, EvaluateOptions(version="v1", show_progress=False))
+    defect = np.array([p.defect_score for p in scored.parts if p.is_defective], dtype=float)
+    good = np.array([p.defect_score for p in scored.parts if not p.is_defective], dtype=float)
+    expected = line_threshold(defect, good, 0.005, 0.05)
+    assert versions(home, LINE) == ["v1", "v2"] and active_version(home, LINE) == "v2"
+    v2 = home / "lines" / LINE / "v2"
+    card = read_card(v2)
+    assert card.threshold == pytest.approx(expected)
+    assert card.calibration["from_version"] == "v1"
+    assert card.calibration["data"] == str(checks.resolve())
+    assert card.calibration["n"] == 60 and card.calibration["held_out"]["splits"] == 20
+    assert read_card(v1).threshold == taught.threshold  # the old version is untouched
+    assert (v2 / "weights.safetensors").read_bytes() == (v1 / "weights.safetensors").read_bytes()
+    assert (v2 / "model.engine").read_bytes() == b"plan"
+    assert json.loads((v2 / "model.onnx.json").read_text())["threshold"] == pytest.approx(expected)
+    assert json.loads((v1 / "model.onnx.json").read_text())["threshold"] == taught.threshold
+    assert card.classes == taught.classes and card.adapt == taught.adapt
+
+    assert f"threshold {taught.threshold:.4f} -> {expected:.4f}" in out
+    assert "split-half check" in out and "v2 saved in" in out and "made active" in out
+    assert "--activate v1" in out  # how to roll back
+    result = json.loads(out_json.read_text())
+    assert result["threshold"] == pytest.approx(expected)
+    assert result["before"]["threshold"] == taught.threshold
+    assert result["version"] == "v2" and result["activated"] is True
+    assert [t["target_miss_rate"] for t in result["targets"]] == [0.005, 0.01, 0.02, 0.05, 0.1]
+
+    # v2 scores the same parts as v1 did: only the decisions move
+    again = evaluate_line(home, LINE, checks, EvaluateOptions(show_progress=False))
+    assert [p.defect_score for p in again.parts] == [p.defect_score for p in scored.parts]
+    assert again.miss_rate == result["after"]["miss_rate"]
+    assert any("threshold was set on this folder" in n for n in again.notes)
+    assert "inspect-app calibrate" in (v2 / "MODEL_CARD.md").read_text()
+
+    assert main(["lines", "--home", str(home), "--line", LINE]) == 0
+    listed = capsys.readouterr().out
+    assert "* v2: calibrated " in listed and "from v1" in listed
+    assert "threshold calibrated on 60 parts" in listed
+    assert main(["lines", "--home", str(home), "--line", LINE, "--activate", "v1"]) == 0
+    assert active_version(home, LINE) == "v1"
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_dry_run_writes_nothing_and_no_activate_keeps_the_running_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    checks = image_line(tmp_path / "checks", 40, 1000)
+    assert _calibrate(home, checks, "--dry-run") == 0
+    assert "dry run: nothing written" in capsys.readouterr().out
+    assert versions(home, LINE) == ["v1"]
+    assert _calibrate(home, checks, "--no-activate", "--target-miss-rate", "0.05") == 0
+    assert "not active; switch with `inspect-app lines --line cover-2 --activate v2`" in (
+        capsys.readouterr().out
+    )
+    assert versions(home, LINE) == ["v1", "v2"] and active_version(home, LINE) == "v1"
+    assert read_card(home / "lines" / LINE / "v2").calibration["rule"] == "miss rate 0.05"
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_bad_calls_are_clear_errors_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    checks = image_line(tmp_path / "checks", 30, 1000)
+    assert _calibrate(home, checks, "--target-miss-rate", "1.5") == 2
+    assert "--target-miss-rate must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert _calibrate(home, checks, "--version", "v7") == 1
+    assert "has no version 'v7'" in capsys.readouterr().err
+
+    table = checks / "labels.csv"
+    with table.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with table.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["label"] != "ok")
+    assert _calibrate(home, checks) == 1
+    err = capsys.readouterr().err
+    assert "no good part of" in err and "label some good parts" in err
+    assert versions(home, LINE) == ["v1"] and active_version(home, LINE) == "v1"
+    assert not [p for p in (home / "lines" / LINE).iterdir() if p.name.startswith(".tmp")]
+
+
+def test_split_half_check_measures_the_rule_on_the_half_it_did_not_see() -> None:
+    good = np.linspace(0.0, 0.4, 40)
+    defect = np.linspace(0.6, 1.0, 40)
+    clear = split_half_check(defect, good, 0.005, 0.05)
+    assert clear is not None
+    assert clear.miss_rate == 0.0 and clear.false_reject_rate == 0.0
+
+    rng = np.random.default_rng(3)
+    overlap_good, overlap_defect = rng.normal(0, 1, 200), rng.normal(1.5, 1, 200)
+    held = split_half_check(overlap_defect, overlap_good, 0.005, 0.05, seed=1)
+    assert held is not None and held.miss_rate is not None and held.miss_rate_max is not None
+    # a threshold under the weakest of 100 defects: few of the other half below it, many
+    # good parts above it
+    assert 0.0 <= held.miss_rate < 0.05 and held.false_reject_rate > 0.5
+    assert held.miss_rate_max >= held.miss_rate
+    assert held == split_half_check(overlap_defect, overlap_good, 0.005, 0.05, seed=1)
+
+    good_only = split_half_check(np.array([]), overlap_good, 0.005, 0.05)
+    assert good_only is not None and good_only.miss_rate is None
+    assert 0.0 < good_only.false_reject_rate < 0.15  # rejects about 5 % of the unseen half
+    assert split_half_check(np.array([0.9]), overlap_good, 0.005, 0.05) is None
+    assert split_half_check(defect, np.array([0.1]), 0.005, 0.05) is None
+
+
+def test_copied_versions_get_the_threshold_only_in_export_metadata(tmp_path: Path) -> None:
+    source, target = tmp_path / "v1", tmp_path / "v2"
+    source.mkdir()
+    target.mkdir()
+    (source / "line.json").write_text('{"threshold": 0.3}', encoding="utf-8")
+    (source / "MODEL_CARD.md").write_text("# v1", encoding="utf-8")
+    (source / ".partial").write_text("x", encoding="utf-8")
+    (source / "adapter").mkdir()
+    (source / "adapter" / "adapter_config.json").write_text('{"r": 4}', encoding="utf-8")
+    meta = {"threshold": 0.3, "model_sha256": "ab", "line_tensors": "model.line.npz"}
+    (source / "model.onnx.json").write_text(json.dumps(meta), encoding="utf-8")
+    (source / "notes.json").write_text('{"threshold": 0.3}', encoding="utf-8")
+    (source / "broken.json").write_text("{", encoding="utf-8")
+    copy_version_files(source, target, 0.125)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "adapter",
+        "broken.json",
+        "model.onnx.json",
+        "notes.json",
+    ]
+    assert json.loads((target / "model.onnx.json").read_text()) == {**meta, "threshold": 0.125}
+    assert json.loads((target / "notes.json").read_text()) == {"threshold": 0.3}
+    assert (target / "broken.json").read_text() == "{"
+    assert json.loads((target / "adapter" / "adapter_config.json").read_text()) == {"r": 4}
