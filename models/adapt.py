@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -344,6 +345,18 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextmanager
+def _peft_quietly() -> Iterator[None]:
+    """peft reads transformers' deprecated `is_gradient_checkpointing` while it wraps a model,
+    and transformers warns about it: a warning between the libraries, nothing a user can act
+    on, printed in every adapt's output. Only that warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning
+        )
+        yield
+
+
 def _peft_prompt(model: LineModel, cfg: AdaptConfig) -> Any:
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
@@ -356,7 +369,8 @@ def _peft_prompt(model: LineModel, cfg: AdaptConfig) -> Any:
         num_attention_heads=bcfg.num_attention_heads,
         num_layers=bcfg.num_hidden_layers,
     )
-    peft_model = get_peft_model(model.backbone, pcfg)
+    with _peft_quietly():
+        peft_model = get_peft_model(model.backbone, pcfg)
     assert model.prompt is not None
     encoder: Any = peft_model.prompt_encoder["default"]
     with torch.no_grad():
@@ -374,7 +388,8 @@ def _peft_lora(model: LineModel, cfg: AdaptConfig) -> Any:
         lora_dropout=0.0,
         target_modules=list(model.settings.lora_targets),
     )
-    return get_peft_model(model.tuned, lcfg)
+    with _peft_quietly():
+        return get_peft_model(model.tuned, lcfg)
 
 
 def _trainable(module: nn.Module, keep: Callable[[str], bool]) -> list[nn.Parameter]:

@@ -19,6 +19,8 @@ features for the good-part memory.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -372,7 +374,22 @@ def load_pretrained(size: str = "tiny") -> InspectBackbone:
     if not folder.joinpath("config.json").is_file():
         msg = f"no shipped checkpoint for backbone size {size!r} (looked in {folder})"
         raise FileNotFoundError(msg)
-    with resources.as_file(folder) as path:
+    with resources.as_file(folder) as path, _quiet_loading():
         model = InspectBackbone.from_pretrained(path, use_safetensors=True)
     model.eval()
     return model
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers while a shipped checkpoint loads: it takes
+    milliseconds, and the bar would land in every command's output and a service's journal."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
