@@ -56,6 +56,8 @@ class CalibrateOptions:
     batch_size: int = 1
     include_adapt_parts: bool = False
     show_progress: bool = True
+    backend: str = "torch"  # what scores the parts (`EvaluateOptions.backend`)
+    threads: int | None = None
     activate: bool = True
     dry_run: bool = False  # measure and print, write nothing
     seed: int = 0  # of the split-half check's halvings
@@ -199,6 +201,8 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             batch_size=options.batch_size,
             include_adapt_parts=options.include_adapt_parts,
             show_progress=options.show_progress,
+            backend=options.backend,
+            threads=options.threads,
         ),
     )
     scored = [p for p in before.parts if p.fault is None and p.defect_score is not None]
@@ -254,6 +258,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             "from_version": source.name,
             "threshold_before": card.threshold,
             "rule": rule,
+            "backend": options.backend,
             "n": after.n,
             "n_defective": after.n_defective,
             "n_fault": after.n_fault,

@@ -14,3 +14,5 @@ DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE = 0.05
 ALIGN_MODES = ("auto", "on", "off")
 # a hot folder's file is read once its size has held this long (`inspect_app.sources.HotFolder`)
 HOT_FOLDER_SETTLE_S = 0.5
+# what runs a line model: `serve --backend`, `evaluate --backend`, `calibrate --backend`
+BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")

@@ -108,17 +108,21 @@ def weights_sha256(folder: Path) -> str | None:
 
 
 def load_line(
-    home: Path, line: str, backend: str = "torch", threads: int | None = None
+    home: Path,
+    line: str,
+    backend: str = "torch",
+    threads: int | None = None,
+    version: str | None = None,
 ) -> LoadedLine:
-    """Open the line's active model with the chosen backend."""
+    """Open the line's active model (or `version`) with the chosen backend."""
     from inspect_app.lines import load_line_model, read_card, version_dir
 
-    folder = version_dir(home, line)
+    folder = version_dir(home, line, version)
     card = read_card(folder)
     if backend == "torch":
         from inspect_app.backends.torch_backend import TorchBackend
 
-        model, card, folder = load_line_model(home, line)
+        model, card, folder = load_line_model(home, line, folder.name)
         runner: Backend = TorchBackend(model)
     elif backend == "onnxruntime":
         from inspect_app.backends.onnxruntime_backend import open_exported

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
+from inspect_app.backends.base import Backend, BackendError
+from inspect_app.backends.torch_backend import TorchBackend
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
 from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
 from inspect_app.metrics import (
@@ -575,13 +577,18 @@ class EvaluateOptions:
     batch_size: int = 1
     include_adapt_parts: bool = False
     show_progress: bool = True
+    # what scores the parts: "torch" (the line model), or what a line runs on the floor:
+    # "onnxruntime" (the version's exported graph) or "tensorrt" (its engine, on a Jetson)
+    backend: str = "torch"
+    threads: int | None = None  # the backend's CPU threads (None: its default)
 
 
 def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -> Report:
     """Score every part of `data` with the line's model; DESIGN §5 metrics."""
     from tqdm import tqdm
 
-    model, card, _ = load_line_model(home, line, options.version)
+    model, card, folder = load_line_model(home, line, options.version)
+    runner = scorer_for(home, line, folder.name, model, options)
     window_s = options.window_s
     if window_s is None and card.adapt.get("window_s"):
         window_s = float(card.adapt["window_s"])
@@ -619,7 +626,7 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
             mask_problems += [
                 {"part_id": s.part_id, "reason": s.mask_problem} for s in batch if s.mask_problem
             ]
-            results += _score_batch(model, card, batch)
+            results += _score_batch(runner, card, batch)
             bar.update(len(batch))
     bar.close()
     report = compute_metrics(results, card.threshold, card.classes)
@@ -654,14 +661,43 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
             f"{excluded} part(s) of this folder were used to adapt the line and are not scored "
             "(pass --include-adapt-parts to score them too)"
         )
+    if options.backend == "torch":
+        where = f"{torch.get_num_threads()} CPU thread(s)"
+    else:
+        where = f"{options.backend} ({options.threads or 'default'} thread(s))"
+        report.notes.append(
+            f"scored by {options.backend} ({getattr(runner, 'path', folder)}): what the line "
+            "runs with that backend"
+        )
     report.notes.append(
-        f"latency: preprocessing + model per part on {torch.get_num_threads()} CPU thread(s), "
-        f"batches of {options.batch_size}"
+        f"latency: preprocessing + model per part on {where}, batches of {options.batch_size}"
     )
     return report
 
 
-def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[PartResult]:
+def scorer_for(
+    home: Path, line: str, version: str, model: Any, options: EvaluateOptions
+) -> Backend:
+    """The backend that scores the parts: the loaded line model itself (torch), or the
+    version's exported graph or engine, opened as `serve --backend` opens it."""
+    if options.backend == "torch":
+        return TorchBackend(model)
+    from inspect_app.service import load_line
+
+    try:
+        return load_line(home, line, options.backend, options.threads, version).backend
+    except BackendError as exc:
+        hint = ""
+        if options.backend == "tensorrt":
+            hint = (
+                " (an engine is built on the Jetson from the exported graph: "
+                "deploy/jetson/README.md, step 6)"
+            )
+        msg = f"line {line!r} {version}: {exc}{hint}"
+        raise ValueError(msg) from exc
+
+
+def _score_batch(runner: Backend, card: LineCard, batch: Sequence[Sample]) -> list[PartResult]:
     """PartResults of one batch; unreadable parts (and parts the model cannot take) are FAULT."""
     good = [s for s in batch if s.fault is None]
     out: list[PartResult] = [
@@ -675,9 +711,14 @@ def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[Pa
     except DataError as exc:
         if len(good) == 1:
             return [*out, PartResult(good[0].part_id, str(good[0].label), None, fault=str(exc))]
-        return out + [r for s in good for r in _score_batch(model, card, [s])]
-    pred = model(**inputs.as_kwargs())
-    heatmaps = heatmaps_to_frames(pred.heatmap.numpy(), inputs.frame_warps, card.image_size)
+        return out + [r for s in good for r in _score_batch(runner, card, [s])]
+    try:
+        pred = runner.predict(inputs)
+    except BackendError as exc:  # the parts are FAULT, as on the line: never passed
+        return out + [
+            PartResult(s.part_id, str(s.label), None, fault=f"backend error: {exc}") for s in good
+        ]
+    heatmaps = heatmaps_to_frames(pred.heatmap, inputs.frame_warps, card.image_size)
     per_part_ms = (time.perf_counter() - t) * 1000.0 / len(good)
     for i, s in enumerate(good):
         probs = pred.class_probs[i]
@@ -690,7 +731,7 @@ def _score_batch(model: Any, card: LineCard, batch: Sequence[Sample]) -> list[Pa
                 part_id=s.part_id,
                 label=str(s.label),
                 defect_score=score,
-                predicted_class=card.classes[int(probs.argmax())] if probs.numel() else None,
+                predicted_class=card.classes[int(probs.argmax())] if probs.size else None,
                 latency_ms=per_part_ms,
                 heatmap=heatmaps[i] if "image" in card.modalities else None,
                 mask=s.mask,

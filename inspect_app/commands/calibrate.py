@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from inspect_app.commands.evaluate import add_backend_arguments
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.home import resolve_home
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
@@ -27,6 +28,10 @@ The result is a new version of the line: the same weights, adapter and exported 
 TensorRT engine too: no rebuild), with the new threshold; it is made active unless
 --no-activate, and a running serve picks it up on SIGHUP (systemctl reload). Roll back with
 `inspect-app lines --line L --activate vN`. --dry-run prints everything and writes nothing.
+
+The parts are scored by the line model in torch; with --backend onnxruntime (or tensorrt, on
+the Jetson) by the version's exported graph (or engine): a threshold set on the scores of the
+quantized graph the line runs.
 
 The data is a labeled dataset folder (DESIGN §3). The parts the line was taught from are left out
 when the folder is the adapt folder. A part that cannot be read sets nothing (on the line it is a
@@ -80,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
     )
+    add_backend_arguments(parser)
     parser.add_argument(
         "--include-adapt-parts",
         action="store_true",
@@ -96,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
         if rate is not None and not 0.0 <= rate < 1.0:
             print(f"inspect-app calibrate: {flag} must be in [0, 1), got {rate}", file=sys.stderr)
             return 2
-    if args.batch_size < 1:
-        msg = f"--batch-size must be positive, got {args.batch_size}"
-        print(f"inspect-app calibrate: {msg}", file=sys.stderr)
-        return 2
+    for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if count is not None and count < 1:
+            print(f"inspect-app calibrate: {flag} must be positive, got {count}", file=sys.stderr)
+            return 2
     from inspect_app.calibrate import CalibrateOptions, calibrate_line  # torch loads here
 
     options = CalibrateOptions(
@@ -110,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         include_adapt_parts=args.include_adapt_parts,
         show_progress=not args.no_progress,
+        backend=args.backend,
+        threads=args.threads,
         activate=not args.no_activate,
         dry_run=args.dry_run,
     )

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from inspect_app.defaults import BACKEND_CHOICES
 from inspect_app.home import resolve_home
 from inspect_app.metrics import (
     COMPARED,
@@ -38,6 +39,10 @@ class that the line was never taught still counts as a defect; its class cannot 
 per_class says so. When the folder is the one the line was taught from, the adapt parts are
 left out (their scores would flatter the model). With a `split` column, the `test` rows are
 scored.
+
+The parts are scored by the line model in torch; --backend onnxruntime scores them with the
+version's exported graph, --backend tensorrt with its TensorRT engine (on the Jetson): the
+numbers of what runs on the line, quantized graphs and engines included.
 
 With --against VERSION the same parts are scored by a second version of the line too: both
 versions' rates on the parts both scored, and which parts the evaluated version catches,
@@ -81,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
     )
+    add_backend_arguments(parser)
     parser.add_argument(
         "--include-adapt-parts",
         action="store_true",
@@ -90,10 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        msg = f"--batch-size must be positive, got {args.batch_size}"
-        print(f"inspect-app evaluate: {msg}", file=sys.stderr)
-        return 2
+    for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if count is not None and count < 1:
+            print(f"inspect-app evaluate: {flag} must be positive, got {count}", file=sys.stderr)
+            return 2
     from inspect_app.teach import EvaluateOptions, evaluate_line  # torch loads here: checks first
 
     options = EvaluateOptions(
@@ -102,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         include_adapt_parts=args.include_adapt_parts,
         show_progress=not args.no_progress,
+        backend=args.backend,
+        threads=args.threads,
     )
     home = resolve_home(args.home)
     comparison = None
@@ -155,6 +163,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"inspect-app evaluate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --threads: score with what the line runs (evaluate and calibrate)."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="torch",
+        help="what scores the parts (default: torch, the line model itself); onnxruntime runs "
+        "the version's exported graph (model.onnx, made on first use when there is none) and "
+        "tensorrt its engine (model.engine, on a Jetson): the scores the line decides on with "
+        "that serve --backend",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="onnxruntime's CPU threads (default: its own choice)",
+    )
 
 
 def _check_against(home: Path, line: str, version: str | None, against: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,29 +126,38 @@ def run(args: argparse.Namespace) -> int:
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     stem = "model" if precision == "fp32" else f"model.{precision}"
     out = Path(args.out) if args.out else folder / f"{stem}{fmt.suffix}"
-    fp32_path = out if precision == "fp32" else out.with_name(f".{out.stem}.fp32{fmt.suffix}")
-    example = example_inputs(card, batch=2)
-    with torch.no_grad():
-        graph = export_line_model(model, example.as_kwargs(), fp32_path)
     line_file = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.line.npz")
-    np.savez(str(line_file), **graph.line_values)  # type: ignore[arg-type]
+    # written beside the final files under hidden names, checked, then renamed over them: a
+    # graph that fails the check never replaces the one a line may be running (serve reads
+    # model.onnx) and leaves nothing behind
+    staged = out.with_name(f".{out.stem}.staged{fmt.suffix}")
+    staged_line = out.with_name(f".{out.stem}.staged.line.npz")
+    fp32_path = staged if precision == "fp32" else out.with_name(f".{out.stem}.fp32{fmt.suffix}")
+    example = example_inputs(card, batch=2)
+    try:
+        with torch.no_grad():
+            graph = export_line_model(model, example.as_kwargs(), fp32_path)
+        np.savez(str(staged_line), **graph.line_values)  # type: ignore[arg-type]
+        if precision != "fp32":
+            from inspect_app import optimize
 
-    if precision != "fp32":
-        from inspect_app import optimize
-
-        convert = optimize.convert_fp16 if args.fp16 else optimize.quantize_int8_dynamic
-        convert(fp32_path, out)
-        fp32_path.unlink()
-
-    worst = _verify(out, model, example, graph.line_values)
-    tolerance = FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
-    if worst > tolerance:
-        print(
-            f"inspect-app export: {out} differs from the torch model by {worst:.2e} "
-            f"(> {tolerance:.0e}); not deploying it",
-            file=sys.stderr,
-        )
-        return 1
+            convert = optimize.convert_fp16 if args.fp16 else optimize.quantize_int8_dynamic
+            convert(fp32_path, staged)
+        worst = _verify(staged, model, example, graph.line_values)
+        tolerance = FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
+        if worst > tolerance:
+            kept = f"; {out} is left as it was" if out.exists() else ""
+            print(
+                f"inspect-app export: the {precision} graph differs from the torch model by "
+                f"{worst:.2e} (> {tolerance:.0e}); not deploying it{kept}",
+                file=sys.stderr,
+            )
+            return 1
+        os.replace(staged, out)
+        os.replace(staged_line, line_file)
+    finally:
+        for leftover in (staged, staged_line, fp32_path):
+            leftover.unlink(missing_ok=True)
     meta = ExportMetadata(
         line=args.line,
         version=folder.name,

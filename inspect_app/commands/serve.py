@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from inspect_app.defaults import HOT_FOLDER_SETTLE_S
+from inspect_app.defaults import BACKEND_CHOICES, HOT_FOLDER_SETTLE_S
 from inspect_app.home import default_db_url, resolve_home
 from inspect_app.http_server import DEFAULT_HOST, DEFAULT_PORT
 from inspect_app.snapshots import RetentionPolicy
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime", "tensorrt"),
+        choices=BACKEND_CHOICES,
         default="torch",
         help="inference backend (default: torch; onnxruntime runs the line's ONNX graph)",
     )

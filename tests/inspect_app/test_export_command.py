@@ -77,3 +77,28 @@ def test_mistyped_format_on_the_command_line(
 ) -> None:
     assert main(["export", "--home", str(tmp_path), "--line", "x", "--format", "onix"]) == 2
     assert "did you mean 'onnx'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_graph_that_fails_the_check_replaces_nothing_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspect_app.commands.export as export_command
+
+    _teach_line(tmp_path, "press-1")
+    argv = ["export", "--home", str(tmp_path), "--line", "press-1"]
+    assert main(argv) == 0
+    folder = tmp_path / "lines" / "press-1" / "v1"
+    deployed = {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("model")}
+    assert {"model.onnx", "model.onnx.json", "model.line.npz"} <= set(deployed)
+    capsys.readouterr()
+
+    monkeypatch.setattr(export_command, "FP32_TOLERANCE", -1.0)  # every graph fails the check
+    monkeypatch.setattr(export_command, "REDUCED_TOLERANCE", -1.0)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "not deploying it" in err and f"{folder / 'model.onnx'} is left as it was" in err
+    assert main([*argv, "--int8"]) == 1
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("model")}
+    assert after == deployed  # the running graph is untouched, no int8 graph appeared
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]

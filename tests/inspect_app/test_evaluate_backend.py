@@ -1,0 +1,69 @@
+"""`evaluate --backend` and `calibrate --backend`: the parts scored by what the line runs (the
+version's exported graph in onnxruntime), and a clear error where that is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspect_app.cli import main
+from inspect_app.lines import read_card
+from inspect_app.teach import EvaluateOptions, evaluate_line
+from tests.inspect_app.small_lines import image_line
+
+pytestmark = pytest.mark.usefixtures("small_teach_backbone")
+LINE = "cover-2"
+
+
+def _taught(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    data = image_line(tmp_path / "parts", 30, 0)
+    argv = ["adapt", "--home", str(home), "--line", LINE, "--data", str(data)]
+    assert main([*argv, "--samples", "20", "--no-progress"]) == 0
+    return home
+
+
+def test_onnxruntime_scores_the_parts_as_torch_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    checks = image_line(tmp_path / "checks", 24, 1000)
+    torch_report = evaluate_line(home, LINE, checks, EvaluateOptions(show_progress=False))
+    argv = ["evaluate", "--home", str(home), "--line", LINE, "--data", str(checks)]
+    out_json = tmp_path / "ort.json"
+    capsys.readouterr()
+    assert main([*argv, "--backend", "onnxruntime", "--threads", "1", "--batch-size", "4",
+                 "--no-progress", "--json", str(out_json)]) == 0  # fmt: skip
+    assert "note: scored by onnxruntime (" in capsys.readouterr().out
+    ort_report = json.loads(out_json.read_text())
+    assert ort_report["auroc"] == pytest.approx(torch_report.auroc, abs=1e-6)
+    assert ort_report["miss_rate"] == torch_report.miss_rate
+    assert ort_report["false_reject_rate"] == torch_report.false_reject_rate
+    ort_scores = evaluate_line(
+        home, LINE, checks, EvaluateOptions(show_progress=False, backend="onnxruntime")
+    )
+    np.testing.assert_allclose(
+        [p.defect_score for p in ort_scores.parts],
+        [p.defect_score for p in torch_report.parts],
+        atol=1e-4,
+    )
+    # the threshold set on the exported graph's scores, and the card says so
+    assert main(["calibrate", "--home", str(home), "--line", LINE, "--data", str(checks),
+                 "--backend", "onnxruntime", "--no-progress"]) == 0  # fmt: skip
+    assert read_card(home / "lines" / LINE / "v2").calibration["backend"] == "onnxruntime"
+
+
+def test_a_missing_engine_or_bad_thread_count_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    checks = image_line(tmp_path / "checks", 12, 1000)
+    argv = ["evaluate", "--home", str(home), "--line", LINE, "--data", str(checks), "--no-progress"]
+    assert main([*argv, "--backend", "tensorrt"]) == 1
+    err = capsys.readouterr().err
+    assert f"line '{LINE}' v1: " in err and "model.engine" in err
+    assert main([*argv, "--threads", "0"]) == 2
+    assert "--threads must be positive, got 0" in capsys.readouterr().err
