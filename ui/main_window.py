@@ -15,6 +15,7 @@ from typing import Any
 from PyQt6.QtCore import QMetaObject, Qt, QThread, QTimer, pyqtBoundSignal, pyqtSignal
 from PyQt6.QtGui import QCloseEvent
 from PyQt6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -30,12 +31,14 @@ from PyQt6.QtWidgets import (
 
 from inspect_app.store import DefectStore, InspectionRow
 from ui.view_state import (
+    MIN_REGION_PX,
     CounterView,
     DisplayRate,
     LogPage,
     OverrideOutcome,
     PartView,
     SourceHealth,
+    region_in_camera,
 )
 from ui.widgets.counters import CountersPanel
 from ui.widgets.defect_log import DefectLogPanel
@@ -117,6 +120,12 @@ class MainWindow(QMainWindow):
         self.stop_button = QPushButton("■ Stop")
         self.override_button = QPushButton("Override this part…")
         self.report_button = QPushButton("Export report…")
+        self.region_button = QPushButton("Pick region…")
+        self.region_button.setCheckable(True)
+        self.region_button.setToolTip(
+            "drag a rectangle around the part on the frame: its --roi for inspect-app adapt"
+        )
+        self.region_button.toggled.connect(self.pick_region)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.override_button.clicked.connect(self.override_current)
@@ -131,14 +140,17 @@ class MainWindow(QMainWindow):
         for button in (self.start_button, self.stop_button, self.override_button):
             bar.addWidget(button)
         bar.addWidget(self.report_button)
+        bar.addWidget(self.region_button)
         for w in (self.line_box, self.source_edit, self.start_button, self.stop_button,
-                  self.override_button, self.report_button):  # fmt: skip
+                  self.override_button, self.report_button, self.region_button):  # fmt: skip
             font = w.font()
             font.setPointSize(13)
             w.setFont(font)
 
         self.banner = VerdictBanner()
         self.part_image = PartImage()
+        self.part_image.region_picked.connect(self.on_region_picked)
+        self.picked_region: tuple[int, int, int, int] | None = None
         self.spectrum = SpectrumPlot()
         self.counters = CountersPanel()
         self.log_panel = DefectLogPanel()
@@ -228,6 +240,35 @@ class MainWindow(QMainWindow):
             self.show_message(f"loading line {line}; the next part is inspected with it")
         # the same line again is loaded anew only if another version was made active since
         self.request_switch.emit(line)
+
+    def pick_region(self, on: bool) -> None:
+        """Region picking on or off: a rectangle dragged on the frame becomes an `--roi`."""
+        self.part_image.set_picking(on)
+        if on:
+            self.show_message(
+                "drag a rectangle around the part on the frame (Stop the line to pick on a "
+                "still frame); its --roi for inspect-app adapt is shown here and copied"
+            )
+
+    def on_region_picked(self, fractions: tuple[float, float, float, float]) -> None:
+        geometry = None if self.current is None else self.current.geometry
+        if geometry is None:
+            self.show_message("no camera frame on screen to pick a region on yet")
+            return
+        region = region_in_camera(fractions, geometry)
+        if region is None:
+            self.show_message(f"region too small: drag at least {MIN_REGION_PX} pixels each way")
+            return
+        self.picked_region = region
+        roi = ",".join(str(v) for v in region)
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(roi)
+        within = " (within the line's own region)" if geometry.x0 or geometry.y0 else ""
+        self.show_message(
+            f"region {roi} of the camera's frame{within}, copied: teach with inspect-app adapt "
+            f"--line {self.line} --data DIR --roi {roi}"
+        )
 
     def override_current(self) -> None:
         part = self.current

@@ -31,6 +31,39 @@ OVERRIDE_ACTIONS: dict[str, str] = {
 """Store action → what the operator reads."""
 
 
+# a region picked on screen smaller than this, in camera pixels on a side, is a slip of the hand
+MIN_REGION_PX = 8
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Where the frame on screen lies in the camera's frame: its size in camera pixels (after
+    the line's region of interest, if it has one) and that region's top-left corner."""
+
+    width: int
+    height: int
+    x0: int = 0
+    y0: int = 0
+
+
+def region_in_camera(
+    fractions: tuple[float, float, float, float], geometry: FrameGeometry
+) -> tuple[int, int, int, int] | None:
+    """A rectangle drawn on the frame on screen (two corners as fractions of it, in any order)
+    as `X, Y, W, H` in pixels of the camera's frame, what `adapt --roi` takes: clipped to the
+    frame, rounded outward to whole pixels. None when under MIN_REGION_PX on a side."""
+    fx0, fy0, fx1, fy1 = fractions
+    left, right = sorted((min(max(fx0, 0.0), 1.0), min(max(fx1, 0.0), 1.0)))
+    top, bottom = sorted((min(max(fy0, 0.0), 1.0), min(max(fy1, 0.0), 1.0)))
+    x0 = int(np.floor(left * geometry.width))
+    y0 = int(np.floor(top * geometry.height))
+    x1 = int(np.ceil(right * geometry.width))
+    y1 = int(np.ceil(bottom * geometry.height))
+    if x1 - x0 < MIN_REGION_PX or y1 - y0 < MIN_REGION_PX:
+        return None
+    return geometry.x0 + x0, geometry.y0 + y0, x1 - x0, y1 - y0
+
+
 @dataclass(frozen=True)
 class PartView:
     """The part on screen: its verdict and the evidence (frame, heat-map overlay, spectrum).
@@ -53,6 +86,7 @@ class PartView:
     box: tuple[float, float, float, float] | None = None
     spectrum_hz: np.ndarray | None = None
     spectrum_db: np.ndarray | None = None
+    geometry: FrameGeometry | None = None  # the frame in the camera's pixels (None: no frame)
 
 
 @dataclass(frozen=True)

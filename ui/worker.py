@@ -42,6 +42,7 @@ from sensors.sample import Sample
 from sensors.spectrum import welch_psd
 from ui.view_state import (
     CounterView,
+    FrameGeometry,
     LogPage,
     LogQuery,
     OverrideOutcome,
@@ -190,12 +191,22 @@ def display_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def part_view(
-    part: InspectedPart, line: str, version: str, threshold: float, inspection_id: int | None
+    part: InspectedPart,
+    line: str,
+    version: str,
+    threshold: float,
+    inspection_id: int | None,
+    roi: list[int] | None = None,
 ) -> PartView:
-    """What the window draws for an inspected part (runs on a pipeline thread, not the GUI)."""
+    """What the window draws for an inspected part (runs on a pipeline thread, not the GUI).
+    `roi` is the line's region of interest ([x, y, w, h]): the frame was cropped to it."""
     v = part.verdict
     image = None
+    geometry = None
     if part.sample.frame is not None:
+        h, w = part.sample.frame.shape[:2]
+        x0, y0 = (int(roi[0]), int(roi[1])) if roi else (0, 0)
+        geometry = FrameGeometry(int(w), int(h), x0, y0)
         heat = part.heatmap if v.verdict == "FAIL" else None
         if heat is not None and float(heat.max()) > 0:
             heat = heat / float(heat.max())  # on screen: where, relative to this part's peak
@@ -215,6 +226,7 @@ def part_view(
         box=v.box,
         spectrum_hz=None if spectrum is None else spectrum[0],
         spectrum_db=None if spectrum is None else spectrum[1],
+        geometry=geometry,
     )
 
 
@@ -428,7 +440,7 @@ class LineWorker(QObject):
             shown = next((p for p in reversed(parts) if p.verdict.rejected), parts[-1])
             inspection_id = self.log_store.id_of(line, shown.sample.part_id)
             self.part_committed.emit(
-                part_view(shown, line, loaded.version, threshold, inspection_id)
+                part_view(shown, line, loaded.version, threshold, inspection_id, loaded.card.roi)
             )
             self.parts_committed.emit(len(parts))
 

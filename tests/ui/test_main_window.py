@@ -380,3 +380,41 @@ def test_export_report_uses_the_report_code(qtbot: Any, window: MainWindow, tmp_
     assert "line-a" in out.read_text(encoding="utf-8")
     window.export_report(str(tmp_path / "shift.docx"))
     assert "name it .html, .pdf or .csv" in window.messages[-1]
+
+
+def test_a_region_picked_on_the_frame_is_the_roi_to_teach_with(
+    qtbot: Any, window: MainWindow
+) -> None:
+    from PyQt6.QtCore import QPoint, Qt
+    from PyQt6.QtWidgets import QApplication
+
+    run_to_end(qtbot, window)
+    qtbot.waitUntil(lambda: window.current is not None and window._pending is None, timeout=WAIT_MS)
+    current = window.current
+    assert current is not None and current.geometry is not None
+    window.region_button.click()  # picking on
+    assert window.part_image.picking
+    view = window.part_image
+    target = view.image_rect()
+
+    def at(fx: float, fy: float) -> QPoint:
+        return QPoint(
+            round(target.x() + fx * target.width()), round(target.y() + fy * target.height())
+        )
+
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(0.25, 0.125))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(0.75, 0.625))
+    region = window.picked_region
+    assert region is not None
+    w, h = current.geometry.width, current.geometry.height
+    assert region == pytest.approx((w / 4, h / 8, w / 2, h / 2), abs=3)
+    roi = ",".join(str(v) for v in region)
+    clipboard = QApplication.clipboard()
+    assert clipboard is not None and clipboard.text() == roi
+    assert f"--line line-a --data DIR --roi {roi}" in window.messages[-1]
+
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(0.5, 0.5))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(0.5, 0.5))
+    assert "region too small" in window.messages[-1] and window.picked_region == region
+    window.region_button.click()  # picking off: drags do nothing
+    assert not window.part_image.picking
