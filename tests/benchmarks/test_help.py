@@ -13,6 +13,7 @@ import pytest
 SCRIPTS = (
     "backbone",
     "backbone_probe",
+    "calibrate",
     "camera_frames",
     "console",
     "fewshot",
