@@ -91,6 +91,12 @@ def test_the_threshold_is_set_on_the_new_parts_and_only_the_threshold_changes(
     listed = capsys.readouterr().out
     assert "* v2: calibrated " in listed and "from v1" in listed
     assert "threshold calibrated on 60 parts" in listed
+    assert main(["lines", "--home", str(home), "--json"]) == 0
+    (listed_line,) = json.loads(capsys.readouterr().out)
+    v1_listed, v2_listed = listed_line["versions"]
+    assert v1_listed["calibration"] is None
+    assert v2_listed["calibration"]["from_version"] == "v1"
+    assert v2_listed["calibration"]["n"] == 60 and v2_listed["threshold"] == card.threshold
     assert main(["lines", "--home", str(home), "--line", LINE, "--activate", "v1"]) == 0
     assert active_version(home, LINE) == "v1"
 
