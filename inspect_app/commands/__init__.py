@@ -7,6 +7,7 @@ Each module defines `HELP` (one line), `DESCRIPTION` (the `--help` text, with an
 COMMANDS: tuple[str, ...] = (
     "demo",
     "synth",
+    "capture",
     "adapt",
     "evaluate",
     "calibrate",
