@@ -102,6 +102,7 @@ class InspectedPart:
     read_at: float = 0.0  # monotonic time the source finished reading it
     latency_ms: float | None = None  # source read start → decision
     snapshot_path: str | None = None
+    model_version: str = ""  # the line model version that decided it ("" before the model)
 
 
 @dataclass
@@ -111,6 +112,21 @@ class _Batch:
     inputs: Any = None
     faults: dict[int, str] = field(default_factory=dict)  # index in batch → reason
     started: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Swap:
+    """Another line model, handed down the pipeline between two batches (`swap_model`)."""
+
+    preprocess: Callable[[list[Sample]], Any]
+    backend: Backend
+    card: DecisionCard
+    model_version: str
+    done: threading.Event
+
+
+# how often an idle preprocess stage looks for a model swap
+SWAP_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -174,6 +190,8 @@ class Pipeline:
         self._store_unavailable = False
         self._parts_read = 0
         self._committed = 0
+        self._swap_lock = threading.Lock()
+        self._pending_swap: _Swap | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -204,6 +222,34 @@ class Pipeline:
         wake = getattr(self.source, "stop", None)
         if callable(wake):
             wake()
+
+    def swap_model(
+        self,
+        preprocess: Callable[[list[Sample]], Any],
+        backend: Backend,
+        card: DecisionCard,
+        model_version: str,
+    ) -> threading.Event:
+        """Inspect with another line model from the next batch prepared on, without stopping
+        the source: parts already prepared finish on the current model, every later part on
+        the new one, each logged with the version that decided it. The model must read the
+        source's samples as the current one does (the same frames and sensors). Returns an
+        event set once the model stage has switched: the old backend is then free to close.
+        A swap asked for before the previous one was taken replaces it."""
+        swap = _Swap(preprocess, backend, card, model_version, threading.Event())
+        with self._swap_lock:
+            self._pending_swap = swap
+        return swap.done
+
+    def _take_swap(self) -> bool:
+        """In the preprocess stage: switch to a pending model and pass it down (False when
+        the pipeline is aborting)."""
+        with self._swap_lock:
+            swap, self._pending_swap = self._pending_swap, None
+        if swap is None:
+            return True
+        self.preprocess = swap.preprocess
+        return self._put(self._q_model, swap)
 
     def join(self, timeout: float | None = None) -> PipelineOutcome:
         """Wait for the drain to finish and say how it went."""
@@ -310,7 +356,12 @@ class Pipeline:
     def _run_preprocess(self) -> None:
         ended = False
         while not ended:
-            first = self._get(self._q_prepare)
+            if not self._take_swap():
+                return
+            try:  # an idle line still takes a model swap
+                first = self._get(self._q_prepare, SWAP_POLL_S)
+            except queue.Empty:
+                continue
             if first is _END:
                 break
             items = [first]
@@ -374,6 +425,11 @@ class Pipeline:
             batch = self._get(self._q_model)
             if batch is _END:
                 break
+            if isinstance(batch, _Swap):  # every batch from here on was prepared for it
+                self.backend, self.card = batch.backend, batch.card
+                self.model_version = batch.model_version
+                batch.done.set()
+                continue
             for part in self._inspect(batch):
                 if not self._put(self._q_log, part):
                     return
@@ -422,6 +478,7 @@ class Pipeline:
                 heatmap=heatmaps.get(i),
                 read_at=batch.read_at[i],
                 latency_ms=(now - batch.started[i]) * 1000.0,
+                model_version=self.model_version,
             )
             for i in range(n)
         ]
@@ -511,7 +568,7 @@ class Pipeline:
         v = part.verdict
         return InspectionRecord(
             line=self.line,
-            model_version=self.model_version,
+            model_version=part.model_version or self.model_version,
             part_id=part.sample.part_id,
             timestamp=datetime.now(timezone.utc),
             verdict=v.verdict,

@@ -209,9 +209,13 @@ class InspectionService:
     """A running line: pipeline + HTTP + signals. Use `InspectionService.build(options).run()`.
 
     SIGHUP (`systemctl reload`) loads the line's active version again: the new model is loaded
-    while the old one keeps inspecting; then the old pipeline is drained (everything read is
-    inspected and committed) and a new one starts on the source, skipping the parts already in
-    the log. A version that cannot be loaded, or does not fit the source, leaves the old one
+    while the old one keeps inspecting, then handed down the running pipeline
+    (`Pipeline.swap_model`): the parts already prepared finish on the old model and the next on
+    the new one, with the source left open (a live camera loses no frame). A version that reads
+    the source differently (another region of interest or bit depth, or a hot folder waiting
+    for other sensors) needs the source opened anew: the old pipeline is drained (everything
+    read is inspected and committed) and a new one starts, skipping the parts already in the
+    log. A version that cannot be loaded, or does not fit the source, leaves the old one
     running and says why.
     """
 
@@ -246,6 +250,8 @@ class InspectionService:
         self._parts_before = 0
         self._final: PipelineOutcome | None = None  # how a drain for a reload ended, if it failed
         self._loading: Future[LoadedLine] | None = None  # a reload's model, loading
+        # a reload's model handed to the running pipeline, and the event set once it decides
+        self._switching: tuple[LoadedLine, threading.Event] | None = None
         self._http_context: HttpContext | None = None
 
     @classmethod
@@ -376,7 +382,10 @@ class InspectionService:
                 time.sleep(0.1)
                 if self.notifier.watchdog_due():
                     self.notifier.watchdog()
-                if self._reload.is_set() and self._stop_signals == 0 and self._loading is None:
+                if self._switching is not None and self._switching[1].is_set():
+                    self._switched()
+                idle = self._loading is None and self._switching is None
+                if self._reload.is_set() and self._stop_signals == 0 and idle:
                     self._reload.clear()  # loaded on its own thread: the watchdog goes on
                     self.notifier.status(f"reloading line {self.options.line}")
                     self._loading = _in_background(self.loader)
@@ -387,6 +396,12 @@ class InspectionService:
                     next_status += self.options.status_every_s
                     self._log_status()
             outcome = self._final or self.pipeline.join()
+            if self._switching is not None:  # the run ended while a swap was on its way
+                if self._switching[1].is_set():
+                    self._switched()
+                else:
+                    self._switching[0].backend.close()
+                    self._switching = None
             if self._committed_before or self._parts_before:  # the pipelines a reload replaced
                 outcome = dataclasses.replace(
                     outcome,
@@ -419,6 +434,14 @@ class InspectionService:
             print(f"{say}: {why}; {running} goes on", file=sys.stderr)
             loaded.backend.close()
             return
+        reopen = _reads_differently(self.loaded.card, loaded.card, self.options.watch)
+        if reopen is None:
+            self.store.register_model_version(line, loaded.version, loaded.sha256)
+            preprocess = self._preprocess or _line_preprocess(line, loaded.card)
+            done = self.pipeline.swap_model(preprocess, loaded.backend, loaded.card, loaded.version)
+            self._switching = (loaded, done)
+            return
+        print(f"{say}: {loaded.version} {reopen}: opening the source again", file=sys.stderr)
         self.notifier.status(f"reloading line {line}: draining {running}")
         self.pipeline.stop()
         outcome = self.pipeline.join()  # everything read is inspected and committed
@@ -442,6 +465,22 @@ class InspectionService:
         print(f"{say}: inspecting with {loaded.version} (was {running})", file=sys.stderr)
         self.notifier.status(f"inspecting line {line} with {loaded.version}")
 
+    def _switched(self) -> None:
+        """The running pipeline decides with the reloaded model now: the old one can go."""
+        assert self._switching is not None
+        loaded, _ = self._switching
+        self._switching = None
+        old, self.loaded = self.loaded, loaded
+        if self._http_context is not None:
+            self._http_context.model_version = loaded.version
+        old.backend.close()
+        print(
+            f"inspect-app serve: reload: line {self.options.line}: inspecting with "
+            f"{loaded.version} (was {old.version}); the source stayed open",
+            file=sys.stderr,
+        )
+        self.notifier.status(f"inspecting line {self.options.line} with {loaded.version}")
+
     def _log_status(self) -> None:
         snap = self.stats.snapshot()
         msg = (
@@ -454,6 +493,19 @@ class InspectionService:
             msg += f"  waiting in the folder {snap.source_backlog}"
         print(f"inspect-app serve: {msg}", file=sys.stderr)
         self.notifier.status(msg)
+
+
+def _reads_differently(old: Any, new: Any, watch: bool) -> str | None:
+    """Why a line card needs the source opened anew to replace `old` (None when the running
+    source reads its parts as it needs them): the frames are cropped or scaled as they are
+    read, and a hot folder waits for the line's sensors."""
+    if getattr(old, "roi", None) != getattr(new, "roi", None):
+        return "has another region of interest"
+    if getattr(old, "image_bits", None) != getattr(new, "image_bits", None):
+        return "reads frames with another bit depth"
+    if watch and set(old.modalities) != set(new.modalities):
+        return "has other sensors"
+    return None
 
 
 def _line_preprocess(line: str, card: Any) -> Callable[[list[Sample]], Any]:

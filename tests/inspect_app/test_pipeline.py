@@ -275,3 +275,105 @@ def test_input_problem_names_the_part() -> None:
     assert input_problem(part(1)) is None
     with pytest.raises(ValueError, match="max_parts"):
         PipelineConfig(max_parts=-1)
+
+
+FRAME = np.zeros((4, 4, 3), np.uint8)
+
+
+class ScoreBackend(FakeBackend):
+    """Scores every part the same: a stand-in for a line model with its own threshold side."""
+
+    def __init__(self, score: float) -> None:
+        super().__init__()
+        self.score = score
+
+    def predict(self, inputs: list[Sample]) -> BackendResult:
+        result = super().predict(inputs)
+        return BackendResult(
+            np.full(len(inputs), self.score, np.float32),
+            result.class_probs,
+            result.heatmap,
+            result.anomaly_score,
+        )
+
+
+def test_a_model_swap_takes_effect_between_two_parts_with_the_source_left_open() -> None:
+    """`swap_model`: parts read before the switch are decided by the old model, every later
+    one by the new, each logged with its version; no part is lost or decided twice, and the
+    source is never closed or reopened."""
+    gate = threading.Event()
+    opened = []
+
+    def source() -> Iterator[Sample]:
+        opened.append(True)
+        for i in range(40):
+            if i == 20:
+                gate.wait(10)  # the line pauses here until the swap is asked for
+            time.sleep(0.002)
+            yield Sample(part_id=f"p{i:02d}", frame=FRAME, label="ok")
+
+    log_store = FakeLog()
+    pipeline = Pipeline(
+        source(),
+        fake_preprocess,
+        ScoreBackend(0.1),
+        Card(),
+        log_store,
+        line="l",
+        model_version="v1",
+        config=PipelineConfig(batch_size=4, queue_size=8),
+    )
+    pipeline.start()
+    deadline = time.monotonic() + 10
+    while len(log_store.records) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    new_preprocess_calls: list[int] = []
+
+    def new_preprocess(samples: list[Sample]) -> list[Sample]:
+        new_preprocess_calls.append(len(samples))
+        return samples
+
+    new_backend = ScoreBackend(0.9)
+    done = pipeline.swap_model(new_preprocess, new_backend, Card(threshold=0.5), "v2")
+    assert done.wait(5), "an idle line takes the swap too"
+    gate.set()
+    outcome = pipeline.join(timeout=10)
+    assert outcome.error is None and outcome.committed == 40 and opened == [True]
+    rows = log_store.records
+    assert [r.part_id for r in rows] == [f"p{i:02d}" for i in range(40)]
+    versions = [r.model_version for r in rows]
+    assert versions == ["v1"] * 20 + ["v2"] * 20
+    assert [r.verdict for r in rows] == ["PASS"] * 20 + ["FAIL"] * 20
+    assert sum(new_backend.calls) == 20 and sum(new_preprocess_calls) == 20
+    assert pipeline.model_version == "v2"
+
+
+def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
+    log_store = FakeLog()
+    samples = [Sample(part_id=f"p{i:03d}", frame=FRAME, label="ok") for i in range(300)]
+
+    def slow() -> Iterator[Sample]:
+        for s in samples:
+            time.sleep(0.001)
+            yield s
+
+    pipeline = Pipeline(
+        slow(),
+        fake_preprocess,
+        ScoreBackend(0.1),
+        Card(),
+        log_store,
+        line="l",
+        model_version="v1",
+        config=PipelineConfig(batch_size=8, queue_size=16),
+    )
+    pipeline.start()
+    time.sleep(0.1)
+    done = pipeline.swap_model(fake_preprocess, ScoreBackend(0.9), Card(), "v2")
+    outcome = pipeline.join(timeout=20)
+    assert done.is_set() and outcome.committed == 300
+    versions = [r.model_version for r in log_store.records]
+    switch = versions.index("v2")
+    assert 0 < switch < 300 and versions == ["v1"] * switch + ["v2"] * (300 - switch)
+    verdicts = [r.verdict for r in log_store.records]
+    assert verdicts == ["PASS"] * switch + ["FAIL"] * (300 - switch)

@@ -207,14 +207,18 @@ def test_a_reload_that_cannot_load_or_finds_the_same_version_keeps_the_line_runn
 
 
 def test_a_reload_whose_source_will_not_open_again_ends_the_run_with_the_reason(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The old pipeline has drained and the source cannot be opened for the new version (the
-    folder or camera is gone): the service ends with the reason, for systemd to restart it,
-    instead of carrying on without a source."""
-    service = hot_folder_service(
-        tmp_path, fake_line(tmp_path, "v1"), lambda: fake_line(tmp_path, "v2")
-    )
+    """A version with another region of interest needs the source opened anew: the old
+    pipeline has drained and the source cannot be opened for the new version (the folder or
+    camera is gone): the service ends with the reason, for systemd to restart it, instead of
+    carrying on without a source."""
+
+    def cropped() -> LoadedLine:
+        card = HotFolderCard(roi=[0, 0, 32, 32])
+        return LoadedLine(FakeSlowBackend(0.0), card, tmp_path, "v2", None)
+
+    service = hot_folder_service(tmp_path, fake_line(tmp_path, "v1"), cropped)
     outcome = []
     runner = threading.Thread(
         target=lambda: outcome.append(service.run(install_signals=False)), daemon=True
@@ -228,3 +232,4 @@ def test_a_reload_whose_source_will_not_open_again_ends_the_run_with_the_reason(
     (result,) = outcome
     assert result.error is not None and result.error.startswith("reload to v2: hot folder")
     assert "is not a folder" in result.error
+    assert "v2 has another region of interest: opening the source again" in capsys.readouterr().err

@@ -133,9 +133,10 @@ def test_sigterm_drains_commits_and_exits_zero(tmp_path: Path) -> None:
 
 
 def test_sighup_swaps_the_model_between_two_parts_and_loses_none(tmp_path: Path) -> None:
-    """`systemctl reload`: the active version is loaded while the old one inspects, the old
-    pipeline drains, and the next part read is inspected with the new version; no part is
-    lost or inspected twice, and SIGHUP does not end the service (its default action would)."""
+    """`systemctl reload`: the active version is loaded while the old one inspects, then
+    handed to the running pipeline (the source stays open), and the parts prepared after it
+    are inspected with the new version; no part is lost or inspected twice, and SIGHUP does
+    not end the service (its default action would)."""
     ids = write_dataset(tmp_path / "line", n_good=200)
     db = tmp_path / "log" / "inspect.db"
     proc = start(tmp_path, tmp_path / "line", 0.05, "--reload-version", "v2")
@@ -149,7 +150,7 @@ def test_sighup_swaps_the_model_between_two_parts_and_loses_none(tmp_path: Path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "reload: line fake-line: inspecting with v2 (was v1)" in err
+    assert "reload: line fake-line: inspecting with v2 (was v1); the source stayed open" in err
     done = [r[0] for r in rows(db)]
     assert done == ids[: len(done)]  # in order, none lost, none twice
     seen = versions(db)
