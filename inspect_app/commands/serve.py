@@ -16,8 +16,9 @@ DESCRIPTION = f"""\
 Inspect one line's parts and write every verdict to the defect log, until the source ends,
 --max-parts is reached, or SIGTERM / SIGINT (then the parts in flight are finished and
 committed, and it exits 0). SIGHUP (`systemctl reload`) loads the line's active version again
-(after `inspect-app lines --activate`): the old model inspects while the new one loads, then
-drains, and the next part read is inspected with the new version. Restarting on a replayed
+(after `inspect-app lines --activate` or `calibrate`): the old model inspects while the new
+one loads, then the new one takes over between two parts with the source left open (a version
+with another --roi reopens it). Restarting on a replayed
 dataset continues after the parts already in the log. Parts that cannot be read (corrupt image,
 truncated or NaN vibration) are logged as FAULT, never PASS; a locked or full database holds
 the line and is retried.
