@@ -434,7 +434,7 @@ class InspectionService:
             print(f"{say}: {why}; {running} goes on", file=sys.stderr)
             loaded.backend.close()
             return
-        reopen = _reads_differently(self.loaded.card, loaded.card, self.options.watch)
+        reopen = reads_differently(self.loaded.card, loaded.card, self.options.watch)
         if reopen is None:
             self.store.register_model_version(line, loaded.version, loaded.sha256)
             preprocess = self._preprocess or _line_preprocess(line, loaded.card)
@@ -495,7 +495,7 @@ class InspectionService:
         self.notifier.status(msg)
 
 
-def _reads_differently(old: Any, new: Any, watch: bool) -> str | None:
+def reads_differently(old: Any, new: Any, watch: bool) -> str | None:
     """Why a line card needs the source opened anew to replace `old` (None when the running
     source reads its parts as it needs them): the frames are cropped or scaled as they are
     read, and a hot folder waits for the line's sensors."""

@@ -264,6 +264,9 @@ class LineWorker(QObject):
         self._snapshots: SnapshotStore | None = None
         self._active_checked_at = time.monotonic()
         self._announced: tuple[str, str] | None = None  # (line, version) last said to be newer
+        # versions swapped out of the running pipeline, closed once it stops deciding with them
+        self._retiring: list[tuple[LineRuntime, threading.Event]] = []
+        self._thresholds: dict[str, float] = {}  # the running line's versions' thresholds
 
     # -- slots (run on the worker thread) ----------------------------------------------------
 
@@ -302,7 +305,9 @@ class LineWorker(QObject):
     def switch_line(self, line: str) -> None:
         """Load `line`'s model and inspect the next part with it (no restart of the window).
         The line already inspecting is loaded again only when another of its versions has
-        been made active since it was loaded."""
+        been made active since it was loaded; that version takes over in the running pipeline
+        with the source left open (`_swap_in`), another line drains it and opens the source
+        again."""
         if line == self.line and self.runtime is not None and self._newer_active() is None:
             return
         was_running = self.pipeline is not None and self.pipeline.running
@@ -315,6 +320,9 @@ class LineWorker(QObject):
             self._set_state(previous_state)
             return
         freeze_heap()
+        if was_running and line == self.line and self._swap_in(runtime):
+            self._set_state(previous_state)
+            return
         if was_running:
             self._drain()
         self.runtime, self.line = runtime, line
@@ -332,12 +340,14 @@ class LineWorker(QObject):
             self._timer.stop()
         if self.pipeline is not None:
             self._drain()
+        self._retire(force=True)
 
     @pyqtSlot()
     def poll(self) -> None:
         """Publish counters and source health; notice a pipeline that ended."""
         if self.pipeline is not None and not self.pipeline.running:
             self._join_finished()
+        self._retire(force=self.pipeline is None or not self.pipeline.running)
         self.counters_changed.emit(self.counters())
         self.health_changed.emit(self.health())
         if time.monotonic() - self._active_checked_at >= self.settings.active_check_s:
@@ -347,6 +357,35 @@ class LineWorker(QObject):
                 self._announced = (self.line, newer)
                 assert self.runtime is not None  # _newer_active needs a loaded line
                 self.newer_version.emit(self.line, newer, self.runtime.loaded.version)
+
+    def _swap_in(self, runtime: LineRuntime) -> bool:
+        """Hand another version of the running line to its pipeline (`Pipeline.swap_model`):
+        the next parts prepared are decided by it, the source stays open (a camera loses no
+        frame). False, and nothing done, when the version reads the source differently (its
+        region, bit depth or a hot folder's sensors): the source must then be opened anew."""
+        from inspect_app.service import reads_differently
+
+        assert self.pipeline is not None and self.runtime is not None
+        new = runtime.loaded
+        if reads_differently(self.runtime.loaded.card, new.card, self.settings.watch):
+            return False
+        self.store.register_model_version(self.line, new.version, new.sha256)
+        self._thresholds[new.version] = float(new.card.threshold)
+        done = self.pipeline.swap_model(runtime.preprocess, new.backend, new.card, new.version)
+        self._retiring.append((self.runtime, done))
+        self.runtime = runtime
+        self.line_changed.emit(self.line, new.version, list(new.card.classes))
+        return True
+
+    def _retire(self, force: bool = False) -> None:
+        """Close the backends of versions the pipeline no longer decides with."""
+        keep = []
+        for runtime, done in self._retiring:
+            if done.is_set() or force:
+                runtime.loaded.backend.close()
+            else:
+                keep.append((runtime, done))
+        self._retiring = keep
 
     def _newer_active(self) -> str | None:
         """The line's active version on disk when it is not the one inspecting, else None
@@ -430,7 +469,9 @@ class LineWorker(QObject):
         if self.settings.snapshots and self._snapshots is None:
             root = snapshot_dir_for(self.settings.db_url, self.settings.home)
             self._snapshots = SnapshotStore(root, RetentionPolicy())
-        threshold = float(loaded.card.threshold)
+        self._thresholds = {loaded.version: float(loaded.card.threshold)}
+        thresholds = self._thresholds  # a version swapped in later adds its own
+        roi = loaded.card.roi  # a version reading frames otherwise reopens the source
 
         def on_committed(parts: list[InspectedPart]) -> None:
             with self._done_lock:
@@ -439,9 +480,9 @@ class LineWorker(QObject):
             # (the part the operator must see), else the newest part.
             shown = next((p for p in reversed(parts) if p.verdict.rejected), parts[-1])
             inspection_id = self.log_store.id_of(line, shown.sample.part_id)
-            self.part_committed.emit(
-                part_view(shown, line, loaded.version, threshold, inspection_id, loaded.card.roi)
-            )
+            version = shown.model_version or loaded.version
+            threshold = thresholds.get(version, float(loaded.card.threshold))
+            self.part_committed.emit(part_view(shown, line, version, threshold, inspection_id, roi))
             self.parts_committed.emit(len(parts))
 
         self.pipeline = Pipeline(

@@ -418,3 +418,60 @@ def test_a_region_picked_on_the_frame_is_the_roi_to_teach_with(
     assert "region too small" in window.messages[-1] and window.picked_region == region
     window.region_button.click()  # picking off: drags do nothing
     assert not window.part_image.picking
+
+
+def test_a_new_version_of_the_running_line_takes_over_without_reopening_the_source(
+    qtbot: Any,
+    store: DefectStore,
+    db_url: str,
+    tmp_path: Path,
+    stream: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Choosing the running line again after `inspect-app lines --activate v2`: v2 decides the
+    parts prepared from then on, in the same pipeline; the source is opened once (a camera
+    would lose no frame), and every part is logged once, v1's first, then v2's."""
+    import ui.worker as worker_module
+    from ui.worker import LineRuntime
+
+    opened: list[str] = []
+    real_open = worker_module.open_source
+
+    def counting_open(spec: str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(spec)
+        return real_open(spec, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "open_source", counting_open)
+    root = tmp_path / "lines" / "line-a"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+    (root / "ACTIVE").write_text("v1\n")
+    base = fake_loader(delay_s=0.05)
+
+    def on_disk(line: str) -> LineRuntime:
+        runtime = base(line)
+        runtime.loaded.version = (root / "ACTIVE").read_text().strip()
+        return runtime
+
+    settings = ConsoleSettings(home=tmp_path, db_url=db_url, batch_size=4, queue_size=8)
+    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=str(stream))
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
+        window.start()
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 8, timeout=WAIT_MS)
+        (root / "ACTIVE").write_text("v2\n")
+        window.switch_line("line-a")
+        qtbot.waitUntil(lambda: window.model_version == "v2", timeout=WAIT_MS)
+        qtbot.waitUntil(
+            lambda: window.health_view.state == "ended" and window.counters_view.parts == N_PARTS,
+            timeout=WAIT_MS,
+        )
+    finally:
+        window.shutdown()
+    assert opened == [str(stream)]
+    rows = sorted(store.inspections(line="line-a", limit=100), key=lambda r: r.id)
+    assert len(rows) == N_PARTS == len({r.part_id for r in rows})
+    versions = [r.model_version for r in rows]
+    switch = versions.index("v2")
+    assert switch >= 8 and versions == ["v1"] * switch + ["v2"] * (N_PARTS - switch)
