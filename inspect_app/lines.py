@@ -342,21 +342,7 @@ def model_card(card: LineCard) -> str:
             "| miss rate | at most (95 %) | false-reject rate | at most (95 %) | AUROC "
             "| class accuracy | n | n defective |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
-            "| "
-            + " | ".join(
-                format_metric(m.get(key))
-                for key in (
-                    "miss_rate",
-                    "miss_rate_upper_95",
-                    "false_reject_rate",
-                    "false_reject_rate_upper_95",
-                    "auroc",
-                    "class_accuracy",
-                    "n",
-                    "n_defective",
-                )
-            )
-            + " |",
+            _table_row(m, (*_RATES, "class_accuracy", "n", "n_defective")),
             "",
             "These come from few parts: a miss rate of 0 on 25 defective parts means fewer than "
             "about 1 in 9 missed (the 95 % bound beside it), not none. Check with "
@@ -378,6 +364,15 @@ def model_card(card: LineCard) -> str:
     return "\n".join(lines)
 
 
+_RATES = ("miss_rate", "miss_rate_upper_95", "false_reject_rate", "false_reject_rate_upper_95",
+          "auroc")  # fmt: skip
+
+
+def _table_row(metrics: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """One markdown table row of the model card: the metrics under `keys`, in order."""
+    return "| " + " | ".join(format_metric(metrics.get(key)) for key in keys) + " |"
+
+
 def _calibration_section(c: dict[str, Any]) -> list[str]:
     """The model card's account of `inspect-app calibrate` ([] when the threshold is adapt's)."""
     if not c:
@@ -393,18 +388,7 @@ def _calibration_section(c: dict[str, Any]) -> list[str]:
         "",
         "| miss rate | at most (95 %) | false-reject rate | at most (95 %) | AUROC |",
         "| --- | --- | --- | --- | --- |",
-        "| "
-        + " | ".join(
-            format_metric(c.get(key))
-            for key in (
-                "miss_rate",
-                "miss_rate_upper_95",
-                "false_reject_rate",
-                "false_reject_rate_upper_95",
-                "auroc",
-            )
-        )
-        + " |",
+        _table_row(c, _RATES),
         "",
         "These are measured on the parts that set the threshold, so they flatter it a little.",
     ]

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from inspect_app.commands.evaluate import add_backend_arguments
+from inspect_app.commands.evaluate import add_scoring_arguments, bad_count
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.home import resolve_home
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
@@ -75,23 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="measure and print; write nothing")
     parser.add_argument("--json", metavar="FILE", default=None, help="write the result here")
-    parser.add_argument(
-        "--window-s",
-        type=float,
-        default=None,
-        metavar="S",
-        help="vibration window length (default: the one the line was taught with)",
+    add_scoring_arguments(
+        parser, "also use the parts the line was taught from (their scores flatter the model)"
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
-    )
-    add_backend_arguments(parser)
-    parser.add_argument(
-        "--include-adapt-parts",
-        action="store_true",
-        help="also use the parts the line was taught from (their scores flatter the model)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         if rate is not None and not 0.0 <= rate < 1.0:
             print(f"inspect-app calibrate: {flag} must be in [0, 1), got {rate}", file=sys.stderr)
             return 2
-    for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
-        if count is not None and count < 1:
-            print(f"inspect-app calibrate: {flag} must be positive, got {count}", file=sys.stderr)
-            return 2
+    problem = bad_count(args)
+    if problem is not None:
+        print(f"inspect-app calibrate: {problem}", file=sys.stderr)
+        return 2
     from inspect_app.calibrate import CalibrateOptions, calibrate_line  # torch loads here
 
     options = CalibrateOptions(

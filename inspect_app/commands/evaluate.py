@@ -76,30 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "switching to a new one with `inspect-app lines --activate`) and show the two side by "
         "side on the parts both scored, with the parts they decide differently",
     )
-    parser.add_argument(
-        "--window-s",
-        type=float,
-        default=None,
-        metavar="S",
-        help="vibration window length (default: the one the line was taught with)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
-    )
-    add_backend_arguments(parser)
-    parser.add_argument(
-        "--include-adapt-parts",
-        action="store_true",
-        help="also score the parts the line was taught from",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_scoring_arguments(parser, "also score the parts the line was taught from")
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
-        if count is not None and count < 1:
-            print(f"inspect-app evaluate: {flag} must be positive, got {count}", file=sys.stderr)
-            return 2
+    problem = bad_count(args)
+    if problem is not None:
+        print(f"inspect-app evaluate: {problem}", file=sys.stderr)
+        return 2
     from inspect_app.teach import EvaluateOptions, evaluate_line  # torch loads here: checks first
 
     options = EvaluateOptions(
@@ -165,8 +149,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--backend and --threads: score with what the line runs (evaluate and calibrate)."""
+def add_scoring_arguments(parser: argparse.ArgumentParser, adapt_parts_help: str) -> None:
+    """How the parts are scored, for evaluate and calibrate: the vibration window, batches,
+    the backend and its threads, the adapt parts, the progress bar."""
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="vibration window length (default: the one the line was taught with)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="parts per model call (default 1, as on a line)"
+    )
+    _add_backend_arguments(parser)
+    parser.add_argument("--include-adapt-parts", action="store_true", help=adapt_parts_help)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def bad_count(args: argparse.Namespace) -> str | None:
+    """Why --batch-size or --threads cannot be used (None when both can)."""
+    for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if count is not None and count < 1:
+            return f"{flag} must be positive, got {count}"
+    return None
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --threads: score with what the line runs."""
     parser.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,

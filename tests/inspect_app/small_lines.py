@@ -18,6 +18,18 @@ def image_line(folder: Path, parts: int, start: int) -> Path:
     return folder
 
 
+def taught_image_line(tmp_path: Path, line: str) -> Path:
+    """HOME (`tmp_path/home`) with `line` taught by `inspect-app adapt` from 20 of 30 parts of
+    `image_line` (the small teach backbone's fixture makes it take seconds)."""
+    from inspect_app.cli import main
+
+    home = tmp_path / "home"
+    data = image_line(tmp_path / "parts", 30, 0)
+    argv = ["adapt", "--home", str(home), "--line", line, "--data", str(data)]
+    assert main([*argv, "--samples", "20", "--no-progress"]) == 0
+    return home
+
+
 def correct_in_log(home: Path, line: str, part_ids: Sequence[str]) -> None:
     """Log `part_ids` as FAIL parts of `line` v1 in HOME's default log and correct them as
     operators would: every other one a false alarm (`ok`), the rest relabelled `dent`."""

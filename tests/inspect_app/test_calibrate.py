@@ -15,17 +15,13 @@ from inspect_app.cli import main
 from inspect_app.lines import active_version, read_card, versions
 from inspect_app.metrics import line_threshold
 from inspect_app.teach import EvaluateOptions, evaluate_line
-from tests.inspect_app.small_lines import image_line
+from tests.inspect_app.small_lines import image_line, taught_image_line
 
 LINE = "cover-2"
 
 
 def _taught(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    data = image_line(tmp_path / "parts", 30, 0)
-    argv = ["adapt", "--home", str(home), "--line", LINE, "--data", str(data)]
-    assert main([*argv, "--samples", "20", "--no-progress"]) == 0
-    return home
+    return taught_image_line(tmp_path, LINE)
 
 
 def _calibrate(home: Path, data: Path, *extra: str) -> int:

@@ -12,18 +12,14 @@ import pytest
 from inspect_app.cli import main
 from inspect_app.lines import read_card
 from inspect_app.teach import EvaluateOptions, evaluate_line
-from tests.inspect_app.small_lines import image_line
+from tests.inspect_app.small_lines import image_line, taught_image_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 LINE = "cover-2"
 
 
 def _taught(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    data = image_line(tmp_path / "parts", 30, 0)
-    argv = ["adapt", "--home", str(home), "--line", LINE, "--data", str(data)]
-    assert main([*argv, "--samples", "20", "--no-progress"]) == 0
-    return home
+    return taught_image_line(tmp_path, LINE)
 
 
 def test_onnxruntime_scores_the_parts_as_torch_does(
