@@ -99,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"inspect-app capture: {exc}", file=sys.stderr)
         return 1
+    if source.live and args.every == 0:
+        print(
+            "note: every frame the camera delivers becomes a part; a camera streaming "
+            "continuously (not triggered by the part) needs --every S, or the parts are many "
+            "frames of the same few parts",
+            file=sys.stderr,
+        )
     from tqdm import tqdm
 
     bar = tqdm(total=args.parts, unit="part", desc="capture", disable=args.no_progress)
