@@ -40,7 +40,7 @@ from inspect_app.pipeline import (
     RejectSink,
 )
 from inspect_app.runtime import RuntimeStats
-from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
+from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget, RejectRunAlarm
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
 from inspect_app.sources import DatasetReplay, check_sensors, open_source, sensor_mismatch
 from inspect_app.store import DefectStore, StoreUnavailable
@@ -75,6 +75,8 @@ class ServeOptions:
     recursive: bool = False  # a hot folder's subfolders are watched too
     reject_command: str | None = None
     modbus: str | None = None
+    alarm_command: str | None = None  # run once when `alarm_after` parts in a row are rejected
+    alarm_after: int | None = None
     snapshots: bool = True
     snapshot_max_parts: int = RetentionPolicy.max_parts
     snapshot_max_bytes: int = RetentionPolicy.max_bytes
@@ -195,6 +197,8 @@ def build_sinks(options: ServeOptions) -> list[RejectSink]:
         sinks.append(CommandHook(options.reject_command, line=options.line))
     if options.modbus:
         sinks.append(ModbusCoilSink(ModbusTarget.parse(options.modbus)))
+    if options.alarm_command and options.alarm_after:
+        sinks.append(RejectRunAlarm(options.alarm_command, options.alarm_after, options.line))
     return sinks
 
 

@@ -1,4 +1,5 @@
-"""Reject outputs: what acts on a verdict at the line (a command hook, a PLC coil over Modbus TCP).
+"""Reject outputs: what acts on a verdict at the line (a command hook, a PLC coil over Modbus TCP,
+an alarm when part after part is rejected).
 
 Every sink has `name`, `handle(part)` and `close()`. A sink error is counted in the stats and
 logged; it never stops inspection or the defect log (see `Pipeline._deliver`).
@@ -6,16 +7,20 @@ logged; it never stops inspection or the defect log (see `Pipeline._deliver`).
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inspect_app.pipeline import InspectedPart
+
+log = logging.getLogger(__name__)
 
 REJECT_VERDICTS = frozenset({"FAIL", "FAULT"})
 
@@ -79,25 +84,106 @@ class CommandHook:
         v = part.verdict
         if v.verdict not in self.verdicts:
             return
-        env = dict(os.environ)
-        env.update(
-            INSPECT_LINE=self.line,
-            INSPECT_PART_ID=part.sample.part_id,
-            INSPECT_VERDICT=v.verdict,
-            INSPECT_DEFECT_CLASS=v.defect_class or "",
-            INSPECT_DEFECT_SCORE="" if v.defect_score is None else f"{v.defect_score:.6f}",
-            INSPECT_FAULT_REASON=v.fault_reason or "",
+        env = {
+            "INSPECT_LINE": self.line,
+            "INSPECT_PART_ID": part.sample.part_id,
+            "INSPECT_VERDICT": v.verdict,
+            "INSPECT_DEFECT_CLASS": v.defect_class or "",
+            "INSPECT_DEFECT_SCORE": "" if v.defect_score is None else f"{v.defect_score:.6f}",
+            "INSPECT_FAULT_REASON": v.fault_reason or "",
+        }
+        run_command(
+            self.argv, env, self.timeout_s, "reject command", f"on part {part.sample.part_id}"
         )
-        done = subprocess.run(
-            self.argv, env=env, timeout=self.timeout_s, capture_output=True, check=False
+
+    def close(self) -> None:
+        return None
+
+
+def run_command(
+    argv: Sequence[str], env: dict[str, str], timeout_s: float, kind: str, what: str
+) -> None:
+    """Run `argv` with `env` added to the environment, without a shell; RuntimeError naming
+    the `kind` of command, the program, `what` it ran for and the end of its stderr when it
+    exits non-zero."""
+    done = subprocess.run(
+        list(argv),
+        env={**os.environ, **env},
+        timeout=timeout_s,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()[-300:]
+        msg = f"{kind} {argv[0]!r} exited {done.returncode} {what}: {err}"
+        raise RuntimeError(msg)
+
+
+class RejectRunAlarm:
+    """Runs a command once when `run` parts in a row are rejected (FAIL or FAULT).
+
+    One bad part is the gate's business; part after part rejected is the line's: a broken
+    tool, a drifted process, a camera gone dark, a lens covered. The command (a stack light, a
+    line stop, a message to the shift lead) gets the run in its environment: `INSPECT_LINE`,
+    `INSPECT_ALARM_RUN` (parts rejected in a row), `INSPECT_ALARM_FAILS` and
+    `INSPECT_ALARM_FAULTS` (of them), `INSPECT_ALARM_CLASS` (the defect class most of the fails
+    share, or empty), `INSPECT_ALARM_PARTS` (the run's part ids, the first and the last ten) and
+    `INSPECT_FAULT_REASON` (the last fault's reason, or empty). It runs again only after a good
+    part has ended the run.
+    """
+
+    name = "alarm"
+
+    def __init__(
+        self, command: str | Sequence[str], run: int, line: str = "", timeout_s: float = 5.0
+    ) -> None:
+        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not self.argv:
+            msg = "the alarm command is empty; give a program and its arguments"
+            raise ValueError(msg)
+        if run < 2:
+            msg = f"an alarm needs a run of at least 2 rejected parts, got {run}"
+            raise ValueError(msg)
+        self.run = run
+        self.line = line
+        self.timeout_s = timeout_s
+        self.fired = 0  # alarms raised
+        self._parts: list[InspectedPart] = []
+        self._raised = False
+
+    def handle(self, part: InspectedPart) -> None:
+        if not part.verdict.rejected:
+            self._parts, self._raised = [], False
+            return
+        self._parts.append(part)
+        if self._raised or len(self._parts) < self.run:
+            return
+        self._raised = True
+        self.fired += 1
+        verdicts = [p.verdict for p in self._parts]
+        classes = Counter(v.defect_class for v in verdicts if v.verdict == "FAIL")
+        common = classes.most_common(1)[0] if classes else None
+        ids = [p.sample.part_id for p in self._parts]
+        shown = ids if len(ids) <= 11 else [ids[0], "...", *ids[-10:]]
+        faults = [v.fault_reason for v in verdicts if v.verdict == "FAULT"]
+        env = {
+            "INSPECT_LINE": self.line,
+            "INSPECT_ALARM_RUN": str(len(self._parts)),
+            "INSPECT_ALARM_FAILS": str(sum(v.verdict == "FAIL" for v in verdicts)),
+            "INSPECT_ALARM_FAULTS": str(len(faults)),
+            "INSPECT_ALARM_CLASS": (common[0] or "") if common else "",
+            "INSPECT_ALARM_PARTS": ",".join(shown),
+            "INSPECT_FAULT_REASON": (faults[-1] or "") if faults else "",
+        }
+        log.warning(
+            "line %s: %d parts in a row rejected (%s FAIL, %s FAULT%s); running the alarm",
+            self.line,
+            len(self._parts),
+            env["INSPECT_ALARM_FAILS"],
+            env["INSPECT_ALARM_FAULTS"],
+            f", mostly {env['INSPECT_ALARM_CLASS']}" if env["INSPECT_ALARM_CLASS"] else "",
         )
-        if done.returncode != 0:
-            err = done.stderr.decode(errors="replace").strip()[-300:]
-            msg = (
-                f"reject command {self.argv[0]!r} exited {done.returncode} on part "
-                f"{part.sample.part_id}: {err}"
-            )
-            raise RuntimeError(msg)
+        run_command(self.argv, env, self.timeout_s, "alarm command", f"at part {ids[-1]}")
 
     def close(self) -> None:
         return None

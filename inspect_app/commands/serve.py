@@ -39,6 +39,7 @@ example:
   inspect-app serve --line demo-line --source sample_data/demo-line/stream --max-parts 100
   inspect-app serve --line press-3 --source rtsp://10.0.0.5/stream --vibration /dev/shm/acc.wav \\
       --modbus 10.0.0.9:502:16 --http 0.0.0.0:8765
+  inspect-app serve --line press-3 --source 0 --alarm-after 5 --alarm-command "stack-light red"
   inspect-app serve --line press-3 --source /data/press-3/incoming --watch
   inspect-app serve --line press-3 --source photos/ --watch --idle-exit 5   # a folder, once
 """
@@ -131,6 +132,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the reject coil over Modbus TCP (True = reject)",
     )
     parser.add_argument(
+        "--alarm-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --alarm-command: N parts in a row rejected (FAIL or FAULT) raise the alarm",
+    )
+    parser.add_argument(
+        "--alarm-command",
+        metavar="CMD",
+        default=None,
+        help="run CMD once when --alarm-after parts in a row are rejected (a stack light, a "
+        "line stop; INSPECT_ALARM_RUN, INSPECT_ALARM_CLASS etc. in its env); a good part "
+        "re-arms it",
+    )
+    parser.add_argument(
         "--no-snapshots", action="store_true", help="do not save images/vibration of rejected parts"
     )
     parser.add_argument(
@@ -172,6 +188,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if (args.alarm_after is None) != (args.alarm_command is None) or (
+        args.alarm_after is not None and args.alarm_after < 2
+    ):
+        print(
+            "inspect-app serve: --alarm-after N (2 or more) and --alarm-command CMD go together",
+            file=sys.stderr,
+        )
+        return 2
     home = resolve_home(args.home)
     options = ServeOptions(
         home=home,
@@ -190,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         reject_command=args.reject_command,
         modbus=args.modbus,
+        alarm_command=args.alarm_command,
+        alarm_after=args.alarm_after,
         snapshots=not args.no_snapshots,
         snapshot_max_parts=args.snapshot_max_parts,
         batch_size=args.batch_size,

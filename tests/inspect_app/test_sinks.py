@@ -1,4 +1,5 @@
-"""Reject outputs: the command hook, and the Modbus TCP coil against a local pymodbus server."""
+"""Reject outputs: the command hook, the alarm on a run of rejects, and the Modbus TCP coil
+against a local pymodbus server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from inspect_app.decision import Verdict, fault
 from inspect_app.pipeline import InspectedPart
-from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget
+from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget, RejectRunAlarm
 from sensors.sample import Sample
 
 
@@ -117,3 +118,52 @@ def test_modbus_unreachable_is_an_error_naming_the_server() -> None:
     sink = ModbusCoilSink(ModbusTarget("127.0.0.1", _free_port()), timeout_s=0.2)
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1"):
         sink.handle(inspected("a", Verdict("FAIL")))
+
+
+def test_an_alarm_is_raised_once_per_run_of_rejected_parts(tmp_path: Path) -> None:
+    """`serve --alarm-after 3`: three rejects in a row raise it once, with the run in the
+    command's environment; more rejects do not raise it again, a good part re-arms it."""
+    out = tmp_path / "alarms.txt"
+    script = (
+        "import os; e = os.environ; open(e['OUT'], 'a').write(' '.join(e[k] for k in ("
+        "'INSPECT_LINE', 'INSPECT_ALARM_RUN', 'INSPECT_ALARM_FAILS', 'INSPECT_ALARM_FAULTS', "
+        "'INSPECT_ALARM_CLASS', 'INSPECT_ALARM_PARTS')) + '|' + e['INSPECT_FAULT_REASON'] + '\\n')"
+    )
+    alarm = RejectRunAlarm([sys.executable, "-c", script], run=3, line="press-3")
+    dent, chip = Verdict("FAIL", defect_class="dent"), Verdict("FAIL", defect_class="chip")
+    good = Verdict("PASS", defect_score=0.1)
+    parts = [
+        ("a", dent), ("b", good),  # one reject: the gate's business
+        ("c", dent), ("d", fault("cam: no frame")), ("e", dent),  # three in a row: alarm
+        ("f", chip), ("g", dent),  # the run goes on: not again
+        ("h", good), ("i", chip), ("j", chip), ("k", chip),  # re-armed, and again
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OUT", str(out))
+        for part_id, verdict in parts:
+            alarm.handle(inspected(part_id, verdict))
+    assert out.read_text().splitlines() == [
+        "press-3 3 2 1 dent c,d,e|cam: no frame",
+        "press-3 3 3 0 chip i,j,k|",
+    ]
+    assert alarm.fired == 2
+
+
+def test_alarm_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        RejectRunAlarm("stack-light red", run=1)
+    with pytest.raises(ValueError, match="empty"):
+        RejectRunAlarm("", run=3)
+    failing = RejectRunAlarm([sys.executable, "-c", "import sys; sys.exit(4)"], run=2)
+    failing.handle(inspected("a", Verdict("FAIL")))
+    with pytest.raises(RuntimeError, match=r"alarm command .* exited 4 at part b"):
+        failing.handle(inspected("b", Verdict("FAIL")))
+
+
+def test_serve_wants_both_alarm_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from inspect_app.cli import main
+
+    argv = ["serve", "--line", "l", "--source", "x", "--http", "off"]
+    assert main([*argv, "--alarm-after", "5"]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main([*argv, "--alarm-command", "true", "--alarm-after", "1"]) == 2
