@@ -451,7 +451,17 @@ def load_line_model(
                 f"the line again (inspect-app adapt --line {line} ...)"
             )
             raise ValueError(msg)
-    model = LineModel.load(folder, card.model, backbone=backbone)
+    from safetensors import SafetensorError
+
+    try:
+        model = LineModel.load(folder, card.model, backbone=backbone)
+    except (OSError, KeyError, RuntimeError, SafetensorError) as exc:  # missing, cut, foreign
+        msg = (
+            f"line {line!r} {folder.name}: its model in {folder} cannot be loaded "
+            f"({type(exc).__name__}: {exc}); roll back with `inspect-app lines --line {line} "
+            "--activate vN`, or teach the line again"
+        )
+        raise ValueError(msg) from exc
     model.eval()
     return model, card, folder
 

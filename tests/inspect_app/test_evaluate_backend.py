@@ -63,3 +63,21 @@ def test_a_missing_engine_or_bad_thread_count_is_a_clear_error(
     assert f"line '{LINE}' v1: " in err and "model.engine" in err
     assert main([*argv, "--threads", "0"]) == 2
     assert "--threads must be positive, got 0" in capsys.readouterr().err
+
+
+def test_a_damaged_version_is_a_clear_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    checks = image_line(tmp_path / "checks", 12, 1000)
+    weights = home / "lines" / LINE / "v1" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    for command in ("evaluate", "calibrate"):
+        argv = [command, "--home", str(home), "--line", LINE, "--data", str(checks)]
+        assert main([*argv, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert f"line '{LINE}' v1: its model in " in err and "cannot be loaded" in err
+        assert "--activate vN" in err
+    weights.unlink()
+    assert main(["export", "--home", str(home), "--line", LINE]) == 2
+    assert "FileNotFoundError" in capsys.readouterr().err
