@@ -1,7 +1,8 @@
 """What setting a line's threshold on more labeled parts buys (`inspect-app calibrate`).
 
 Each held-out synthetic line (seeds pretraining never used; the few-shot benchmark's lines) is
-taught with `adapt --samples 50` from the few-shot pool (seed 0, the shipped backbone), then:
+taught with `adapt --samples 50` from the few-shot pool (`--seeds`: the sampling seeds, each
+its own run; the shipped backbone), then:
 
 - its threshold is calibrated on a second set of labeled parts (`calibrate_line`, dry run: the
   thresholds it sets for each miss-rate target, its split-half estimate);
@@ -12,9 +13,9 @@ taught with `adapt --samples 50` from the few-shot pool (seed 0, the shipped bac
 It prints, per line and target, the miss and false-reject rates on the test parts, and how well
 the split-half check foretold them.
 
-Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 25 minutes for five lines,
-generating their parts included):
-    python -m benchmarks.calibrate
+Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 25 minutes for five lines
+and one seed, generating their parts included):
+    python -m benchmarks.calibrate --seeds 0 1 2
     python -m benchmarks.calibrate --lines 101 --calibration-parts 200 --test-parts 200
 """
 
@@ -55,14 +56,16 @@ def rates(scores: np.ndarray, defective: np.ndarray, threshold: float) -> tuple[
     )
 
 
-def run_line(seed: int, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+def run_line(seed: int, draw: int, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """Line `seed` taught from the 50 parts sampling seed `draw` picks, calibrated, tested."""
     pool = line_folder(args.cache, seed, "pool", 120, 0, 0.5)
     calibration = line_folder(
         args.cache, seed, "calibration", args.calibration_parts, CALIBRATION_START, args.share
     )
     test = line_folder(args.cache, seed, "test-cal", args.test_parts, TEST_START, args.share)
-    line = f"synth-{seed}"
-    taught = teach_line(home, line, pool, TeachOptions(samples=50, seed=0, show_progress=False))
+    line = f"synth-{seed}-draw{draw}"
+    options = TeachOptions(samples=50, seed=draw, show_progress=False)
+    taught = teach_line(home, line, pool, options)
     options = EvaluateOptions(batch_size=16, show_progress=False)
     scored = evaluate_line(home, line, test, options)
     parts = [p for p in scored.parts if p.fault is None and p.defect_score is not None]
@@ -72,6 +75,7 @@ def run_line(seed: int, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     adapt_rates = {"miss_rate": miss, "false_reject_rate": frr}
     out: dict[str, Any] = {
         "line": seed,
+        "draw": draw,
         "test_parts": len(parts),
         "test_defective": int(defective.sum()),
         "auroc": scored.auroc,
@@ -134,19 +138,20 @@ def report(results: Sequence[dict[str, Any]]) -> None:
     for r in results:
         a = r["adapt"]
         miss, frr = pct(a["miss_rate"]), pct(a["false_reject_rate"])
-        print(f"| {r['line']} | {adapt_row} | {miss} | {frr} | | |")
+        name = f"{r['line']} (seed {r['draw']})"
+        print(f"| {name} | {adapt_row} | {miss} | {frr} | | |")
         for t in r["targets"]:
             print(
-                f"| {r['line']} | calibrated, target {t['target_miss_rate']:g} | "
+                f"| {name} | calibrated, target {t['target_miss_rate']:g} | "
                 f"{pct(t['test_miss_rate'])} | {pct(t['test_false_reject_rate'])} | "
                 f"{pct(t['split_half_miss_rate'])} | {pct(t['split_half_false_reject_rate'])} |"
             )
     print()
-    print("| threshold | " + " | ".join(HEADS) + " | lines |")
+    print("| threshold | " + " | ".join(HEADS) + " | runs |")
     print("| --- " * (len(HEADS) + 2) + "|")
     miss = mean_sd([r["adapt"]["miss_rate"] for r in results])
     frr = mean_sd([r["adapt"]["false_reject_rate"] for r in results])
-    print(f"| {adapt_row} | {miss} | {frr} | | | {len(results)} |")
+    print(f"| {adapt_row} | {miss} | {frr} | | | {len(results)} |")  # runs: lines x seeds
     targets = sorted({t["target_miss_rate"] for r in results for t in r["targets"]})
     for target in targets:
         rows = [t for r in results for t in r["targets"] if t["target_miss_rate"] == target]
@@ -163,6 +168,9 @@ def report(results: Sequence[dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, nargs="+", default=list(HELD_OUT_LINES))
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="sampling seeds of the 50 adapt parts"
+    )
     ap.add_argument("--calibration-parts", type=int, default=400)
     ap.add_argument("--test-parts", type=int, default=400)
     ap.add_argument("--share", type=float, default=0.4, help="defective share of both sets")
@@ -178,8 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as home:
         for seed in args.lines:
-            print(f"line {seed} ...", file=sys.stderr, flush=True)
-            results.append(run_line(seed, args, Path(home)))
+            for draw in args.seeds:
+                print(f"line {seed}, sampling seed {draw} ...", file=sys.stderr, flush=True)
+                results.append(run_line(seed, draw, args, Path(home)))
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -35,7 +35,14 @@ from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
-from inspect_app.sources import CameraLine, DatasetReplay, HotFolder, check_sensors, open_source
+from inspect_app.sources import (
+    CameraLine,
+    DatasetReplay,
+    HotFolder,
+    check_sensors,
+    open_source,
+    sensor_mismatch,
+)
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
 from sensors.camera import FrameFormat
 from sensors.sample import Sample
@@ -361,14 +368,21 @@ class LineWorker(QObject):
     def _swap_in(self, runtime: LineRuntime) -> bool:
         """Hand another version of the running line to its pipeline (`Pipeline.swap_model`):
         the next parts prepared are decided by it, the source stays open (a camera loses no
-        frame). False, and nothing done, when the version reads the source differently (its
-        region, bit depth or a hot folder's sensors): the source must then be opened anew."""
+        frame). A version the source cannot feed (a fused line on a camera without vibration)
+        is refused, with the reason, and the running one goes on. False, and nothing done, when
+        the version reads the source differently (its region, bit depth or a hot folder's
+        sensors): the source must then be opened anew."""
         from inspect_app.service import reads_differently
 
         assert self.pipeline is not None and self.runtime is not None
         new = runtime.loaded
         if reads_differently(self.runtime.loaded.card, new.card, self.settings.watch):
             return False
+        problem = sensor_mismatch(self.source, self.line, new.card)
+        if problem is not None:  # the running version goes on; the operator is told why
+            self.failed.emit(f"{new.version} not loaded: {problem}")
+            new.backend.close()
+            return True
         self.store.register_model_version(self.line, new.version, new.sha256)
         self._thresholds[new.version] = float(new.card.threshold)
         done = self.pipeline.swap_model(runtime.preprocess, new.backend, new.card, new.version)

@@ -475,3 +475,51 @@ def test_a_new_version_of_the_running_line_takes_over_without_reopening_the_sour
     versions = [r.model_version for r in rows]
     switch = versions.index("v2")
     assert switch >= 8 and versions == ["v1"] * switch + ["v2"] * (N_PARTS - switch)
+
+
+def test_a_new_version_the_camera_cannot_feed_is_refused_and_the_line_goes_on(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path
+) -> None:
+    """v2 is taught on camera and vibration, the console runs a camera without --vibration:
+    choosing the line again says why v2 is not loaded, and v1 keeps inspecting."""
+    import cv2
+    import numpy as np
+
+    from tests.ui.conftest import FakeCard
+    from ui.worker import LineRuntime
+
+    video = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(60):
+        writer.write(np.full((48, 64, 3), 120, np.uint8))
+    writer.release()
+    root = tmp_path / "lines" / "line-a"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+    (root / "ACTIVE").write_text("v1\n")
+    base = fake_loader(delay_s=0.05)
+
+    def on_disk(line: str) -> LineRuntime:
+        runtime = base(line)
+        runtime.loaded.version = (root / "ACTIVE").read_text().strip()
+        if runtime.loaded.version == "v2":
+            runtime.loaded.card = FakeCard(modalities=("image", "vibration"))
+        return runtime
+
+    settings = ConsoleSettings(home=tmp_path, db_url=db_url, batch_size=4, queue_size=8)
+    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=str(video))
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
+        window.start()
+        qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
+        (root / "ACTIVE").write_text("v2\n")
+        window.switch_line("line-a")
+        said = "v2 not loaded: line line-a is taught on image and vibration"
+        qtbot.waitUntil(lambda: any(m.startswith(said) for m in window.messages), timeout=WAIT_MS)
+        assert window.model_version == "v1"
+        qtbot.waitUntil(lambda: window.health_view.state == "ended", timeout=WAIT_MS)
+    finally:
+        window.shutdown()
+    rows = store.inspections(line="line-a", limit=100)
+    assert len(rows) == 60 and {r.model_version for r in rows} == {"v1"}
