@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from inspect_app.commands.evaluate import add_scoring_arguments, bad_count
+from inspect_app.commands.evaluate import add_scoring_arguments, bad_count, scoring_options
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.home import resolve_home
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
@@ -98,14 +98,9 @@ def run(args: argparse.Namespace) -> int:
         version=args.version,
         target_miss_rate=args.target_miss_rate,
         target_false_reject_rate=args.target_false_reject_rate,
-        window_s=args.window_s,
-        batch_size=args.batch_size,
-        include_adapt_parts=args.include_adapt_parts,
-        show_progress=not args.no_progress,
-        backend=args.backend,
-        threads=args.threads,
         activate=not args.no_activate,
         dry_run=args.dry_run,
+        **scoring_options(args),
     )
     home = resolve_home(args.home)
     try:

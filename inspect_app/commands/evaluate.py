@@ -86,15 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from inspect_app.teach import EvaluateOptions, evaluate_line  # torch loads here: checks first
 
-    options = EvaluateOptions(
-        version=args.version,
-        window_s=args.window_s,
-        batch_size=args.batch_size,
-        include_adapt_parts=args.include_adapt_parts,
-        show_progress=not args.no_progress,
-        backend=args.backend,
-        threads=args.threads,
-    )
+    options = EvaluateOptions(version=args.version, **scoring_options(args))
     home = resolve_home(args.home)
     comparison = None
     try:
@@ -165,6 +157,18 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, adapt_parts_help: str
     _add_backend_arguments(parser)
     parser.add_argument("--include-adapt-parts", action="store_true", help=adapt_parts_help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `add_scoring_arguments` read, as `teach.EvaluateOptions` fields."""
+    return {
+        "window_s": args.window_s,
+        "batch_size": args.batch_size,
+        "include_adapt_parts": args.include_adapt_parts,
+        "show_progress": not args.no_progress,
+        "backend": args.backend,
+        "threads": args.threads,
+    }
 
 
 def bad_count(args: argparse.Namespace) -> str | None:

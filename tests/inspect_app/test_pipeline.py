@@ -354,7 +354,7 @@ def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
 
     def slow() -> Iterator[Sample]:
         for s in samples:
-            time.sleep(0.001)
+            time.sleep(0.003)
             yield s
 
     pipeline = Pipeline(
@@ -368,7 +368,9 @@ def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
         config=PipelineConfig(batch_size=8, queue_size=16),
     )
     pipeline.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while len(log_store.records) < 8 and time.monotonic() < deadline:
+        time.sleep(0.005)  # some parts decided by v1 first
     done = pipeline.swap_model(fake_preprocess, ScoreBackend(0.9), Card(), "v2")
     outcome = pipeline.join(timeout=20)
     assert done.is_set() and outcome.committed == 300

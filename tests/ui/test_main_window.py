@@ -432,7 +432,6 @@ def test_a_new_version_of_the_running_line_takes_over_without_reopening_the_sour
     parts prepared from then on, in the same pipeline; the source is opened once (a camera
     would lose no frame), and every part is logged once, v1's first, then v2's."""
     import ui.worker as worker_module
-    from ui.worker import LineRuntime
 
     opened: list[str] = []
     real_open = worker_module.open_source
@@ -442,23 +441,8 @@ def test_a_new_version_of_the_running_line_takes_over_without_reopening_the_sour
         return real_open(spec, *args, **kwargs)
 
     monkeypatch.setattr(worker_module, "open_source", counting_open)
-    root = tmp_path / "lines" / "line-a"
-    for version in ("v1", "v2"):
-        (root / version).mkdir(parents=True)
-    (root / "ACTIVE").write_text("v1\n")
-    base = fake_loader(delay_s=0.05)
-
-    def on_disk(line: str) -> LineRuntime:
-        runtime = base(line)
-        runtime.loaded.version = (root / "ACTIVE").read_text().strip()
-        return runtime
-
-    settings = ConsoleSettings(home=tmp_path, db_url=db_url, batch_size=4, queue_size=8)
-    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=str(stream))
-    qtbot.addWidget(window)
+    window, root = running_versions(qtbot, store, db_url, tmp_path, str(stream))
     try:
-        qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
-        window.start()
         qtbot.waitUntil(lambda: window.counters_view.parts >= 8, timeout=WAIT_MS)
         (root / "ACTIVE").write_text("v2\n")
         window.switch_line("line-a")
@@ -486,32 +470,17 @@ def test_a_new_version_the_camera_cannot_feed_is_refused_and_the_line_goes_on(
     import numpy as np
 
     from tests.ui.conftest import FakeCard
-    from ui.worker import LineRuntime
 
     video = tmp_path / "camera.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
+    writer = cv2.VideoWriter(str(video), fourcc, 10, (64, 48))
     for _ in range(60):
         writer.write(np.full((48, 64, 3), 120, np.uint8))
     writer.release()
-    root = tmp_path / "lines" / "line-a"
-    for version in ("v1", "v2"):
-        (root / version).mkdir(parents=True)
-    (root / "ACTIVE").write_text("v1\n")
-    base = fake_loader(delay_s=0.05)
-
-    def on_disk(line: str) -> LineRuntime:
-        runtime = base(line)
-        runtime.loaded.version = (root / "ACTIVE").read_text().strip()
-        if runtime.loaded.version == "v2":
-            runtime.loaded.card = FakeCard(modalities=("image", "vibration"))
-        return runtime
-
-    settings = ConsoleSettings(home=tmp_path, db_url=db_url, batch_size=4, queue_size=8)
-    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=str(video))
-    qtbot.addWidget(window)
+    window, root = running_versions(
+        qtbot, store, db_url, tmp_path, str(video), FakeCard(modalities=("image", "vibration"))
+    )
     try:
-        qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
-        window.start()
         qtbot.waitUntil(lambda: window.counters_view.parts >= 4, timeout=WAIT_MS)
         (root / "ACTIVE").write_text("v2\n")
         window.switch_line("line-a")
@@ -523,3 +492,38 @@ def test_a_new_version_the_camera_cannot_feed_is_refused_and_the_line_goes_on(
         window.shutdown()
     rows = store.inspections(line="line-a", limit=100)
     assert len(rows) == 60 and {r.model_version for r in rows} == {"v1"}
+
+
+def running_versions(
+    qtbot: Any,
+    store: DefectStore,
+    db_url: str,
+    home: Path,
+    source: str,
+    v2_card: Any = None,
+    delay_s: float = 0.2,
+) -> tuple[MainWindow, Path]:
+    """A console on line-a whose ACTIVE file (in HOME, returned) picks the version the fake
+    loader gives, v1 at first; `v2_card` replaces v2's card. Started on `source`, each batch
+    taking `delay_s` (slow enough that a switch lands while the parts are still coming)."""
+    from ui.worker import LineRuntime
+
+    root = home / "lines" / "line-a"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+    (root / "ACTIVE").write_text("v1\n")
+    base = fake_loader(delay_s=delay_s)
+
+    def on_disk(line: str) -> LineRuntime:
+        runtime = base(line)
+        runtime.loaded.version = (root / "ACTIVE").read_text().strip()
+        if runtime.loaded.version == "v2" and v2_card is not None:
+            runtime.loaded.card = v2_card
+        return runtime
+
+    settings = ConsoleSettings(home=home, db_url=db_url, batch_size=4, queue_size=8)
+    window = MainWindow(store, on_disk, settings, "line-a", ["line-a"], source=source)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
+    window.start()
+    return window, root
