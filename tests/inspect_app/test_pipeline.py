@@ -297,6 +297,25 @@ class ScoreBackend(FakeBackend):
         )
 
 
+def started_on_v1(source: Iterator[Sample], log_store: FakeLog, batch: int, first: int) -> Pipeline:
+    """A running pipeline whose model v1 passes every part, once `first` parts are logged."""
+    pipeline = Pipeline(
+        source,
+        fake_preprocess,
+        ScoreBackend(0.1),
+        Card(),
+        log_store,
+        line="l",
+        model_version="v1",
+        config=PipelineConfig(batch_size=batch, queue_size=2 * batch),
+    )
+    pipeline.start()
+    deadline = time.monotonic() + 10
+    while len(log_store.records) < first and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return pipeline
+
+
 def test_a_model_swap_takes_effect_between_two_parts_with_the_source_left_open() -> None:
     """`swap_model`: parts read before the switch are decided by the old model, every later
     one by the new, each logged with its version; no part is lost or decided twice, and the
@@ -313,20 +332,7 @@ def test_a_model_swap_takes_effect_between_two_parts_with_the_source_left_open()
             yield Sample(part_id=f"p{i:02d}", frame=FRAME, label="ok")
 
     log_store = FakeLog()
-    pipeline = Pipeline(
-        source(),
-        fake_preprocess,
-        ScoreBackend(0.1),
-        Card(),
-        log_store,
-        line="l",
-        model_version="v1",
-        config=PipelineConfig(batch_size=4, queue_size=8),
-    )
-    pipeline.start()
-    deadline = time.monotonic() + 10
-    while len(log_store.records) < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    pipeline = started_on_v1(source(), log_store, batch=4, first=20)
     new_preprocess_calls: list[int] = []
 
     def new_preprocess(samples: list[Sample]) -> list[Sample]:
@@ -357,20 +363,7 @@ def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
             time.sleep(0.003)
             yield s
 
-    pipeline = Pipeline(
-        slow(),
-        fake_preprocess,
-        ScoreBackend(0.1),
-        Card(),
-        log_store,
-        line="l",
-        model_version="v1",
-        config=PipelineConfig(batch_size=8, queue_size=16),
-    )
-    pipeline.start()
-    deadline = time.monotonic() + 10
-    while len(log_store.records) < 8 and time.monotonic() < deadline:
-        time.sleep(0.005)  # some parts decided by v1 first
+    pipeline = started_on_v1(slow(), log_store, batch=8, first=8)
     done = pipeline.swap_model(fake_preprocess, ScoreBackend(0.9), Card(), "v2")
     outcome = pipeline.join(timeout=20)
     assert done.is_set() and outcome.committed == 300
