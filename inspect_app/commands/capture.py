@@ -30,7 +30,8 @@ Ctrl-C stops the capture with every part written so far complete.
 
 Example:
   inspect-app capture --source 0 --out parts/cover-2 --parts 40 --label ok --every 2
-  inspect-app capture --source rtsp://10.0.0.5/stream --out parts/cover-2 --parts 10 --label dent
+  inspect-app capture --source rtsp://10.0.0.5/stream --out parts/cover-2 --parts 10 --label dent \\
+      --every 2
   inspect-app adapt --line cover-2 --data parts/cover-2 --samples 50
 """
 
