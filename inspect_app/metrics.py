@@ -57,6 +57,13 @@ class PartResult:
     def is_defective(self) -> bool:
         return self.label != OK_LABEL
 
+    def verdict(self, threshold: float) -> str:
+        """The line's decision at `threshold`: FAULT when not inspected (a FAIL on the line,
+        never a PASS), FAIL at or above the threshold, else PASS."""
+        if self.fault is not None or self.defect_score is None:
+            return "FAULT"
+        return "FAIL" if self.defect_score >= threshold else "PASS"
+
 
 @dataclass
 class ClassStats:
@@ -149,12 +156,13 @@ def part_rows(parts: Sequence[PartResult], threshold: float) -> list[dict[str, s
     `false_reject` (a good part failed), or `fault` (not inspected: FAIL on the line)."""
     rows = []
     for p in parts:
-        if p.defect_score is None:
-            verdict, outcome = "FAULT", "fault"
-        elif p.defect_score >= threshold:
-            verdict, outcome = "FAIL", "caught" if p.is_defective else "false_reject"
+        verdict = p.verdict(threshold)
+        if verdict == "FAULT":
+            outcome = "fault"
+        elif verdict == "FAIL":
+            outcome = "caught" if p.is_defective else "false_reject"
         else:
-            verdict, outcome = "PASS", "missed" if p.is_defective else "passed"
+            outcome = "missed" if p.is_defective else "passed"
         rows.append(
             {
                 "part_id": p.part_id,
@@ -167,11 +175,6 @@ def part_rows(parts: Sequence[PartResult], threshold: float) -> list[dict[str, s
             }
         )
     return rows
-
-
-def _fails(p: PartResult, threshold: float) -> bool:
-    """The line's decision: FAIL at or above the threshold, and FAIL when not inspected."""
-    return p.fault is not None or p.defect_score is None or p.defect_score >= threshold
 
 
 COMPARED = ("miss_rate", "false_reject_rate", "auroc", "accuracy", "class_accuracy", "n_fault")
@@ -229,7 +232,8 @@ def compare_versions(
         compute_metrics(paired, other.threshold, other_classes),
     )
     for a, b in zip(mine, paired, strict=True):
-        fail_a, fail_b = _fails(a, this.threshold), _fails(b, other.threshold)
+        fail_a = a.verdict(this.threshold) != "PASS"
+        fail_b = b.verdict(other.threshold) != "PASS"
         if fail_a == fail_b:
             continue
         if a.is_defective:
@@ -357,12 +361,13 @@ def compute_metrics(
         stats.n += 1
         if p.is_defective and p.label not in taught:
             stats.note = UNNAMEABLE
-        if p.fault is not None or p.defect_score is None:
+        verdict = p.verdict(threshold)
+        failed = verdict != "PASS"
+        if verdict == "FAULT":
             n_fault += 1
             faults.append({"part_id": p.part_id, "reason": p.fault or "no score"})
-            failed = True
         else:
-            failed = p.defect_score >= threshold
+            assert p.defect_score is not None  # an inspected part has a score
             inspected_scores.append(p.defect_score)
             inspected_truth.append(p.is_defective)
         stats.failed += int(failed)

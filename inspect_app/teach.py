@@ -597,7 +597,8 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     )
     rows = evaluate_rows(ds)
     excluded = 0
-    same_data = str(Path(data).resolve()) == card.adapt.get("data")
+    resolved = str(Path(data).resolve())  # how line.json names the folders it was set on
+    same_data = resolved == card.adapt.get("data")
     if same_data and not options.include_adapt_parts:
         used = set(card.adapt.get("part_ids", []))
         keep = [i for i in rows if ds.rows[i].part_id not in used]
@@ -650,7 +651,7 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
         )
     if small_example is not None:
         report.notes.append(small_frames_note(n_small, small_example, card))
-    if card.calibration and card.calibration.get("data") == str(Path(data).resolve()):
+    if card.calibration and card.calibration.get("data") == resolved:
         report.notes.append(
             f"the line's threshold was set on this folder (inspect-app calibrate, from "
             f"{card.calibration.get('from_version')}): the rates at it are measured on the parts "
