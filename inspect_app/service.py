@@ -461,29 +461,31 @@ class InspectionService:
             self._final = PipelineOutcome(0, 0, f"reload to {loaded.version}: {exc}")
             loaded.backend.close()
             return
-        old, self.loaded, self.pipeline = self.loaded, loaded, pipeline
-        if self._http_context is not None:
-            self._http_context.model_version = loaded.version
+        self.pipeline = pipeline
         self.pipeline.start()
-        old.backend.close()
-        print(f"{say}: inspecting with {loaded.version} (was {running})", file=sys.stderr)
-        self.notifier.status(f"inspecting line {line} with {loaded.version}")
+        self._inspecting_with(loaded)
 
     def _switched(self) -> None:
         """The running pipeline decides with the reloaded model now: the old one can go."""
         assert self._switching is not None
         loaded, _ = self._switching
         self._switching = None
+        self._inspecting_with(loaded, "; the source stayed open")
+
+    def _inspecting_with(self, loaded: LoadedLine, how: str = "") -> None:
+        """A reload took: `loaded` decides the parts now; /healthz names it, the old model's
+        backend is closed, and the journal and systemd say so."""
         old, self.loaded = self.loaded, loaded
         if self._http_context is not None:
             self._http_context.model_version = loaded.version
         old.backend.close()
+        line = self.options.line
         print(
-            f"inspect-app serve: reload: line {self.options.line}: inspecting with "
-            f"{loaded.version} (was {old.version}); the source stayed open",
+            f"inspect-app serve: reload: line {line}: inspecting with {loaded.version} "
+            f"(was {old.version}){how}",
             file=sys.stderr,
         )
-        self.notifier.status(f"inspecting line {self.options.line} with {loaded.version}")
+        self.notifier.status(f"inspecting line {line} with {loaded.version}")
 
     def _log_status(self) -> None:
         snap = self.stats.snapshot()
