@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inspect_app.snapshots import find_snapshot, snapshot_dir_for
 from inspect_app.sources import hot_folder_file
 from inspect_app.store import DefectStore, InspectionRow
 from sensors.camera import FrameFormat
@@ -261,7 +262,7 @@ def _write_part(
             rate = repr(float(sample.vibration.sample_rate_hz))
             rpm = "" if sample.vibration.rpm is None else repr(float(sample.vibration.rpm))
     else:
-        npz = _snapshot_npz(row.snapshot_path, snapshot_dirs)
+        npz = find_snapshot(row.snapshot_path, snapshot_dirs, suffix=".npz")
         if npz is None:
             return (
                 "not in the given source folders and no snapshot on disk (snapshots are kept "
@@ -291,14 +292,6 @@ def _write_part(
     return part, csv_row
 
 
-def _snapshot_npz(stored: str | None, dirs: Sequence[Path]) -> Path | None:
-    if not stored:
-        return None
-    path = Path(stored).with_suffix(".npz")
-    candidates = [path, *(Path(d) / path.name for d in dirs)]
-    return next((c for c in candidates if c.is_file()), None)
-
-
 def dataset_for_adapt(
     home: Path,
     line: str,
@@ -312,7 +305,6 @@ def dataset_for_adapt(
 
     from inspect_app.home import line_dir
     from inspect_app.lines import read_card, version_dir
-    from inspect_app.snapshots import snapshot_dir_for
 
     line_dir(home, line)  # refuse a line name that escapes HOME before writing anything
     try:

@@ -4,6 +4,11 @@ For each FAIL or FAULT part: `<stem>.jpg` (the frame with the heat-map overlaid 
 box drawn; JPEG is fast to write on the line) and `<stem>.npz` (the vibration window: `samples`,
 `sample_rate_hz`). The oldest parts are deleted once the folder holds more than `max_parts` parts
 or `max_bytes` bytes.
+
+Each line writes into its own folder, `snapshots/<line>/`: several lines inspected at once on
+one machine (one `serve` process each, one defect log) each keep their own retention limit, and
+no process deletes what another one counts. (Before, every line wrote into `snapshots/` itself;
+those files stay where the log's rows point and are still found, but no longer pruned.)
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +25,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 from sqlalchemy.engine import make_url
+
+from inspect_app.home import validate_line_name
 
 if TYPE_CHECKING:
     from inspect_app.pipeline import InspectedPart
@@ -44,12 +52,44 @@ class RetentionPolicy:
             raise ValueError(msg)
 
 
-def snapshot_dir_for(db_url: str, home: Path) -> Path:
-    """`snapshots/` beside a SQLite database file; HOME/snapshots for any other database."""
+def snapshot_dir_for(db_url: str, home: Path, line: str | None = None) -> Path:
+    """`snapshots/` beside a SQLite database file; HOME/snapshots for any other database.
+    With `line`, that line's own folder inside it (where its snapshots are written)."""
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(str(url.database)).expanduser().resolve().parent / "snapshots"
-    return home / "snapshots"
+        root = Path(str(url.database)).expanduser().resolve().parent / "snapshots"
+    else:
+        root = home / "snapshots"
+    if line is None:
+        return root
+    validate_line_name(line)
+    return root / line
+
+
+def find_snapshot(
+    stored: str | None, dirs: Sequence[Path], suffix: str | None = None
+) -> Path | None:
+    """The snapshot file a log row names, if it is still on disk (`suffix`: its `.npz` twin).
+
+    The row's path as written; else, for a log or HOME that was moved, the same file found in
+    one of `dirs` (the snapshot folders, HOME): relative to it, in its line's folder, or by
+    name alone."""
+    if not stored:
+        return None
+    path = Path(stored)
+    if suffix is not None:
+        path = path.with_suffix(suffix)
+    if path.is_file():
+        return path
+    tails = [Path(path.name), Path(path.parent.name) / path.name]
+    if not path.is_absolute():
+        tails.insert(0, path)
+    for base in dirs:
+        for tail in tails:
+            candidate = Path(base) / tail
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def overlay(

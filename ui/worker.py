@@ -34,7 +34,13 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
-from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
+from inspect_app.snapshots import (
+    RetentionPolicy,
+    SnapshotStore,
+    find_snapshot,
+    overlay,
+    snapshot_dir_for,
+)
 from inspect_app.sources import (
     CameraLine,
     DatasetReplay,
@@ -480,9 +486,11 @@ class LineWorker(QObject):
             self.failed.emit(f"could not open source {self.source_spec!r}: {exc}")
             self._set_state("error", str(exc))
             return
-        if self.settings.snapshots and self._snapshots is None:
-            root = snapshot_dir_for(self.settings.db_url, self.settings.home)
-            self._snapshots = SnapshotStore(root, RetentionPolicy())
+        if self.settings.snapshots:
+            # each line keeps its snapshots (and their retention) in its own folder
+            root = snapshot_dir_for(self.settings.db_url, self.settings.home, line)
+            if self._snapshots is None or self._snapshots.root != root:
+                self._snapshots = SnapshotStore(root, RetentionPolicy())
         self._thresholds = {loaded.version: float(loaded.card.threshold)}
         thresholds = self._thresholds  # a version swapped in later adds its own
         roi = loaded.card.roi  # a version reading frames otherwise reopens the source
@@ -602,24 +610,12 @@ class LogWorker(QObject):
     def load_snapshot(self, row: InspectionRow) -> None:
         """The part's snapshot image (RGB) when it is still on disk (FAIL / FAULT parts)."""
         image = None
-        path = self._find(row.snapshot_path)
+        path = find_snapshot(row.snapshot_path, self.snapshot_dirs)
         if path is not None and path.suffix.lower() in SNAPSHOT_IMAGE_SUFFIXES:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is not None:
                 image = np.ascontiguousarray(bgr[:, :, ::-1])
         self.snapshot_ready.emit(row, image)
-
-    def _find(self, stored: str | None) -> Path | None:
-        if not stored:
-            return None
-        path = Path(stored)
-        if path.is_file():
-            return path
-        for folder in self.snapshot_dirs:
-            candidate = folder / path.name
-            if candidate.is_file():
-                return candidate
-        return None
 
     @pyqtSlot(str, str, object)
     def export_report(self, fmt: str, out: str, line: str | None) -> None:

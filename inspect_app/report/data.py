@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from inspect_app.snapshots import find_snapshot
 from inspect_app.store import DefectStore, InspectionRow
 from inspect_app.store.schema import Defect, Inspection, Line, ModelVersion, OperatorAction
 from inspect_app.store.store import from_db_time, to_db_time
@@ -502,16 +503,3 @@ def _worst(row: InspectionRow, tz: tzinfo, snapshot_dirs: tuple[Path, ...]) -> W
         snapshot=find_snapshot(row.snapshot_path, snapshot_dirs),
         snapshot_path=row.snapshot_path,
     )
-
-
-def find_snapshot(path: str | None, dirs: tuple[Path, ...]) -> Path | None:
-    """The snapshot file, if it exists: an absolute path, or relative to one of `dirs`."""
-    if not path:
-        return None
-    candidate = Path(path)
-    if candidate.is_absolute():
-        return candidate if candidate.is_file() else None
-    for base in dirs:
-        if (base / candidate).is_file():
-            return base / candidate
-    return None

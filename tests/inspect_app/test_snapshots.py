@@ -10,7 +10,13 @@ import pytest
 
 from inspect_app.decision import Verdict, fault
 from inspect_app.pipeline import InspectedPart
-from inspect_app.snapshots import RetentionPolicy, SnapshotStore, overlay, snapshot_dir_for
+from inspect_app.snapshots import (
+    RetentionPolicy,
+    SnapshotStore,
+    find_snapshot,
+    overlay,
+    snapshot_dir_for,
+)
 from sensors.sample import Sample, VibrationWindow
 
 
@@ -63,6 +69,39 @@ def test_snapshot_folder_sits_beside_a_sqlite_db(tmp_path: Path) -> None:
     assert snapshot_dir_for("postgresql+psycopg://u@h/db", tmp_path) == tmp_path / "snapshots"
     with pytest.raises(ValueError, match="max_parts"):
         RetentionPolicy(max_parts=0)
+
+
+def test_each_line_writes_into_its_own_folder(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/log/inspect.db"
+    assert snapshot_dir_for(url, tmp_path, "line-2") == tmp_path / "log" / "snapshots" / "line-2"
+    assert snapshot_dir_for("postgresql+psycopg://u@h/db", tmp_path, "l") == (
+        tmp_path / "snapshots" / "l"
+    )
+    with pytest.raises(ValueError, match="is not allowed"):
+        snapshot_dir_for(url, tmp_path, "../x")
+
+
+def test_find_snapshot_follows_a_moved_folder(tmp_path: Path) -> None:
+    """A log row keeps the path it was written with; a moved HOME or log is still searched,
+    in the line's folder (this layout) and at the top (snapshots written before it)."""
+    store = SnapshotStore(tmp_path / "old" / "snapshots" / "line-1")
+    stored = str(store.save(failed_part(1)))
+    assert find_snapshot(stored, ()) == Path(stored)
+    assert find_snapshot(stored, (), suffix=".npz") == Path(stored).with_suffix(".npz")
+    moved = tmp_path / "new" / "snapshots"
+    moved.parent.mkdir()
+    (tmp_path / "old" / "snapshots").rename(moved)
+    assert (
+        find_snapshot(stored, (tmp_path / "nowhere", moved)) == moved / "line-1" / Path(stored).name
+    )
+    flat = tmp_path / "flat"
+    (moved / "line-1").rename(flat)
+    assert (
+        find_snapshot(stored, (flat,), suffix=".npz")
+        == flat / Path(stored).with_suffix(".npz").name
+    )
+    assert find_snapshot("relative/x.jpg", (tmp_path,)) is None
+    assert find_snapshot(None, (flat,)) is None and find_snapshot("", (flat,)) is None
 
 
 def test_overlay_of_gray_frame() -> None:

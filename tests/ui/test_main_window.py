@@ -271,6 +271,11 @@ def test_a_line_switch_takes_effect_on_the_next_part(
     assert window.current is not None and window.current.line == "line-b"
     assert window.counters_view.parts == N_PARTS
     assert window.log_panel.line == "line-b"
+    # each line's snapshots went into its own folder (its own retention)
+    for line, rows in (("line-a", a), ("line-b", b)):
+        paths = {Path(r.snapshot_path).parent.name for r in rows if r.snapshot_path}
+        assert paths <= {line}
+    assert any(r.snapshot_path for r in a + b)
 
 
 def test_a_newly_activated_version_is_announced_and_loaded_when_the_line_is_chosen_again(
