@@ -124,6 +124,10 @@ def load_line(
     if backend == "torch":
         from inspect_app.backends.torch_backend import TorchBackend
 
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)  # a process per line: its share of the cores
         model, card, folder = load_line_model(home, line, folder.name)
         runner: Backend = TorchBackend(model)
     elif backend == "onnxruntime":
@@ -237,7 +241,7 @@ class InspectionService:
         self.stats = RuntimeStats()  # one for the service: counts go on across reloads
         self.snapshots = (
             SnapshotStore(
-                snapshot_dir_for(options.db_url, options.home),
+                snapshot_dir_for(options.db_url, options.home, options.line),
                 RetentionPolicy(options.snapshot_max_parts, options.snapshot_max_bytes),
             )
             if options.snapshots

@@ -157,11 +157,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep snapshots of at most N parts (default: %(default)s)",
     )
     parser.add_argument(
+        "--snapshot-max-mb",
+        type=float,
+        default=RetentionPolicy.max_bytes / 2**20,
+        metavar="MB",
+        help="and of at most MB megabytes (default: %(default)g); each line has its own folder "
+        "and limits (snapshots/<line>/)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=8,
         metavar="N",
         help="parts per model call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of the model (torch, onnxruntime; default: every core): several "
+        "lines served on one machine share its cores, e.g. --threads 1 each on a 2-core one",
     )
     parser.add_argument(
         "--store-give-up-s",
@@ -196,6 +212,22 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    for flag, count in (
+        ("--threads", args.threads),
+        ("--batch-size", args.batch_size),
+        ("--snapshot-max-parts", args.snapshot_max_parts),
+        ("--snapshot-max-mb", args.snapshot_max_mb),
+    ):
+        if count is not None and count <= 0:
+            print(f"inspect-app serve: {flag} must be positive, got {count}", file=sys.stderr)
+            return 2
+    if args.threads is not None and args.backend == "tensorrt":
+        print(
+            "inspect-app serve: --threads is for the CPU backends (torch, onnxruntime); "
+            "a TensorRT engine runs on the GPU",
+            file=sys.stderr,
+        )
+        return 2
     home = resolve_home(args.home)
     options = ServeOptions(
         home=home,
@@ -218,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
         alarm_after=args.alarm_after,
         snapshots=not args.no_snapshots,
         snapshot_max_parts=args.snapshot_max_parts,
+        snapshot_max_bytes=max(1, int(args.snapshot_max_mb * 2**20)),
         batch_size=args.batch_size,
+        threads=args.threads,
         store_give_up_s=args.store_give_up_s,
     )
     home.mkdir(parents=True, exist_ok=True)

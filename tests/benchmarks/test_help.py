@@ -18,6 +18,7 @@ SCRIPTS = (
     "console",
     "fewshot",
     "frame_size",
+    "lines_at_once",
     "neu_crops",
     "optimize",
     "report",

@@ -34,21 +34,55 @@ def test_build_engine_compiles() -> None:
     py_compile.compile(str(KIT / "build_engine.py"), doraise=True)
 
 
+UNITS = {  # unit file -> (the name it is verified under, its settings file as shipped)
+    "inspect-app.service": ("inspect-app.service", "/etc/inspect-app/inspect-app.env"),
+    "inspect-app@.service": ("inspect-app@line-1.service", "/etc/inspect-app/%i.env"),
+}
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
-def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    unit = (KIT / "inspect-app.service").read_text()
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
+    unit = (KIT / name).read_text()
     assert "Type=notify" in unit and "WatchdogSec=" in unit and "Restart=on-failure" in unit
     assert "User=inspect-app" in unit and "StateDirectory=inspect-app" in unit
     # point the binary and settings at files that exist here; everything else as shipped
+    verified_as, env = UNITS[name]
     unit = unit.replace("/opt/inspect-app/venv/bin/inspect-app", sys.executable)
-    unit = unit.replace("/etc/inspect-app/inspect-app.env", str(KIT / "inspect-app.env"))
-    path = tmp_path / "inspect-app.service"
+    settings = "inspect-app.env" if name == "inspect-app.service" else "line.env"
+    unit = unit.replace(env, str(KIT / settings))
+    path = tmp_path / verified_as
     path.write_text(unit)
     done = subprocess.run(
         ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
     )
-    problems = [line for line in done.stderr.splitlines() if "inspect-app.service" in line]
+    problems = [line for line in done.stderr.splitlines() if verified_as in line]
     assert done.returncode == 0 and not problems, done.stderr
+
+
+def test_template_unit_is_the_single_unit_per_line() -> None:
+    """inspect-app@.service differs from inspect-app.service only where a line is named: the
+    instance is the line, its settings file and journal name follow it."""
+    single = (KIT / "inspect-app.service").read_text().splitlines()
+    template = (KIT / "inspect-app@.service").read_text().splitlines()
+
+    def settings(lines: list[str]) -> list[str]:  # the unit's directives, comments left out
+        return [line for line in lines if line and not line.startswith("#")]
+
+    expected = [
+        line.replace("inspect-app/inspect-app.env", "inspect-app/%i.env")
+        .replace("--line ${INSPECT_APP_LINE}", "--line %i")
+        .replace("(headless service)", "of line %i (headless service)")
+        for line in settings(single)
+    ]
+    got = [line for line in settings(template) if not line.startswith("SyslogIdentifier=")]
+    assert got == expected
+    assert "SyslogIdentifier=inspect-app-%i" in template
+    single_env = (KIT / "inspect-app.env").read_text()
+    line_env = (KIT / "line.env").read_text()
+    assert "INSPECT_APP_LINE" in single_env and "INSPECT_APP_LINE" not in line_env
+    for name in ("INSPECT_APP_SOURCE=", "INSPECT_APP_HTTP=", "INSPECT_APP_SERVE_ARGS="):
+        assert name in single_env and name in line_env
 
 
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")

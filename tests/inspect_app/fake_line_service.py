@@ -54,6 +54,8 @@ def main() -> int:
     parser.add_argument("--db", required=True)
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--http", default="127.0.0.1:0")
+    parser.add_argument("--line", default="fake-line")
+    parser.add_argument("--snapshot-max-parts", type=int, default=2000)
     parser.add_argument("--give-up-s", type=float, default=60.0)
     parser.add_argument(
         "--reload-version", default=None, help="what a reload (SIGHUP) loads (default: HOME's)"
@@ -61,12 +63,13 @@ def main() -> int:
     args = parser.parse_args()
     options = ServeOptions(
         home=args.home,
-        line="fake-line",
+        line=args.line,
         source=args.source,
         db_url=args.db,
         http=args.http,
         batch_size=2,
         store_give_up_s=args.give_up_s,
+        snapshot_max_parts=args.snapshot_max_parts,
     )
     loaded = LoadedLine(FakeSlowBackend(args.delay_s), FakeCard(), args.home, "v1", None)
     loader = None

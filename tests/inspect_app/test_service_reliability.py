@@ -1,6 +1,7 @@
 """The service as a subprocess (real store, replay, signals; fake backend): SIGKILL loses no
 committed row and leaves a sound database, restarts continue without duplicates, SIGTERM drains,
-corrupt inputs become FAULT rows, and a locked database holds the line instead of crashing."""
+corrupt inputs become FAULT rows, a locked database holds the line instead of crashing, and two
+lines served at once into one log keep their rows and snapshots apart."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def start(tmp_path: Path, dataset: Path, delay_s: float, *extra: str) -> subproc
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def rows_by_line(db: Path) -> dict[str, list[str]]:
+    by_line: dict[str, list[str]] = {}
+    with sqlite3.connect(db, timeout=10) as conn:
+        query = (
+            "SELECT lines.name, inspections.part_id FROM inspections "
+            "JOIN lines ON lines.id = inspections.line_id ORDER BY inspections.id"
+        )
+        for line, part in conn.execute(query):
+            by_line.setdefault(line, []).append(part)
+    return by_line
 
 
 def rows(db: Path) -> list[tuple[str, str, str | None]]:
@@ -191,7 +204,7 @@ def test_corrupt_inputs_become_fault_rows_and_the_line_keeps_running(tmp_path: P
         assert verdict == "FAULT" and needle in str(reason), (pid, reason)
     assert sum(v == "FAIL" for v, _ in got.values()) == N_GOOD // 5
     assert sum(v == "PASS" for v, _ in got.values()) == N_GOOD - N_GOOD // 5
-    snapshots = tmp_path / "log" / "snapshots"
+    snapshots = tmp_path / "log" / "snapshots" / "fake-line"  # the line's own folder
     assert len(list(snapshots.glob("*-FAIL.jpg"))) == N_GOOD // 5
 
 
@@ -212,3 +225,69 @@ def test_locked_database_holds_the_line_then_continues(tmp_path: Path) -> None:
     assert "locked" in err
     final = [r[0] for r in rows(db)]
     assert sorted(final) == sorted(ids)
+
+
+@pytest.mark.slow
+def test_two_lines_served_at_once_share_the_log_and_keep_their_snapshots_apart(
+    tmp_path: Path,
+) -> None:
+    """Two `serve` processes (one per line, as the systemd template runs them) write into one
+    SQLite log at the same time: every part of both lines is logged once, and each line's
+    snapshots sit in their own folder under their own retention limit."""
+    ids = write_dataset(tmp_path / "line")
+    db = tmp_path / "log" / "inspect.db"
+    a = start(tmp_path, tmp_path / "line", 0.01, "--line", "line-a", "--snapshot-max-parts", "3")
+    b = start(tmp_path, tmp_path / "line", 0.01, "--line", "line-b")
+    for proc in (a, b):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    by_line = rows_by_line(db)
+    assert sorted(by_line) == ["line-a", "line-b"]
+    for parts in by_line.values():
+        assert sorted(parts) == sorted(ids)  # each part once per line, none lost to the other
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        written = dict(
+            conn.execute(
+                "SELECT lines.name, COUNT(inspections.snapshot_path) FROM inspections "
+                "JOIN lines ON lines.id = inspections.line_id GROUP BY lines.name"
+            )
+        )
+    assert written["line-a"] == written["line-b"] > 3
+    folder = tmp_path / "log" / "snapshots"
+    snaps_a = {p.stem for p in (folder / "line-a").iterdir()}
+    snaps_b = {p.stem for p in (folder / "line-b").iterdir()}
+    assert len(snaps_a) == 3  # line-a's limit pruned only line-a's folder
+    assert len(snaps_b) == written["line-b"]
+    assert not [p for p in folder.iterdir() if p.is_file()]  # nothing written at the top
+
+
+def test_serve_shares_out_cores_and_checks_its_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--threads` (a line's share of the cores) and the snapshot limits reach the service;
+    nonsense values are refused before anything starts."""
+    from inspect_app import service
+    from inspect_app.cli import main
+
+    seen: list[service.ServeOptions] = []
+
+    def fake_serve(options: service.ServeOptions) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(service, "serve", fake_serve)
+    argv = ["serve", "--home", str(tmp_path), "--line", "l", "--source", "x", "--http", "off"]
+    assert main([*argv, "--threads", "1", "--snapshot-max-parts", "50"]) == 0
+    assert main([*argv, "--snapshot-max-mb", "1.5"]) == 0
+    assert seen[0].threads == 1 and seen[0].snapshot_max_parts == 50
+    assert seen[1].threads is None and seen[1].snapshot_max_bytes == int(1.5 * 2**20)
+    for bad, message in (
+        (["--threads", "0"], "--threads must be positive, got 0"),
+        (["--snapshot-max-mb", "0"], "--snapshot-max-mb must be positive"),
+        (["--batch-size", "-1"], "--batch-size must be positive"),
+        (["--threads", "2", "--backend", "tensorrt"], "--threads is for the CPU backends"),
+    ):
+        assert main([*argv, *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert len(seen) == 2
