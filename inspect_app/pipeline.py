@@ -1,9 +1,15 @@
 """The inspection pipeline: source → preprocess → backend → decision → sinks.
 
-Four worker threads joined by bounded queues:
+Five worker threads joined by bounded queues:
 
-    source ─q:prepare─▶ preprocess ─q:model─▶ backend + decision ─q:log─▶ reject sinks,
-                                                                          snapshots, defect log
+    source ─q:prepare─▶ preprocess ─q:model─▶ backend + decision ─q:signal─▶ reject sinks
+                                                          ─q:log─▶ snapshots, defect log
+
+* The reject signal (the sinks: a command, a Modbus coil, the alarm) has a thread of its own:
+  a part's signal goes out as soon as it is decided and never waits for the snapshots or the
+  database, which are slow exactly when many parts are rejected (a burst of FAIL parts at
+  5 MP: a JPEG each). The log stage writes a batch's snapshots on a few threads
+  (`snapshot_workers`), then commits its rows.
 
 * A replayed dataset blocks when the line is full (back-pressure, nothing lost); a live source
   (`drop_when_full`) drops the newest part instead, and every drop is counted in the stats.
@@ -22,10 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -59,9 +67,12 @@ class PipelineConfig:
     store_retry_max_s: float = 5.0
     store_give_up_s: float = 120.0  # stop with an error after the store is unavailable this long
     max_parts: int | None = None  # stop after this many parts read from the source
+    # threads writing a log batch's snapshots (JPEG encoding releases the GIL); 1: in the log
+    # thread itself
+    snapshot_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "queue_size", "log_batch"):
+        for name in ("batch_size", "queue_size", "log_batch", "snapshot_workers"):
             if getattr(self, name) < 1:
                 msg = f"PipelineConfig.{name} must be at least 1, got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -173,10 +184,12 @@ class Pipeline:
         size = self.config.queue_size
         self._q_prepare: queue.Queue[Any] = queue.Queue(size)
         self._q_model: queue.Queue[Any] = queue.Queue(max(2, size // self.config.batch_size))
+        self._q_signal: queue.Queue[Any] = queue.Queue(size)
         self._q_log: queue.Queue[Any] = queue.Queue(size)
         for name, q in (
             ("prepare", self._q_prepare),
             ("model", self._q_model),
+            ("signal", self._q_signal),
             ("log", self._q_log),
         ):
             self.stats.watch_queue(name, q.qsize, q.maxsize)
@@ -204,6 +217,7 @@ class Pipeline:
             ("source", self._run_source),
             ("preprocess", self._run_preprocess),
             ("model", self._run_model),
+            ("signal", self._run_signal),
             ("log", self._run_log),
         )
         for name, target in stages:
@@ -431,8 +445,27 @@ class Pipeline:
                 batch.done.set()
                 continue
             for part in self._inspect(batch):
-                if not self._put(self._q_log, part):
+                if not self._put(self._q_signal, part):
                     return
+        self._put(self._q_signal, _END)
+
+    def _run_signal(self) -> None:
+        """Each part to the reject sinks the moment it is decided, then on to the log."""
+        while True:
+            part = self._get(self._q_signal)
+            if part is _END:
+                break
+            for sink in self.sinks:
+                try:
+                    sink.handle(part)
+                except Exception as exc:
+                    self.stats.record_sink_error(sink.name)
+                    log.warning(
+                        "reject sink %s failed on part %s: %s", sink.name, part.sample.part_id, exc
+                    )
+            self.stats.record_latency("signal", time.monotonic() - part.read_at)
+            if not self._put(self._q_log, part):
+                return
         self._put(self._q_log, _END)
 
     def _inspect(self, batch: _Batch) -> list[InspectedPart]:
@@ -484,6 +517,17 @@ class Pipeline:
         ]
 
     def _run_log(self) -> None:
+        workers = self.config.snapshot_workers
+        pool = None
+        if self.snapshots is not None and workers > 1:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="pipeline-snapshot")
+        try:
+            self._log_batches(pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _log_batches(self, pool: ThreadPoolExecutor | None) -> None:
         ended = False
         while not ended:
             first = self._get(self._q_log)
@@ -500,26 +544,12 @@ class Pipeline:
                     ended = True
                     break
                 parts.append(item)
-            if not self._deliver(parts):
+            if not self._deliver(parts, pool):
                 return
 
-    def _deliver(self, parts: list[InspectedPart]) -> bool:
+    def _deliver(self, parts: list[InspectedPart], pool: ThreadPoolExecutor | None) -> bool:
         t0 = time.monotonic()
-        for part in parts:
-            for sink in self.sinks:
-                try:
-                    sink.handle(part)
-                except Exception as exc:
-                    self.stats.record_sink_error(sink.name)
-                    log.warning(
-                        "reject sink %s failed on part %s: %s", sink.name, part.sample.part_id, exc
-                    )
-            if self.snapshots is not None and part.verdict.rejected:
-                try:
-                    part.snapshot_path = self.snapshots.save(part)
-                except Exception as exc:
-                    self.stats.record_sink_error("snapshots")
-                    log.warning("snapshot of part %s failed: %s", part.sample.part_id, exc)
+        self._save_snapshots([p for p in parts if p.verdict.rejected], pool)
         records = [self.record(p) for p in parts]
         if not self._commit(records):
             return False
@@ -532,6 +562,23 @@ class Pipeline:
         if self.on_committed is not None:
             self.on_committed(parts)
         return True
+
+    def _save_snapshots(self, parts: list[InspectedPart], pool: ThreadPoolExecutor | None) -> None:
+        """Each rejected part's snapshot, on the pool's threads when there is one; a snapshot
+        that fails is counted and logged, its row committed without it."""
+        snapshots = self.snapshots
+        if snapshots is None:
+            return
+        if pool is None or len(parts) < 2:
+            saved: list[Future[str | None] | None] = [None] * len(parts)
+        else:
+            saved = [pool.submit(snapshots.save, part) for part in parts]
+        for part, future in zip(parts, saved, strict=True):
+            try:
+                part.snapshot_path = snapshots.save(part) if future is None else future.result()
+            except Exception as exc:
+                self.stats.record_sink_error("snapshots")
+                log.warning("snapshot of part %s failed: %s", part.sample.part_id, exc)
 
     def _commit(self, records: list[InspectionRecord]) -> bool:
         """Write one transaction, retrying a locked/full database with capped backoff."""

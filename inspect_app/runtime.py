@@ -18,8 +18,17 @@ import numpy as np
 from inspect_app.decision import VERDICTS
 
 LATENCY_WINDOW = 4096
-STAGES: tuple[str, ...] = ("source", "preprocess", "model", "decision", "log", "total")
-"""Per-part latency stages. `total` is from the part leaving the source to its row committed."""
+STAGES: tuple[str, ...] = (
+    "source",
+    "preprocess",
+    "model",
+    "decision",
+    "signal",
+    "log",
+    "total",
+)
+"""Per-part latency stages. `signal` is from the part leaving the source to its reject signal
+sent (the sinks called), `total` to its row committed."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ SCRIPTS = (
     "lines_at_once",
     "neu_crops",
     "optimize",
+    "reject_burst",
     "report",
     "sensors",
     "throughput",

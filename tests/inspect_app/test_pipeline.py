@@ -372,3 +372,87 @@ def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
     assert 0 < switch < 300 and versions == ["v1"] * switch + ["v2"] * (300 - switch)
     verdicts = [r.verdict for r in log_store.records]
     assert verdicts == ["PASS"] * switch + ["FAIL"] * (300 - switch)
+
+
+class SlowSnapshots:
+    """A snapshot writer that takes `delay_s` per part (a 5 MP JPEG); fails on `fail_on`."""
+
+    def __init__(self, delay_s: float, fail_on: str | None = None) -> None:
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.active = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def save(self, p: InspectedPart) -> str | None:
+        with self._lock:
+            self.active += 1
+            self.most_at_once = max(self.most_at_once, self.active)
+        try:
+            time.sleep(self.delay_s)
+            if p.sample.part_id == self.fail_on:
+                msg = "disk full"
+                raise OSError(msg)
+            return f"snapshots/{p.sample.part_id}.jpg"
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def burst_pipeline(
+    snapshots: SlowSnapshots, signals: list[float], workers: int, n: int = 8
+) -> tuple[Pipeline, FakeLog]:
+    class Clock:
+        name = "clock"
+
+        def handle(self, p: InspectedPart) -> None:
+            signals.append(time.monotonic())
+
+        def close(self) -> None:
+            return None
+
+    log = FakeLog()
+    pipeline = Pipeline(
+        [part(i, "dent") for i in range(n)],
+        fake_preprocess,
+        FakeBackend(),
+        Card(),
+        log,
+        line="l",
+        model_version="v1",
+        sinks=[Clock()],
+        snapshots=snapshots,
+        config=PipelineConfig(snapshot_workers=workers),
+    )
+    return pipeline, log
+
+
+def test_the_reject_signal_does_not_wait_for_snapshots() -> None:
+    """A burst of FAIL parts whose snapshots are slow: every reject signal goes out at once,
+    while the log stage is still writing the first snapshots."""
+    signals: list[float] = []
+    snapshots = SlowSnapshots(delay_s=0.25)
+    pipeline, log = burst_pipeline(snapshots, signals, workers=1)
+    t0 = time.monotonic()
+    assert pipeline.run().error is None
+    took = time.monotonic() - t0
+    assert took >= 8 * 0.25  # one snapshot at a time
+    assert len(signals) == 8 and max(signals) - t0 < 0.25 * 4  # not behind the snapshots
+    assert [r.snapshot_path for r in log.records] == [f"snapshots/p{i:04d}.jpg" for i in range(8)]
+    assert pipeline.stats.snapshot().latency["signal"].p50_ms is not None
+
+
+def test_a_batch_of_snapshots_is_written_on_several_threads() -> None:
+    signals: list[float] = []
+    snapshots = SlowSnapshots(delay_s=0.25, fail_on="p0003")
+    pipeline, log = burst_pipeline(snapshots, signals, workers=4)
+    t0 = time.monotonic()
+    assert pipeline.run().error is None
+    assert time.monotonic() - t0 < 8 * 0.25 * 0.75  # sequential would take 2 s or more
+    assert snapshots.most_at_once > 1
+    paths = [r.snapshot_path for r in log.records]
+    assert len(paths) == 8 and paths[3] is None  # its row is committed without a snapshot
+    assert paths[:3] + paths[4:] == [f"snapshots/p{i:04d}.jpg" for i in (0, 1, 2, 4, 5, 6, 7)]
+    assert pipeline.stats.snapshot().sink_errors == {"snapshots": 1}
+    with pytest.raises(ValueError, match="snapshot_workers must be at least 1"):
+        PipelineConfig(snapshot_workers=0)
