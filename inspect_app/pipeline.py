@@ -12,7 +12,9 @@ Five worker threads joined by bounded queues:
   (`snapshot_workers`), then commits its rows.
 
 * A replayed dataset blocks when the line is full (back-pressure, nothing lost); a live source
-  (`drop_when_full`) drops the newest part instead, and every drop is counted in the stats.
+  (`drop_when_full`) cannot wait, so a part that finds the line full is not inspected: its
+  frame and vibration are let go, the drop is counted, and the part goes on as a FAULT (its
+  reject signal and its row, in its place in the order) as soon as the queue has room.
 * A part that could not be inspected — `fault` set by the sensors, NaN samples, a preprocess or
   backend error, a non-finite model output — becomes a FAULT row, never PASS, and the pipeline
   keeps running.
@@ -32,6 +34,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +54,12 @@ log = logging.getLogger(__name__)
 
 _END = object()
 """Passed down the queues after the last part: each stage drains, forwards it and exits."""
+
+DROPPED_FAULT = (
+    "not inspected: the inspection fell behind the camera and this part was dropped (the "
+    "line's queue was full)"
+)
+"""Why a live source's part that a full line could not take is a FAULT."""
 
 
 @dataclass(frozen=True)
@@ -337,6 +346,7 @@ class Pipeline:
     def _run_source(self) -> None:
         limit = self.config.max_parts
         iterator = iter(self.source)
+        dropped: deque[Any] = deque()  # parts a full line could not take yet (FAULT, in order)
         try:
             while not self._stopping.is_set() and (limit is None or self._parts_read < limit):
                 t0 = time.monotonic()
@@ -352,20 +362,42 @@ class Pipeline:
                 if problem is not None and sample.fault is None:
                     sample.fault = problem
                 item = (sample, t0, read_at)
+                self._parts_read += 1
                 if self.config.drop_when_full:
-                    try:
-                        self._q_prepare.put_nowait(item)
-                    except queue.Full:
-                        self.stats.record_drop("prepare")
-                        continue
+                    self._offer(item, dropped)
                 elif not self._put(self._q_prepare, item):
                     return
-                self._parts_read += 1
         finally:
             close = getattr(iterator, "close", None)
             if callable(close):
                 close()
+            for item in dropped:  # the line has ended: the dropped parts' rows, in order
+                if not self._put(self._q_prepare, item):
+                    break
             self._put(self._q_prepare, _END)
+
+    def _offer(self, item: tuple[Sample, float, float], dropped: deque[Any]) -> None:
+        """A live source's part into a full line: not inspected, but never lost. Its frame and
+        vibration are let go and it goes on as a FAULT (a reject signal and a row, in its place
+        in the order) once the queue has room; the parts dropped before it go first."""
+        while dropped:
+            try:
+                self._q_prepare.put_nowait(dropped[0])
+            except queue.Full:
+                break
+            dropped.popleft()
+        if not dropped:
+            try:
+                self._q_prepare.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+        sample = item[0]
+        self.stats.record_drop("prepare")
+        if sample.fault is None:
+            sample.fault = DROPPED_FAULT
+        sample.frame, sample.vibration = None, None
+        dropped.append(item)
 
     def _run_preprocess(self) -> None:
         ended = False

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from inspect_app.backends.base import BackendResult
-from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig, input_problem
+from inspect_app.pipeline import (
+    DROPPED_FAULT,
+    InspectedPart,
+    Pipeline,
+    PipelineConfig,
+    input_problem,
+)
 from inspect_app.store import InspectionRecord, StoreUnavailable
 from sensors.sample import Sample, VibrationWindow
 
@@ -184,24 +190,47 @@ def test_log_unavailable_too_long_stops_with_a_clear_error() -> None:
     assert log.records == [] and outcome.parts < 200  # back-pressure: reading stopped early
 
 
-def test_overload_drops_are_counted_for_a_live_source() -> None:
-    def camera() -> Iterator[Sample]:
-        for i in range(60):
-            yield part(i)
+def test_a_part_a_full_line_drops_is_a_fault_in_its_place_never_lost() -> None:
+    """A live camera cannot wait: a part that finds the line full is not inspected. It is
+    counted as dropped and still logged, as a FAULT naming why, in its place in the order (a
+    gate that counts parts stays in step), with its frame let go."""
+    signals: list[tuple[str, str]] = []
 
-    pipeline, log = make(
-        list(camera()),
-        backend=FakeBackend(delay_s=0.02),
-        batch_size=1,
-        queue_size=2,
-        drop_when_full=True,
+    class Gate:
+        name = "gate"
+
+        def handle(self, p: InspectedPart) -> None:
+            signals.append((p.sample.part_id, p.verdict.verdict))
+
+        def close(self) -> None:
+            return None
+
+    samples = [part(i, "dent" if i % 7 == 0 else "ok") for i in range(60)]
+    log = FakeLog()
+    pipeline = Pipeline(
+        samples,
+        fake_preprocess,
+        FakeBackend(delay_s=0.02),
+        Card(),
+        log,
+        line="l",
+        model_version="v1",
+        sinks=[Gate()],
+        config=PipelineConfig(batch_size=1, queue_size=2, drop_when_full=True),
     )
-    pipeline.run()
+    outcome = pipeline.run()
     snap = pipeline.stats.snapshot()
     dropped = sum(snap.drops.values())
     assert dropped > 0 and snap.drops["prepare"] == dropped
-    assert len(log.records) + dropped == 60
-    assert len({r.part_id for r in log.records}) == len(log.records)
+    assert outcome.parts == outcome.committed == 60
+    assert [r.part_id for r in log.records] == [f"p{i:04d}" for i in range(60)]
+    assert [pid for pid, _ in signals] == [f"p{i:04d}" for i in range(60)]
+    faults = [r for r in log.records if r.verdict == "FAULT"]
+    assert len(faults) == dropped
+    assert all(r.fault_reason == DROPPED_FAULT for r in faults)
+    assert all(samples[int(r.part_id[1:])].frame is None for r in faults)  # memory let go
+    inspected = [r for r in log.records if r.verdict != "FAULT"]
+    assert inspected and all(samples[int(r.part_id[1:])].frame is not None for r in inspected)
 
 
 def test_stop_drains_what_was_read() -> None:
