@@ -2,7 +2,8 @@
 an alarm when part after part is rejected).
 
 Every sink has `name`, `handle(part)` and `close()`. A sink error is counted in the stats and
-logged; it never stops inspection or the defect log (see `Pipeline._deliver`).
+logged; it never stops inspection or the defect log. The sinks run in the pipeline's own signal
+stage, each part as soon as it is decided (`Pipeline._run_signal`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REJECT_VERDICTS = frozenset({"FAIL", "FAULT"})
+RECONNECT_MIN_S = 0.5  # the PLC's connection is tried again after this, doubling
+RECONNECT_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -192,16 +196,29 @@ class RejectRunAlarm:
 class ModbusCoilSink:
     """Writes the reject coil over Modbus TCP: True for a rejected part, False for a good one.
 
-    The gate's PLC reads the coil per part. The connection is reopened when it drops.
+    The gate's PLC reads the coil per part. The connection is reopened when it drops. While the
+    PLC cannot be reached, each part's write fails at once (an error naming the server, counted
+    and logged with the part) and a new connection is tried after a backoff (0.5 s doubling
+    to 10 s): waiting out a connect timeout on every part would hold the whole line back, and
+    the parts would then be dropped uninspected instead of inspected and logged.
     """
 
     name = "modbus"
 
-    def __init__(self, target: ModbusTarget, timeout_s: float = 1.0, client: Any = None) -> None:
+    def __init__(
+        self,
+        target: ModbusTarget,
+        timeout_s: float = 1.0,
+        client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._client = client
         self._lock = threading.Lock()
+        self._clock = clock
+        self._retry_at = 0.0  # no connection is tried before this time (after a failed one)
+        self._backoff = RECONNECT_MIN_S
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -210,9 +227,19 @@ class ModbusCoilSink:
             self._client = ModbusTcpClient(
                 self.target.host, port=self.target.port, timeout=self.timeout_s, retries=1
             )
-        if not self._client.connected and not self._client.connect():
-            msg = f"cannot reach the Modbus server at {self.target.host}:{self.target.port}"
+        if self._client.connected:
+            return self._client
+        where = f"the Modbus server at {self.target.host}:{self.target.port}"
+        now = self._clock()
+        if now < self._retry_at:
+            msg = f"cannot reach {where}; trying again in {self._retry_at - now:.1f} s"
             raise ConnectionError(msg)
+        if not self._client.connect():
+            self._retry_at = now + self._backoff
+            self._backoff = min(2 * self._backoff, RECONNECT_MAX_S)
+            msg = f"cannot reach {where}; trying again in {self._retry_at - now:.1f} s"
+            raise ConnectionError(msg)
+        self._backoff = RECONNECT_MIN_S
         return self._client
 
     def handle(self, part: InspectedPart) -> None:

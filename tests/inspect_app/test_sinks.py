@@ -8,8 +8,11 @@ import socketserver
 import struct
 import sys
 import threading
+import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +121,56 @@ def test_modbus_unreachable_is_an_error_naming_the_server() -> None:
     sink = ModbusCoilSink(ModbusTarget("127.0.0.1", _free_port()), timeout_s=0.2)
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1"):
         sink.handle(inspected("a", Verdict("FAIL")))
+
+
+class UnreachablePlc:
+    """A Modbus client whose server does not answer: each connect waits out its timeout."""
+
+    connected = False
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.connects = 0
+        self.up = False
+        self.coils: list[bool] = []
+
+    def connect(self) -> bool:
+        self.connects += 1
+        if self.up:
+            self.connected = True
+            return True
+        time.sleep(self.timeout_s)
+        return False
+
+    def write_coil(self, coil: int, value: bool, device_id: int) -> Any:
+        self.coils.append(value)
+        return types.SimpleNamespace(isError=lambda: False)
+
+    def close(self) -> None:
+        self.connected = False
+
+
+def test_an_unreachable_plc_fails_fast_and_is_tried_again_later() -> None:
+    """While the PLC does not answer, a part's coil write fails at once (counted, the line goes
+    on) instead of waiting out a connect timeout per part; a connection is tried again after a
+    doubling backoff, and the coil follows the verdicts once the PLC is back."""
+    plc = UnreachablePlc(timeout_s=0.2)
+    now = [100.0]
+    sink = ModbusCoilSink(ModbusTarget("10.0.0.9"), client=plc, clock=lambda: now[0])
+    t0 = time.monotonic()
+    for i in range(20):
+        with pytest.raises(ConnectionError, match=r"10\.0\.0\.9:502; trying again in"):
+            sink.handle(inspected(f"p{i}", Verdict("FAIL")))
+    assert plc.connects == 1 and time.monotonic() - t0 < 1.0  # one timeout, not twenty
+    now[0] += 0.6  # past the first backoff (0.5 s): one more try, then 1 s
+    with pytest.raises(ConnectionError, match=r"trying again in 1\.0 s"):
+        sink.handle(inspected("q", Verdict("FAIL")))
+    assert plc.connects == 2
+    plc.up = True
+    now[0] += 1.1
+    sink.handle(inspected("r", Verdict("FAIL")))
+    sink.handle(inspected("s", Verdict("PASS")))
+    assert plc.connects == 3 and plc.coils == [True, False]
 
 
 def test_an_alarm_is_raised_once_per_run_of_rejected_parts(tmp_path: Path) -> None:
