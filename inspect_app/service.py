@@ -436,20 +436,21 @@ class InspectionService:
                 f"{say}: cannot load its active version ({exc}); {running} goes on", file=sys.stderr
             )
             return
-        problem = sensor_mismatch(self.pipeline.source, line, loaded.card)
-        if loaded.version == running or problem is not None:
-            why = problem or f"{running} is still its active version"
+        how, why = swap_plan(
+            self.pipeline.source, line, self.loaded.card, loaded.card, self.options.watch
+        )
+        if loaded.version == running or how == "refuse":
+            why = why or f"{running} is still its active version"
             print(f"{say}: {why}; {running} goes on", file=sys.stderr)
             loaded.backend.close()
             return
-        reopen = reads_differently(self.loaded.card, loaded.card, self.options.watch)
-        if reopen is None:
+        if how == "swap":
             self.store.register_model_version(line, loaded.version, loaded.sha256)
             preprocess = self._preprocess or _line_preprocess(line, loaded.card)
             done = self.pipeline.swap_model(preprocess, loaded.backend, loaded.card, loaded.version)
             self._switching = (loaded, done)
             return
-        print(f"{say}: {loaded.version} {reopen}: opening the source again", file=sys.stderr)
+        print(f"{say}: {loaded.version} {why}: opening the source again", file=sys.stderr)
         self.notifier.status(f"reloading line {line}: draining {running}")
         self.pipeline.stop()
         outcome = self.pipeline.join()  # everything read is inspected and committed
@@ -503,6 +504,19 @@ class InspectionService:
             msg += f"  waiting in the folder {snap.source_backlog}"
         print(f"inspect-app serve: {msg}", file=sys.stderr)
         self.notifier.status(msg)
+
+
+def swap_plan(source: object, line: str, old: Any, new: Any, watch: bool) -> tuple[str, str | None]:
+    """How a running line takes another version of its model, `new` after `old` (line cards):
+    ("swap", None): handed down the running pipeline between two parts (`Pipeline.swap_model`);
+    ("reopen", why): it reads the source otherwise, which must be opened anew;
+    ("refuse", why): the source cannot feed it at all (`sensor_mismatch`), the old one goes on.
+    `serve`'s reload and the console's version switch both follow it."""
+    problem = sensor_mismatch(source, line, new)
+    if problem is not None:
+        return "refuse", problem
+    why = reads_differently(old, new, watch)
+    return ("swap", None) if why is None else ("reopen", why)
 
 
 def reads_differently(old: Any, new: Any, watch: bool) -> str | None:

@@ -47,7 +47,6 @@ from inspect_app.sources import (
     HotFolder,
     check_sensors,
     open_source,
-    sensor_mismatch,
 )
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
 from sensors.camera import FrameFormat
@@ -378,17 +377,19 @@ class LineWorker(QObject):
         is refused, with the reason, and the running one goes on. False, and nothing done, when
         the version reads the source differently (its region, bit depth or a hot folder's
         sensors): the source must then be opened anew."""
-        from inspect_app.service import reads_differently
+        from inspect_app.service import swap_plan
 
         assert self.pipeline is not None and self.runtime is not None
         new = runtime.loaded
-        if reads_differently(self.runtime.loaded.card, new.card, self.settings.watch):
-            return False
-        problem = sensor_mismatch(self.source, self.line, new.card)
-        if problem is not None:  # the running version goes on; the operator is told why
-            self.failed.emit(f"{new.version} not loaded: {problem}")
+        how, why = swap_plan(
+            self.source, self.line, self.runtime.loaded.card, new.card, self.settings.watch
+        )
+        if how == "refuse":  # the running version goes on; the operator is told why
+            self.failed.emit(f"{new.version} not loaded: {why}")
             new.backend.close()
             return True
+        if how == "reopen":
+            return False
         self.store.register_model_version(self.line, new.version, new.sha256)
         self._thresholds[new.version] = float(new.card.threshold)
         done = self.pipeline.swap_model(runtime.preprocess, new.backend, new.card, new.version)

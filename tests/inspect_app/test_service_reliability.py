@@ -291,3 +291,35 @@ def test_serve_shares_out_cores_and_checks_its_limits(
         assert main([*argv, *bad]) == 2
         assert message in capsys.readouterr().err
     assert len(seen) == 2
+
+
+def test_how_a_running_line_takes_another_version() -> None:
+    """serve's reload and the console's switch decide alike: hand the version down the running
+    pipeline, open the source anew (it reads frames or a hot folder otherwise), or refuse it
+    (the camera has no vibration for a line taught on it) and keep the running one."""
+    from types import SimpleNamespace
+
+    from inspect_app.service import swap_plan
+    from inspect_app.sources import CameraLine
+
+    def card(**kw: object) -> SimpleNamespace:
+        fields: dict[str, object] = {"roi": None, "image_bits": None, "modalities": ["image"]}
+        return SimpleNamespace(**{**fields, **kw})
+
+    camera = CameraLine.__new__(CameraLine)  # not opened: only what the plan reads
+    camera.vibration, camera.name = None, "cam0"
+    folder = object()  # a dataset replay or a hot folder: says per part what it holds
+    assert swap_plan(folder, "l", card(), card(), watch=False) == ("swap", None)
+    assert swap_plan(folder, "l", card(), card(roi=[0, 0, 64, 64]), watch=False) == (
+        "reopen",
+        "has another region of interest",
+    )
+    fused = card(modalities=["image", "vibration"])
+    assert swap_plan(folder, "l", card(), fused, watch=True) == ("reopen", "has other sensors")
+    assert swap_plan(folder, "l", card(), fused, watch=False) == ("swap", None)
+    how, why = swap_plan(camera, "l", card(), fused, watch=False)
+    assert how == "refuse" and why is not None and "needs --vibration" in why
+    how, why = swap_plan(
+        camera, "l", card(), card(modalities=["image", "vibration"], roi=[1, 1, 8, 8]), watch=False
+    )
+    assert how == "refuse"  # refused before any reopen: the camera would not feed it either
