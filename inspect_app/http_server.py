@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from inspect_app.runtime import RuntimeStats, prometheus_text
+from inspect_app.drift import DriftState
+from inspect_app.runtime import RuntimeStats, prometheus_label, prometheus_text
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -39,6 +40,39 @@ class HttpContext:
     # the service has not been restarted
     model_version: str = ""
     active_version: Callable[[], str | None] | None = None
+    # the drift monitor's state now (inspect_app.drift), None until it has seen a part
+    drift: Callable[[], DriftState | None] | None = None
+
+
+def drift_json(state: DriftState) -> dict[str, Any]:
+    """/healthz's "drift": what the drift monitor says now."""
+    return {
+        "drifted": state.drifted,
+        "direction": state.direction,
+        "model_version": state.version,
+        "reference_parts": state.reference,
+        "recent_parts": state.recent,
+        "recent_scores_higher": state.higher,  # 0.5 while nothing changed
+        "p_value": state.p_value,
+        "rejected_reference": state.rejected_reference,
+        "rejected_recent": state.rejected_recent,
+    }
+
+
+def drift_metrics(state: DriftState, line: str) -> str:
+    """The drift monitor's gauges in Prometheus text (appended to /metrics)."""
+    label = f'line="{prometheus_label(line)}"'
+    lines = [
+        "# HELP inspect_drift 1 while the line's defect scores have drifted from its reference.",
+        "# TYPE inspect_drift gauge",
+        f"inspect_drift{{{label}}} {int(state.drifted)}",
+        "# HELP inspect_drift_higher How likely a recent part scores higher than one of the "
+        "model version's first parts (0.5 while nothing changed).",
+        "# TYPE inspect_drift_higher gauge",
+    ]
+    if state.higher is not None:
+        lines.append(f"inspect_drift_higher{{{label}}} {state.higher:.6g}")
+    return "\n".join(lines) + "\n"
 
 
 def parse_bind(spec: str) -> tuple[str, int]:
@@ -95,10 +129,16 @@ class _Handler(BaseHTTPRequestHandler):
                 body["active_version"] = active
                 if active and active != ctx.model_version:
                     body["restart_to_use"] = active  # still healthy: the old version runs
+            drift = None if ctx.drift is None else ctx.drift()
+            if drift is not None:  # a warning, not a failure: the line still inspects
+                body["drift"] = drift_json(drift)
             code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(code, body)
         elif url.path == "/metrics":
             text = prometheus_text(ctx.stats.snapshot(), ctx.line, ctx.model_version)
+            drift = None if ctx.drift is None else ctx.drift()
+            if drift is not None:
+                text += drift_metrics(drift, ctx.line)
             self._send(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         elif url.path == "/api/inspections":
             self._inspections(parse_qs(url.query))

@@ -172,7 +172,7 @@ def _summarize(values: deque[float], count: int) -> LatencySummary:
 def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> str:
     """The snapshot in the Prometheus text exposition format (version 0.0.4); with
     `model_version`, an info metric naming the version inspecting (it changes on a reload)."""
-    label = _escape(line)
+    label = prometheus_label(line)
     out: list[str] = []
 
     def metric(name: str, kind: str, help_text: str, rows: list[tuple[str, float]]) -> None:
@@ -186,7 +186,7 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
             "inspect_model_info",
             "gauge",
             "The line model version inspecting (always 1).",
-            [(f'{line_l},version="{_escape(model_version)}"', 1)],
+            [(f'{line_l},version="{prometheus_label(model_version)}"', 1)],
         )
     metric("inspect_parts_total", "counter", "Parts inspected.", [(line_l, snap.parts)])
     metric(
@@ -200,7 +200,7 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
         "counter",
         "Failed parts by defect class.",
         [
-            (f'{line_l},defect_class="{_escape(c)}"', n)
+            (f'{line_l},defect_class="{prometheus_label(c)}"', n)
             for c, n in sorted(snap.fails_by_class.items())
         ],
     )
@@ -237,7 +237,10 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
         "inspect_sink_errors_total",
         "counter",
         "Reject-output or snapshot errors by sink.",
-        [(f'{line_l},sink="{_escape(s)}"', n) for s, n in sorted(snap.sink_errors.items())],
+        [
+            (f'{line_l},sink="{prometheus_label(s)}"', n)
+            for s, n in sorted(snap.sink_errors.items())
+        ],
     )
     metric(
         "inspect_store_retries_total",
@@ -263,7 +266,7 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
     return "\n".join(out) + "\n"
 
 
-def _escape(value: str) -> str:
+def prometheus_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 
 from inspect_app.backends import Backend, BackendError
 from inspect_app.defaults import HOT_FOLDER_SETTLE_S
+from inspect_app.drift import DriftMonitor, DriftSettings, DriftState
 from inspect_app.http_server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -40,7 +42,13 @@ from inspect_app.pipeline import (
     RejectSink,
 )
 from inspect_app.runtime import RuntimeStats
-from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget, RejectRunAlarm
+from inspect_app.sinks import (
+    CommandHook,
+    ModbusCoilSink,
+    ModbusTarget,
+    RejectRunAlarm,
+    run_command,
+)
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
 from inspect_app.sources import DatasetReplay, check_sensors, open_source, sensor_mismatch
 from inspect_app.store import DefectStore, StoreUnavailable
@@ -77,6 +85,8 @@ class ServeOptions:
     modbus: str | None = None
     alarm_command: str | None = None  # run once when `alarm_after` parts in a row are rejected
     alarm_after: int | None = None
+    drift: bool = True  # watch the parts' scores for drift (inspect_app.drift)
+    drift_command: str | None = None  # run when the line drifts and when it is back
     snapshots: bool = True
     snapshot_max_parts: int = RetentionPolicy.max_parts
     snapshot_max_bytes: int = RetentionPolicy.max_bytes
@@ -247,6 +257,17 @@ class InspectionService:
             if options.snapshots
             else None
         )
+        self.drift = (
+            DriftMonitor(
+                options.line,
+                lambda version: store.first_scores(
+                    options.line, version, DriftSettings().reference_parts
+                ),
+                on_change=self._drift_changed,
+            )
+            if options.drift
+            else None
+        )
         self.http: HttpEndpoints | None = None
         self.skipped = 0
         self.notifier = SystemdNotifier.from_environment()
@@ -295,6 +316,7 @@ class InspectionService:
                     recent=lambda n: [
                         row_json(r) for r in store.inspections(line=options.line, limit=n)
                     ],
+                    drift=None if service.drift is None else service.drift.state,
                 )
                 service.http = HttpEndpoints(service._http_context, host, port)
         except BaseException:
@@ -336,7 +358,7 @@ class InspectionService:
             self.store,
             line=options.line,
             model_version=loaded.version,
-            sinks=build_sinks(options),
+            sinks=[*build_sinks(options), *([self.drift] if self.drift else [])],
             snapshots=self.snapshots,
             config=PipelineConfig(
                 batch_size=options.batch_size,
@@ -423,6 +445,38 @@ class InspectionService:
                 self.http.close()
             self.store.close()
         return outcome
+
+    def _drift_changed(self, state: DriftState) -> None:
+        """The line drifted, or is back (the monitor has logged it): systemd's status line
+        says so, and `--drift-command` runs, on its own thread (never the reject signal's)."""
+        line = self.options.line
+        self.notifier.status(
+            f"line {line}: defect scores drifted {state.direction} than its first parts'"
+            if state.drifted
+            else f"line {line}: defect scores back to the reference"
+        )
+        command = self.options.drift_command
+        if not command:
+            return
+        env = {
+            "INSPECT_LINE": line,
+            "INSPECT_MODEL_VERSION": state.version,
+            "INSPECT_DRIFT": "1" if state.drifted else "0",
+            "INSPECT_DRIFT_DIRECTION": state.direction,
+            "INSPECT_DRIFT_HIGHER": "" if state.higher is None else f"{state.higher:.3f}",
+            "INSPECT_DRIFT_RECENT": str(state.recent),
+            "INSPECT_DRIFT_MESSAGE": state.describe(line) if state.drifted else "",
+        }
+        what = "for the line's drift" if state.drifted else "for the line's drift ending"
+
+        def run() -> None:
+            try:
+                run_command(shlex.split(command), env, 30.0, "drift command", what)
+            except Exception as exc:
+                self.stats.record_sink_error("drift_command")
+                log.warning("%s", exc)
+
+        threading.Thread(target=run, name="drift-command", daemon=True).start()
 
     def _swap_model(self, loading: Future[LoadedLine]) -> None:
         """Inspect with the line's version just loaded, from the next part read, when it is

@@ -20,8 +20,14 @@ committed, and it exits 0). SIGHUP (`systemctl reload`) loads the line's active 
 one loads, then the new one takes over between two parts with the source left open (a version
 with another --roi reopens it). Restarting on a replayed
 dataset continues after the parts already in the log. Parts that cannot be read (corrupt image,
-truncated or NaN vibration) are logged as FAULT, never PASS; a locked or full database holds
-the line and is retried.
+truncated or NaN vibration) are logged as FAULT, never PASS, and so is a live camera's part
+that finds the line full; a locked or full database holds the line and is retried. The reject
+signal (--reject-command, --modbus, the alarm) goes out as each part is decided.
+
+Drift: when the parts start scoring higher or lower than the model version's first 500 parts on
+this line did (a lamp ageing, a camera knocked, a lens out of focus, another batch of
+material), the journal, /healthz ("drift") and /metrics (inspect_drift) say so, before false
+rejects (or misses) pile up.
 
 SRC is a dataset folder (replayed as a line), a video file, a camera index, an RTSP URL or a
 GStreamer pipeline (pair it with --vibration FILE), or with --watch a hot folder that the
@@ -147,6 +153,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "re-arms it",
     )
     parser.add_argument(
+        "--drift-command",
+        metavar="CMD",
+        default=None,
+        help="run CMD when the line's parts start scoring higher or lower than this model "
+        "version's first 500 parts did (the light, the camera, the material or the process "
+        "changed), and again when they are back (INSPECT_DRIFT=1 / 0, INSPECT_DRIFT_DIRECTION, "
+        "INSPECT_DRIFT_MESSAGE etc. in its env); the journal, /healthz and /metrics say it "
+        "either way",
+    )
+    parser.add_argument(
+        "--no-drift", action="store_true", help="do not watch the parts' scores for drift"
+    )
+    parser.add_argument(
         "--no-snapshots", action="store_true", help="do not save images/vibration of rejected parts"
     )
     parser.add_argument(
@@ -221,6 +240,12 @@ def run(args: argparse.Namespace) -> int:
         if count is not None and count <= 0:
             print(f"inspect-app serve: {flag} must be positive, got {count}", file=sys.stderr)
             return 2
+    if args.no_drift and args.drift_command:
+        print(
+            "inspect-app serve: --drift-command needs the drift watch (no --no-drift)",
+            file=sys.stderr,
+        )
+        return 2
     if args.threads is not None and args.backend == "tensorrt":
         print(
             "inspect-app serve: --threads is for the CPU backends (torch, onnxruntime); "
@@ -248,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
         modbus=args.modbus,
         alarm_command=args.alarm_command,
         alarm_after=args.alarm_after,
+        drift=not args.no_drift,
+        drift_command=args.drift_command,
         snapshots=not args.no_snapshots,
         snapshot_max_parts=args.snapshot_max_parts,
         snapshot_max_bytes=max(1, int(args.snapshot_max_mb * 2**20)),

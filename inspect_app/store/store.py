@@ -390,6 +390,30 @@ class DefectStore:
             stmt = select(Inspection.part_id).join(Line).where(Line.name == line)
             return set(s.scalars(stmt))
 
+    def first_scores(self, line: str, version: str, limit: int) -> list[tuple[float, bool]]:
+        """The defect score of each of the first `limit` parts `version` of `line` decided, and
+        whether it was rejected (FAIL); oldest first, FAULT parts (no score) left out: the
+        reference `inspect_app.drift` compares with."""
+        stmt = (
+            select(Inspection.defect_score, Inspection.verdict)
+            .join(Line, Inspection.line_id == Line.id)
+            .join(ModelVersion, Inspection.model_version_id == ModelVersion.id)
+            .where(
+                Line.name == line,
+                ModelVersion.version == version,
+                Inspection.verdict != "FAULT",
+                Inspection.defect_score.is_not(None),
+            )
+            .order_by(Inspection.id)
+            .limit(limit)
+        )
+        with self._guard(), Session(self._engine) as s:
+            return [
+                (float(score), verdict == "FAIL")
+                for score, verdict in s.execute(stmt)
+                if score is not None
+            ]
+
     def lines(self) -> list[str]:
         """The names of all lines in the log, sorted."""
         with self._guard(), Session(self._engine) as s:

@@ -16,6 +16,7 @@ SCRIPTS = (
     "calibrate",
     "camera_frames",
     "console",
+    "drift",
     "fewshot",
     "frame_size",
     "lines_at_once",

@@ -233,3 +233,34 @@ def test_a_reload_whose_source_will_not_open_again_ends_the_run_with_the_reason(
     assert result.error is not None and result.error.startswith("reload to v2: hot folder")
     assert "is not a folder" in result.error
     assert "v2 has another region of interest: opening the source again" in capsys.readouterr().err
+
+
+def test_the_service_watches_for_drift_and_its_endpoints_say_it(tmp_path: Path) -> None:
+    """The drift monitor is one of the running pipeline's sinks, its reference read from the
+    log; /healthz carries its state (still 200: a warning) and /metrics its gauges."""
+    from inspect_app.decision import Verdict
+    from inspect_app.pipeline import InspectedPart
+    from sensors.sample import Sample
+
+    service = hot_folder_service(tmp_path, fake_line(tmp_path / "v1", "v1"))
+    assert service.http is not None and service.drift is not None
+    assert service.drift in service.pipeline.sinks
+    service.http.start()
+    try:
+        code, body, _ = request(service.http, "GET", "/healthz")
+        assert code == 200 and "drift" not in json.loads(body)  # no part seen yet
+        for i in range(700):  # 500 alike, then every part far above them
+            score = float(i % 10) if i < 500 else 100.0
+            part = InspectedPart(
+                Sample(part_id=f"p{i}"), Verdict("PASS", defect_score=score), model_version="v1"
+            )
+            service.drift.handle(part)
+        code, body, _ = request(service.http, "GET", "/healthz")
+        health = json.loads(body)
+        assert code == 200 and health["status"] == "ok"
+        assert health["drift"]["drifted"] is True and health["drift"]["recent_parts"] == 200
+        _, text, _ = request(service.http, "GET", "/metrics")
+        assert 'inspect_drift{line="press"} 1' in text
+    finally:
+        service.http.close()
+        service.store.close()
