@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from inspect_app.drift import DriftState
 from inspect_app.store import DefectStore, InspectionRow
 from ui.view_state import (
     MIN_REGION_PX,
@@ -205,6 +206,7 @@ class MainWindow(QMainWindow):
         queued(self.line_worker.line_changed, self.on_line_changed)
         queued(self.line_worker.failed, self.show_message)
         queued(self.line_worker.newer_version, self.on_newer_version)
+        queued(self.line_worker.drift_changed, self.on_drift)
 
         self.log_thread = QThread(self)
         self.log_thread.setObjectName("console-log")
@@ -370,6 +372,18 @@ class MainWindow(QMainWindow):
             f"line {line}: {active} is now its active version (this console inspects with "
             f"{running}); choose line {line} in the line switch to load it"
         )
+
+    def on_drift(self, state: DriftState | None) -> None:
+        """The line's scores drifted (a banner under the counters stays until they are back),
+        came back, or another line started."""
+        self.counters.show_drift(state)
+        if state is not None:
+            said = (
+                state.describe(self.line)
+                if state.drifted
+                else (f"line {self.line} {state.version}: the scores are back to its first parts'")
+            )
+            self.show_message(said)
 
     def on_page(self, page: LogPage) -> None:
         self.log_panel.show_page(page)

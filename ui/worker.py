@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
+from inspect_app.drift import DriftMonitor, DriftSettings
 from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
@@ -151,6 +152,8 @@ class ConsoleSettings:
     # how often the line's active version on disk is compared with the one inspecting
     # (`inspect-app lines --activate` switches it; the operator chooses the line again to load it)
     active_check_s: float = 5.0
+    # the line's defect scores watched for drift, as `serve` does (None: not watched)
+    drift: DriftSettings | None = field(default_factory=DriftSettings)
 
 
 class RecordingLog:
@@ -250,6 +253,8 @@ class LineWorker(QObject):
     counters_changed = pyqtSignal(object)  # CounterView
     health_changed = pyqtSignal(object)  # SourceHealth
     line_changed = pyqtSignal(str, str, object)  # line, model version, its defect classes
+    # DriftState when the line's scores drift or come back; None when a new line starts
+    drift_changed = pyqtSignal(object)
     failed = pyqtSignal(str)  # a message for the operator
     # line, its active version on disk, the version inspecting: another version was activated
     newer_version = pyqtSignal(str, str, str)
@@ -274,6 +279,7 @@ class LineWorker(QObject):
         self._base = CounterView(line)  # counts of the pipelines that already ended
         self._timer: QTimer | None = None
         self._snapshots: SnapshotStore | None = None
+        self._drift: DriftMonitor | None = None
         self._active_checked_at = time.monotonic()
         self._announced: tuple[str, str] | None = None  # (line, version) last said to be newer
         # versions swapped out of the running pipeline, closed once it stops deciding with them
@@ -492,6 +498,15 @@ class LineWorker(QObject):
             root = snapshot_dir_for(self.settings.db_url, self.settings.home, line)
             if self._snapshots is None or self._snapshots.root != root:
                 self._snapshots = SnapshotStore(root, RetentionPolicy())
+        drift = self.settings.drift
+        if drift is not None and (self._drift is None or self._drift.line != line):
+            store = self.store
+
+            def reference(version: str) -> list[tuple[float, bool]]:
+                return store.first_scores(line, version, drift.reference_parts)
+
+            self._drift = DriftMonitor(line, reference, drift, self.drift_changed.emit)
+            self.drift_changed.emit(None)  # another line: nothing to say of it yet
         self._thresholds = {loaded.version: float(loaded.card.threshold)}
         thresholds = self._thresholds  # a version swapped in later adds its own
         roi = loaded.card.roi  # a version reading frames otherwise reopens the source
@@ -516,6 +531,7 @@ class LineWorker(QObject):
             self.log_store,
             line=line,
             model_version=loaded.version,
+            sinks=[] if self._drift is None else [self._drift],
             snapshots=self._snapshots,
             config=PipelineConfig(
                 batch_size=self.settings.batch_size,

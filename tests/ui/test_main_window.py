@@ -532,3 +532,40 @@ def running_versions(
     qtbot.waitUntil(lambda: window.model_version == "v1", timeout=WAIT_MS)
     window.start()
     return window, root
+
+
+def test_drifting_scores_raise_a_banner_under_the_counters(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> None:
+    """The console watches the line's defect scores as `serve` does: its reference is the
+    version's first parts in the log (here 40 parts that all scored 0.05); this run's parts
+    all score higher, so a banner says so, with the share rejected then and now."""
+    from datetime import datetime, timezone
+
+    from inspect_app.drift import DriftSettings
+    from inspect_app.store import InspectionRecord
+
+    now = datetime.now(timezone.utc)
+    store.add_inspections(
+        [
+            InspectionRecord("line-a", "v1", f"old-{i}", now, "PASS", defect_score=0.05)
+            for i in range(40)
+        ]
+    )
+    small = DriftSettings(reference_parts=40, min_reference=20, window=16, check_every=4)
+    settings = ConsoleSettings(home=tmp_path, db_url=db_url, drift=small)
+    window = MainWindow(store, fake_loader(), settings, "line-a", ["line-a"], source=str(stream))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: window.classes != [], timeout=WAIT_MS)
+        assert window.counters.drift.isHidden()
+        run_to_end(qtbot, window)
+        qtbot.waitUntil(lambda: not window.counters.drift.isHidden(), timeout=WAIT_MS)
+        text = window.counters.drift.text()
+        assert "scores drifting higher than v1's first parts: rejected 0 % then" in text
+        assert any(
+            "parts score higher than when this version started" in m for m in window.messages
+        )
+    finally:
+        window.shutdown()

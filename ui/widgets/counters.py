@@ -1,10 +1,12 @@
-"""The counters row (parts, fails, yield, parts/s, dropped) and the source's health."""
+"""The counters row (parts, fails, yield, parts/s, dropped), the source's health and, while the
+line's scores drift, a banner saying so."""
 
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from inspect_app.drift import DriftState
 from ui.view_state import CounterView, SourceHealth
 
 HEALTH_COLOURS = {
@@ -66,6 +68,13 @@ class CountersPanel(QWidget):
         for i, tile in enumerate(self.tiles.values()):
             grid.addWidget(tile, i // 3, i % 3)
         grid.addWidget(self.health, 2, 0, 1, 3)
+        self.drift = QLabel()
+        self.drift.setFont(font)
+        self.drift.setWordWrap(True)
+        self.drift.setContentsMargins(8, 4, 8, 4)
+        self.drift.setStyleSheet("background-color: #f2a900; color: #1a1a1a;")
+        self.drift.hide()
+        grid.addWidget(self.drift, 3, 0, 1, 3)
         self.counters = CounterView("")
 
     def show_counters(self, c: CounterView) -> None:
@@ -93,3 +102,18 @@ class CountersPanel(QWidget):
         colour = HEALTH_COLOURS.get(h.state, "#3c4043")
         text_colour = "#1a1a1a" if h.state == "reconnecting" else "#ffffff"
         self.health.setStyleSheet(f"background-color: {colour}; color: {text_colour};")
+
+    def show_drift(self, state: DriftState | None) -> None:
+        """While the line's scores have drifted: what changed, in the operator's words."""
+        if state is None or not state.drifted:
+            self.drift.hide()
+            return
+        text = f"scores drifting {state.direction} than {state.version}'s first parts"
+        if state.rejected_reference is not None and state.rejected_recent is not None:
+            text += (
+                f": rejected {100 * state.rejected_reference:.0f} % then, "
+                f"{100 * state.rejected_recent:.0f} % now"
+            )
+        text += "\ncheck the light, the camera, the material"
+        self.drift.setText(text)
+        self.drift.show()
