@@ -43,8 +43,13 @@ CLASSES = ("bearing_inner", "bearing_outer", "crack", "edge_chip", "missing_feat
 
 @dataclass
 class OracleCard:
+    """What the console reads of a line card (`inspect_app.lines.LineCard`)."""
+
     classes: tuple[str, ...] = CLASSES
     threshold: float = 0.5
+    modalities: tuple[str, ...] = ("image", "vibration")
+    image_bits: int | None = None  # frames read as they are
+    roi: list[int] | None = None
 
 
 class LabelOracleBackend:
