@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,6 +97,8 @@ def make(
     source: list[Sample],
     log: FakeLog | None = None,
     backend: FakeBackend | None = None,
+    sinks: Sequence[Any] = (),
+    snapshots: Any = None,
     **config: object,
 ) -> tuple[Pipeline, FakeLog]:
     log = log or FakeLog()
@@ -107,6 +110,8 @@ def make(
         log,
         line="test-line",
         model_version="v1",
+        sinks=sinks,
+        snapshots=snapshots,
         config=PipelineConfig(**config),  # type: ignore[arg-type]
     )
     return pipeline, log
@@ -206,17 +211,13 @@ def test_a_part_a_full_line_drops_is_a_fault_in_its_place_never_lost() -> None:
             return None
 
     samples = [part(i, "dent" if i % 7 == 0 else "ok") for i in range(60)]
-    log = FakeLog()
-    pipeline = Pipeline(
+    pipeline, log = make(
         samples,
-        fake_preprocess,
-        FakeBackend(delay_s=0.02),
-        Card(),
-        log,
-        line="l",
-        model_version="v1",
+        backend=FakeBackend(delay_s=0.02),
         sinks=[Gate()],
-        config=PipelineConfig(batch_size=1, queue_size=2, drop_when_full=True),
+        batch_size=1,
+        queue_size=2,
+        drop_when_full=True,
     )
     outcome = pipeline.run()
     snap = pipeline.stats.snapshot()
@@ -440,20 +441,8 @@ def burst_pipeline(
         def close(self) -> None:
             return None
 
-    log = FakeLog()
-    pipeline = Pipeline(
-        [part(i, "dent") for i in range(n)],
-        fake_preprocess,
-        FakeBackend(),
-        Card(),
-        log,
-        line="l",
-        model_version="v1",
-        sinks=[Clock()],
-        snapshots=snapshots,
-        config=PipelineConfig(snapshot_workers=workers),
-    )
-    return pipeline, log
+    source = [part(i, "dent") for i in range(n)]
+    return make(source, sinks=[Clock()], snapshots=snapshots, snapshot_workers=workers)
 
 
 def test_the_reject_signal_does_not_wait_for_snapshots() -> None:
