@@ -31,21 +31,20 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.fewshot import cached_line
 from inspect_app.calibrate import TARGETS, CalibrateOptions, calibrate_line, split_half_check
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.metrics import line_threshold
 from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
-from sensors.synthetic import write_line
 
 HELD_OUT_LINES = (101, 202, 303, 404, 505)
 CALIBRATION_START, TEST_START = 200000, 300000  # part numbers no other benchmark draws
+IMAGE_SIZE = 256  # frames as the generator draws them by default (the template at 256 px)
 
 
 def line_folder(cache: Path, seed: int, name: str, parts: int, start: int, share: float) -> Path:
-    folder = cache / f"synth-{seed}-{name}-{parts}"
-    if not (folder / "labels.csv").is_file():
-        write_line(folder, seed, parts, defect_fraction=share, start_index=start, overwrite=True)
-    return folder
+    """The line's parts at 256 px (the generator's default size), cached as fewshot's are."""
+    return cached_line(cache, seed, name, parts, start, IMAGE_SIZE, defect_fraction=share)
 
 
 def rates(scores: np.ndarray, defective: np.ndarray, threshold: float) -> tuple[float, float]:

@@ -128,28 +128,60 @@ def _strip(samples: Sequence[Sample], keep: str) -> list[Sample]:
     return out
 
 
+def cached_line(
+    cache: Path,
+    seed: int,
+    name: str,
+    parts: int,
+    start: int,
+    image_size: int,
+    defect_fraction: float = 0.5,
+) -> Path:
+    """Synthetic line `seed`'s parts `start`.. (`parts` of them) at `image_size` px, generated
+    once into `cache` and shared by the benchmarks (fewshot, calibrate, visibility): the folder
+    is named by seed, part range and frame size (128 px keeps its older name, without a size).
+    A folder of that name whose frames are another size (an older benchmark wrote 256 px frames
+    under a 128 px name) is made again, so one benchmark's parts never stand in for another's."""
+    from sensors.synthetic import write_line
+
+    suffix = "" if image_size == 128 else f"-{image_size}px"
+    folder = cache / f"synth-{seed}-{name}-{parts}{suffix}"
+    if not (folder / "labels.csv").is_file() or _frame_size(folder) != image_size:
+        write_line(
+            folder,
+            seed,
+            parts,
+            defect_fraction=defect_fraction,
+            start_index=start,
+            image_size=image_size,
+            overwrite=True,
+        )
+    return folder
+
+
+def _frame_size(folder: Path) -> int | None:
+    """The height of the first image of a cached line (None when it has none)."""
+    import csv
+
+    import cv2
+
+    with (folder / "labels.csv").open(newline="") as f:
+        first = next(csv.DictReader(f), None)
+    if not first or not first.get("image"):
+        return None
+    image = cv2.imread(str(folder / first["image"]), cv2.IMREAD_UNCHANGED)
+    return None if image is None else int(image.shape[0])
+
+
 def synthetic_tasks(
     cache: Path, seeds: Sequence[int], pool: int, test: int, image_size: int = 128
 ) -> list[Task]:
-    from sensors.synthetic import write_line
-
     tasks = []
     for seed in seeds:
-        folders = {}
-        for part, (n, start) in {"pool": (pool, 0), "test": (test, 100000)}.items():
-            suffix = "" if image_size == 128 else f"-{image_size}px"
-            folder = cache / f"synth-{seed}-{part}-{n}{suffix}"
-            if not (folder / "labels.csv").is_file():
-                write_line(
-                    folder,
-                    seed,
-                    n,
-                    defect_fraction=0.5,
-                    start_index=start,
-                    image_size=image_size,
-                    overwrite=True,
-                )
-            folders[part] = folder
+        folders = {
+            part: cached_line(cache, seed, part, n, start, image_size)
+            for part, (n, start) in {"pool": (pool, 0), "test": (test, 100000)}.items()
+        }
         p = list(LineDataset.open(folders["pool"]))
         t = list(LineDataset.open(folders["test"]))
         tasks.append(Task(f"synth-{seed}", "fused", p, t))

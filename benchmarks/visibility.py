@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
-from benchmarks.fewshot import synthetic_tasks
+from benchmarks.fewshot import cached_line
 from inspect_app.align import fit_alignment, register, warp_images
 from models.inputs import frames_to_tensor
 from models.template import PixelTemplate, TemplateConfig
@@ -135,12 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     # the few-shot benchmark's folders (written if missing) at its size; other sizes beside them
-    synthetic_tasks(args.cache, args.lines, pool=120, test=120, image_size=args.size)
-    suffix = "" if args.size == SIZE else f"-{args.size}px"
     by_class: dict[str, list[DefectVisibility]] = defaultdict(list)
     by_line = []
     for seed in args.lines:
-        folder = args.cache / f"synth-{seed}-test-120{suffix}"
+        folder = cached_line(args.cache, seed, "test", 120, 100000, args.size)
         found = line_visibility(folder, seed, size=args.size)
         for v in found:
             by_class[v.label].append(v)
