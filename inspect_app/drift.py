@@ -164,7 +164,10 @@ class _Version:
 
 
 class DriftMonitor:
-    """A reject sink that watches every part's defect score for drift (see the module doc).
+    """Watches every part's defect score for drift (see the module doc); the pipeline hands it
+    each part in its log stage, just before the part's row is committed (`Pipeline(watchers=
+    ...)`), off the reject signal's path: reading a version's reference from the log must not
+    hold a gate's signal back.
 
     `reference(version)` gives the (defect score, rejected) of a version's first parts on this
     line, oldest first (the defect log's); `on_change(state)` is called when the line drifts

@@ -173,6 +173,7 @@ class Pipeline:
         line: str,
         model_version: str,
         sinks: Sequence[RejectSink] = (),
+        watchers: Sequence[RejectSink] = (),
         snapshots: SnapshotWriter | None = None,
         config: PipelineConfig | None = None,
         stats: RuntimeStats | None = None,
@@ -186,6 +187,9 @@ class Pipeline:
         self.line = line
         self.model_version = model_version
         self.sinks = list(sinks)
+        # see every part in the log stage, just before its row is committed, off the reject
+        # signal's path (the drift watch: it may read the log, and nothing waits for it)
+        self.watchers = list(watchers)
         self.snapshots = snapshots
         self.config = config or PipelineConfig()
         self.stats = stats or RuntimeStats()
@@ -279,7 +283,7 @@ class Pipeline:
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        for sink in self.sinks:
+        for sink in [*self.sinks, *self.watchers]:
             try:
                 sink.close()
             except Exception as exc:  # a sink that fails to close must not hide the outcome
@@ -582,6 +586,13 @@ class Pipeline:
     def _deliver(self, parts: list[InspectedPart], pool: ThreadPoolExecutor | None) -> bool:
         t0 = time.monotonic()
         self._save_snapshots([p for p in parts if p.verdict.rejected], pool)
+        for watcher in self.watchers:  # before the commit: the log holds none of these yet
+            for part in parts:
+                try:
+                    watcher.handle(part)
+                except Exception as exc:
+                    self.stats.record_sink_error(watcher.name)
+                    log.warning("%s failed on part %s: %s", watcher.name, part.sample.part_id, exc)
         records = [self.record(p) for p in parts]
         if not self._commit(records):
             return False

@@ -358,7 +358,8 @@ class InspectionService:
             self.store,
             line=options.line,
             model_version=loaded.version,
-            sinks=[*build_sinks(options), *([self.drift] if self.drift else [])],
+            sinks=build_sinks(options),
+            watchers=[] if self.drift is None else [self.drift],
             snapshots=self.snapshots,
             config=PipelineConfig(
                 batch_size=options.batch_size,

@@ -531,7 +531,7 @@ class LineWorker(QObject):
             self.log_store,
             line=line,
             model_version=loaded.version,
-            sinks=[] if self._drift is None else [self._drift],
+            watchers=[] if self._drift is None else [self._drift],
             snapshots=self._snapshots,
             config=PipelineConfig(
                 batch_size=self.settings.batch_size,

@@ -474,3 +474,38 @@ def test_a_batch_of_snapshots_is_written_on_several_threads() -> None:
     assert pipeline.stats.snapshot().sink_errors == {"snapshots": 1}
     with pytest.raises(ValueError, match="snapshot_workers must be at least 1"):
         PipelineConfig(snapshot_workers=0)
+
+
+def test_watchers_see_every_part_in_the_log_stage_before_its_row() -> None:
+    """A watcher (the drift watch) is off the reject signal's path: it sees each part in the log
+    stage, before the part's row is committed (so a reference it reads from the log never holds
+    the parts it is being handed); a watcher that fails is counted and the line goes on."""
+    log = FakeLog()
+    seen: list[tuple[str, int]] = []
+
+    class Watcher:
+        name = "watch"
+
+        def handle(self, p: InspectedPart) -> None:
+            seen.append((p.sample.part_id, len(log.records)))
+            if p.sample.part_id == "p0003":
+                msg = "cannot read the log"
+                raise RuntimeError(msg)
+
+        def close(self) -> None:
+            seen.append(("closed", -1))
+
+    pipeline = Pipeline(
+        [part(i) for i in range(6)],
+        fake_preprocess,
+        FakeBackend(),
+        Card(),
+        log,
+        line="l",
+        model_version="v1",
+        watchers=[Watcher()],
+    )
+    assert pipeline.run().committed == 6
+    assert [pid for pid, _ in seen] == [f"p{i:04d}" for i in range(6)] + ["closed"]
+    assert all(committed <= int(pid[1:]) for pid, committed in seen[:-1])  # not yet logged
+    assert pipeline.stats.snapshot().sink_errors == {"watch": 1}

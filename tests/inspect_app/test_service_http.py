@@ -236,15 +236,15 @@ def test_a_reload_whose_source_will_not_open_again_ends_the_run_with_the_reason(
 
 
 def test_the_service_watches_for_drift_and_its_endpoints_say_it(tmp_path: Path) -> None:
-    """The drift monitor is one of the running pipeline's sinks, its reference read from the
-    log; /healthz carries its state (still 200: a warning) and /metrics its gauges."""
+    """The drift monitor watches the running pipeline's committed parts, its reference read
+    from the log; /healthz carries its state (still 200: a warning) and /metrics its gauges."""
     from inspect_app.decision import Verdict
     from inspect_app.pipeline import InspectedPart
     from sensors.sample import Sample
 
     service = hot_folder_service(tmp_path, fake_line(tmp_path / "v1", "v1"))
     assert service.http is not None and service.drift is not None
-    assert service.drift in service.pipeline.sinks
+    assert service.drift in service.pipeline.watchers  # off the reject signal's path
     service.http.start()
     try:
         code, body, _ = request(service.http, "GET", "/healthz")
