@@ -99,6 +99,7 @@ def make(
     backend: FakeBackend | None = None,
     sinks: Sequence[Any] = (),
     snapshots: Any = None,
+    watchers: Sequence[Any] = (),
     **config: object,
 ) -> tuple[Pipeline, FakeLog]:
     log = log or FakeLog()
@@ -111,6 +112,7 @@ def make(
         line="test-line",
         model_version="v1",
         sinks=sinks,
+        watchers=watchers,
         snapshots=snapshots,
         config=PipelineConfig(**config),  # type: ignore[arg-type]
     )
@@ -495,16 +497,7 @@ def test_watchers_see_every_part_in_the_log_stage_before_its_row() -> None:
         def close(self) -> None:
             seen.append(("closed", -1))
 
-    pipeline = Pipeline(
-        [part(i) for i in range(6)],
-        fake_preprocess,
-        FakeBackend(),
-        Card(),
-        log,
-        line="l",
-        model_version="v1",
-        watchers=[Watcher()],
-    )
+    pipeline, _ = make([part(i) for i in range(6)], log=log, watchers=[Watcher()])
     assert pipeline.run().committed == 6
     assert [pid for pid, _ in seen] == [f"p{i:04d}" for i in range(6)] + ["closed"]
     assert all(committed <= int(pid[1:]) for pid, committed in seen[:-1])  # not yet logged
