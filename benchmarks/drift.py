@@ -105,7 +105,7 @@ def alarms(
         if state.drifted:
             said.append(at[0])
 
-    monitor = DriftMonitor(LINE, lambda version: (), settings, on_change=on_change)
+    monitor = DriftMonitor(LINE, lambda version, n: (), settings, on_change=on_change)
     for value, name in zip(scores, verdicts, strict=True):
         verdict = SimpleNamespace(verdict=name, defect_score=float(value))
         monitor.handle(SimpleNamespace(verdict=verdict, model_version="v1"))  # type: ignore[arg-type]

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from inspect_app.commands.demo import LINE, ensure_line_model, sample_line
 from inspect_app.home import resolve_home
+from inspect_app.lines import read_card, version_dir
+from inspect_app.service import onnx_graph_for
 
 
 def serve_command(home: Path, line: str, stream: Path, db: Path, args: argparse.Namespace) -> list:
@@ -137,11 +139,8 @@ def main() -> None:
         wall = run_at_once([serve_command(home, LINE, stream, alone, args)])
         n, rate = rates(alone)[LINE]
         print(f"one line alone: {n} parts, {rate:.1f} parts/s ({wall:.1f} s with start-up)")
-        for name in names[1:]:  # each copy's graph, made before the timed run
-            from inspect_app.lines import read_card, version_dir
-            from inspect_app.service import onnx_graph_for
-
-            if args.backend == "onnxruntime":
+        if args.backend == "onnxruntime":
+            for name in names[1:]:  # each copy's graph, made before the timed run
                 folder = version_dir(home, name)
                 onnx_graph_for(home, name, folder, read_card(folder))
 

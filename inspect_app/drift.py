@@ -169,17 +169,18 @@ class DriftMonitor:
     ...)`), off the reject signal's path: reading a version's reference from the log must not
     hold a gate's signal back.
 
-    `reference(version)` gives the (defect score, rejected) of a version's first parts on this
-    line, oldest first (the defect log's); `on_change(state)` is called when the line drifts
-    and when it is back (the service logs it and runs `--drift-command`). Thread-safe: parts
-    arrive from the pipeline, `state()` is read by the HTTP endpoints."""
+    `reference(version, n)` gives the (defect score, rejected) of a version's first `n` parts on
+    this line, oldest first (`DefectStore.first_scores` for the line); `on_change(state)` is
+    called when the line drifts and when it is back (the service logs it and runs
+    `--drift-command`). Thread-safe: parts arrive from the pipeline, `state()` is read by the
+    HTTP endpoints."""
 
     name = "drift"
 
     def __init__(
         self,
         line: str,
-        reference: Callable[[str], Sequence[tuple[float, bool]]],
+        reference: Callable[[str, int], Sequence[tuple[float, bool]]],
         settings: DriftSettings | None = None,
         on_change: Callable[[DriftState], None] | None = None,
     ) -> None:
@@ -198,7 +199,8 @@ class DriftMonitor:
         with self._lock:
             current = self._current
             if current is None or current.version != version:
-                current = self._current = _Version(version, self._reference(version), self.settings)
+                first = self._reference(version, self.settings.reference_parts)
+                current = self._current = _Version(version, first, self.settings)
             was = current.drifted
             judged = current.add(float(score), part.verdict.verdict == "FAIL")
             state = current.state() if judged and current.drifted != was else None

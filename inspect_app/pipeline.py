@@ -492,13 +492,7 @@ class Pipeline:
             if part is _END:
                 break
             for sink in self.sinks:
-                try:
-                    sink.handle(part)
-                except Exception as exc:
-                    self.stats.record_sink_error(sink.name)
-                    log.warning(
-                        "reject sink %s failed on part %s: %s", sink.name, part.sample.part_id, exc
-                    )
+                self._hand(sink, part, "reject sink")
             self.stats.record_latency("signal", time.monotonic() - part.read_at)
             if not self._put(self._q_log, part):
                 return
@@ -588,11 +582,7 @@ class Pipeline:
         self._save_snapshots([p for p in parts if p.verdict.rejected], pool)
         for watcher in self.watchers:  # before the commit: the log holds none of these yet
             for part in parts:
-                try:
-                    watcher.handle(part)
-                except Exception as exc:
-                    self.stats.record_sink_error(watcher.name)
-                    log.warning("%s failed on part %s: %s", watcher.name, part.sample.part_id, exc)
+                self._hand(watcher, part, "watcher")
         records = [self.record(p) for p in parts]
         if not self._commit(records):
             return False
@@ -605,6 +595,14 @@ class Pipeline:
         if self.on_committed is not None:
             self.on_committed(parts)
         return True
+
+    def _hand(self, sink: RejectSink, part: InspectedPart, kind: str) -> None:
+        """`sink.handle(part)`; an error is counted and logged, never stops the line."""
+        try:
+            sink.handle(part)
+        except Exception as exc:
+            self.stats.record_sink_error(sink.name)
+            log.warning("%s %s failed on part %s: %s", kind, sink.name, part.sample.part_id, exc)
 
     def _save_snapshots(self, parts: list[InspectedPart], pool: ThreadPoolExecutor | None) -> None:
         """Each rejected part's snapshot, on the pool's threads when there is one; a snapshot

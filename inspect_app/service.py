@@ -9,6 +9,7 @@ restarted service skips the parts already in the log.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import shlex
@@ -25,7 +26,7 @@ from typing import Any
 
 from inspect_app.backends import Backend, BackendError
 from inspect_app.defaults import HOT_FOLDER_SETTLE_S
-from inspect_app.drift import DriftMonitor, DriftSettings, DriftState
+from inspect_app.drift import DriftMonitor, DriftState
 from inspect_app.http_server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -260,9 +261,7 @@ class InspectionService:
         self.drift = (
             DriftMonitor(
                 options.line,
-                lambda version: store.first_scores(
-                    options.line, version, DriftSettings().reference_parts
-                ),
+                functools.partial(store.first_scores, options.line),
                 on_change=self._drift_changed,
             )
             if options.drift

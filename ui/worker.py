@@ -15,6 +15,7 @@ worker threads) and draws what comes back as signals (queued onto the GUI thread
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -500,11 +501,7 @@ class LineWorker(QObject):
                 self._snapshots = SnapshotStore(root, RetentionPolicy())
         drift = self.settings.drift
         if drift is not None and (self._drift is None or self._drift.line != line):
-            store = self.store
-
-            def reference(version: str) -> list[tuple[float, bool]]:
-                return store.first_scores(line, version, drift.reference_parts)
-
+            reference = functools.partial(self.store.first_scores, line)
             self._drift = DriftMonitor(line, reference, drift, self.drift_changed.emit)
             self.drift_changed.emit(None)  # another line: nothing to say of it yet
         self._thresholds = {loaded.version: float(loaded.card.threshold)}

@@ -36,7 +36,7 @@ def test_quiet_while_nothing_changes_then_says_so_and_when_it_is_back() -> None:
     changes: list[tuple[bool, int]] = []
     seen = [0]
     monitor = DriftMonitor(
-        "l", lambda version: (), on_change=lambda s: changes.append((s.drifted, seen[0]))
+        "l", lambda version, n: (), on_change=lambda s: changes.append((s.drifted, seen[0]))
     )
     settings = monitor.settings
     same = rng.normal(0, 1, settings.reference_parts + 5000)
@@ -68,7 +68,7 @@ def test_scores_that_fall_are_drift_too() -> None:
     rng = np.random.default_rng(2)
     changes: list[DriftState] = []
     reference = [(float(v), False) for v in rng.normal(0, 1, 500)]
-    monitor = DriftMonitor("l", lambda version: reference, on_change=changes.append)
+    monitor = DriftMonitor("l", lambda version, n: reference, on_change=changes.append)
     feed(monitor, rng.normal(0, 1, 1000))
     assert changes == []
     feed(monitor, rng.normal(-1.0, 1, 300))
@@ -76,7 +76,7 @@ def test_scores_that_fall_are_drift_too() -> None:
 
 
 def test_faults_and_parts_without_a_score_do_not_count() -> None:
-    monitor = DriftMonitor("l", lambda version: [(0.0, False)] * 500)
+    monitor = DriftMonitor("l", lambda version, n: [(0.0, False)] * n)
     monitor.handle(
         InspectedPart(Sample(part_id="a"), Verdict("PASS", anomaly_score=9.0), model_version="v1")
     )  # the anomaly score alone is not what the line decides on
@@ -97,9 +97,9 @@ def test_the_reference_comes_from_the_log_and_each_version_has_its_own() -> None
         for version, mean in (("v1", 0), ("v2", 5))
     }
 
-    def reference(version: str) -> list[tuple[float, bool]]:
+    def reference(version: str, n: int) -> list[tuple[float, bool]]:
         asked.append(version)
-        return logged.get(version, [])
+        return logged.get(version, [])[:n]
 
     changes: list[DriftState] = []
     monitor = DriftMonitor("l", reference, on_change=changes.append)

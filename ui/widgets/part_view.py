@@ -118,30 +118,25 @@ class PartImage(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(target, self.image)
         if self.box is not None:
-            x0, y0, x1, y1 = self.box
             pen = QPen(self.BOX_COLOUR)
             pen.setWidth(max(3, int(target.width() / 90)))
             painter.setPen(pen)
-            painter.drawRect(
-                QRectF(
-                    target.x() + x0 * target.width(),
-                    target.y() + y0 * target.height(),
-                    (x1 - x0) * target.width(),
-                    (y1 - y0) * target.height(),
-                )
-            )
+            painter.drawRect(on_frame(target, self.box))
         if self.picking and self.region is not None:
-            x0, y0, x1, y1 = self.region
             pen = QPen(self.REGION_COLOUR)
             pen.setWidth(2)
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
-            painter.drawRect(
-                QRectF(
-                    target.x() + min(x0, x1) * target.width(),
-                    target.y() + min(y0, y1) * target.height(),
-                    abs(x1 - x0) * target.width(),
-                    abs(y1 - y0) * target.height(),
-                )
-            )
+            painter.drawRect(on_frame(target, self.region))
         painter.end()
+
+
+def on_frame(target: QRectF, corners: tuple[float, float, float, float]) -> QRectF:
+    """Two corners given as fractions of the frame (in any order), where the frame is drawn."""
+    x0, y0, x1, y1 = corners
+    return QRectF(
+        target.x() + min(x0, x1) * target.width(),
+        target.y() + min(y0, y1) * target.height(),
+        abs(x1 - x0) * target.width(),
+        abs(y1 - y0) * target.height(),
+    )
