@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +30,26 @@ from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TA
 from inspect_app.lines import (
     CARD_FILE,
     MODEL_CARD,
+    LineCard,
     read_card,
     version_dir,
+    versions,
     write_version,
 )
 from inspect_app.metrics import (
+    PartResult,
     Report,
     compute_metrics,
     line_threshold,
     threshold_for_miss_rate,
 )
+from inspect_app.store import DefectStore, InspectionRow
+from sensors.sample import OK_LABEL
 
+# inspections read from the log at a time
+PAGE = 500
+# the label of a logged FAIL that has no class name (a line taught without defect classes)
+UNNAMED_DEFECT = "unnamed_defect"
 # random halvings of the calibration parts behind `split_half_check`
 SPLITS = 20
 # the miss-rate targets whose cost `calibrate` shows beside the chosen one
@@ -98,6 +109,7 @@ class Calibration:
     folder: Path | None = None
     activated: bool = False
     notes: list[str] = field(default_factory=list)
+    log: dict[str, Any] | None = None  # --from-db: which logged parts, labeled how (LogEvidence)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +127,7 @@ class Calibration:
             "held_out": None if self.held_out is None else self.held_out.as_dict(),
             "targets": self.targets,
             "notes": self.notes,
+            "log": self.log,
         }
 
 
@@ -181,16 +194,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
 
     source = version_dir(home, line, options.version)
     card = read_card(source)
-    target_miss = options.target_miss_rate
-    if target_miss is None:
-        target_miss = float(card.adapt.get("target_miss_rate", DEFAULT_TARGET_MISS_RATE))
-    for name, rate in (
-        ("target miss rate", target_miss),
-        ("target false-reject rate", options.target_false_reject_rate),
-    ):
-        if not 0.0 <= rate < 1.0:
-            msg = f"{name} must be in [0, 1), got {rate}"
-            raise ValueError(msg)
+    target_miss = _target_miss(card, options)
     before = evaluate_line(
         home,
         line,
@@ -205,6 +209,40 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             threads=options.threads,
         ),
     )
+    return _set_threshold(
+        home, line, card, source, before, str(Path(data).resolve()), options, target_miss
+    )
+
+
+def _target_miss(card: LineCard, options: CalibrateOptions) -> float:
+    """The miss rate the threshold is set for (the line's own unless asked), both rates checked."""
+    target_miss = options.target_miss_rate
+    if target_miss is None:
+        target_miss = float(card.adapt.get("target_miss_rate", DEFAULT_TARGET_MISS_RATE))
+    for name, rate in (
+        ("target miss rate", target_miss),
+        ("target false-reject rate", options.target_false_reject_rate),
+    ):
+        if not 0.0 <= rate < 1.0:
+            msg = f"{name} must be in [0, 1), got {rate}"
+            raise ValueError(msg)
+    return target_miss
+
+
+def _set_threshold(
+    home: Path,
+    line: str,
+    card: LineCard,
+    source: Path,
+    before: Report,
+    data: str,
+    options: CalibrateOptions,
+    target_miss: float,
+    evidence: dict[str, Any] | None = None,
+) -> Calibration:
+    """The threshold rule on `before`'s scores (the parts at the version's own threshold) and,
+    unless a dry run, the new version with it. `evidence` (how a log's parts got their labels)
+    goes into the card's calibration."""
     scored = [p for p in before.parts if p.fault is None and p.defect_score is not None]
     defect = np.array([p.defect_score for p in scored if p.is_defective], dtype=np.float64)
     good = np.array([p.defect_score for p in scored if not p.is_defective], dtype=np.float64)
@@ -227,7 +265,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
     result = Calibration(
         line=line,
         from_version=source.name,
-        data=str(Path(data).resolve()),
+        data=data,
         rule=rule,
         target_miss_rate=target_miss if defect.size else None,
         before=before,
@@ -258,7 +296,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             "from_version": source.name,
             "threshold_before": card.threshold,
             "rule": rule,
-            "backend": options.backend,
+            "backend": options.backend if evidence is None else "the scores the line logged",
             "n": after.n,
             "n_defective": after.n_defective,
             "n_fault": after.n_fault,
@@ -268,6 +306,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             "false_reject_rate_upper_95": after.false_reject_rate_upper_95,
             "auroc": after.auroc,
             "held_out": None if result.held_out is None else result.held_out.as_dict(),
+            **({"log": evidence} if evidence is not None else {}),
         },
     )
     folder = write_version(
@@ -278,6 +317,186 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
         activate=options.activate,
     )
     result.version, result.folder, result.activated = folder.name, folder, options.activate
+    return result
+
+
+# -- --from-db: the scores the line logged, labeled as the operators corrected them --------------
+
+
+@dataclass
+class LogEvidence:
+    """Which logged parts a `--from-db` calibration weighed, and where each label came from."""
+
+    db: str
+    versions: list[str]  # the versions whose parts were used: the same model, any threshold
+    since: str | None
+    until: str
+    operator: int = 0  # labeled by an operator's last action in the console
+    replayed: int = 0  # by the labels.csv of the dataset the line replayed
+    unreviewed_pass: int = 0  # PASS parts no one corrected: taken as good
+    unreviewed_fail: int = 0  # FAIL parts no one reviewed: taken as defective
+    faults: int = 0  # not inspected (no score): left out
+    taught: int = 0  # the parts the version was taught from: left out
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def notes(self) -> list[str]:
+        """What an engineer must know about these labels before trusting the numbers."""
+        out = []
+        if self.unreviewed_fail:
+            out.append(
+                f"{self.unreviewed_fail} FAIL part(s) no operator reviewed were taken as "
+                "defective (their class as the line named it): the threshold cannot rise above "
+                "them; review rejects in the console (confirm / false alarm) to let it"
+            )
+        if self.unreviewed_pass:
+            out.append(
+                f"{self.unreviewed_pass} PASS part(s) no operator corrected were taken as good: "
+                "a defect that passed unnoticed makes the miss rate look lower than it is "
+                "(relabel escapes found later in the console)"
+            )
+        if self.faults:
+            out.append(f"{self.faults} FAULT part(s) had no score and were left out")
+        if self.taught:
+            out.append(
+                f"{self.taught} part(s) the version was taught from were left out "
+                "(--include-adapt-parts keeps them)"
+            )
+        return out
+
+
+def same_model_versions(home: Path, line: str, version: str) -> list[str]:
+    """`version` and every version of `line` with the same weights: calibrations of it, the one
+    it was calibrated from, and so on (their logged scores are comparable; only thresholds
+    differ)."""
+
+    def root(name: str, cards: dict[str, LineCard]) -> str:
+        seen = {name}
+        while (parent := cards[name].calibration.get("from_version")) in cards:
+            if parent in seen:  # a loop would be a hand-edited card: stop, do not spin
+                break
+            seen.add(parent)
+            name = parent
+        return name
+
+    cards: dict[str, LineCard] = {}
+    for name in versions(home, line):
+        try:
+            cards[name] = read_card(version_dir(home, line, name))
+        except ValueError:
+            continue  # unreadable card: its parts are not counted as this model's
+    if version not in cards:
+        return [version]
+    mine = root(version, cards)
+    return [name for name in cards if root(name, cards) == mine]
+
+
+def log_label(row: InspectionRow) -> tuple[str, str]:
+    """The label a logged part is calibrated with, and where it came from: the operator's last
+    action ("operator"), else the label the part was replayed with ("replayed"), else the
+    machine's own call ("unreviewed": a PASS taken as good, a FAIL as its class)."""
+    if row.operator_action is not None:
+        if row.effective_verdict == "PASS":
+            return OK_LABEL, "operator"
+        return row.effective_class or row.defect_class or UNNAMED_DEFECT, "operator"
+    if row.label:
+        return row.label, "replayed"
+    if row.verdict == "PASS":
+        return OK_LABEL, "unreviewed"
+    return row.defect_class or UNNAMED_DEFECT, "unreviewed"
+
+
+def logged_parts(
+    store: DefectStore,
+    line: str,
+    model_versions: Sequence[str],
+    until: datetime,
+    since: datetime | None = None,
+    taught: Collection[str] = (),
+) -> tuple[list[PartResult], LogEvidence]:
+    """The parts of `line` that `model_versions` decided in [since, until), as labeled parts
+    with their logged scores, and how they were labeled. Parts whose id is in `taught` are
+    left out."""
+    evidence = LogEvidence(
+        db=store.url,
+        versions=list(model_versions),
+        since=None if since is None else since.isoformat(),
+        until=until.isoformat(),
+    )
+    wanted, taught_ids = set(model_versions), set(taught)
+    parts: list[PartResult] = []
+    offset = 0
+    while True:
+        page = store.inspections(line=line, since=since, until=until, limit=PAGE, offset=offset)
+        offset += len(page)
+        for row in page:
+            if row.model_version not in wanted:
+                continue
+            if row.part_id in taught_ids:
+                evidence.taught += 1
+                continue
+            if row.verdict == "FAULT" or row.defect_score is None:
+                evidence.faults += 1
+                continue
+            label, origin = log_label(row)
+            if origin == "unreviewed":
+                if label == OK_LABEL:
+                    evidence.unreviewed_pass += 1
+                else:
+                    evidence.unreviewed_fail += 1
+            else:
+                setattr(evidence, origin, getattr(evidence, origin) + 1)
+            probs = row.class_probs
+            parts.append(
+                PartResult(
+                    part_id=row.part_id,
+                    label=label,
+                    defect_score=float(row.defect_score),
+                    predicted_class=max(probs, key=probs.__getitem__) if probs else None,
+                    latency_ms=row.latency_ms,
+                )
+            )
+        if len(page) < PAGE:
+            return parts, evidence
+
+
+def calibrate_from_log(
+    home: Path,
+    line: str,
+    db_url: str,
+    options: CalibrateOptions,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Calibration:
+    """Set the line's threshold on the scores its model logged, labeled by the operators'
+    corrections (`log_label`), and (unless a dry run) save it as a new version."""
+    source = version_dir(home, line, options.version)
+    card = read_card(source)
+    target_miss = _target_miss(card, options)
+    # a window that ends now: parts a running serve logs meanwhile do not shift the pages
+    until = until or datetime.now(timezone.utc)
+    model_versions = same_model_versions(home, line, source.name)
+    taught = () if options.include_adapt_parts else card.adapt.get("part_ids", ())
+    with DefectStore.open(db_url) as store:
+        parts, evidence = logged_parts(store, line, model_versions, until, since, taught)
+    if not parts:
+        window = f" from {since.isoformat()}" if since else ""
+        msg = (
+            f"the defect log {db_url} has no inspected part of line {line!r} decided by "
+            f"{', '.join(model_versions)}{window} until {until.isoformat()} "
+            f"({evidence.faults} FAULT, {evidence.taught} taught from); run the line first, "
+            "or calibrate on a labeled folder with --data"
+        )
+        raise ValueError(msg)
+    before = compute_metrics(parts, card.threshold, card.classes)
+    before.parts = parts
+    described = f"defect log {db_url} ({len(parts)} parts of {', '.join(model_versions)})"
+    result = _set_threshold(
+        home, line, card, source, before, described, options, target_miss, evidence.as_dict()
+    )
+    result.notes[:0] = evidence.notes()
+    result.log = evidence.as_dict()
     return result
 
 

@@ -48,3 +48,22 @@ def line_dir(home: Path, line: str) -> Path:
 def default_db_url(home: Path) -> str:
     """SQLite in HOME, the default defect log."""
     return f"sqlite:///{home / 'inspect.db'}"
+
+
+def missing_log(url: str) -> str | None:
+    """Why a defect log that is only read cannot be (a URL that is not one, a SQLite file that
+    is not there: opening it would create an empty log), or None."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return f"--db {url!r} is not a database URL (e.g. sqlite:///path/inspect.db)"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(str(parsed.database)).expanduser()
+        if not path.is_file():
+            return (
+                f"no defect log at {path}; run `inspect-app serve` or `inspect-app demo` "
+                "first, or give --db"
+            )
+    return None

@@ -392,6 +392,14 @@ def _calibration_section(c: dict[str, Any]) -> list[str]:
         "",
         "These are measured on the parts that set the threshold, so they flatter it a little.",
     ]
+    log = c.get("log")
+    if log:
+        out.append(
+            f"The scores the line logged, labeled by {log.get('operator')} operator actions and "
+            f"{log.get('replayed')} replayed labels; {log.get('unreviewed_fail')} FAIL parts no "
+            f"one reviewed counted as defective, {log.get('unreviewed_pass')} PASS parts no one "
+            "corrected as good (a defect that passed unnoticed would flatter the miss rate)."
+        )
     if held:
         out.append(
             f"Set on one half of them and measured on the other ({held.get('splits')} random "

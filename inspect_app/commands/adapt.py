@@ -210,13 +210,18 @@ def from_db_data(args: argparse.Namespace, home: Path) -> FromDbResult | None:
     """Write the corrected parts as a dataset folder; what was written (with the line's
     image bits and region of interest), or None on an error."""
     from inspect_app.from_db import dataset_for_adapt
-    from inspect_app.home import default_db_url
+    from inspect_app.home import default_db_url, missing_log
 
+    db = args.db or default_db_url(home)
+    problem = missing_log(db)
+    if problem is not None:
+        print(f"inspect-app adapt: --from-db: {problem}", file=sys.stderr)
+        return None
     try:
         result = dataset_for_adapt(
             home,
             args.line,
-            args.db or default_db_url(home),
+            db,
             [Path(p) for p in args.source_data],
             show_progress=not args.no_progress,
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from inspect_app.commands.evaluate import add_scoring_arguments, bad_count, scoring_options
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
-from inspect_app.home import resolve_home
+from inspect_app.home import default_db_url, missing_log, resolve_home
 from inspect_app.metrics import format_metric, format_rate, parts_to_show_rate
 from sensors.errors import DataError
 
@@ -39,8 +40,18 @@ FAULT, never passed). Defect classes the line was never taught count as defects.
 defective parts the threshold rejects --target-false-reject-rate of the good parts; without
 good parts there is nothing to weigh the threshold against, and the command refuses.
 
+From the defect log (--from-db): the line's own logged scores, no files read again. Each part
+of the version's model (and of its earlier or later calibrations) is labeled by the operator's
+last action in the console (confirm, false alarm, relabel), else by the label it was replayed
+with, else by the machine's call: a FAIL no one reviewed counts as defective, so the threshold
+only rises past rejects the operators have looked at, and a PASS no one corrected counts as good
+(a defect that passed unnoticed flatters the miss rate). The result says how many parts each
+rule labeled. --since / --until pick a window (2026-03-02, 2026-03-02T06:00 in this machine's
+time zone, an ISO time with an offset, or 8h / 7d before now).
+
 Example:
   inspect-app calibrate --line press-3 --data parts/press-3-week2 --dry-run
+  inspect-app calibrate --line press-3 --from-db --since 8h --dry-run
   inspect-app calibrate --line press-3 --data parts/press-3-week2 --json week2-calibration.json
   inspect-app calibrate --line press-3 --data parts/press-3-week2 --target-miss-rate 0.01
 """
@@ -48,7 +59,7 @@ Example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", required=True, help="line name (a folder under HOME/lines)")
-    parser.add_argument("--data", required=True, help="labeled dataset folder")
+    parser.add_argument("--data", help="labeled dataset folder (required unless --from-db)")
     parser.add_argument(
         "--version", default=None, help="the version whose threshold is set (default: the active)"
     )
@@ -78,6 +89,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(
         parser, "also use the parts the line was taught from (their scores flatter the model)"
     )
+    group = parser.add_argument_group(
+        "from the defect log",
+        "set the threshold on the scores the line logged, as the operators corrected them, "
+        "instead of --data",
+    )
+    group.add_argument(
+        "--from-db", action="store_true", help="use the line's logged, operator-reviewed parts"
+    )
+    group.add_argument("--db", metavar="URL", help="defect log URL (default: HOME/inspect.db)")
+    group.add_argument("--since", metavar="T", help="parts logged from this time (inclusive)")
+    group.add_argument("--until", metavar="T", help="up to this time (exclusive; default now)")
+
+
+# what --from-db cannot change: the scores are the logged ones
+_SCORING_FLAGS = (
+    ("--backend", "backend", "torch"),
+    ("--batch-size", "batch_size", 1),
+    ("--window-s", "window_s", None),
+    ("--threads", "threads", None),
+)
+
+
+def _source_problem(args: argparse.Namespace) -> str | None:
+    """Why the parts' source (--data or --from-db and its options) cannot be used as given."""
+    if (args.data is None) == (not args.from_db):
+        return "give either --data DIR or --from-db"
+    if args.from_db:
+        for flag, name, default in _SCORING_FLAGS:
+            if getattr(args, name) != default:
+                return f"{flag} scores a --data folder; --from-db uses the scores the line logged"
+    elif args.db or args.since or args.until:
+        return "--db, --since and --until choose parts of the defect log: add --from-db"
+    return None
+
+
+def _log_window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """--since / --until as aware times (ValueError naming the bad one)."""
+    from inspect_app.report import parse_time, plant_zone
+
+    tz, _ = plant_zone(None)
+    since = parse_time(args.since, tz) if args.since else None
+    until = parse_time(args.until, tz) if args.until else None
+    if since and until and since >= until:
+        msg = f"--since {args.since} is not before --until {args.until}"
+        raise ValueError(msg)
+    return since, until
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,11 +145,28 @@ def run(args: argparse.Namespace) -> int:
         if rate is not None and not 0.0 <= rate < 1.0:
             print(f"inspect-app calibrate: {flag} must be in [0, 1), got {rate}", file=sys.stderr)
             return 2
-    problem = bad_count(args)
+    problem = bad_count(args) or _source_problem(args)
     if problem is not None:
         print(f"inspect-app calibrate: {problem}", file=sys.stderr)
         return 2
-    from inspect_app.calibrate import CalibrateOptions, calibrate_line  # torch loads here
+    try:
+        since, until = _log_window(args)
+    except ValueError as exc:
+        print(f"inspect-app calibrate: {exc}", file=sys.stderr)
+        return 2
+    home = resolve_home(args.home)
+    db = args.db or default_db_url(home)
+    if args.from_db:
+        problem = missing_log(db)
+        if problem is not None:
+            print(f"inspect-app calibrate: {problem}", file=sys.stderr)
+            return 1
+    from inspect_app.calibrate import (  # torch loads here
+        CalibrateOptions,
+        calibrate_from_log,
+        calibrate_line,
+    )
+    from inspect_app.store import StoreError
 
     options = CalibrateOptions(
         version=args.version,
@@ -102,18 +176,27 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         **scoring_options(args),
     )
-    home = resolve_home(args.home)
     try:
-        result = calibrate_line(home, args.line, Path(args.data), options)
-    except (DataError, ValueError) as exc:
+        if args.from_db:
+            result = calibrate_from_log(home, args.line, db, options, since, until)
+        else:
+            result = calibrate_line(home, args.line, Path(args.data), options)
+    except (DataError, ValueError, StoreError) as exc:
         print(f"inspect-app calibrate: {exc}", file=sys.stderr)
         return 1
     before, after = result.before, result.after
     n_good = before.n - before.n_defective - before.n_fault
     print(
-        f"line {args.line} {result.from_version} on {args.data}: {before.n} parts, "
+        f"line {args.line} {result.from_version} on {args.data or result.data}: {before.n} parts, "
         f"{before.n_defective} defective, {n_good} good, {before.n_fault} not inspected"
     )
+    if result.log is not None:
+        log = result.log
+        print(
+            f"labels: {log['operator']} by operators, {log['replayed']} as replayed, "
+            f"{log['unreviewed_fail']} unreviewed FAIL taken as defective, "
+            f"{log['unreviewed_pass']} unreviewed PASS as good"
+        )
     print(
         f"threshold {before.threshold:.4f} -> {after.threshold:.4f} (set for a {result.rule} "
         "on these parts)"

@@ -183,22 +183,24 @@ def run(args: argparse.Namespace) -> int:
     report = write_full_report(options.db_url, demo_dir)
     page = write_summary_html(summary, LINE, demo_dir / "summary.html", report)
     print(f"demo: summary {page}" + (f", defect report {report}" if report else ""))
-    for hint in next_steps(home, data):
+    for hint in next_steps(home, data, options.db_url):
         print(f"demo: {hint}")
     return 0
 
 
-def next_steps(home: Path, data: Path) -> list[str]:
-    """What to try after the demo, as commands on the same HOME."""
+def next_steps(home: Path, data: Path, db_url: str) -> list[str]:
+    """What to try after the demo, as commands on the same HOME (`db_url`: the run's log)."""
     at = f" --home {home}" if os.environ.get("INSPECT_APP_HOME") != str(home) else ""
     prog = _program()
     return [
         "next steps:",
         f"  {prog} console{at} --line {LINE} --source {data / 'stream'} --start",
         f"  {prog} lines{at} --line {LINE}",
+        f"  {prog} calibrate{at} --line {LINE} --from-db --db {db_url} --dry-run",
         f"  {prog} adapt{at} --line YOUR-LINE --data YOUR-PARTS --samples 50",
-        "  (the console is the operator's window; lines lists the line's versions; adapt "
-        "teaches your own parts: labels.csv, MVTec AD or class folders)",
+        "  (the console is the operator's window; lines lists the line's versions; calibrate "
+        "sets the threshold on the parts just logged; adapt teaches your own parts: "
+        "labels.csv, MVTec AD or class folders)",
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 
 from inspect_app.calibrate import copy_version_files, split_half_check
 from inspect_app.cli import main
+from inspect_app.home import default_db_url
 from inspect_app.lines import active_version, read_card, versions
 from inspect_app.metrics import line_threshold
+from inspect_app.store import DefectStore, InspectionRecord
 from inspect_app.teach import EvaluateOptions, evaluate_line
 from tests.inspect_app.small_lines import image_line, taught_image_line
 
@@ -187,3 +190,116 @@ def test_copied_versions_get_the_threshold_only_in_export_metadata(tmp_path: Pat
     assert json.loads((target / "notes.json").read_text()) == {"threshold": 0.3}
     assert (target / "broken.json").read_text() == "{"
     assert json.loads((target / "adapter" / "adapter_config.json").read_text()) == {"r": 4}
+
+
+# -- --from-db: the scores the line logged, labeled as the operators corrected them ------------
+
+SHIFT = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+
+
+def _logged(
+    part: str, verdict: str, score: float | None, version: str = "v1", **extra: object
+) -> InspectionRecord:
+    cls = "scratch" if verdict == "FAIL" else None
+    probs = {"scratch": 0.8, "dent": 0.2}
+    fields: dict[str, object] = {"class_probs": probs, "timestamp": SHIFT, **extra}
+    return InspectionRecord(
+        LINE, version, part, verdict=verdict, defect_class=cls, defect_score=score, **fields
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_from_db_sets_the_threshold_on_the_logged_scores_as_the_operators_corrected_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    # v2: v1 calibrated on a folder (the same model); its logged parts count as v1's
+    assert _calibrate(home, image_line(tmp_path / "checks", 20, 1000)) == 0
+    taught_part = read_card(home / "lines" / LINE / "v1").adapt["part_ids"][0]
+    good_pass = [0.01 * (i + 1) for i in range(20)]  # no one corrected them: good
+    confirmed = [0.5 + 0.05 * i for i in range(10)]  # rejects the operators confirmed
+    false_alarms = [0.30, 0.33, 0.36, 0.40, 0.45]
+    escapes = [0.05, 0.06]  # passed, found defective later and relabelled
+    unreviewed_fail = [0.7, 0.8, 0.9]
+    replayed = [("ok", 0.12), ("ok", 0.15), ("scratch", 0.55), ("dent", 0.65)]
+    records = [_logged(f"g{i}", "PASS", s) for i, s in enumerate(good_pass)]
+    records += [_logged(f"c{i}", "FAIL", s, "v2") for i, s in enumerate(confirmed)]
+    records += [_logged(f"f{i}", "FAIL", s) for i, s in enumerate(false_alarms)]
+    records += [_logged(f"e{i}", "PASS", s) for i, s in enumerate(escapes)]
+    records += [_logged(f"u{i}", "FAIL", s) for i, s in enumerate(unreviewed_fail)]
+    records += [
+        _logged(f"r{i}", "FAIL" if s > 0.5 else "PASS", s, label=label)
+        for i, (label, s) in enumerate(replayed)
+    ]
+    # left out: not inspected, taught from, another model's, before the window
+    records += [
+        _logged("fault", "FAULT", None, fault_reason="camera timeout"),
+        _logged(taught_part, "PASS", 0.99),
+        _logged("other", "PASS", 0.98, "v9"),
+        _logged("early", "PASS", 0.97, timestamp=SHIFT - timedelta(hours=3)),
+    ]
+    with DefectStore.open(default_db_url(home)) as store:
+        ids = dict(zip([r.part_id for r in records], store.add_inspections(records), strict=True))
+        for i in range(len(confirmed)):
+            store.add_operator_action(ids[f"c{i}"], "confirm", "A. Jones")
+        for i in range(len(false_alarms)):
+            store.add_operator_action(ids[f"f{i}"], "false_alarm", "A. Jones")
+        for i in range(len(escapes)):
+            store.add_operator_action(ids[f"e{i}"], "relabel", "B. Smith", new_class="dent")
+    capsys.readouterr()
+
+    argv = ["calibrate", "--home", str(home), "--line", LINE, "--from-db", "--no-progress"]
+    assert main([*argv, "--since", "2026-12-06T07:00+00:00"]) == 0
+    out = capsys.readouterr().out
+
+    good = good_pass + false_alarms + [s for label, s in replayed if label == "ok"]
+    defect = confirmed + escapes + unreviewed_fail + [s for label, s in replayed if label != "ok"]
+    expected = line_threshold(np.array(defect), np.array(good), 0.005, 0.05)
+    assert 0.04 < expected <= 0.05  # under the escapes: neither of them may pass again
+    assert versions(home, LINE) == ["v1", "v2", "v3"] and active_version(home, LINE) == "v3"
+    card = read_card(home / "lines" / LINE / "v3")
+    assert card.threshold == pytest.approx(expected)
+    assert card.calibration["from_version"] == "v2" and card.calibration["n"] == len(good) + len(
+        defect
+    )
+    assert card.calibration["n_defective"] == len(defect)
+    log = card.calibration["log"]
+    assert sorted(log["versions"]) == ["v1", "v2"]
+    assert (log["operator"], log["replayed"]) == (17, 4)
+    assert (log["unreviewed_pass"], log["unreviewed_fail"]) == (20, 3)
+    assert (log["faults"], log["taught"]) == (1, 1)
+    assert "labels: 17 by operators, 4 as replayed, 3 unreviewed FAIL" in out
+    assert "3 FAIL part(s) no operator reviewed were taken as defective" in out
+    assert "1 part(s) the version was taught from were left out" in out
+    assert "the same model with the new threshold" in out
+    assert (
+        "labeled by 17 operator actions"
+        in (home / "lines" / LINE / "v3" / "MODEL_CARD.md").read_text()
+    )
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_from_db_refuses_what_it_cannot_use_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _taught(tmp_path)
+    base = ["calibrate", "--home", str(home), "--line", LINE, "--no-progress"]
+    assert main([*base, "--from-db"]) == 1  # no log yet: not created empty
+    assert "no defect log at" in capsys.readouterr().err
+    assert not (home / "inspect.db").exists()
+    assert main([*base, "--from-db", "--data", str(tmp_path / "parts")]) == 2
+    assert "give either --data DIR or --from-db" in capsys.readouterr().err
+    assert main(base) == 2
+    assert main([*base, "--from-db", "--backend", "onnxruntime"]) == 2
+    assert "--from-db uses the scores the line logged" in capsys.readouterr().err
+    assert main([*base, "--data", str(tmp_path / "parts"), "--since", "8h"]) == 2
+    assert "add --from-db" in capsys.readouterr().err
+    assert main([*base, "--from-db", "--since", "yesterday"]) == 2
+    assert "time 'yesterday' is not understood" in capsys.readouterr().err
+
+    with DefectStore.open(default_db_url(home)) as store:
+        store.add_inspections([_logged("x1", "PASS", 0.1, "v9")])  # another model's part only
+    assert main([*base, "--from-db"]) == 1
+    err = capsys.readouterr().err
+    assert "has no inspected part of line 'cover-2' decided by v1" in err
+    assert versions(home, LINE) == ["v1"]

@@ -131,14 +131,17 @@ def test_next_steps_are_commands_the_cli_takes(
 ) -> None:
     """The demo ends with what to try next on the same HOME: each hint parses as written."""
     monkeypatch.delenv("INSPECT_APP_HOME", raising=False)
-    hints = next_steps(tmp_path / "home", tmp_path / "line")
+    db = f"sqlite:///{tmp_path / 'home' / 'demo' / 'inspect.db'}"
+    hints = next_steps(tmp_path / "home", tmp_path / "line", db)
     commands = [h.split() for h in hints if h.split()[0].endswith("inspect-app")]
-    assert len(commands) == 3
+    assert len(commands) == 4
     for argv in commands:
         args = build_parser().parse_args(argv[1:])
         assert args.home == str(tmp_path / "home")
+    calibrate = build_parser().parse_args(commands[2][1:])
+    assert calibrate.from_db and calibrate.db == db and calibrate.dry_run  # the demo's own log
     monkeypatch.setenv("INSPECT_APP_HOME", str(tmp_path / "home"))
-    assert not any("--home" in h for h in next_steps(tmp_path / "home", tmp_path / "line"))
+    assert not any("--home" in h for h in next_steps(tmp_path / "home", tmp_path / "line", db))
 
 
 def test_next_steps_name_the_program_as_it_can_be_run(
@@ -150,6 +153,8 @@ def test_next_steps_name_the_program_as_it_can_be_run(
 
     monkeypatch.setattr(demo.sys, "argv", [".venv/bin/inspect-app", "demo"])
     monkeypatch.setattr(demo.shutil, "which", lambda name: None)
-    assert next_steps(tmp_path, tmp_path)[1].startswith("  .venv/bin/inspect-app console ")
+    assert next_steps(tmp_path, tmp_path, "sqlite://")[1].startswith(
+        "  .venv/bin/inspect-app console "
+    )
     monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/bin/inspect-app")
-    assert next_steps(tmp_path, tmp_path)[1].startswith("  inspect-app console ")
+    assert next_steps(tmp_path, tmp_path, "sqlite://")[1].startswith("  inspect-app console ")

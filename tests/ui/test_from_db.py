@@ -120,7 +120,12 @@ def test_adapt_from_db_on_the_command_line(
     assert main(["adapt", "--home", home, "--line", "press-1"]) == 2
     assert "either --data DIR or --from-db" in capsys.readouterr().err
     db = f"sqlite:///{tmp_path / 'inspect.db'}"
-    assert main(["adapt", "--home", home, "--line", "press-1", "--from-db", "--db", db]) == 1
+    argv = ["adapt", "--home", home, "--line", "press-1", "--from-db", "--db", db]
+    assert main(argv) == 1
+    assert "no defect log at" in capsys.readouterr().err
+    assert not (tmp_path / "inspect.db").exists()  # not created empty by asking
+    DefectStore.open(db).close()
+    assert main(argv) == 1
     assert "no operator-corrected parts" in capsys.readouterr().err
 
 
