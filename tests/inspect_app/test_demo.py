@@ -55,7 +55,9 @@ def test_summary_against_labels(tmp_path: Path) -> None:
     ]
     stats.record_part_started()
     for p in parts:
-        stats.record_latency("total", 0.01)
+        stats.record_latency("total", 0.5)
+        for stage, seconds in (("preprocess", 0.004), ("model", 0.02), ("decision", 0.001)):
+            stats.record_latency(stage, seconds)
         stats.record_verdict(p.verdict.verdict, p.verdict.defect_class)
     tally.add(parts)
     s = summarize(tally, stats.snapshot())
@@ -71,6 +73,7 @@ def test_summary_against_labels(tmp_path: Path) -> None:
     assert s.miss_rate == 1 / 3 and s.false_reject_rate == 1 / 4 and s.class_accuracy == 1 / 2
     text = "\n".join(summary_lines(s, "l1"))
     assert "FAULT 1" in text and "miss rate 33.3 %" in text and "false-reject rate 25.0 %" in text
+    assert "a batch inspected in 25 ms" in text and "read to logged: p50 500 ms" in text
     page = write_summary_html(s, "l1", tmp_path / "summary.html", tmp_path / "report.html")
     assert "report.html" in page.read_text() and "crack" in page.read_text()
 
