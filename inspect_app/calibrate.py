@@ -40,6 +40,7 @@ from inspect_app.metrics import (
     PartResult,
     Report,
     compute_metrics,
+    format_rate,
     line_threshold,
     threshold_for_miss_rate,
 )
@@ -66,6 +67,8 @@ class CalibrateOptions:
     window_s: float | None = None
     batch_size: int = 1
     include_adapt_parts: bool = False
+    # --from-db: let the threshold rise although no passed part was checked (all taken as good)
+    trust_passes: bool = False
     show_progress: bool = True
     backend: str = "torch"  # what scores the parts (`EvaluateOptions.backend`)
     threads: int | None = None
@@ -229,6 +232,10 @@ def _target_miss(card: LineCard, options: CalibrateOptions) -> float:
     return target_miss
 
 
+def _rate(flags: np.ndarray) -> str:
+    return format_rate(float(flags.mean())) if flags.size else "n/a"
+
+
 def _set_threshold(
     home: Path,
     line: str,
@@ -239,10 +246,12 @@ def _set_threshold(
     options: CalibrateOptions,
     target_miss: float,
     evidence: dict[str, Any] | None = None,
+    ceiling: tuple[float, str] | None = None,
 ) -> Calibration:
     """The threshold rule on `before`'s scores (the parts at the version's own threshold) and,
     unless a dry run, the new version with it. `evidence` (how a log's parts got their labels)
-    goes into the card's calibration."""
+    goes into the card's calibration. `ceiling`: the highest threshold allowed, and why (for
+    the note that says it held the threshold down)."""
     scored = [p for p in before.parts if p.fault is None and p.defect_score is not None]
     defect = np.array([p.defect_score for p in scored if p.is_defective], dtype=np.float64)
     good = np.array([p.defect_score for p in scored if not p.is_defective], dtype=np.float64)
@@ -259,6 +268,13 @@ def _set_threshold(
         if defect.size
         else f"false-reject rate {options.target_false_reject_rate:g}"
     )
+    held_at: str | None = None
+    if ceiling is not None and threshold > ceiling[0]:
+        held_at = (
+            f"the rule would raise the threshold to {threshold:.4f} (false-reject rate "
+            f"{_rate(good >= threshold)} instead of {_rate(good >= ceiling[0])} here){ceiling[1]}"
+        )
+        threshold = ceiling[0]
     after = compute_metrics(before.parts, threshold, card.classes)
     after.pixel_auroc = before.pixel_auroc  # the heat-map does not depend on the threshold
     after.notes = list(before.notes)
@@ -275,6 +291,8 @@ def _set_threshold(
         ),
         targets=target_costs(defect, good, sorted({*TARGETS, target_miss})) if defect.size else [],
     )
+    if held_at is not None:
+        result.notes.append(held_at)
     if before.n_fault:
         result.notes.append(
             f"{before.n_fault} part(s) could not be inspected and do not set the threshold "
@@ -335,6 +353,7 @@ class LogEvidence:
     replayed: int = 0  # by the labels.csv of the dataset the line replayed
     unreviewed_pass: int = 0  # PASS parts no one corrected: taken as good
     unreviewed_fail: int = 0  # FAIL parts no one reviewed: taken as defective
+    passes_checked: int = 0  # PASS parts an operator acted on or a replay labeled
     faults: int = 0  # not inspected (no score): left out
     taught: int = 0  # the parts the version was taught from: left out
 
@@ -364,6 +383,13 @@ class LogEvidence:
                 "(--include-adapt-parts keeps them)"
             )
         return out
+
+
+_BLIND = (
+    ", but no passed part was checked by an operator, so nothing here shows which defects a "
+    "higher threshold would let through: it stays. Check a sample of passed parts in the "
+    "console (confirm, or relabel a defect), or --trust-passes"
+)
 
 
 def same_model_versions(home: Path, line: str, version: str) -> list[str]:
@@ -440,6 +466,7 @@ def logged_parts(
                 evidence.faults += 1
                 continue
             label, origin = log_label(row)
+            evidence.passes_checked += row.verdict == "PASS" and origin != "unreviewed"
             if origin == "unreviewed":
                 if label == OK_LABEL:
                     evidence.unreviewed_pass += 1
@@ -492,8 +519,20 @@ def calibrate_from_log(
     before = compute_metrics(parts, card.threshold, card.classes)
     before.parts = parts
     described = f"defect log {db_url} ({len(parts)} parts of {', '.join(model_versions)})"
+    # no passed part checked: a defect that passed unnoticed is invisible, so nothing shows
+    # what a higher threshold would let through; it may only come down (escapes) or stay
+    blind = evidence.passes_checked == 0 and not options.trust_passes
     result = _set_threshold(
-        home, line, card, source, before, described, options, target_miss, evidence.as_dict()
+        home,
+        line,
+        card,
+        source,
+        before,
+        described,
+        options,
+        target_miss,
+        evidence.as_dict(),
+        ceiling=(card.threshold, _BLIND) if blind else None,
     )
     result.notes[:0] = evidence.notes()
     result.log = evidence.as_dict()

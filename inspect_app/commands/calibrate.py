@@ -45,9 +45,11 @@ of the version's model (and of its earlier or later calibrations) is labeled by 
 last action in the console (confirm, false alarm, relabel), else by the label it was replayed
 with, else by the machine's call: a FAIL no one reviewed counts as defective, so the threshold
 only rises past rejects the operators have looked at, and a PASS no one corrected counts as good
-(a defect that passed unnoticed flatters the miss rate). The result says how many parts each
-rule labeled. --since / --until pick a window (2026-03-02, 2026-03-02T06:00 in this machine's
-time zone, an ISO time with an offset, or 8h / 7d before now).
+(a defect that passed unnoticed flatters the miss rate). Unless some passed parts were checked
+(confirmed, or relabelled as escapes) the threshold does not rise at all (--trust-passes lets
+it). The result says how many parts each rule labeled. --since / --until pick a window
+(2026-03-02, 2026-03-02T06:00 in this machine's time zone, an ISO time with an offset, or 8h /
+7d before now).
 
 Example:
   inspect-app calibrate --line press-3 --data parts/press-3-week2 --dry-run
@@ -98,6 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-db", action="store_true", help="use the line's logged, operator-reviewed parts"
     )
     group.add_argument("--db", metavar="URL", help="defect log URL (default: HOME/inspect.db)")
+    group.add_argument(
+        "--trust-passes",
+        action="store_true",
+        help="let the threshold rise although no passed part was checked by an operator "
+        "(every PASS taken as good; without this it may only stay or come down)",
+    )
     group.add_argument("--since", metavar="T", help="parts logged from this time (inclusive)")
     group.add_argument("--until", metavar="T", help="up to this time (exclusive; default now)")
 
@@ -119,8 +127,8 @@ def _source_problem(args: argparse.Namespace) -> str | None:
         for flag, name, default in _SCORING_FLAGS:
             if getattr(args, name) != default:
                 return f"{flag} scores a --data folder; --from-db uses the scores the line logged"
-    elif args.db or args.since or args.until:
-        return "--db, --since and --until choose parts of the defect log: add --from-db"
+    elif args.db or args.since or args.until or args.trust_passes:
+        return "--db, --since, --until and --trust-passes are for the defect log: add --from-db"
     return None
 
 
@@ -174,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         target_false_reject_rate=args.target_false_reject_rate,
         activate=not args.no_activate,
         dry_run=args.dry_run,
+        trust_passes=args.trust_passes,
         **scoring_options(args),
     )
     try:

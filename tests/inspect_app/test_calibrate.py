@@ -268,6 +268,7 @@ def test_from_db_sets_the_threshold_on_the_logged_scores_as_the_operators_correc
     assert (log["operator"], log["replayed"]) == (17, 4)
     assert (log["unreviewed_pass"], log["unreviewed_fail"]) == (20, 3)
     assert (log["faults"], log["taught"]) == (1, 1)
+    assert log["passes_checked"] == 4  # two escapes relabelled, two replayed good parts
     assert "labels: 17 by operators, 4 as replayed, 3 unreviewed FAIL" in out
     assert "3 FAIL part(s) no operator reviewed were taken as defective" in out
     assert "1 part(s) the version was taught from were left out" in out
@@ -303,3 +304,42 @@ def test_from_db_refuses_what_it_cannot_use_and_writes_nothing(
     err = capsys.readouterr().err
     assert "has no inspected part of line 'cover-2' decided by v1" in err
     assert versions(home, LINE) == ["v1"]
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_from_db_keeps_the_threshold_down_when_no_passed_part_was_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operators who review only rejects say nothing of the defects a higher threshold would
+    pass: the threshold may not rise on their word alone, unless --trust-passes."""
+    home = _taught(tmp_path)
+    v1 = read_card(home / "lines" / LINE / "v1").threshold
+    top = v1 + 1.0  # scores above v1's threshold: FAIL parts; below: PASS
+    records = [_logged(f"g{i}", "PASS", v1 * i / 40) for i in range(40)]
+    records += [_logged(f"f{i}", "FAIL", v1 + 0.1 + 0.01 * i) for i in range(10)]
+    records += [_logged(f"c{i}", "FAIL", top + 0.1 * i) for i in range(10)]
+    with DefectStore.open(default_db_url(home)) as store:
+        ids = dict(zip([r.part_id for r in records], store.add_inspections(records), strict=True))
+        for i in range(10):
+            store.add_operator_action(ids[f"f{i}"], "false_alarm", "A. Jones")
+            store.add_operator_action(ids[f"c{i}"], "confirm", "A. Jones")
+    argv = ["calibrate", "--home", str(home), "--line", LINE, "--from-db", "--no-progress"]
+    capsys.readouterr()
+
+    assert main([*argv, "--dry-run", "--json", str(tmp_path / "held.json")]) == 0
+    out = capsys.readouterr().out
+    held = json.loads((tmp_path / "held.json").read_text())
+    assert held["threshold"] == v1 and held["log"]["passes_checked"] == 0
+    assert "the rule would raise the threshold to" in out
+    assert "false-reject rate 0.0 % instead of 20.0 % here" in out
+    assert "no passed part was checked by an operator" in out and "--trust-passes" in out
+
+    assert main([*argv, "--trust-passes"]) == 0
+    card = read_card(home / "lines" / LINE / "v2")
+    expected = line_threshold(
+        np.array([top + 0.1 * i for i in range(10)]),
+        np.array([r.defect_score for r in records[:50]], dtype=float),
+        0.005,
+        0.05,
+    )
+    assert card.threshold == pytest.approx(expected) and expected > v1 + 0.2
