@@ -161,17 +161,31 @@ def test_override_lands_in_the_store_and_in_from_db_data(
     )
     assert store.inspection(pass_row.id).effective_class == "crack"
 
+    # A passed part checked and found good: confirmed, it stays a PASS, now with a witness.
+    checked = store.inspections(line="line-a", verdict="PASS", limit=2)[1]
+    window.override_row(checked)
+    dialog = window.override_dialog
+    assert dialog.radios["confirm"].isEnabled()
+    assert dialog.radios["confirm"].text() == "Confirm good (checked: no defect)"
+    dialog.radios["confirm"].setChecked(True)
+    dialog.operator.setText("A. Jones")
+    dialog._accept()
+    qtbot.waitUntil(
+        lambda: store.inspection(checked.id).operator_action is not None, timeout=WAIT_MS
+    )
+    assert store.inspection(checked.id).effective_verdict == "PASS"
+
     # Both corrections become adaptation data with the operator's labels.
     result = export_corrections(
         store, "line-a", tmp_path / "from-db", sources=[stream], show_progress=False
     )
     labels = {p.part_id: p.label for p in result.parts}
-    assert labels == {target.part_id: "ok", pass_row.part_id: "crack"}
+    assert labels == {target.part_id: "ok", pass_row.part_id: "crack", checked.part_id: "ok"}
     assert all(p.image and p.vibration for p in result.parts)
     from sensors.dataset import LineDataset
 
     ds = LineDataset.open(tmp_path / "from-db")
-    assert sorted(ds.labels) == ["crack", "ok"]
+    assert sorted(ds.labels) == ["crack", "ok", "ok"]
     assert ds[0].frame is not None and ds[0].vibration is not None
 
 

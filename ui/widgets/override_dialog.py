@@ -1,4 +1,5 @@
-"""The operator's correction of a part: confirm the defect, false alarm, or relabel the class."""
+"""The operator's correction of a part: confirm the call (a defect, or a passed part checked and
+found good), false alarm, or relabel the class."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from PyQt6.QtWidgets import (
 )
 
 from ui.view_state import OVERRIDE_ACTIONS, OverrideRequest
+
+CONFIRM_GOOD = "Confirm good (checked: no defect)"
 
 
 class OverrideDialog(QDialog):
@@ -46,8 +49,11 @@ class OverrideDialog(QDialog):
             self.radios[action] = radio
             self.buttons_group.addButton(radio)
         # A passed part has no alarm to call false; a good part called bad is the usual case.
+        # Confirming a passed part records that someone checked it and found it good: the
+        # evidence `calibrate --from-db` needs before it lets the threshold rise.
         self.radios["false_alarm"].setEnabled(verdict != "PASS")
-        self.radios["confirm"].setEnabled(verdict != "PASS")
+        if verdict == "PASS":
+            self.radios["confirm"].setText(CONFIRM_GOOD)
         self.radios["relabel" if verdict == "PASS" else "confirm"].setChecked(True)
         self.class_box = QComboBox()
         self.class_box.setEditable(True)
