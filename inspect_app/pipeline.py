@@ -366,11 +366,11 @@ class Pipeline:
                 if problem is not None and sample.fault is None:
                     sample.fault = problem
                 item = (sample, t0, read_at)
-                self._parts_read += 1
                 if self.config.drop_when_full:
-                    self._offer(item, dropped)
+                    self._offer(item, dropped)  # queued, or kept to follow as a FAULT
                 elif not self._put(self._q_prepare, item):
-                    return
+                    return  # aborted: the part never entered the line and is not counted
+                self._parts_read += 1
         finally:
             close = getattr(iterator, "close", None)
             if callable(close):
