@@ -334,7 +334,18 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     ds = LineDataset.open(data, window_s=options.window_s)
     pool = adapt_rows(ds)
     labels = [ds.rows[i].label for i in pool]
-    picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
+    try:
+        picked = [pool[i] for i in stratified_sample(labels, options.samples, options.seed)]
+    except ValueError as exc:
+        recordings = [ds.rows[i] for i in pool if ds.rows[i].image is None]
+        if options.window_s is None and recordings and len(recordings) == len(pool):
+            msg = (
+                f"{exc}. The parts of {data} are vibration recordings: if each is a long "
+                "recording of one condition, --window-s S cuts it into parts of S seconds "
+                "(e.g. --window-s 0.25 makes 40 parts of a 10 s recording)"
+            )
+            raise ValueError(msg) from exc
+        raise
     ds.frames = FrameFormat(options.image_bits or line_image_bits(ds, picked), options.roi)
     samples = load_parts(ds, picked, strict=True)
     modalities = line_modalities(samples)

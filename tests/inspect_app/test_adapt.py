@@ -202,7 +202,29 @@ def test_too_few_parts_in_a_class_is_refused_and_nothing_is_written(
     assert _adapt(tmp_path / "home", data) == 1
     err = capsys.readouterr().err
     assert "'dent'" in err and "only 2" in err and "leave them out of the adapt data" in err
+    assert "--window-s" not in err  # camera parts: no recordings to cut
     assert not (tmp_path / "home" / "lines" / "l1" / "ACTIVE").exists()
+
+
+def test_one_long_recording_per_condition_is_pointed_to_window_s(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Vibration often comes as one long recording per machine condition (as CWRU's): too few
+    parts of a class then means the recordings want cutting, and the error says how."""
+    data = tmp_path / "recordings"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [("normal.npy", "ok"), *((f"fault{i}.npy", "inner_race") for i in range(3))]
+    for name, _ in rows:
+        np.save(data / name, rng.normal(size=12000 * 4).astype(np.float32))  # 4 s at 12 kHz
+    with (data / "labels.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["vibration", "label", "sample_rate_hz"])
+        writer.writerows([name, label, 12000] for name, label in rows)
+    assert _adapt(tmp_path / "home", data) == 1
+    err = capsys.readouterr().err
+    assert "class 'ok' has only 1 part(s)" in err
+    assert "vibration recordings" in err and "--window-s S cuts it into parts" in err
 
 
 def test_unreadable_file_names_file_and_row_and_keeps_the_active_model(
