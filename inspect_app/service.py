@@ -51,7 +51,13 @@ from inspect_app.sinks import (
     run_command,
 )
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
-from inspect_app.sources import DatasetReplay, check_sensors, open_source, sensor_mismatch
+from inspect_app.sources import (
+    DatasetReplay,
+    check_sensors,
+    line_window_s,
+    open_source,
+    sensor_mismatch,
+)
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
 from sensors.camera import FrameFormat
@@ -335,7 +341,7 @@ class InspectionService:
             options.source,
             options.vibration,
             skip_part_ids=self.store.seen_part_ids(options.line),
-            window_s=options.window_s,
+            window_s=line_window_s(options.window_s, card, options.watch),
             watch=options.watch,
             modalities=card.modalities if options.watch else (),
             sample_rate_hz=options.sample_rate_hz,
@@ -583,6 +589,8 @@ def reads_differently(old: Any, new: Any, watch: bool) -> str | None:
         return "reads frames with another bit depth"
     if watch and set(old.modalities) != set(new.modalities):
         return "has other sensors"
+    if line_window_s(None, old, watch) != line_window_s(None, new, watch):
+        return "was taught on other vibration windows"
     return None
 
 

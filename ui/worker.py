@@ -48,6 +48,7 @@ from inspect_app.sources import (
     DatasetReplay,
     HotFolder,
     check_sensors,
+    line_window_s,
     open_source,
 )
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
@@ -482,7 +483,7 @@ class LineWorker(QObject):
                 self.source_spec,
                 self.settings.vibration,
                 skip,
-                self.settings.window_s,
+                line_window_s(self.settings.window_s, loaded.card, self.settings.watch),
                 watch=self.settings.watch,
                 recursive=self.settings.recursive,
                 modalities=loaded.card.modalities if self.settings.watch else (),

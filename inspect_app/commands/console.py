@@ -56,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vibration", metavar="FILE", help="vibration recording paired with a camera source"
     )
     parser.add_argument(
-        "--window-s", type=float, metavar="S", help="cut long vibration recordings into S s parts"
+        "--window-s",
+        type=float,
+        metavar="S",
+        help="cut long vibration recordings into S s parts (default: the windows the line was "
+        "taught on, adapt --window-s)",
     )
     parser.add_argument(
         "--watch",

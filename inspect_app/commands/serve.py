@@ -123,7 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="cut long vibration recordings into windows of S seconds",
+        help="cut long vibration recordings into windows of S seconds (default: the windows "
+        "the line was taught on, adapt --window-s)",
     )
     parser.add_argument(
         "--reject-command",

@@ -323,3 +323,51 @@ def test_how_a_running_line_takes_another_version() -> None:
         camera, "l", card(), card(modalities=["image", "vibration"], roi=[1, 1, 8, 8]), watch=False
     )
     assert how == "refuse"  # refused before any reopen: the camera would not feed it either
+
+
+def test_a_line_taught_on_windows_is_served_windows_of_its_recordings(tmp_path: Path) -> None:
+    """`adapt --window-s` teaches a line on windows of long recordings; serve replays the same
+    recordings cut into those windows (as evaluate does), unless --window-s says otherwise."""
+    from dataclasses import dataclass, field
+
+    from inspect_app.service import InspectionService, LoadedLine, ServeOptions, swap_plan
+    from inspect_app.sources import DatasetReplay, line_window_s
+    from inspect_app.store import DefectStore
+    from tests.inspect_app.fake_line_service import FakeSlowBackend
+
+    @dataclass
+    class WindowedCard:
+        classes: tuple[str, ...] = ("dent",)
+        threshold: float = 0.5
+        modalities: tuple[str, ...] = ("vibration",)
+        image_bits: int | None = None
+        roi: list[int] | None = None
+        adapt: dict[str, object] = field(default_factory=lambda: {"window_s": 0.5})
+
+    data = tmp_path / "recordings"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        np.save(data / f"{name}.npy", rng.normal(size=4000 * 2).astype(np.float32))  # 2 s
+    (data / "labels.csv").write_text(
+        "vibration,label,sample_rate_hz\na.npy,ok,4000\nb.npy,dent,4000\n", encoding="utf-8"
+    )
+    card = WindowedCard()
+    assert line_window_s(None, card, watch=False) == 0.5
+    assert line_window_s(1.0, card, watch=False) == 1.0  # asked for: as asked
+    assert line_window_s(None, card, watch=True) is None  # a hot folder's file is one part
+    whole = WindowedCard(adapt={})
+    assert swap_plan(object(), "l", whole, card, watch=False) == (
+        "reopen",
+        "was taught on other vibration windows",
+    )
+
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    options = ServeOptions(home=tmp_path, line="rig", source=str(data), db_url=db, http=None)
+    loaded = LoadedLine(FakeSlowBackend(0.0), card, tmp_path, "v1", None)
+    service = InspectionService.build(options, loaded=loaded, preprocess=list)
+    assert isinstance(service.pipeline.source, DatasetReplay)
+    service.run(install_signals=False)
+    with DefectStore.open(db) as store:
+        logged = sorted(r.part_id for r in store.inspections(line="rig"))
+    assert len(logged) == 8 and all("#" in part for part in logged)  # 2 recordings x 4 windows
