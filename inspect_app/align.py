@@ -353,8 +353,11 @@ def align_adapt_inputs(
     if inputs.image is None:
         return inputs, None, None
     alignment = _measure_alignment(inputs.image, inputs.image_present, good, mode, method)
-    refused = alignment.refusal() if alignment is not None else None
-    if alignment is None or (mode == "auto" and refused):
+    if alignment is None:  # "off", or "auto" with too few good parts to measure it on
+        few = "fewer than 2 good parts with an image to register onto each other"
+        return inputs, None, None if mode == "off" else few
+    refused = alignment.refusal()
+    if mode == "auto" and refused:
         return inputs, None, refused
     image, reg = register(inputs.image, inputs.image_present, alignment.reference, alignment.method)
     return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment, None

@@ -132,6 +132,13 @@ def test_auto_leaves_the_alignment_off_when_a_good_part_does_not_register() -> N
     assert kept[1] is not None and kept[2] is None
     fixtured = align_adapt_inputs(ModelInputs(parts[:4], None, None, None), good[:4], "auto")
     assert fixtured[1] is not None and fixtured[1].refusal() is None
+    # a defect library without good parts (NEU-DET's) has nothing to register: said so
+    no_good = torch.zeros(len(frames), dtype=torch.bool)
+    same, none, why = align_adapt_inputs(inputs, no_good, "auto")
+    assert (
+        none is None and why == "fewer than 2 good parts with an image to register onto each other"
+    )
+    assert align_adapt_inputs(inputs, no_good, "off")[2] is None
 
 
 @dataclass
