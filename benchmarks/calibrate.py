@@ -13,10 +13,17 @@ its own run; the shipped backbone), then:
 It prints, per line and target, the miss and false-reject rates on the test parts, and how well
 the split-half check foretold them.
 
+`calibrate --from-db` is measured on the same parts: the calibration parts are logged as the
+line decided them (adapt's threshold, into a SQLite log), an operator reviews every FAIL
+(confirm or false alarm, by the truth) and finds each escape (a defective part that passed) with
+probability `--escapes-found`; the threshold `calibrate_from_log` sets on that log is applied to
+the test parts. Escapes never found count as good in the log: the rows show what that costs.
+
 Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 25 minutes for five lines
 and one seed, generating their parts included):
     python -m benchmarks.calibrate --seeds 0 1 2
     python -m benchmarks.calibrate --lines 101 --calibration-parts 200 --test-parts 200
+    python -m benchmarks.calibrate --escapes-found 1 0.5 0     # the --from-db rows' operators
 """
 
 from __future__ import annotations
@@ -26,15 +33,23 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.fewshot import cached_line
-from inspect_app.calibrate import TARGETS, CalibrateOptions, calibrate_line, split_half_check
+from inspect_app.calibrate import (
+    TARGETS,
+    CalibrateOptions,
+    calibrate_from_log,
+    calibrate_line,
+    split_half_check,
+)
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
-from inspect_app.metrics import line_threshold
+from inspect_app.metrics import PartResult, line_threshold
+from inspect_app.store import DefectStore, InspectionRecord
 from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
 
 HELD_OUT_LINES = (101, 202, 303, 404, 505)
@@ -113,7 +128,73 @@ def run_line(seed: int, draw: int, args: argparse.Namespace, home: Path) -> dict
                 "split_half_false_reject_rate": None if held is None else held.false_reject_rate,
             }
         )
+    out["from_log"] = from_log(
+        home, line, taught.card.version, taught.card.threshold, cal_parts, scores, defective, args
+    )
     return out
+
+
+def from_log(
+    home: Path,
+    line: str,
+    version: str,
+    threshold: float,
+    cal_parts: Sequence[PartResult],
+    test_scores: np.ndarray,
+    test_defective: np.ndarray,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """The calibration parts logged as `version` decided them at `threshold`, every FAIL reviewed
+    and each escape found with probability `args.escapes_found`; the threshold `calibrate
+    --from-db` sets on that log for each target, applied to the test parts."""
+    rows = []
+    logged_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    for found in args.escapes_found:
+        db = f"sqlite:///{home / f'log-{line}-{found:g}.db'}"
+        rng = np.random.default_rng(0)
+        with DefectStore.open(db) as store:
+            fails = [p.defect_score is not None and p.defect_score >= threshold for p in cal_parts]
+            records = [
+                InspectionRecord(
+                    line,
+                    version,
+                    p.part_id,
+                    logged_at,
+                    "FAIL" if failed else "PASS",  # type: ignore[arg-type]
+                    defect_class=p.predicted_class if failed else None,
+                    defect_score=p.defect_score,
+                )
+                for p, failed in zip(cal_parts, fails, strict=True)
+            ]
+            ids = store.add_inspections(records)
+            for p, failed, inspection in zip(cal_parts, fails, ids, strict=True):
+                if failed:
+                    action = "relabel" if p.is_defective else "false_alarm"
+                    new_class = p.label if p.is_defective else None
+                    store.add_operator_action(inspection, action, "reviewer", new_class=new_class)
+                elif p.is_defective and rng.random() < found:  # an escape found downstream
+                    store.add_operator_action(inspection, "relabel", "reviewer", new_class=p.label)
+        # with no escape found no passed part was checked: the command holds the threshold
+        # unless --trust-passes, measured both ways
+        for target, trust in [(t, False) for t in args.targets] + [
+            (t, True) for t in args.targets if found == 0
+        ]:
+            options = CalibrateOptions(
+                target_miss_rate=target, show_progress=False, dry_run=True, trust_passes=trust
+            )
+            cal = calibrate_from_log(home, line, db, options)
+            miss, frr = rates(test_scores, test_defective, cal.after.threshold)
+            rows.append(
+                {
+                    "escapes_found": found,
+                    "trust_passes": trust,
+                    "target_miss_rate": target,
+                    "log_miss_rate": cal.after.miss_rate,  # what the command printed
+                    "test_miss_rate": miss,
+                    "test_false_reject_rate": frr,
+                }
+            )
+    return rows
 
 
 def pct(value: float | None) -> str:
@@ -160,6 +241,28 @@ def report(results: Sequence[dict[str, Any]]) -> None:
             f"{mean_sd([t['split_half_miss_rate'] for t in rows])} | "
             f"{mean_sd([t['split_half_false_reject_rate'] for t in rows])} | {len(rows)} |"
         )
+    logged = [row for r in results for row in r.get("from_log", [])]
+    if logged:
+        print()
+        print("| calibrate --from-db | escapes found | log says: miss | test miss | test "
+              "false-reject | runs |")  # fmt: skip
+        print("| --- " * 6 + "|")
+        ways = sorted({(row["escapes_found"], row["trust_passes"]) for row in logged})
+        for target in targets:
+            for found, trust in reversed(ways):
+                rows = [
+                    row
+                    for row in logged
+                    if row["target_miss_rate"] == target
+                    and (row["escapes_found"], row["trust_passes"]) == (found, trust)
+                ]
+                how = f"{100 * found:.0f} %" + (", --trust-passes" if trust else "")
+                print(
+                    f"| target {target:g} | {how} | "
+                    f"{mean_sd([row['log_miss_rate'] for row in rows])} | "
+                    f"{mean_sd([row['test_miss_rate'] for row in rows])} | "
+                    f"{mean_sd([row['test_false_reject_rate'] for row in rows])} | {len(rows)} |"
+                )
     aurocs = [r["auroc"] for r in results if r["auroc"] is not None]
     print(f"\ntest AUROC (the same at any threshold): {np.mean(aurocs):.3f} ± {np.std(aurocs):.3f}")
 
@@ -179,6 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=Path(tempfile.gettempdir()) / "inspect-app-fewshot",
         help="where the generated synthetic lines are kept between runs (shared with fewshot)",
+    )
+    ap.add_argument(
+        "--escapes-found",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.5, 0.0],
+        metavar="P",
+        help="calibrate --from-db rows: the share of escapes (defective parts that passed) the "
+        "operators find and relabel; every FAIL is reviewed",
     )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)

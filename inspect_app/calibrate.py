@@ -369,7 +369,13 @@ class LogEvidence:
                 "defective (their class as the line named it): the threshold cannot rise above "
                 "them; review rejects in the console (confirm / false alarm) to let it"
             )
-        if self.unreviewed_pass:
+        if self.unreviewed_pass and not self.passes_checked:
+            out.append(
+                f"none of the {self.unreviewed_pass} PASS part(s) was checked: the miss rate "
+                "here counts only the defects among the rejects and says nothing of defects "
+                "that passed"
+            )
+        elif self.unreviewed_pass:
             out.append(
                 f"{self.unreviewed_pass} PASS part(s) no operator corrected were taken as good: "
                 "a defect that passed unnoticed makes the miss rate look lower than it is "

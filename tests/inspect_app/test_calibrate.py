@@ -333,6 +333,7 @@ def test_from_db_keeps_the_threshold_down_when_no_passed_part_was_checked(
     assert "the rule would raise the threshold to" in out
     assert "false-reject rate 0.0 % instead of 20.0 % here" in out
     assert "no passed part was checked by an operator" in out and "--trust-passes" in out
+    assert "none of the 40 PASS part(s) was checked: the miss rate here counts only" in out
 
     assert main([*argv, "--trust-passes"]) == 0
     card = read_card(home / "lines" / LINE / "v2")
