@@ -47,8 +47,6 @@ from inspect_app.metrics import (
 from inspect_app.store import DefectStore, InspectionRow
 from sensors.sample import OK_LABEL
 
-# inspections read from the log at a time
-PAGE = 500
 # the label of a logged FAIL that has no class name (a line taught without defect classes)
 UNNAMED_DEFECT = "unnamed_defect"
 # random halvings of the calibration parts behind `split_half_check`
@@ -458,40 +456,35 @@ def logged_parts(
     )
     wanted, taught_ids = set(model_versions), set(taught)
     parts: list[PartResult] = []
-    offset = 0
-    while True:
-        page = store.inspections(line=line, since=since, until=until, limit=PAGE, offset=offset)
-        offset += len(page)
-        for row in page:
-            if row.model_version not in wanted:
-                continue
-            if row.part_id in taught_ids:
-                evidence.taught += 1
-                continue
-            if row.verdict == "FAULT" or row.defect_score is None:
-                evidence.faults += 1
-                continue
-            label, origin = log_label(row)
-            evidence.passes_checked += row.verdict == "PASS" and origin != "unreviewed"
-            if origin == "unreviewed":
-                if label == OK_LABEL:
-                    evidence.unreviewed_pass += 1
-                else:
-                    evidence.unreviewed_fail += 1
+    for row in store.iter_inspections(line=line, since=since, until=until):
+        if row.model_version not in wanted:
+            continue
+        if row.part_id in taught_ids:
+            evidence.taught += 1
+            continue
+        if row.verdict == "FAULT" or row.defect_score is None:
+            evidence.faults += 1
+            continue
+        label, origin = log_label(row)
+        evidence.passes_checked += row.verdict == "PASS" and origin != "unreviewed"
+        if origin == "unreviewed":
+            if label == OK_LABEL:
+                evidence.unreviewed_pass += 1
             else:
-                setattr(evidence, origin, getattr(evidence, origin) + 1)
-            probs = row.class_probs
-            parts.append(
-                PartResult(
-                    part_id=row.part_id,
-                    label=label,
-                    defect_score=float(row.defect_score),
-                    predicted_class=max(probs, key=probs.__getitem__) if probs else None,
-                    latency_ms=row.latency_ms,
-                )
+                evidence.unreviewed_fail += 1
+        else:
+            setattr(evidence, origin, getattr(evidence, origin) + 1)
+        probs = row.class_probs
+        parts.append(
+            PartResult(
+                part_id=row.part_id,
+                label=label,
+                defect_score=float(row.defect_score),
+                predicted_class=max(probs, key=probs.__getitem__) if probs else None,
+                latency_ms=row.latency_ms,
             )
-        if len(page) < PAGE:
-            return parts, evidence
+        )
+    return parts, evidence
 
 
 def calibrate_from_log(

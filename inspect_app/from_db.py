@@ -53,7 +53,6 @@ COLUMNS: tuple[str, ...] = (
     "timestamp",
     "split",
 )
-PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -90,14 +89,8 @@ class FromDbResult:
 
 def corrected_rows(store: DefectStore, line: str) -> list[InspectionRow]:
     """Every inspection of `line` an operator acted on, newest first."""
-    found: list[InspectionRow] = []
-    offset = 0
-    while True:
-        page = store.inspections(line=line, limit=PAGE, offset=offset)
-        found.extend(r for r in page if r.operator_action is not None)
-        if len(page) < PAGE:
-            return found
-        offset += PAGE
+    found = [r for r in store.iter_inspections(line=line) if r.operator_action is not None]
+    return sorted(found, key=lambda r: (r.timestamp, r.id), reverse=True)
 
 
 def effective_label(row: InspectionRow) -> str | None:

@@ -462,6 +462,36 @@ class DefectStore:
         with self._guard(), Session(self._engine) as s:
             return [_inspection_row(i, name, v) for i, name, v in s.execute(stmt)]
 
+    def iter_inspections(
+        self,
+        line: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 2000,
+    ) -> Iterator[InspectionRow]:
+        """Every inspection matching (as `inspections` filters them), oldest logged first, read
+        `page` rows at a time after the last id read: no OFFSET, so a shift's million parts
+        cost one pass, and rows logged meanwhile come at the end instead of shifting the pages."""
+        if page < 1:
+            msg = f"page must be at least 1, got {page}"
+            raise ValueError(msg)
+        last = 0
+        while True:
+            stmt = (
+                select(Inspection, Line.name, ModelVersion.version)
+                .join(Line, Inspection.line_id == Line.id)
+                .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
+                .where(*_conditions(line, since, until, None, None, False), Inspection.id > last)
+                .order_by(Inspection.id)
+                .limit(page)
+            )
+            with self._guard(), Session(self._engine) as s:
+                rows = [_inspection_row(i, name, v) for i, name, v in s.execute(stmt)]
+            yield from rows
+            if len(rows) < page:
+                return
+            last = rows[-1].id
+
     def count(
         self,
         line: str | None = None,

@@ -186,6 +186,24 @@ def test_paged_filtered_queries(store: DefectStore) -> None:
         store.count(since=datetime(2026, 1, 1))
 
 
+def test_every_inspection_read_in_pages_without_offsets(store: DefectStore) -> None:
+    """What calibrate --from-db and adapt --from-db read: all of a line's rows, a page at a
+    time; a row logged while they read comes at the end, none is read twice or skipped."""
+    store.add_inspections([record(f"p{i}", i) for i in range(7)] + [record("o0", 3, line="x")])
+    seen = []
+    for row in store.iter_inspections(line="press-1", page=3):
+        seen.append(row.part_id)
+        if row.part_id == "p1":  # the line goes on logging meanwhile
+            store.add_inspections([record("late", 0.5)])
+    assert seen == [*(f"p{i}" for i in range(7)), "late"]
+    window = store.iter_inspections(
+        line="press-1", since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=5), page=1
+    )
+    assert [r.part_id for r in window] == ["p2", "p3", "p4"]
+    with pytest.raises(ValueError, match="page must be at least 1"):
+        next(store.iter_inspections(page=0))
+
+
 def test_operator_actions_set_the_effective_label(store: DefectStore) -> None:
     a, b, c, d = store.add_inspections(
         [fail("a", 0), fail("b", 1, "dent"), record("c", 2), fail("d", 3)]
