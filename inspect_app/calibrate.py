@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
 from inspect_app.lines import (
@@ -444,6 +445,7 @@ def logged_parts(
     until: datetime,
     since: datetime | None = None,
     taught: Collection[str] = (),
+    show_progress: bool = False,
 ) -> tuple[list[PartResult], LogEvidence]:
     """The parts of `line` that `model_versions` decided in [since, until), as labeled parts
     with their logged scores, and how they were labeled. Parts whose id is in `taught` are
@@ -456,7 +458,11 @@ def logged_parts(
     )
     wanted, taught_ids = set(model_versions), set(taught)
     parts: list[PartResult] = []
-    for row in store.iter_inspections(line=line, since=since, until=until):
+    rows = store.iter_inspections(line=line, since=since, until=until)
+    if show_progress:  # a shift of a fast line is a million rows
+        total = store.count(line=line, since=since, until=until)
+        rows = tqdm(rows, total=total, desc="defect log", unit="part")
+    for row in rows:
         if row.model_version not in wanted:
             continue
         if row.part_id in taught_ids:
@@ -505,7 +511,9 @@ def calibrate_from_log(
     model_versions = same_model_versions(home, line, source.name)
     taught = () if options.include_adapt_parts else card.adapt.get("part_ids", ())
     with DefectStore.open(db_url) as store:
-        parts, evidence = logged_parts(store, line, model_versions, until, since, taught)
+        parts, evidence = logged_parts(
+            store, line, model_versions, until, since, taught, options.show_progress
+        )
     if not parts:
         window = f" from {since.isoformat()}" if since else ""
         msg = (
