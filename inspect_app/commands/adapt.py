@@ -187,15 +187,22 @@ def template_size_arg(text: str) -> int | str:
 # -- --from-db: learn from the parts operators corrected in the console (inspect_app.from_db) --
 
 
-def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "from the defect log",
-        "teach from the parts operators corrected in `inspect-app console` instead of --data",
-    )
-    group.add_argument(
-        "--from-db", action="store_true", help="use the line's operator-corrected parts"
-    )
+def defect_log_group(
+    parser: argparse.ArgumentParser, purpose: str, from_db_help: str
+) -> argparse._ArgumentGroup:
+    """The "from the defect log" options adapt and calibrate share: --from-db and --db."""
+    group = parser.add_argument_group("from the defect log", f"{purpose} instead of --data")
+    group.add_argument("--from-db", action="store_true", help=from_db_help)
     group.add_argument("--db", metavar="URL", help="defect log URL (default: HOME/inspect.db)")
+    return group
+
+
+def add_from_db_arguments(parser: argparse.ArgumentParser) -> None:
+    group = defect_log_group(
+        parser,
+        "teach from the parts operators corrected in `inspect-app console`",
+        "use the line's operator-corrected parts",
+    )
     group.add_argument(
         "--source-data",
         metavar="DIR",

@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from inspect_app.commands.adapt import defect_log_group
 from inspect_app.commands.evaluate import add_scoring_arguments, bad_count, scoring_options
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
 from inspect_app.home import default_db_url, missing_log, resolve_home
@@ -91,15 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(
         parser, "also use the parts the line was taught from (their scores flatter the model)"
     )
-    group = parser.add_argument_group(
-        "from the defect log",
-        "set the threshold on the scores the line logged, as the operators corrected them, "
-        "instead of --data",
+    group = defect_log_group(
+        parser,
+        "set the threshold on the scores the line logged, as the operators corrected them,",
+        "use the line's logged, operator-reviewed parts",
     )
-    group.add_argument(
-        "--from-db", action="store_true", help="use the line's logged, operator-reviewed parts"
-    )
-    group.add_argument("--db", metavar="URL", help="defect log URL (default: HOME/inspect.db)")
     group.add_argument(
         "--trust-passes",
         action="store_true",
