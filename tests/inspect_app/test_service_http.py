@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,13 +20,15 @@ from tests.inspect_app.fake_line_service import FakeSlowBackend
 
 @dataclass
 class HotFolderCard:
-    """What the service needs of a line card for an image-only hot-folder line."""
+    """What the service needs of a line card for an image-only hot-folder line (or, with
+    other `modalities` and `adapt`, any line a test serves around a fake backend)."""
 
     classes: tuple[str, ...] = ("dent",)
     threshold: float = 0.5
     modalities: tuple[str, ...] = ("image",)
     image_bits: int | None = None
     roi: list[int] | None = None
+    adapt: dict[str, object] = field(default_factory=dict)
 
 
 def fake_line(folder: Path, version: str) -> LoadedLine:

@@ -328,21 +328,11 @@ def test_how_a_running_line_takes_another_version() -> None:
 def test_a_line_taught_on_windows_is_served_windows_of_its_recordings(tmp_path: Path) -> None:
     """`adapt --window-s` teaches a line on windows of long recordings; serve replays the same
     recordings cut into those windows (as evaluate does), unless --window-s says otherwise."""
-    from dataclasses import dataclass, field
-
     from inspect_app.service import InspectionService, LoadedLine, ServeOptions, swap_plan
     from inspect_app.sources import DatasetReplay, line_window_s
     from inspect_app.store import DefectStore
     from tests.inspect_app.fake_line_service import FakeSlowBackend
-
-    @dataclass
-    class WindowedCard:
-        classes: tuple[str, ...] = ("dent",)
-        threshold: float = 0.5
-        modalities: tuple[str, ...] = ("vibration",)
-        image_bits: int | None = None
-        roi: list[int] | None = None
-        adapt: dict[str, object] = field(default_factory=lambda: {"window_s": 0.5})
+    from tests.inspect_app.test_service_http import HotFolderCard
 
     data = tmp_path / "recordings"
     data.mkdir()
@@ -352,11 +342,11 @@ def test_a_line_taught_on_windows_is_served_windows_of_its_recordings(tmp_path: 
     (data / "labels.csv").write_text(
         "vibration,label,sample_rate_hz\na.npy,ok,4000\nb.npy,dent,4000\n", encoding="utf-8"
     )
-    card = WindowedCard()
+    card = HotFolderCard(modalities=("vibration",), adapt={"window_s": 0.5})
     assert line_window_s(None, card, watch=False) == 0.5
     assert line_window_s(1.0, card, watch=False) == 1.0  # asked for: as asked
     assert line_window_s(None, card, watch=True) is None  # a hot folder's file is one part
-    whole = WindowedCard(adapt={})
+    whole = HotFolderCard(modalities=("vibration",))
     assert swap_plan(object(), "l", whole, card, watch=False) == (
         "reopen",
         "was taught on other vibration windows",
