@@ -393,7 +393,8 @@ class LogEvidence:
 _BLIND = (
     ", but no passed part was checked by an operator, so nothing here shows which defects a "
     "higher threshold would let through: it stays. Check a sample of passed parts in the "
-    "console (confirm, or relabel a defect), or --trust-passes"
+    "console (confirm good, or relabel a defect; serve --audit-every N picks one), or "
+    "--trust-passes"
 )
 
 

@@ -123,6 +123,8 @@ class InspectedPart:
     latency_ms: float | None = None  # source read start → decision
     snapshot_path: str | None = None
     model_version: str = ""  # the line model version that decided it ("" before the model)
+    # a passed part picked for an operator's check (`sinks.AuditSampler`): its snapshot is kept
+    audit: bool = False
 
 
 @dataclass
@@ -579,7 +581,7 @@ class Pipeline:
 
     def _deliver(self, parts: list[InspectedPart], pool: ThreadPoolExecutor | None) -> bool:
         t0 = time.monotonic()
-        self._save_snapshots([p for p in parts if p.verdict.rejected], pool)
+        self._save_snapshots([p for p in parts if p.verdict.rejected or p.audit], pool)
         for watcher in self.watchers:  # before the commit: the log holds none of these yet
             for part in parts:
                 self._hand(watcher, part, "watcher")

@@ -44,6 +44,7 @@ from inspect_app.pipeline import (
 )
 from inspect_app.runtime import RuntimeStats
 from inspect_app.sinks import (
+    AuditSampler,
     CommandHook,
     ModbusCoilSink,
     ModbusTarget,
@@ -92,6 +93,8 @@ class ServeOptions:
     modbus: str | None = None
     alarm_command: str | None = None  # run once when `alarm_after` parts in a row are rejected
     alarm_after: int | None = None
+    audit_every: int | None = None  # every N-th passed part picked for a check (AuditSampler)
+    audit_command: str | None = None
     drift: bool = True  # watch the parts' scores for drift (inspect_app.drift)
     drift_command: str | None = None  # run when the line drifts and when it is back
     snapshots: bool = True
@@ -220,6 +223,8 @@ def build_sinks(options: ServeOptions) -> list[RejectSink]:
         sinks.append(ModbusCoilSink(ModbusTarget.parse(options.modbus)))
     if options.alarm_command and options.alarm_after:
         sinks.append(RejectRunAlarm(options.alarm_command, options.alarm_after, options.line))
+    if options.audit_every:
+        sinks.append(AuditSampler(options.audit_every, options.audit_command, options.line))
     return sinks
 
 

@@ -75,14 +75,18 @@ class CommandHook:
         line: str = "",
         verdicts: frozenset[str] = REJECT_VERDICTS,
         timeout_s: float = 5.0,
+        kind: str = "reject command",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.argv:
-            msg = "the reject command is empty; give a program and its arguments"
+            msg = f"the {kind} is empty; give a program and its arguments"
             raise ValueError(msg)
         self.line = line
         self.verdicts = verdicts
         self.timeout_s = timeout_s
+        self.kind = kind
+        self.extra_env = dict(extra_env or {})
 
     def handle(self, part: InspectedPart) -> None:
         v = part.verdict
@@ -95,10 +99,9 @@ class CommandHook:
             "INSPECT_DEFECT_CLASS": v.defect_class or "",
             "INSPECT_DEFECT_SCORE": "" if v.defect_score is None else f"{v.defect_score:.6f}",
             "INSPECT_FAULT_REASON": v.fault_reason or "",
+            **self.extra_env,
         }
-        run_command(
-            self.argv, env, self.timeout_s, "reject command", f"on part {part.sample.part_id}"
-        )
+        run_command(self.argv, env, self.timeout_s, self.kind, f"on part {part.sample.part_id}")
 
     def close(self) -> None:
         return None
@@ -121,6 +124,52 @@ def run_command(
         err = done.stderr.decode(errors="replace").strip()[-300:]
         msg = f"{kind} {argv[0]!r} exited {done.returncode} {what}: {err}"
         raise RuntimeError(msg)
+
+
+class AuditSampler:
+    """Picks every `every`-th passed part for an operator's check (`serve --audit-every N`).
+
+    A line calibrated from its own log (`calibrate --from-db`) learns what passes only from
+    passed parts someone checked: this is the sample. The picked part's snapshot is kept like
+    a rejected part's (`InspectedPart.audit`), so the console shows it for confirming good or
+    relabelling, and `command`, when given, runs for it (as the reject command does, with
+    `INSPECT_AUDIT=1`): the signal that diverts it to the check station.
+    """
+
+    name = "audit"
+
+    def __init__(
+        self, every: int, command: str | Sequence[str] | None = None, line: str = ""
+    ) -> None:
+        if every < 1:
+            msg = f"audit every N passed parts needs N of 1 or more, got {every}"
+            raise ValueError(msg)
+        self.every = every
+        self.passed = 0
+        self.hook = (
+            None
+            if command is None
+            else CommandHook(
+                command,
+                line=line,
+                verdicts=frozenset({"PASS"}),
+                kind="audit command",
+                extra_env={"INSPECT_AUDIT": "1"},
+            )
+        )
+
+    def handle(self, part: InspectedPart) -> None:
+        if part.verdict.verdict != "PASS":
+            return
+        self.passed += 1
+        if self.passed % self.every:
+            return
+        part.audit = True
+        if self.hook is not None:
+            self.hook.handle(part)
+
+    def close(self) -> None:
+        return None
 
 
 class RejectRunAlarm:

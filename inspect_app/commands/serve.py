@@ -46,6 +46,7 @@ example:
   inspect-app serve --line press-3 --source rtsp://10.0.0.5/stream --vibration /dev/shm/acc.wav \\
       --modbus 10.0.0.9:502:16 --http 0.0.0.0:8765
   inspect-app serve --line press-3 --source 0 --alarm-after 5 --alarm-command "stack-light red"
+  inspect-app serve --line press-3 --source 0 --audit-every 200 --audit-command "divert check"
   inspect-app serve --line press-3 --source /data/press-3/incoming --watch
   inspect-app serve --line press-3 --source photos/ --watch --idle-exit 5   # a folder, once
 """
@@ -154,6 +155,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "re-arms it",
     )
     parser.add_argument(
+        "--audit-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pick every N-th passed part for an operator's check: its snapshot is kept (the "
+        "console shows it to confirm good or relabel), and --audit-command runs for it; the "
+        "checked passes are what lets `calibrate --from-db` raise the threshold",
+    )
+    parser.add_argument(
+        "--audit-command",
+        metavar="CMD",
+        default=None,
+        help="with --audit-every: run CMD for each picked part (divert it to the check "
+        "station; INSPECT_PART_ID, INSPECT_AUDIT=1 etc. in its env)",
+    )
+    parser.add_argument(
         "--drift-command",
         metavar="CMD",
         default=None,
@@ -232,7 +249,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.audit_command is not None and args.audit_every is None:
+        print(
+            "inspect-app serve: --audit-command runs for the parts --audit-every N picks: "
+            "give both",
+            file=sys.stderr,
+        )
+        return 2
     for flag, count in (
+        ("--audit-every", args.audit_every),
         ("--threads", args.threads),
         ("--batch-size", args.batch_size),
         ("--snapshot-max-parts", args.snapshot_max_parts),
@@ -274,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
         modbus=args.modbus,
         alarm_command=args.alarm_command,
         alarm_after=args.alarm_after,
+        audit_every=args.audit_every,
+        audit_command=args.audit_command,
         drift=not args.no_drift,
         drift_command=args.drift_command,
         snapshots=not args.no_snapshots,

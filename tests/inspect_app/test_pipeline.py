@@ -502,3 +502,16 @@ def test_watchers_see_every_part_in_the_log_stage_before_its_row() -> None:
     assert [pid for pid, _ in seen] == [f"p{i:04d}" for i in range(6)] + ["closed"]
     assert all(committed <= int(pid[1:]) for pid, committed in seen[:-1])  # not yet logged
     assert pipeline.stats.snapshot().sink_errors == {"watch": 1}
+
+
+def test_a_passed_part_picked_for_a_check_keeps_its_snapshot() -> None:
+    """`serve --audit-every 4`: the fourth and eighth passed parts are logged with a snapshot
+    for the operator to look at, the other passed parts without one."""
+    from inspect_app.sinks import AuditSampler
+
+    source = [part(i) for i in range(10)]
+    pipeline, log = make(source, sinks=[AuditSampler(4)], snapshots=SlowSnapshots(delay_s=0.0))
+    assert pipeline.run().error is None
+    assert {r.verdict for r in log.records} == {"PASS"}
+    kept = [r.part_id for r in log.records if r.snapshot_path is not None]
+    assert kept == ["p0003", "p0007"]

@@ -18,7 +18,13 @@ import pytest
 
 from inspect_app.decision import Verdict, fault
 from inspect_app.pipeline import InspectedPart
-from inspect_app.sinks import CommandHook, ModbusCoilSink, ModbusTarget, RejectRunAlarm
+from inspect_app.sinks import (
+    AuditSampler,
+    CommandHook,
+    ModbusCoilSink,
+    ModbusTarget,
+    RejectRunAlarm,
+)
 from sensors.sample import Sample
 
 
@@ -220,3 +226,42 @@ def test_serve_wants_both_alarm_options(capsys: pytest.CaptureFixture[str]) -> N
     assert main([*argv, "--alarm-after", "5"]) == 2
     assert "go together" in capsys.readouterr().err
     assert main([*argv, "--alarm-command", "true", "--alarm-after", "1"]) == 2
+
+
+def test_every_nth_passed_part_is_picked_for_a_check(tmp_path: Path) -> None:
+    """`serve --audit-every 3`: the third, sixth, ... passed part is marked for its snapshot
+    and the audit command runs for it (INSPECT_AUDIT=1); rejects neither count nor get picked."""
+    out = tmp_path / "audits.txt"
+    script = (
+        "import os; open(os.environ['OUT'], 'a').write("
+        "os.environ['INSPECT_PART_ID'] + ' ' + os.environ['INSPECT_AUDIT'] + '\\n')"
+    )
+    sampler = AuditSampler(3, [sys.executable, "-c", script], line="l1")
+    parts = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OUT", str(out))
+        for i in range(8):
+            parts.append(inspected(f"p{i}", Verdict("PASS", defect_score=0.1)))
+            parts.append(inspected(f"f{i}", Verdict("FAIL", defect_class="dent")))
+        parts.append(inspected("x", fault("cam.png: truncated")))
+        for part in parts:
+            sampler.handle(part)
+    assert [p.sample.part_id for p in parts if p.audit] == ["p2", "p5"]
+    assert out.read_text().splitlines() == ["p2 1", "p5 1"]
+    quiet = AuditSampler(1)  # no command: picked (snapshots kept) and nothing run
+    quiet.handle(parts[0])
+    assert parts[0].audit
+    with pytest.raises(ValueError, match="N of 1 or more"):
+        AuditSampler(0)
+    with pytest.raises(ValueError, match="audit command is empty"):
+        AuditSampler(2, "")
+
+
+def test_serve_checks_its_audit_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from inspect_app.cli import main
+
+    argv = ["serve", "--line", "l", "--source", "x", "--http", "off"]
+    assert main([*argv, "--audit-command", "divert"]) == 2
+    assert "give both" in capsys.readouterr().err
+    assert main([*argv, "--audit-every", "0"]) == 2
+    assert "--audit-every must be positive" in capsys.readouterr().err
