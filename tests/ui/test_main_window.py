@@ -583,3 +583,27 @@ def test_drifting_scores_raise_a_banner_under_the_counters(
         )
     finally:
         window.shutdown()
+
+
+def test_a_passed_part_picked_for_a_check_says_so_in_the_log() -> None:
+    """`serve --audit-every` keeps the snapshot of the passed parts it picks; the log's
+    operator column says "to check" until someone confirms or relabels them."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from inspect_app.store import InspectionRow
+    from ui.widgets.defect_log import _cell
+
+    row = InspectionRow(
+        id=1, line="line-a", model_version="v1", part_id="p1",
+        timestamp=datetime(2026, 12, 7, tzinfo=timezone.utc), verdict="PASS", defect_class=None,
+        defect_score=0.1, anomaly_score=0.2, class_probs={}, fault_reason=None, latency_ms=5.0,
+        box=None, snapshot_path="snapshots/line-a/p1-PASS.jpg", label=None,
+        effective_verdict="PASS", effective_class=None, operator_action=None, operator=None,
+        operator_note=None,
+    )  # fmt: skip
+    assert _cell(row, "operator") == "to check"
+    assert _cell(replace(row, snapshot_path=None), "operator") == ""
+    checked = replace(row, operator_action="confirm", operator="A. Jones")
+    assert _cell(checked, "operator") == "confirm (A. Jones)"
+    assert _cell(replace(row, verdict="FAIL", effective_verdict="FAIL"), "operator") == ""

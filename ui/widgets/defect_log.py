@@ -28,6 +28,7 @@ from ui.view_state import TIME_WINDOWS, LogPage, LogQuery
 ALL = "all"
 COLUMNS: tuple[str, ...] = ("time", "part", "line", "verdict", "class", "score", "operator")
 VERDICT_COLUMN = COLUMNS.index("verdict")
+TO_CHECK = "to check"  # the operator column of a passed part picked for a check, not yet done
 COLUMN_WIDTHS: tuple[int, ...] = (100, 260, 130, 150, 230, 70)  # the last column stretches
 VERDICT_COLOURS = {"PASS": "#1b7f2a", "FAIL": "#c62828", "FAULT": "#b07800"}
 
@@ -52,7 +53,8 @@ def _cell(row: InspectionRow, column: str) -> str:
     if column == "score":
         return "" if row.defect_score is None else f"{row.defect_score:.3g}"
     if row.operator_action is None:
-        return ""
+        # a passed part with a snapshot was picked for a check (serve --audit-every)
+        return TO_CHECK if row.verdict == "PASS" and row.snapshot_path else ""
     return f"{row.operator_action.replace('_', ' ')} ({row.operator})"
 
 
