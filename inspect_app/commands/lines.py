@@ -146,7 +146,7 @@ def _calibration_json(card: LineCard) -> dict[str, Any] | None:
     c = card.calibration
     if not c:
         return None
-    keys = ("data", "from_version", "threshold_before", "rule", *_VALIDATION, "held_out")
+    keys = ("data", "from_version", "threshold_before", "rule", *_VALIDATION, "held_out", "log")
     return {k: c.get(k) for k in keys if k != "class_accuracy"}
 
 
@@ -154,8 +154,10 @@ def _rates(card: LineCard) -> str:
     m = card.metrics
     c = card.calibration
     if c:
+        where = " of the defect log" if c.get("log") else ""
         return (
-            f"threshold calibrated on {c.get('n')} parts ({c.get('n_defective')} defective): "
+            f"threshold calibrated on {c.get('n')} parts{where} ({c.get('n_defective')} "
+            "defective): "
             f"miss {format_rate(c.get('miss_rate'))}, false-reject "
             f"{format_rate(c.get('false_reject_rate'))}, AUROC {format_metric(c.get('auroc'))}"
         )

@@ -273,6 +273,9 @@ def test_from_db_sets_the_threshold_on_the_logged_scores_as_the_operators_correc
     assert "3 FAIL part(s) no operator reviewed were taken as defective" in out
     assert "1 part(s) the version was taught from were left out" in out
     assert "the same model with the new threshold" in out
+    assert main(["lines", "--home", str(home), "--line", LINE]) == 0
+    listed = capsys.readouterr().out
+    assert "threshold calibrated on 44 parts of the defect log (17 defective)" in listed
     assert (
         "labeled by 17 operator actions"
         in (home / "lines" / LINE / "v3" / "MODEL_CARD.md").read_text()
