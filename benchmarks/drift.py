@@ -14,6 +14,8 @@ part after the reference judged as `serve` judges it.
 
     python -m benchmarks.drift                    # HOME: $INSPECT_APP_HOME or the default
     python -m benchmarks.drift --parts 3000 --shuffles 500
+    python -m benchmarks.drift --home H --line L --stream DIR   # another line taught in H, DIR
+                                                                # a labeled stream of its product
 """
 
 from __future__ import annotations
@@ -76,10 +78,10 @@ def damped(cutoff_hz: float) -> Callable[[Sample], Sample]:
 
 
 def score(
-    home: Path, stream: Path, change: Callable[[Sample], Sample] | None
+    home: Path, line: str, stream: Path, change: Callable[[Sample], Sample] | None
 ) -> tuple[np.ndarray, list[str]]:
     """Each part's defect score and verdict (the line's torch model, as `serve` decides)."""
-    loaded = load_line(home, LINE, "torch")
+    loaded = load_line(home, line, "torch")
     dataset = LineDataset.open(stream)
     scores: list[float] = []
     verdicts: list[str] = []
@@ -95,7 +97,7 @@ def score(
 
 
 def alarms(
-    scores: np.ndarray, verdicts: list[str], settings: DriftSettings, start: int
+    scores: np.ndarray, verdicts: list[str], settings: DriftSettings, start: int, line: str = LINE
 ) -> list[int]:
     """The parts (counted from `start`) at which the monitor said the line drifted."""
     said: list[int] = []
@@ -105,7 +107,7 @@ def alarms(
         if state.drifted:
             said.append(at[0])
 
-    monitor = DriftMonitor(LINE, lambda version, n: (), settings, on_change=on_change)
+    monitor = DriftMonitor(line, lambda version, n: (), settings, on_change=on_change)
     for value, name in zip(scores, verdicts, strict=True):
         verdict = SimpleNamespace(verdict=name, defect_score=float(value))
         monitor.handle(SimpleNamespace(verdict=verdict, model_version="v1"))  # type: ignore[arg-type]
@@ -121,10 +123,18 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=1500, help="parts in the stream")
     parser.add_argument("--shuffles", type=int, default=200, help="orders for false alarms")
     parser.add_argument("--stream", type=Path, default=None, help="an already made stream")
+    parser.add_argument(
+        "--line",
+        default=LINE,
+        help=f"a line taught in HOME (default {LINE}, taught if missing); another needs --stream",
+    )
     args = parser.parse_args()
+    if args.line != LINE and args.stream is None:
+        parser.error(f"--line {args.line} needs --stream: a labeled stream of its product")
     settings = DriftSettings()
     home = resolve_home(args.home)
-    ensure_line_model(home, sample_line(home) / "adapt", readapt=False)
+    if args.line == LINE:
+        ensure_line_model(home, sample_line(home) / "adapt", readapt=False)
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         stream = args.stream or Path(tmp) / "stream"
         if args.stream is None:
@@ -144,7 +154,7 @@ def main() -> None:
             "out of focus (blur 1.5 px)": blur(1.5),
             "sensor mounting loosened (low-pass 2 kHz)": damped(2000.0),
         }
-        scored = {name: score(home, stream, change) for name, change in changes.items()}
+        scored = {name: score(home, args.line, stream, change) for name, change in changes.items()}
     ref = settings.reference_parts
     base, base_verdicts = scored["as taught"]
     print(
@@ -160,6 +170,7 @@ def main() -> None:
             base_verdicts[:ref] + verdicts[ref:],
             settings,
             ref,
+            args.line,
         )
         when = str(said[0]) if said else f"not in {len(values) - ref}"
         print(f"| {name} | {100 * rejected:.1f} % | {when} |")
@@ -168,7 +179,8 @@ def main() -> None:
     judged = 0
     for _ in range(args.shuffles):
         order = rng.permutation(len(base))
-        false += len(alarms(base[order], [base_verdicts[i] for i in order], settings, ref))
+        verdicts = [base_verdicts[i] for i in order]
+        false += len(alarms(base[order], verdicts, settings, ref, args.line))
         judged += len(order) - ref
     print(
         f"false alarms as taught, {args.shuffles} random orders: {false} in {judged} parts "
