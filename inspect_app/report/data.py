@@ -131,6 +131,10 @@ class ReportData:
     corrections: list[tuple[str, str, int]]
     overrides: list[OverrideEntry] = field(default_factory=list)
     worst: list[WorstPart] = field(default_factory=list)
+    # passed parts an operator checked (an audit sample, or found downstream), and how many of
+    # them were defective after all (escapes)
+    passes_checked: int = 0
+    escapes: int = 0
 
 
 def plant_zone(name: str | None = None) -> tuple[tzinfo, str]:
@@ -416,6 +420,8 @@ def load_report(
         corrections=overrides.corrections,
         overrides=overrides.recent,
         worst=worst,
+        passes_checked=overrides.passes_checked,
+        escapes=overrides.escapes,
     )
 
 
@@ -424,6 +430,8 @@ class _Overrides:
     counts: Counter[str]
     corrections: list[tuple[str, str, int]]
     recent: list[OverrideEntry]
+    passes_checked: int = 0
+    escapes: int = 0
 
 
 def _overrides(store: DefectStore, query: ReportQuery) -> _Overrides:
@@ -438,6 +446,9 @@ def _overrides(store: DefectStore, query: ReportQuery) -> _Overrides:
             OperatorAction.previous_class,
             OperatorAction.new_class,
             OperatorAction.note,
+            Inspection.id,
+            Inspection.verdict,
+            Inspection.effective_verdict,
         )
         .join(Inspection, OperatorAction.inspection_id == Inspection.id)
         .join(Line, Inspection.line_id == Line.id)
@@ -446,10 +457,13 @@ def _overrides(store: DefectStore, query: ReportQuery) -> _Overrides:
     counts: Counter[str] = Counter()
     moves: Counter[tuple[str, str]] = Counter()
     entries: list[OverrideEntry] = []
+    checked: dict[int, bool] = {}  # passed part → defective after all (its latest label)
     with store.engine.connect() as conn:
-        for created, line, part, action, operator, prev, new, note in conn.execute(
-            stmt.order_by(OperatorAction.id)
-        ):
+        for row in conn.execute(stmt.order_by(OperatorAction.id)):
+            created, line, part, action, operator, prev, new, note = row[:8]
+            inspection_id, verdict, effective = row[8:]
+            if verdict == "PASS":
+                checked[inspection_id] = effective == "FAIL"
             counts[action] += 1
             if action == "relabel":
                 moves[(prev or "(none: passed)", new or "?")] += 1
@@ -466,7 +480,13 @@ def _overrides(store: DefectStore, query: ReportQuery) -> _Overrides:
                 )
             )
     corrections = sorted(((a, b, n) for (a, b), n in moves.items()), key=lambda t: (-t[2], t[:2]))
-    return _Overrides(counts, corrections, entries[-RECENT_OVERRIDES:][::-1])
+    return _Overrides(
+        counts,
+        corrections,
+        entries[-RECENT_OVERRIDES:][::-1],
+        passes_checked=len(checked),
+        escapes=sum(checked.values()),
+    )
 
 
 def _hourly(conn: Connection, query: ReportQuery) -> list[HourBucket]:

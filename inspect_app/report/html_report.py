@@ -27,6 +27,7 @@ from inspect_app.report.text import (
     CORRECTIONS_SHOWN,
     HOURLY_TABLE_MAX,
     more_corrections,
+    passes_checked,
     pct,
     score,
     span,
@@ -128,6 +129,7 @@ def render_html(data: ReportData) -> str:
         "<h2>Operator overrides</h2>",
         f"<p>False alarms: <b>{data.false_alarms}</b> &middot; classes corrected (relabels): "
         f"<b>{data.relabels}</b> &middot; machine calls confirmed: <b>{data.confirms}</b></p>",
+        f"<p>{_e(passes_checked(data.passes_checked, data.escapes))}</p>",
     ]
     if data.corrections:
         out.append(_table(corrections_table(data)))

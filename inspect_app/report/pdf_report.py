@@ -46,6 +46,7 @@ from inspect_app.report.text import (
     CORRECTIONS_SHOWN,
     HOURLY_TABLE_MAX,
     more_corrections,
+    passes_checked,
     score,
     span,
     when,
@@ -183,6 +184,7 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
             f" · machine calls confirmed: {data.confirms}",
             st.body,
         ),
+        _p(passes_checked(data.passes_checked, data.escapes), st.body),
     ]
     if data.corrections:
         story.append(

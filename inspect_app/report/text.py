@@ -37,3 +37,16 @@ def more_corrections(corrections: list[tuple[str, str, int]]) -> str:
         f"… and {sum(n for *_, n in rest)} more corrections in {len(rest)} other class pairs "
         "(every one is in the CSV report)."
     )
+
+
+def passes_checked(checked: int, escapes: int) -> str:
+    """What the operators found on passed parts they checked (audits, finds downstream)."""
+    if not checked:
+        return (
+            "Passed parts checked by operators: none (nothing here says how many defects "
+            "passed; `serve --audit-every N` picks a sample to check)."
+        )
+    return (
+        f"Passed parts checked by operators: {checked}, of which {escapes} defective "
+        f"({pct(100.0 * escapes / checked)}: escapes)."
+    )

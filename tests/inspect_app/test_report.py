@@ -104,6 +104,7 @@ def test_report_numbers_match_the_store(log: tuple[DefectStore, Path]) -> None:
     # 06:00 and 07:00 UTC are 07:00 and 08:00 in Berlin.
     assert [(h.start.hour, h.parts, h.failed) for h in data.hourly] == [(7, 20, 4), (8, 7, 2)]
     assert (data.false_alarms, data.relabels, data.confirms) == (1, 1, 0)
+    assert (data.passes_checked, data.escapes) == (0, 0)  # both corrections were on FAILs
     assert data.corrections == [("scratch", "dent", 1)]
     assert data.worst[0].part_id == "p1-dent"
     assert data.worst[0].snapshot == home / "snapshots" / "p1-dent.png"
@@ -169,6 +170,32 @@ def test_html_is_self_contained_and_escapes_data(log: tuple[DefectStore, Path]) 
     assert re.search(r"parts\s*27", text)
     assert "74.07 %" in text  # yield 20 / 27
     assert "2026-03-02 07:00:00 CET" in text
+    assert "Passed parts checked by operators: none" in text  # no audit: said, not hidden
+
+
+def test_passed_parts_the_operators_checked_give_the_escapes(tmp_path: Path) -> None:
+    """An audit sample of passed parts (`serve --audit-every`) or a defect found downstream:
+    the report says how many passed parts were checked and how many were defective after all."""
+    store = DefectStore.open(f"sqlite:///{tmp_path / 'inspect.db'}")
+    try:
+        records = [rec("press-1", f"ok{i}", i) for i in range(4)]
+        records += [bad("press-1", "f1", 5, "dent", 0.9)]
+        ids = dict(zip([r.part_id for r in records], store.add_inspections(records), strict=True))
+        store.add_operator_action(ids["ok0"], "confirm", "Ana")  # checked: good
+        store.add_operator_action(ids["ok1"], "relabel", "Ana", new_class="dent")  # an escape
+        store.add_operator_action(ids["ok2"], "confirm", "Ana")  # checked twice: counted once
+        store.add_operator_action(ids["ok2"], "confirm", "Bo")
+        store.add_operator_action(ids["f1"], "false_alarm", "Ana")  # a reject: not a pass
+        data = load_report(store, query())
+        assert (data.passes_checked, data.escapes) == (3, 1)
+        out = tmp_path / "report.html"
+        write_report(store, "html", out, query())
+        text = re.sub(r"<[^>]+>", " ", out.read_text(encoding="utf-8"))
+        assert "Passed parts checked by operators: 3, of which 1 defective (33.33 %: escapes)" in (
+            text
+        )
+    finally:
+        store.close()
 
 
 def test_pdf_says_the_same_numbers(log: tuple[DefectStore, Path]) -> None:
