@@ -692,4 +692,11 @@ def input_problem(sample: Sample) -> str | None:
         if not np.isfinite(samples).all():
             bad = int((~np.isfinite(samples)).sum())
             return f"{vib_where}: vibration has {bad} NaN or infinite samples"
+        if samples.size > 1 and float(np.ptp(samples)) == 0.0:
+            # a live accelerometer is never exactly still: a disconnected sensor, cable or
+            # amplifier (judged as a part, it would be a FAIL with a made-up defect class)
+            return (
+                f"{vib_where}: vibration is flat (every sample {float(samples.flat[0]):g}): "
+                "sensor, cable or amplifier disconnected?"
+            )
     return None

@@ -305,6 +305,11 @@ def test_sinks_and_listeners_see_every_part() -> None:
 def test_input_problem_names_the_part() -> None:
     assert input_problem(Sample(part_id="p9")) == "part p9: no image and no vibration"
     assert input_problem(part(1)) is None
+    dead = part(2)
+    dead.vibration = VibrationWindow(np.zeros(256, np.float32), 1000.0)
+    assert input_problem(dead) == (
+        "part p0002: vibration is flat (every sample 0): sensor, cable or amplifier disconnected?"
+    )
     with pytest.raises(ValueError, match="max_parts"):
         PipelineConfig(max_parts=-1)
 
