@@ -684,6 +684,13 @@ def input_problem(sample: Sample) -> str | None:
             return f"{where}: empty image"
         if sample.frame.dtype.kind == "f" and not np.isfinite(sample.frame).all():
             return f"{where}: image has NaN or infinite pixels"
+        if sample.frame.size > 1 and float(np.ptp(sample.frame)) == 0.0:
+            # a camera's sensor always has some noise: a frame of one value is a dark, covered
+            # or blinded camera, or a driver's empty buffer after a timeout
+            return (
+                f"{where}: image is uniform (every pixel {float(sample.frame.flat[0]):g}): "
+                "camera dark, covered or blinded, or an empty buffer?"
+            )
     if sample.vibration is not None:
         samples = sample.vibration.samples
         vib_where = sample.vibration.source or where

@@ -23,7 +23,9 @@ RATE = 8000
 
 def _image(folder: Path, stem: str, value: int = 90) -> Path:
     path = folder / f"{stem}.png"
-    cv2.imwrite(str(path), np.full((32, 32, 3), value, np.uint8))
+    frame = np.full((32, 32, 3), value, np.uint8)
+    frame[0, 0] ^= 1  # a uniform frame is a FAULT (a dark camera)
+    cv2.imwrite(str(path), frame)
     return path
 
 

@@ -89,6 +89,7 @@ class FakeLog:
 
 def part(i: int, label: str = "ok", **meta: str) -> Sample:
     frame = np.full((8, 8, 3), i % 255, np.uint8)
+    frame[0, 0] ^= 1  # never one value: a uniform frame is a FAULT (a dark camera)
     vib = VibrationWindow(np.sin(np.arange(256, dtype=np.float32)), 1000.0)
     return Sample(part_id=f"p{i:04d}", frame=frame, vibration=vib, label=label, meta=dict(meta))
 
@@ -310,11 +311,18 @@ def test_input_problem_names_the_part() -> None:
     assert input_problem(dead) == (
         "part p0002: vibration is flat (every sample 0): sensor, cable or amplifier disconnected?"
     )
+    dark = part(3)
+    dark.frame = np.zeros((8, 8, 3), np.uint8)  # a driver's empty buffer, a covered lens
+    assert input_problem(dark) == (
+        "part p0003: image is uniform (every pixel 0): camera dark, covered or blinded, or an "
+        "empty buffer?"
+    )
     with pytest.raises(ValueError, match="max_parts"):
         PipelineConfig(max_parts=-1)
 
 
 FRAME = np.zeros((4, 4, 3), np.uint8)
+FRAME[0, 0] = 1  # not uniform: see `part`
 
 
 class ScoreBackend(FakeBackend):

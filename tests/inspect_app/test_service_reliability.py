@@ -21,6 +21,13 @@ HELPER = Path(__file__).with_name("fake_line_service.py")
 N_GOOD = 60
 
 
+def _frame(value: int) -> np.ndarray:
+    """A 16 px frame of `value` with one pixel off it (a uniform frame is a dark camera)."""
+    frame = np.full((16, 16, 3), value, np.uint8)
+    frame[0, 0] ^= 1
+    return frame
+
+
 def write_dataset(folder: Path, n_good: int = N_GOOD) -> list[str]:
     """A small line: good and dented parts, plus a corrupt PNG, a truncated .npy and NaN samples."""
     folder.mkdir(parents=True)
@@ -28,7 +35,7 @@ def write_dataset(folder: Path, n_good: int = N_GOOD) -> list[str]:
     ids = []
     for i in range(n_good):
         pid = f"part-{i:03d}"
-        cv2.imwrite(str(folder / f"{pid}.png"), np.full((16, 16, 3), i, np.uint8))
+        cv2.imwrite(str(folder / f"{pid}.png"), _frame(i))
         np.save(folder / f"{pid}.npy", np.sin(np.arange(512, dtype=np.float32) * 0.1))
         rows.append(f"{pid},{pid}.png,{pid}.npy,2000,{'dent' if i % 5 == 0 else 'ok'}")
         ids.append(pid)
@@ -38,7 +45,7 @@ def write_dataset(folder: Path, n_good: int = N_GOOD) -> list[str]:
     full = folder / "full.npy"
     np.save(full, np.ones(4096, np.float32))
     (folder / "truncated.npy").write_bytes(full.read_bytes()[:300])
-    cv2.imwrite(str(folder / "img.png"), np.zeros((16, 16, 3), np.uint8))
+    cv2.imwrite(str(folder / "img.png"), _frame(0))
     rows.append("bad-vibration,img.png,truncated.npy,2000,ok")
     nan = np.ones(512, np.float32)
     nan[100] = np.nan
