@@ -305,6 +305,9 @@ def _set_threshold(
         )
     if options.dry_run:
         return result
+    if held_at is not None and threshold == card.threshold:
+        result.notes.append(f"no version written: {source.name} keeps its threshold")
+        return result
     new_card = dataclasses.replace(
         card,
         threshold=threshold,
@@ -507,7 +510,7 @@ def calibrate_from_log(
     source = version_dir(home, line, options.version)
     card = read_card(source)
     target_miss = _target_miss(card, options)
-    # a window that ends now: parts a running serve logs meanwhile do not shift the pages
+    # a window that ends now: what a running serve logs meanwhile is left for the next time
     until = until or datetime.now(timezone.utc)
     model_versions = same_model_versions(home, line, source.name)
     taught = () if options.include_adapt_parts else card.adapt.get("part_ids", ())

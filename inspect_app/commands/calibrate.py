@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes + after.notes:
         print(f"note: {note}")
     if result.folder is None:
-        print("dry run: nothing written")
+        print("dry run: nothing written" if args.dry_run else "nothing written")
     elif result.activated:
         print(
             f"line {args.line}: {result.version} saved in {result.folder} and made active "

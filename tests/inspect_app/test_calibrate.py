@@ -338,6 +338,11 @@ def test_from_db_keeps_the_threshold_down_when_no_passed_part_was_checked(
     assert "no passed part was checked by an operator" in out and "--trust-passes" in out
     assert "none of the 40 PASS part(s) was checked: the miss rate here counts only" in out
 
+    assert main(argv) == 0  # held: no new version with the same threshold
+    out = capsys.readouterr().out
+    assert "no version written: v1 keeps its threshold" in out and "nothing written" in out
+    assert versions(home, LINE) == ["v1"]
+
     assert main([*argv, "--trust-passes"]) == 0
     card = read_card(home / "lines" / LINE / "v2")
     expected = line_threshold(
