@@ -127,6 +127,7 @@ class LogQuery:
     verdict: str | None = None
     defect_class: str | None = None
     window: str = "any time"  # a key of TIME_WINDOWS
+    to_check: bool = False  # passed parts picked for a check and not yet checked
     page: int = 0
     page_size: int = 50
     serial: int = 0  # answers to an older request are ignored by the table

@@ -590,7 +590,9 @@ class LogWorker(QObject):
         """One page (`limit`/`offset` on an indexed, time-ordered query) and the match count."""
         since = q.since()
         try:
-            total = self.store.count(q.line, since, None, q.verdict, q.defect_class)
+            total = self.store.count(
+                q.line, since, None, q.verdict, q.defect_class, to_check=q.to_check
+            )
             rows = self.store.inspections(
                 q.line,
                 since,
@@ -599,6 +601,7 @@ class LogWorker(QObject):
                 q.defect_class,
                 limit=q.page_size,
                 offset=q.page * q.page_size,
+                to_check=q.to_check,
             )
         except Exception as exc:
             self.failed.emit(f"could not read the defect log: {exc}")

@@ -441,12 +441,14 @@ class DefectStore:
         offset: int = 0,
         *,
         effective: bool = False,
+        to_check: bool = False,
     ) -> list[InspectionRow]:
         """A page of inspections, newest first, filtered.
 
         `since` is inclusive and `until` exclusive (aware datetimes). `verdict` and
         `defect_class` match the machine's call, or the label after overrides with
-        `effective=True`.
+        `effective=True`. `to_check`: only passed parts picked for a check (`serve
+        --audit-every`: a snapshot kept) that no operator has acted on yet.
         """
         if limit < 0 or offset < 0:
             msg = f"limit {limit} and offset {offset} must be 0 or more"
@@ -456,7 +458,9 @@ class DefectStore:
             .join(Line, Inspection.line_id == Line.id)
             .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
         )
-        stmt = stmt.where(*_conditions(line, since, until, verdict, defect_class, effective))
+        stmt = stmt.where(
+            *_conditions(line, since, until, verdict, defect_class, effective, to_check)
+        )
         stmt = stmt.order_by(Inspection.timestamp.desc(), Inspection.id.desc())
         stmt = stmt.limit(limit).offset(offset)
         with self._guard(), Session(self._engine) as s:
@@ -501,10 +505,13 @@ class DefectStore:
         defect_class: str | None = None,
         *,
         effective: bool = False,
+        to_check: bool = False,
     ) -> int:
         """How many inspections match the same filters as `inspections`."""
         stmt = select(func.count(Inspection.id)).join(Line, Inspection.line_id == Line.id)
-        stmt = stmt.where(*_conditions(line, since, until, verdict, defect_class, effective))
+        stmt = stmt.where(
+            *_conditions(line, since, until, verdict, defect_class, effective, to_check)
+        )
         with self._guard(), Session(self._engine) as s:
             return int(s.scalar(stmt) or 0)
 
@@ -558,6 +565,7 @@ def _conditions(
     verdict: str | None,
     defect_class: str | None,
     effective: bool,
+    to_check: bool = False,
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms shared by `inspections` and `count` (the query joins `Line`)."""
     found: list[ColumnElement[bool]] = []
@@ -576,6 +584,12 @@ def _conditions(
     if defect_class is not None:
         c_col = Inspection.effective_class if effective else Inspection.defect_class
         found.append(c_col == defect_class)
+    if to_check:  # picked for a check (its snapshot kept) and not yet checked
+        found += [
+            Inspection.verdict == "PASS",
+            Inspection.snapshot_path.is_not(None),
+            Inspection.last_action.is_(None),
+        ]
     return found
 
 

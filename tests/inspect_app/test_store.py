@@ -186,6 +186,24 @@ def test_paged_filtered_queries(store: DefectStore) -> None:
         store.count(since=datetime(2026, 1, 1))
 
 
+def test_passed_parts_to_check_are_found_until_checked(store: DefectStore) -> None:
+    """The console's "PASS to check": passed parts with a snapshot (picked by `serve
+    --audit-every`) that no operator has confirmed or relabelled yet."""
+    ids = store.add_inspections(
+        [
+            record("picked1", 1, snapshot_path="snapshots/picked1.jpg"),
+            record("picked2", 2, snapshot_path="snapshots/picked2.jpg"),
+            record("plain", 3),
+            fail("rejected", 4),  # a snapshot, but a FAIL
+        ]
+    )
+    assert store.count(to_check=True) == 2
+    store.add_operator_action(ids[0], "confirm", "A. Jones")
+    assert [r.part_id for r in store.inspections(to_check=True)] == ["picked2"]
+    assert store.count(line="press-1", verdict="PASS", to_check=True) == 1
+    assert store.count(line="press-2", to_check=True) == 0
+
+
 def test_every_inspection_read_in_pages_without_offsets(store: DefectStore) -> None:
     """What calibrate --from-db and adapt --from-db read: all of a line's rows, a page at a
     time; a row logged while they read comes at the end, none is read twice or skipped."""

@@ -246,6 +246,16 @@ def test_filters_and_paging(qtbot: Any, window: MainWindow, store: DefectStore) 
     assert len(second) == 10 and not set(first) & set(second)
     assert panel.pager.text().startswith("page 2 / 4")
 
+    # the passed parts a serve --audit-every picked, not yet checked
+    now = datetime.now(timezone.utc)
+    store.add_inspections(
+        [InspectionRecord("line-a", "v1", "audit-1", now, "PASS", snapshot_path="a1.jpg")]
+    )
+    panel.verdict_box.setCurrentText("PASS to check")
+    qtbot.waitUntil(lambda: shown_total() == 1, timeout=WAIT_MS)
+    assert [r.part_id for r in panel.model.rows] == ["audit-1"]
+    assert panel.model.cells[0][-1] == "to check"
+
 
 def test_a_line_switch_takes_effect_on_the_next_part(
     qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path

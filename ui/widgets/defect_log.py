@@ -29,6 +29,7 @@ ALL = "all"
 COLUMNS: tuple[str, ...] = ("time", "part", "line", "verdict", "class", "score", "operator")
 VERDICT_COLUMN = COLUMNS.index("verdict")
 TO_CHECK = "to check"  # the operator column of a passed part picked for a check, not yet done
+PASS_TO_CHECK = "PASS to check"  # the verdict filter for those parts
 COLUMN_WIDTHS: tuple[int, ...] = (100, 260, 130, 150, 230, 70)  # the last column stretches
 VERDICT_COLOURS = {"PASS": "#1b7f2a", "FAIL": "#c62828", "FAULT": "#b07800"}
 
@@ -123,7 +124,7 @@ class DefectLogPanel(QWidget):
         self.model = DefectLogModel()
 
         self.verdict_box = QComboBox()
-        self.verdict_box.addItems([ALL, "FAIL", "FAULT", "PASS"])
+        self.verdict_box.addItems([ALL, "FAIL", "FAULT", "PASS", PASS_TO_CHECK])
         self.class_box = QComboBox()
         self.class_box.addItem(ALL)
         self.time_box = QComboBox()
@@ -197,9 +198,11 @@ class DefectLogPanel(QWidget):
     def query(self) -> LogQuery:
         verdict = self.verdict_box.currentText()
         defect_class = self.class_box.currentText()
+        to_check = verdict == PASS_TO_CHECK
         return LogQuery(
             line=self.line if self.line_box.currentIndex() == 0 else None,
-            verdict=None if verdict == ALL else verdict,
+            verdict=None if verdict == ALL else "PASS" if to_check else verdict,
+            to_check=to_check,
             defect_class=None if defect_class in (ALL, "") else defect_class,
             window=self.time_box.currentText(),
             page=self.page,
