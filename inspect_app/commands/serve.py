@@ -249,6 +249,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.audit_every is not None and args.no_snapshots:
+        print(
+            "inspect-app serve: --audit-every keeps the picked parts' snapshots, which is how "
+            "the console finds them ('PASS to check'): drop --no-snapshots",
+            file=sys.stderr,
+        )
+        return 2
     if args.audit_command is not None and args.audit_every is None:
         print(
             "inspect-app serve: --audit-command runs for the parts --audit-every N picks: "
