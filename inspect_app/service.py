@@ -93,7 +93,7 @@ class ServeOptions:
     modbus: str | None = None
     alarm_command: str | None = None  # run once when `alarm_after` parts in a row are rejected
     alarm_after: int | None = None
-    audit_every: int | None = None  # every N-th passed part picked for a check (AuditSampler)
+    audit_every: int | None = None  # one passed part in N, at random, picked for a check
     audit_command: str | None = None
     drift: bool = True  # watch the parts' scores for drift (inspect_app.drift)
     drift_command: str | None = None  # run when the line drifts and when it is back

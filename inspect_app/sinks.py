@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shlex
 import subprocess
 import threading
@@ -127,25 +128,34 @@ def run_command(
 
 
 class AuditSampler:
-    """Picks every `every`-th passed part for an operator's check (`serve --audit-every N`).
+    """Picks one passed part in `every`, at random, for an operator's check (`serve
+    --audit-every N`).
 
     A line calibrated from its own log (`calibrate --from-db`) learns what passes only from
-    passed parts someone checked: this is the sample. The picked part's snapshot is kept like
-    a rejected part's (`InspectedPart.audit`), so the console shows it for confirming good or
-    relabelling, and `command`, when given, runs for it (as the reject command does, with
-    `INSPECT_AUDIT=1`): the signal that diverts it to the check station.
+    passed parts someone checked: this is the sample. At random, not every N-th part: a fixed
+    stride can follow the line's own cycle (a 4-cavity mould, a 6-spindle machine) and check
+    one cavity only. The picked part's snapshot is kept like a rejected part's
+    (`InspectedPart.audit`), so the console shows it for confirming good or relabelling, and
+    `command`, when given, runs for it (as the reject command does, with `INSPECT_AUDIT=1`):
+    the signal that diverts it to the check station.
     """
 
     name = "audit"
 
     def __init__(
-        self, every: int, command: str | Sequence[str] | None = None, line: str = ""
+        self,
+        every: int,
+        command: str | Sequence[str] | None = None,
+        line: str = "",
+        seed: int | None = None,
     ) -> None:
         if every < 1:
             msg = f"audit every N passed parts needs N of 1 or more, got {every}"
             raise ValueError(msg)
         self.every = every
+        self.random = random.Random(seed)
         self.passed = 0
+        self.picked = 0
         self.hook = (
             None
             if command is None
@@ -162,8 +172,9 @@ class AuditSampler:
         if part.verdict.verdict != "PASS":
             return
         self.passed += 1
-        if self.passed % self.every:
+        if self.random.random() * self.every >= 1.0:
             return
+        self.picked += 1
         part.audit = True
         if self.hook is not None:
             self.hook.handle(part)

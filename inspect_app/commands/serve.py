@@ -159,7 +159,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="pick every N-th passed part for an operator's check: its snapshot is kept (the "
+        help="pick one passed part in N, at random (a fixed stride could follow a multi-cavity "
+        "tool's cycle), for an operator's check: its snapshot is kept (the "
         "console shows it to confirm good or relabel), and --audit-command runs for it; the "
         "checked passes are what lets `calibrate --from-db` raise the threshold",
     )

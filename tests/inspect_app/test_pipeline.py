@@ -518,13 +518,14 @@ def test_watchers_see_every_part_in_the_log_stage_before_its_row() -> None:
 
 
 def test_a_passed_part_picked_for_a_check_keeps_its_snapshot() -> None:
-    """`serve --audit-every 4`: the fourth and eighth passed parts are logged with a snapshot
-    for the operator to look at, the other passed parts without one."""
+    """`serve --audit-every 4`: the passed parts it picks are logged with a snapshot for the
+    operator to look at, the other passed parts without one."""
     from inspect_app.sinks import AuditSampler
 
-    source = [part(i) for i in range(10)]
-    pipeline, log = make(source, sinks=[AuditSampler(4)], snapshots=SlowSnapshots(delay_s=0.0))
+    source = [part(i) for i in range(40)]
+    sampler = AuditSampler(4, seed=0)
+    pipeline, log = make(source, sinks=[sampler], snapshots=SlowSnapshots(delay_s=0.0))
     assert pipeline.run().error is None
     assert {r.verdict for r in log.records} == {"PASS"}
     kept = [r.part_id for r in log.records if r.snapshot_path is not None]
-    assert kept == ["p0003", "p0007"]
+    assert 0 < len(kept) == sampler.picked < 40

@@ -228,29 +228,39 @@ def test_serve_wants_both_alarm_options(capsys: pytest.CaptureFixture[str]) -> N
     assert main([*argv, "--alarm-command", "true", "--alarm-after", "1"]) == 2
 
 
-def test_every_nth_passed_part_is_picked_for_a_check(tmp_path: Path) -> None:
-    """`serve --audit-every 3`: the third, sixth, ... passed part is marked for its snapshot
-    and the audit command runs for it (INSPECT_AUDIT=1); rejects neither count nor get picked."""
+def test_one_passed_part_in_n_is_picked_at_random_for_a_check(tmp_path: Path) -> None:
+    """`serve --audit-every 4`: about one passed part in 4 is marked for its snapshot and the
+    audit command runs for it (INSPECT_AUDIT=1); rejects are never picked. At random: a
+    4-cavity mould's parts are all checked, not one cavity's."""
     out = tmp_path / "audits.txt"
     script = (
         "import os; open(os.environ['OUT'], 'a').write("
         "os.environ['INSPECT_PART_ID'] + ' ' + os.environ['INSPECT_AUDIT'] + '\\n')"
     )
-    sampler = AuditSampler(3, [sys.executable, "-c", script], line="l1")
+    sampler = AuditSampler(4, [sys.executable, "-c", script], line="l1", seed=0)
     parts = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OUT", str(out))
-        for i in range(8):
+        for i in range(40):
             parts.append(inspected(f"p{i}", Verdict("PASS", defect_score=0.1)))
             parts.append(inspected(f"f{i}", Verdict("FAIL", defect_class="dent")))
         parts.append(inspected("x", fault("cam.png: truncated")))
         for part in parts:
             sampler.handle(part)
-    assert [p.sample.part_id for p in parts if p.audit] == ["p2", "p5"]
-    assert out.read_text().splitlines() == ["p2 1", "p5 1"]
-    quiet = AuditSampler(1)  # no command: picked (snapshots kept) and nothing run
-    quiet.handle(parts[0])
-    assert parts[0].audit
+    picked = [p.sample.part_id for p in parts if p.audit]
+    assert picked and all(p.startswith("p") for p in picked)
+    assert out.read_text().splitlines() == [f"{p} 1" for p in picked]
+    assert (sampler.passed, sampler.picked) == (40, len(picked))
+
+    many = AuditSampler(4, seed=1)  # no command: picked (snapshots kept), nothing run
+    cavities = []
+    for i in range(4000):
+        part = inspected(f"q{i}", Verdict("PASS"))
+        many.handle(part)
+        if part.audit:
+            cavities.append(i % 4)
+    assert 900 < len(cavities) < 1100  # one in 4
+    assert {c: cavities.count(c) > 150 for c in range(4)} == dict.fromkeys(range(4), True)
     with pytest.raises(ValueError, match="N of 1 or more"):
         AuditSampler(0)
     with pytest.raises(ValueError, match="audit command is empty"):
