@@ -46,6 +46,7 @@ class RunSummary:
     caught: int
     # the work on a batch without the waits: preprocess + model + decision p50s (None: unseen)
     work_p50_ms: float | None = None
+    batch_size: int | None = None  # the most parts a batch holds (the pipeline's setting)
 
     @property
     def miss_rate(self) -> float | None:
@@ -61,8 +62,9 @@ class RunSummary:
         return self.class_right / self.caught if self.caught else None
 
 
-def summarize(tally: RunTally, snap: StatsSnapshot) -> RunSummary:
-    """Combine the pipeline's stats with the labels of the parts it saw."""
+def summarize(tally: RunTally, snap: StatsSnapshot, batch_size: int | None = None) -> RunSummary:
+    """Combine the pipeline's stats with the labels of the parts it saw (`batch_size`: the
+    pipeline's, for the summary's wording)."""
     labeled = [(lab, v, c) for lab, v, c in tally.outcomes if lab is not None]
     defective = [(lab, v, c) for lab, v, c in labeled if lab != OK_LABEL]
     good = [(lab, v, c) for lab, v, c in labeled if lab == OK_LABEL]
@@ -84,6 +86,7 @@ def summarize(tally: RunTally, snap: StatsSnapshot) -> RunSummary:
         class_right=sum(lab == c for lab, _, c in caught),
         caught=len(caught),
         work_p50_ms=_work_ms(snap),
+        batch_size=batch_size,
     )
 
 
@@ -104,8 +107,9 @@ def summary_lines(s: RunSummary, line: str) -> list[str]:
         f"line {line}: {s.parts} parts  PASS {v.get('PASS', 0)}  FAIL {v.get('FAIL', 0)}  "
         f"FAULT {v.get('FAULT', 0)}  (could not be inspected; rejected, never passed)",
         "fails by class: " + (", ".join(f"{c} {n}" for c, n in s.fails_by_class.items()) or "none"),
-        f"speed: {s.parts_per_s:.1f} parts/s end to end; dropped {s.drops}; a batch inspected "
-        f"in {_ms(s.work_p50_ms)} (p50 of preprocess + model + decision)",
+        f"speed: {s.parts_per_s:.1f} parts/s end to end; dropped {s.drops}; a batch"
+        + (f" (up to {s.batch_size} parts)" if s.batch_size else "")
+        + f" inspected in {_ms(s.work_p50_ms)} (p50 of preprocess + model + decision)",
         f"from read to logged: p50 {_ms(s.latency_p50_ms)}, p95 {_ms(s.latency_p95_ms)}, "
         "waiting in the queues included (a replay feeds parts as fast as the line takes them; "
         "at a camera's pace the queues stay near empty)",

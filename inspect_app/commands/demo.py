@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     if outcome.error:
         print(f"demo: stopped: {outcome.error}", file=sys.stderr)
         return 1
-    summary = summarize(tally, service.pipeline.stats.snapshot())
+    pipeline = service.pipeline
+    summary = summarize(tally, pipeline.stats.snapshot(), pipeline.config.batch_size)
     for text in summary_lines(summary, LINE):
         print(f"demo: {text}")
     report = write_full_report(options.db_url, demo_dir)

@@ -60,7 +60,7 @@ def test_summary_against_labels(tmp_path: Path) -> None:
             stats.record_latency(stage, seconds)
         stats.record_verdict(p.verdict.verdict, p.verdict.defect_class)
     tally.add(parts)
-    s = summarize(tally, stats.snapshot())
+    s = summarize(tally, stats.snapshot(), batch_size=8)
     assert s.parts == 8 and s.verdicts == {"PASS": 3, "FAIL": 4, "FAULT": 1}
     assert s.fails_by_class == {"crack": 2, "dent": 2}
     assert (s.labeled, s.defective, s.missed, s.false_rejects, s.faults_labeled_ok) == (
@@ -73,7 +73,10 @@ def test_summary_against_labels(tmp_path: Path) -> None:
     assert s.miss_rate == 1 / 3 and s.false_reject_rate == 1 / 4 and s.class_accuracy == 1 / 2
     text = "\n".join(summary_lines(s, "l1"))
     assert "FAULT 1" in text and "miss rate 33.3 %" in text and "false-reject rate 25.0 %" in text
-    assert "a batch inspected in 25 ms" in text and "read to logged: p50 500 ms" in text
+    assert (
+        "a batch (up to 8 parts) inspected in 25 ms" in text
+        and "read to logged: p50 500 ms" in text
+    )
     page = write_summary_html(s, "l1", tmp_path / "summary.html", tmp_path / "report.html")
     assert "report.html" in page.read_text() and "crack" in page.read_text()
 
