@@ -33,6 +33,7 @@ class ConsoleOptions:
     watch: bool = False
     recursive: bool = False  # the hot folder's subfolders too
     sample_rate_hz: float | None = None
+    audit_every: int | None = None  # one passed part in N picked for a check (AuditSampler)
     operator: str = ""
     autostart: bool = False
     full_screen: bool = False
@@ -52,6 +53,7 @@ def build_window(
         watch=options.watch,
         recursive=options.recursive,
         sample_rate_hz=options.sample_rate_hz,
+        audit_every=options.audit_every,
     )
     snapshots = snapshot_dir_for(options.db_url, options.home)
     return MainWindow(

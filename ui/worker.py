@@ -36,6 +36,7 @@ from inspect_app.drift import DriftMonitor, DriftSettings
 from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
+from inspect_app.sinks import AuditSampler
 from inspect_app.snapshots import (
     RetentionPolicy,
     SnapshotStore,
@@ -156,6 +157,8 @@ class ConsoleSettings:
     active_check_s: float = 5.0
     # the line's defect scores watched for drift, as `serve` does (None: not watched)
     drift: DriftSettings | None = field(default_factory=DriftSettings)
+    # one passed part in N picked for an operator's check, as `serve --audit-every` (None: none)
+    audit_every: int | None = None
 
 
 class RecordingLog:
@@ -529,6 +532,7 @@ class LineWorker(QObject):
             self.log_store,
             line=line,
             model_version=loaded.version,
+            sinks=[AuditSampler(self.settings.audit_every)] if self.settings.audit_every else [],
             watchers=[] if self._drift is None else [self._drift],
             snapshots=self._snapshots,
             config=PipelineConfig(

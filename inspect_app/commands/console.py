@@ -78,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HZ",
         help="sample rate of .npy/.csv/.mat vibration: a hot folder's files or --vibration FILE",
     )
+    parser.add_argument(
+        "--audit-every",
+        type=int,
+        metavar="N",
+        help="pick one passed part in N at random for a check, as serve --audit-every: its "
+        "snapshot is kept and the log shows it 'to check' until confirmed good or relabelled",
+    )
     parser.add_argument("--operator", default="", help="pre-fill the operator name for overrides")
     parser.add_argument("--start", action="store_true", help="start the source at once")
     parser.add_argument("--full-screen", action="store_true", help="fill the screen")
@@ -93,6 +100,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.recursive and not args.watch:
         print("inspect-app console: --recursive needs --watch", file=sys.stderr)
+        return 2
+    if args.audit_every is not None and args.audit_every < 1:
+        print(
+            f"inspect-app console: --audit-every must be positive, got {args.audit_every}",
+            file=sys.stderr,
+        )
         return 2
     home = resolve_home(args.home)
     lines = list_lines(home)
@@ -126,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         watch=args.watch,
         recursive=args.recursive,
         sample_rate_hz=args.sample_rate,
+        audit_every=args.audit_every,
         operator=args.operator,
         autostart=args.start,
         full_screen=args.full_screen,

@@ -277,3 +277,5 @@ def test_serve_checks_its_audit_options(capsys: pytest.CaptureFixture[str]) -> N
     assert "--audit-every must be positive" in capsys.readouterr().err
     assert main([*argv, "--audit-every", "50", "--no-snapshots"]) == 2
     assert "drop --no-snapshots" in capsys.readouterr().err
+    assert main(["console", "--line", "l", "--audit-every", "0"]) == 2
+    assert "--audit-every must be positive" in capsys.readouterr().err

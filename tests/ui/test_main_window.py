@@ -30,7 +30,13 @@ def make_window(
     qtbot: Any, store: DefectStore, db_url: str, home: Path, source: str, **loader_kw: Any
 ) -> MainWindow:
     batch = loader_kw.pop("batch", 8)
-    settings = ConsoleSettings(home=home, db_url=db_url, batch_size=batch, queue_size=2 * batch)
+    settings = ConsoleSettings(
+        home=home,
+        db_url=db_url,
+        batch_size=batch,
+        queue_size=2 * batch,
+        audit_every=loader_kw.pop("audit_every", None),
+    )
     loader = fake_loader(**loader_kw)
     window = MainWindow(
         store, loader, settings, "line-a", ["line-a", "line-b"], source=source, operator=""
@@ -617,3 +623,18 @@ def test_a_passed_part_picked_for_a_check_says_so_in_the_log() -> None:
     checked = replace(row, operator_action="confirm", operator="A. Jones")
     assert _cell(checked, "operator") == "confirm (A. Jones)"
     assert _cell(replace(row, verdict="FAIL", effective_verdict="FAIL"), "operator") == ""
+
+
+def test_the_console_running_a_line_picks_passed_parts_for_a_check(
+    qtbot: Any, store: DefectStore, db_url: str, tmp_path: Path, stream: Path
+) -> None:
+    """`console --audit-every 1`: every passed part is picked, logged with its snapshot and
+    listed under 'PASS to check'."""
+    window = make_window(qtbot, store, db_url, tmp_path, str(stream), audit_every=1)
+    try:
+        run_to_end(qtbot, window)
+        passed = store.inspections(line="line-a", verdict="PASS", limit=100)
+        assert passed and all(r.snapshot_path for r in passed)
+        assert store.count(line="line-a", to_check=True) == len(passed)
+    finally:
+        window.shutdown()
