@@ -27,7 +27,17 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -453,12 +463,7 @@ class DefectStore:
         if limit < 0 or offset < 0:
             msg = f"limit {limit} and offset {offset} must be 0 or more"
             raise ValueError(msg)
-        stmt = (
-            select(Inspection, Line.name, ModelVersion.version)
-            .join(Line, Inspection.line_id == Line.id)
-            .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
-        )
-        stmt = stmt.where(
+        stmt = _rows().where(
             *_conditions(line, since, until, verdict, defect_class, effective, to_check)
         )
         stmt = stmt.order_by(Inspection.timestamp.desc(), Inspection.id.desc())
@@ -482,9 +487,7 @@ class DefectStore:
         last = 0
         while True:
             stmt = (
-                select(Inspection, Line.name, ModelVersion.version)
-                .join(Line, Inspection.line_id == Line.id)
-                .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
+                _rows()
                 .where(*_conditions(line, since, until, None, None, False), Inspection.id > last)
                 .order_by(Inspection.id)
                 .limit(page)
@@ -517,12 +520,7 @@ class DefectStore:
 
     def inspection(self, inspection_id: int) -> InspectionRow:
         """One inspection by id (KeyError when there is none)."""
-        stmt = (
-            select(Inspection, Line.name, ModelVersion.version)
-            .join(Line, Inspection.line_id == Line.id)
-            .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
-            .where(Inspection.id == inspection_id)
-        )
+        stmt = _rows().where(Inspection.id == inspection_id)
         with self._guard(), Session(self._engine) as s:
             found = s.execute(stmt).one_or_none()
         if found is None:
@@ -556,6 +554,15 @@ class DefectStore:
         with self._guard(), self._engine.connect() as conn:
             found = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check")]
         return [] if found == ["ok"] else found
+
+
+def _rows() -> Select[Inspection, str, str]:
+    """Inspections with their line's name and model version: what `_inspection_row` reads."""
+    return (
+        select(Inspection, Line.name, ModelVersion.version)
+        .join(Line, Inspection.line_id == Line.id)
+        .outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
+    )
 
 
 def _conditions(
