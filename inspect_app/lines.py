@@ -98,6 +98,16 @@ class LineCard:
         return SpectrumConfig.from_dict(dict(self.spectrum))
 
 
+def line_window_s(asked: float | None, card: Any, watch: bool = False) -> float | None:
+    """The vibration window a line's recordings are cut into: the one asked for (--window-s of
+    evaluate, calibrate, serve or the console), else the one the line was taught on (`adapt
+    --window-s`), none for a hot folder, whose files are each one part."""
+    if asked is not None or watch:
+        return asked
+    taught = getattr(card, "adapt", {}).get("window_s")
+    return float(taught) if taught else None
+
+
 def versions(home: Path, line: str) -> list[str]:
     """The line's version folders, oldest first (`v1`, `v2`, ...)."""
     root = line_dir(home, line)

@@ -34,7 +34,7 @@ from inspect_app.http_server import (
     HttpEndpoints,
     parse_bind,
 )
-from inspect_app.lines import current_active_version
+from inspect_app.lines import current_active_version, line_window_s
 from inspect_app.pipeline import (
     InspectedPart,
     Pipeline,
@@ -52,13 +52,7 @@ from inspect_app.sinks import (
     run_command,
 )
 from inspect_app.snapshots import RetentionPolicy, SnapshotStore, snapshot_dir_for
-from inspect_app.sources import (
-    DatasetReplay,
-    check_sensors,
-    line_window_s,
-    open_source,
-    sensor_mismatch,
-)
+from inspect_app.sources import DatasetReplay, check_sensors, open_source, sensor_mismatch
 from inspect_app.store import DefectStore, StoreUnavailable
 from inspect_app.systemd_notify import SystemdNotifier
 from sensors.camera import FrameFormat

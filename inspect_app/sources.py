@@ -504,16 +504,6 @@ def open_source(
     )
 
 
-def line_window_s(asked: float | None, card: Any, watch: bool) -> float | None:
-    """The vibration window a line's source cuts its recordings into: the one asked for (serve
-    or console --window-s), else the one the line was taught on (`adapt --window-s`, as
-    evaluate does), none for a hot folder, whose files are each one part."""
-    if asked is not None or watch:
-        return asked
-    taught = getattr(card, "adapt", {}).get("window_s")
-    return float(taught) if taught else None
-
-
 def check_sensors(source: DatasetReplay | CameraLine | HotFolder, line: str, card: Any) -> None:
     """Refuse (and close) a camera source without vibration for a line whose card was taught
     on vibration: every part would be a FAULT. A dataset folder says per part what it holds."""

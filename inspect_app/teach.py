@@ -25,7 +25,13 @@ from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
 from inspect_app.backends.base import Backend, BackendError
 from inspect_app.backends.torch_backend import TorchBackend
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
-from inspect_app.lines import LineCard, _weights_hash, load_line_model, write_version
+from inspect_app.lines import (
+    LineCard,
+    _weights_hash,
+    line_window_s,
+    load_line_model,
+    write_version,
+)
 from inspect_app.metrics import (
     PartResult,
     Report,
@@ -600,11 +606,10 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
 
     model, card, folder = load_line_model(home, line, options.version)
     runner = scorer_for(home, line, folder.name, model, options)
-    window_s = options.window_s
-    if window_s is None and card.adapt.get("window_s"):
-        window_s = float(card.adapt["window_s"])
     ds = LineDataset.open(
-        data, window_s=window_s, frames=FrameFormat.of_line(card.image_bits, card.roi)
+        data,
+        window_s=line_window_s(options.window_s, card),
+        frames=FrameFormat.of_line(card.image_bits, card.roi),
     )
     rows = evaluate_rows(ds)
     excluded = 0

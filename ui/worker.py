@@ -33,6 +33,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
 from inspect_app.drift import DriftMonitor, DriftSettings
+from inspect_app.lines import current_active_version, line_window_s
 from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
@@ -49,7 +50,6 @@ from inspect_app.sources import (
     DatasetReplay,
     HotFolder,
     check_sensors,
-    line_window_s,
     open_source,
 )
 from inspect_app.store import DefectStore, InspectionRecord, InspectionRow
@@ -424,8 +424,6 @@ class LineWorker(QObject):
         (also when it cannot be read: the running model stays)."""
         if self.runtime is None:
             return None
-        from inspect_app.lines import current_active_version
-
         active = current_active_version(self.settings.home, self.line)
         return None if active == self.runtime.loaded.version else active
 

@@ -335,8 +335,9 @@ def test_how_a_running_line_takes_another_version() -> None:
 def test_a_line_taught_on_windows_is_served_windows_of_its_recordings(tmp_path: Path) -> None:
     """`adapt --window-s` teaches a line on windows of long recordings; serve replays the same
     recordings cut into those windows (as evaluate does), unless --window-s says otherwise."""
+    from inspect_app.lines import line_window_s
     from inspect_app.service import InspectionService, LoadedLine, ServeOptions, swap_plan
-    from inspect_app.sources import DatasetReplay, line_window_s
+    from inspect_app.sources import DatasetReplay
     from inspect_app.store import DefectStore
     from tests.inspect_app.fake_line_service import FakeSlowBackend
     from tests.inspect_app.test_service_http import HotFolderCard
