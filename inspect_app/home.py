@@ -50,20 +50,34 @@ def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / 'inspect.db'}"
 
 
-def missing_log(url: str) -> str | None:
-    """Why a defect log that is only read cannot be (a URL that is not one, a SQLite file that
-    is not there: opening it would create an empty log), or None."""
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite defect-log URL names (None for another database); ValueError naming a
+    URL that is not one."""
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
-    except Exception:
-        return f"--db {url!r} is not a database URL (e.g. sqlite:///path/inspect.db)"
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(str(parsed.database)).expanduser()
-        if not path.is_file():
-            return (
-                f"no defect log at {path}; run `inspect-app serve` or `inspect-app demo` "
-                "first, or give --db"
-            )
+    except Exception as exc:
+        msg = f"--db {url!r} is not a database URL (e.g. sqlite:///path/inspect.db)"
+        raise ValueError(msg) from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database)
     return None
+
+
+def no_log_at(path: Path) -> str:
+    """What to say when the defect log to read is not there (opening it would create one)."""
+    return (
+        f"no defect log at {path}; run `inspect-app serve` or `inspect-app demo` first, or give "
+        "--db"
+    )
+
+
+def missing_log(url: str) -> str | None:
+    """Why a defect log that is only read cannot be (a URL that is not one, a SQLite file that
+    is not there: opening it would create an empty log), or None."""
+    try:
+        path = sqlite_file(url)
+    except ValueError as exc:
+        return str(exc)
+    return None if path is None or path.is_file() else no_log_at(path)

@@ -130,16 +130,10 @@ def _source_problem(args: argparse.Namespace) -> str | None:
 
 
 def _log_window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    """--since / --until as aware times (ValueError naming the bad one)."""
-    from inspect_app.report import parse_time, plant_zone
+    """--since / --until as aware times in this machine's zone (ValueError naming the bad one)."""
+    from inspect_app.report import parse_window, plant_zone
 
-    tz, _ = plant_zone(None)
-    since = parse_time(args.since, tz) if args.since else None
-    until = parse_time(args.until, tz) if args.until else None
-    if since and until and since >= until:
-        msg = f"--since {args.since} is not before --until {args.until}"
-        raise ValueError(msg)
-    return since, until
+    return parse_window(args.since, args.until, plant_zone(None)[0])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from inspect_app.home import default_db_url, resolve_home
+from inspect_app.home import default_db_url, no_log_at, resolve_home, sqlite_file
 
 HELP = "defect reports (CSV, HTML, PDF): yield, Pareto by class, trend, overrides, worst parts"
 DESCRIPTION = """\
@@ -54,33 +52,25 @@ def _fail(message: str, code: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspect_app.report import EmptyReport, ReportQuery, parse_time, plant_zone, write_report
+    from inspect_app.report import EmptyReport, ReportQuery, parse_window, plant_zone, write_report
     from inspect_app.store import DefectStore, StoreError
 
     home = resolve_home(args.home)
     url = args.db or default_db_url(home)
     try:
-        parsed = make_url(url)
-    except Exception:
-        return _fail(f"--db {url!r} is not a database URL (e.g. sqlite:///path/inspect.db)", 2)
+        db_path = sqlite_file(url)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
     dirs = [home]
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        db_path = Path(parsed.database)
+    if db_path is not None:
         if not db_path.exists():
-            return _fail(
-                f"no defect log at {db_path}; run `inspect-app serve` or `inspect-app demo` "
-                "first, or give --db",
-                1,
-            )
+            return _fail(no_log_at(db_path), 1)
         dirs.insert(0, db_path.parent)
     try:
         tz, tz_name = plant_zone(args.tz)
-        since = parse_time(args.since, tz) if args.since else None
-        until = parse_time(args.until, tz) if args.until else None
+        since, until = parse_window(args.since, args.until, tz)
     except ValueError as exc:
         return _fail(str(exc), 2)
-    if since and until and since >= until:
-        return _fail(f"--since {args.since} is not before --until {args.until}", 2)
     query = ReportQuery(line=args.line, since=since, until=until, tz=tz, tz_name=tz_name)
     start = time.perf_counter()
     try:

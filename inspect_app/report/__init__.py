@@ -15,6 +15,7 @@ from inspect_app.report.data import (
     ReportQuery,
     load_report,
     parse_time,
+    parse_window,
     plant_zone,
 )
 from inspect_app.store import DefectStore
@@ -66,6 +67,7 @@ __all__ = [
     "ReportQuery",
     "load_report",
     "parse_time",
+    "parse_window",
     "plant_zone",
     "write_report",
 ]

@@ -163,6 +163,19 @@ def _system_zone_name() -> str | None:
     return target.split(marker, 1)[1] if marker in target else None
 
 
+def parse_window(
+    since: str | None, until: str | None, tz: tzinfo
+) -> tuple[datetime | None, datetime | None]:
+    """--since / --until as aware times (`parse_time`), None where not given; ValueError when
+    one is not understood or the window is empty."""
+    start = parse_time(since, tz) if since else None
+    end = parse_time(until, tz) if until else None
+    if start and end and start >= end:
+        msg = f"--since {since} is not before --until {until}"
+        raise ValueError(msg)
+    return start, end
+
+
 def parse_time(value: str, tz: tzinfo, *, now: datetime | None = None) -> datetime:
     """`2026-03-02`, `2026-03-02T06:00` (plant time unless it carries an offset) or `24h` / `7d`
     (that long before now), as an aware datetime."""
