@@ -288,6 +288,8 @@ def test_a_line_switch_takes_effect_on_the_next_part(
         qtbot.waitUntil(
             lambda: window._pending is None and window.current is not None, timeout=WAIT_MS
         )
+        # the counters are refreshed on a timer: the last parts' count may come after "ended"
+        qtbot.waitUntil(lambda: window.counters_view.parts == N_PARTS, timeout=WAIT_MS)
     finally:
         window.shutdown()
     a = store.inspections(line="line-a", limit=100)
