@@ -752,7 +752,7 @@ def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
     """Every method of `args.methods` on every task, for each sampling seed: the rows.
 
     `args` carries `backbone` (pretrained, random or a checkpoint folder), `methods`, `seeds`,
-    `samples`, `align`, `template_size` and `resnet_epochs`, as `main` parses them.
+    `samples`, `align`, `template_size`, `resnet_epochs` and `good_only`, as `main` parses them.
     """
     backbone, spec = get_backbone("tiny", warn=True)
     if args.backbone == "random":
@@ -766,7 +766,8 @@ def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
         backbone = InspectBackbone.from_pretrained(args.backbone).eval()
         spec = {"pretrained": str(args.backbone)}
     print(
-        f"backbone: tiny, pretrained={spec['pretrained']}, torch threads={torch.get_num_threads()}",
+        f"backbone: {backbone.config.size_name}, pretrained={spec['pretrained']}, "
+        f"torch threads={torch.get_num_threads()}",
         file=sys.stderr,
     )
     tag = "" if args.backbone == "pretrained" else f" ({args.backbone} backbone)"

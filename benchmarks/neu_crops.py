@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     args.align, args.template_size = "auto", "auto"  # as `inspect-app adapt` does
+    args.good_only = False  # every crop task has defective crops to adapt from
     tasks = [t for t in crop_tasks() if t.name.split()[0].removeprefix("neu-") in args.classes]
     for t in tasks:
         n_ok = sum(s.label == OK_LABEL for s in t.test)

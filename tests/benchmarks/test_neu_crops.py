@@ -5,6 +5,9 @@ The second test reads the real NEU-DET images in ../shared/data and skips withou
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -44,3 +47,18 @@ def test_crop_tasks_keep_adapt_and_test_images_apart() -> None:
             assert s.mask.any() == (s.label != OK_LABEL)
         labels = [s.label for s in task.test]
         assert labels.count(OK_LABEL) >= 30 and len(labels) - labels.count(OK_LABEL) >= 30
+
+
+@pytest.mark.skipif(
+    not (DATA / "neu-det" / "labels.csv").is_file(), reason="NEU-DET not in ../shared/data"
+)
+def test_the_benchmark_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One class, one seed, the classical baseline (no adapt): the command runs through
+    fewshot's task runner and prints its table (it once stopped on an argument it lacked)."""
+    out = tmp_path / "crops.json"
+    argv = ["--classes", "scratches", "--seeds", "0", "--methods", "classical"]
+    assert neu_crops.main([*argv, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["task"] for r in rows] == ["neu-scratches crops"]
+    assert 0.5 < rows[0]["auroc"] <= 1.0
+    assert "neu-scratches crops" in capsys.readouterr().out
