@@ -388,15 +388,22 @@ def _init_from(model: Any, path: Path, classes: list[str], device: torch.device)
 def _narrowed(state: dict[str, Any], backbone: Any) -> tuple[dict[str, Any], str]:
     """`state` with its experts narrowed to the backbone's width where they are wider (a run
     that moves to smaller experts starts from a wider checkpoint); a note saying so, or ""."""
+    from models.backbone import coarsen_patch_state
     from models.prune import narrow_expert_state
 
+    prefix = "backbone." if any(k.startswith("backbone.") for k in state) else ""
+    own = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    own, coarsened = coarsen_patch_state(own, backbone)
+    note = "; image patches merged 2x2 (each token the mean of four)" if coarsened else ""
     inter = backbone.config.moe_intermediate_size
-    key = next((k for k in state if k.endswith("experts.0.w1.weight")), None)
-    if key is None or state[key].shape[0] <= inter:
+    key = next((k for k in own if k.endswith("experts.0.w1.weight")), None)
+    if key is not None and own[key].shape[0] > inter:
+        own, width = narrow_expert_state(own, inter)
+        note += f"; experts narrowed from {width} to {inter} hidden units (largest weights kept)"
+    if not note:
         return state, ""
-    narrowed, width = narrow_expert_state(state, inter)
-    note = f"; experts narrowed from {width} to {inter} hidden units (largest weights kept)"
-    return narrowed, note
+    rest = {k: v for k, v in state.items() if not k.startswith(prefix)} if prefix else {}
+    return {**rest, **{prefix + k: v for k, v in own.items()}}, note
 
 
 def _load_fitting(module: Any, state: dict[str, Any], fresh: tuple[str, ...] = ()) -> None:

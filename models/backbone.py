@@ -37,15 +37,22 @@ from models.outputs import BackboneOutput
 
 
 class ImagePatchEmbed(nn.Module):
-    """Conv stem of stride `patch_size` (stride-2 convs): (B, 3, S, S) -> (B, Ni, D)."""
+    """Conv stem of stride `patch_size` (stride-2 convs): (B, 3, S, S) -> (B, Ni, D).
+
+    Patches of 4 or 8 px: 3x3 convs with GELU between, the last one 2x2 (8 px: widths 3, D/4,
+    D/2, D). Patches of 16 px: the 8 px stem, then a linear 2x2 merge of its tokens (D -> D, no
+    GELU before it), so a 16 px backbone can start from an 8 px one exactly: the merge set to
+    the mean of the four tokens (`coarsen_patch_state`) gives their average.
+    """
 
     def __init__(self, patch_size: int, dim: int) -> None:
         super().__init__()
         n_down = patch_size.bit_length() - 1  # 8 -> 3 stride-2 stages
-        widths = [3] + [dim // 2 ** (n_down - 1 - i) for i in range(n_down)]  # 3, D/4, D/2, D
+        n_conv = min(n_down, 3)  # the stem proper; beyond it, linear merges
+        widths = [3] + [dim // 2 ** (n_conv - 1 - i) for i in range(n_conv)]  # 3, D/4, D/2, D
         layers: list[nn.Module] = []
-        for i in range(n_down):
-            last = i == n_down - 1
+        for i in range(n_conv):
+            last = i == n_conv - 1
             layers.append(
                 nn.Conv2d(
                     widths[i],
@@ -57,6 +64,7 @@ class ImagePatchEmbed(nn.Module):
             )
             if not last:
                 layers.append(nn.GELU())
+        layers.extend(nn.Conv2d(dim, dim, kernel_size=2, stride=2) for _ in range(n_down - n_conv))
         self.stem = nn.Sequential(*layers)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -351,6 +359,41 @@ class InspectBackbone(PreTrainedModel):
             readout_prompts,
         )
         return self.forward_head(out)
+
+
+def coarsen_patch_state(
+    state: dict[str, torch.Tensor], backbone: InspectBackbone
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """A copy of the state dict of a backbone with 8 px image patches, fitted to `backbone`'s
+    16 px ones; and whether anything changed. Any other state (`backbone`'s own grid, another
+    width or image size) comes back as is, for the loader to accept or refuse.
+
+    The new stem's 2x2 merge is set to the mean of the four tokens and the image position
+    embeddings are averaged 2x2, so each new image token is exactly the mean of the four old
+    tokens it covers (their modality embedding is shared). The blocks see a coarser grid than
+    they learned on: a starting point for pretraining, not a finished model.
+    """
+    key = "embed.image_pos"
+    own = backbone.embed.image_pos
+    pos = state.get(key)
+    if pos is None or pos.shape == own.shape:
+        return dict(state), False
+    rows, cols = backbone.config.grid
+    dim = own.shape[2]
+    stem = backbone.embed.image_patches.stem
+    merge = len(stem) - 1  # the stem's last layer: the 2x2 merge a 16 px stem adds
+    prefix = f"embed.image_patches.stem.{merge}."
+    fine = tuple(pos.shape) == (1, 4 * rows * cols, dim) and prefix + "weight" not in state
+    if backbone.config.patch_size != 16 or not fine:
+        return dict(state), False
+    out = dict(state)
+    grid = pos[0].T.reshape(dim, 2 * rows, 2 * cols)
+    out[key] = F.avg_pool2d(grid, 2).reshape(dim, rows * cols).T.unsqueeze(0).contiguous()
+    weight = torch.zeros(dim, dim, 2, 2, dtype=pos.dtype, device=pos.device)
+    weight[torch.arange(dim), torch.arange(dim)] = 0.25
+    out[prefix + "weight"] = weight
+    out[prefix + "bias"] = torch.zeros(dim, dtype=pos.dtype, device=pos.device)
+    return out, True
 
 
 def all_shipped_checkpoints() -> list[str]:

@@ -23,6 +23,18 @@ SIZES: dict[str, dict[str, Any]] = {
         "moe_intermediate_size": 48,
         "feature_layers": [1, 3],
     },
+    # `tiny` on a 4x coarser token grid: 8x8 patches of 16 px (the 8 px stem, then a 2x2
+    # merge), 64 image tokens instead of 256, for CPUs where `tiny` is too slow. Its blocks
+    # start from `tiny`'s (`inspect-app pretrain --config tiny16 --init-from ...`).
+    "tiny16": {
+        "patch_size": 16,
+        "hidden_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "dense_intermediate_size": 384,
+        "moe_intermediate_size": 48,
+        "feature_layers": [1, 3],
+    },
     # A workstation GPU: same token grid, wider and deeper.
     "small": {
         "hidden_size": 256,

@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help="`synthetic` and/or labelled dataset folders (e.g. NEU-DET, CWRU)",
     )
-    parser.add_argument("--config", default="tiny", help="backbone size: tiny or small")
+    parser.add_argument(
+        "--config",
+        default="tiny",
+        help="backbone size: tiny (256 image tokens), tiny16 (64: 16 px patches) or small",
+    )
     parser.add_argument("--steps", type=int, default=1400, help="optimizer steps (default 1400)")
     parser.add_argument("--batch-size", type=int, default=16, help="parts per step per process")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")

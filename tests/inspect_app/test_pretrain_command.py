@@ -294,3 +294,20 @@ def test_memory_objective_needs_lines_with_good_parts(
     argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--steps", "1"]
     assert main(argv) == 2
     assert "two good image parts" in capsys.readouterr().err
+
+
+def test_an_8px_backbone_starts_a_16px_run_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--config tiny16 --init-from` an 8 px backbone folder: its image tokens merged 2x2."""
+    from models.config import BackboneConfig
+
+    folder = tmp_path / "tiny-backbone"
+    InspectBackbone(BackboneConfig.named("tiny")).save_pretrained(folder, safe_serialization=True)
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
+    argv += ["--config", "tiny16", "--steps", "1", "--batch-size", "2", "--init-from", str(folder)]
+    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    assert main(argv) == 0
+    assert "image patches merged 2x2" in capsys.readouterr().err
+    out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
+    assert out.config.patch_size == 16 and out.config.grid == (8, 8)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.backbone import InspectBackbone
+from models.backbone import InspectBackbone, coarsen_patch_state
 from models.config import SIZES, BackboneConfig
 
 
@@ -138,3 +138,34 @@ def test_bfloat16_autocast_trains() -> None:
     out.cls.float().sum().backward()
     assert torch.isfinite(out.cls.float()).all()
     assert m.layers[1].attn.qkv.weight.grad is not None
+
+
+def test_an_8px_backbone_starts_a_16px_one_exactly() -> None:
+    """`coarsen_patch_state`: each 16 px image token is the mean of the four 8 px tokens it
+    covers (stem, position embeddings); the class and spectrum tokens are untouched."""
+    torch.manual_seed(0)
+    fine = InspectBackbone(BackboneConfig.named("tiny")).eval()
+    coarse = InspectBackbone(BackboneConfig.named("tiny16")).eval()
+    state, changed = coarsen_patch_state(fine.state_dict(), coarse)
+    assert changed
+    coarse.load_state_dict(state, strict=True)
+    batch = _batch(fine.config)
+    with torch.no_grad():
+        a, _, (_, n_fine, _) = fine.embed(batch["image"], batch["spectrum"], None, None, None, None)
+        b, _, (_, n_coarse, _) = coarse.embed(
+            batch["image"], batch["spectrum"], None, None, None, None
+        )
+    assert (n_fine, n_coarse) == (256, 64)
+    dim = fine.config.hidden_size
+    grid = a[:, 1 : 1 + n_fine].transpose(1, 2).reshape(2, dim, 16, 16)
+    merged = torch.nn.functional.avg_pool2d(grid, 2).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(b[:, 1 : 1 + n_coarse], merged, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b[:, 0], a[:, 0])
+    torch.testing.assert_close(b[:, 1 + n_coarse :], a[:, 1 + n_fine :])
+    # its own grid, another image size or another width come back as they are (the loader
+    # then refuses what does not fit)
+    assert coarsen_patch_state(coarse.state_dict(), coarse)[1] is False
+    for other in (BackboneConfig.named("tiny", image_size=96), BackboneConfig.named("small")):
+        state = InspectBackbone(other).state_dict()
+        kept, changed = coarsen_patch_state(state, coarse)
+        assert not changed and kept.keys() == state.keys()

@@ -42,6 +42,21 @@ def test_tiny_checkpoint_files() -> None:
     assert load_pretrained("tiny-stage3").config.moe_intermediate_size == 96  # before halving
 
 
+def test_tiny16_checkpoint_ships_beside_tiny() -> None:
+    """`tiny16` (16 px patches) ships under its own name, with every stage from scratch in its
+    recipe; it is not taken for an earlier stage of `tiny`."""
+    assert shipped_checkpoints("tiny16") == ["tiny16"]
+    assert "tiny16" not in shipped_checkpoints("tiny")
+    model = load_pretrained("tiny16")
+    assert model.config.size_name == "tiny16" and model.config.grid == (8, 8)
+    out = model(image=torch.zeros(1, 3, 128, 128), spectrum=torch.zeros(1, 2, 128))
+    assert out.image_tokens.shape == (1, 64, 128) and torch.isfinite(out.cls).all()
+    folder = resources.files("models") / "checkpoints" / "tiny16"
+    recipe = json.loads(folder.joinpath("recipe.json").read_text())
+    assert recipe["config"] == "tiny16" and recipe["stages"][-1]["command"] == recipe["command"]
+    assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + ["tiny16"]
+
+
 def test_a_line_taught_on_the_earlier_checkpoint_finds_it() -> None:
     """A line's card records its backbone's hash; when the current checkpoint differs, the one
     it was taught on is found among the earlier ones kept; an unknown hash finds none."""
