@@ -102,3 +102,28 @@ def test_a_graph_that_fails_the_check_replaces_nothing_and_leaves_nothing(
     after = {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("model")}
     assert after == deployed  # the running graph is untouched, no int8 graph appeared
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.usefixtures("small_teach_backbone")
+def test_the_graph_is_checked_on_the_lines_own_parts_and_reduced_precision_on_its_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Random inputs drive a taught line's outputs to 0 or 1 (and its anomaly score to
+    hundreds), where a wrong graph agrees with a right one: the check also runs on parts of
+    the folder the line was taught from. An int8 graph is judged on its defect score (it was
+    once refused for its unbounded anomaly score on random inputs); without the folder, the
+    output says the check saw random inputs only."""
+    import shutil
+
+    from tests.inspect_app.small_lines import taught_image_line
+
+    home = taught_image_line(tmp_path, "press-2")
+    argv = ["export", "--home", str(home), "--line", "press-2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"8 parts of {tmp_path / 'parts'}: defect score within" in out
+    assert main([*argv, "--int8"]) == 0
+    assert "(int8; max |onnxruntime - torch|" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "parts")
+    assert main(argv) == 0
+    assert "checked on random inputs only" in capsys.readouterr().out
