@@ -386,8 +386,10 @@ def _init_from(model: Any, path: Path, classes: list[str], device: torch.device)
 
 
 def _narrowed(state: dict[str, Any], backbone: Any) -> tuple[dict[str, Any], str]:
-    """`state` with its experts narrowed to the backbone's width where they are wider (a run
-    that moves to smaller experts starts from a wider checkpoint); a note saying so, or ""."""
+    """`state` fitted to the backbone where it was made for a finer or wider one: 8 px image
+    patches merged 2x2 for a 16 px backbone (`coarsen_patch_state`), experts narrowed to the
+    backbone's width (a run that moves to smaller experts starts from a wider checkpoint); a
+    note saying what changed, or "". A run's last.pt holds the backbone under `backbone.`."""
     from models.backbone import coarsen_patch_state
     from models.prune import narrow_expert_state
 
