@@ -12,29 +12,23 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+# 2 CPU cores and Jetson: 128 px image, 16x16 patches of 8 px, 4 blocks of width 128.
+_TINY: dict[str, Any] = {
+    "hidden_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "dense_intermediate_size": 384,
+    "moe_intermediate_size": 48,
+    "feature_layers": [1, 3],
+}
+
 # Named sizes: only the fields that differ from the defaults of `BackboneConfig`.
 SIZES: dict[str, dict[str, Any]] = {
-    # 2 CPU cores and Jetson: 128 px image, 16x16 patches of 8 px, 4 blocks of width 128.
-    "tiny": {
-        "hidden_size": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "dense_intermediate_size": 384,
-        "moe_intermediate_size": 48,
-        "feature_layers": [1, 3],
-    },
+    "tiny": _TINY,
     # `tiny` on a 4x coarser token grid: 8x8 patches of 16 px (the 8 px stem, then a 2x2
     # merge), 64 image tokens instead of 256, for CPUs where `tiny` is too slow. Its blocks
     # start from `tiny`'s (`inspect-app pretrain --config tiny16 --init-from ...`).
-    "tiny16": {
-        "patch_size": 16,
-        "hidden_size": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "dense_intermediate_size": 384,
-        "moe_intermediate_size": 48,
-        "feature_layers": [1, 3],
-    },
+    "tiny16": {**_TINY, "patch_size": 16},
     # A workstation GPU: same token grid, wider and deeper.
     "small": {
         "hidden_size": 256,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -157,17 +158,30 @@ def test_masked_share_sets_which_synthetic_images_train_masked_patches() -> None
     assert 10 < masked(0.5).sum() < 54
 
 
+def _started_from(tmp_path: Path, config: Any, run_config: str) -> list[str]:
+    """Argv of a one-step run of `--config run_config` on one tiny synthetic line, started from
+    a backbone folder saved with `config` (a BackboneConfig)."""
+    folder = tmp_path / "start-backbone"
+    InspectBackbone(config).save_pretrained(folder, safe_serialization=True)
+    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
+    argv += ["--config", run_config, "--steps", "1", "--batch-size", "2"]
+    return [
+        *argv,
+        "--init-from",
+        str(folder),
+        "--out",
+        str(tmp_path / "r"),
+        "--cache",
+        str(tmp_path / "c"),
+    ]
+
+
 def test_a_backbone_folder_of_another_size_is_refused_by_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from models.config import BackboneConfig
 
-    folder = tmp_path / "tiny-backbone"
-    InspectBackbone(BackboneConfig.named("tiny")).save_pretrained(folder, safe_serialization=True)
-    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
-    argv += ["--config", "small", "--steps", "1", "--init-from", str(folder)]
-    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
-    assert main(argv) == 2
+    assert main(_started_from(tmp_path, BackboneConfig.named("tiny"), "small")) == 2
     err = capsys.readouterr().err
     assert "do not fit this backbone" in err and "another --config" in err
 
@@ -179,14 +193,9 @@ def test_a_backbone_with_wider_experts_starts_a_run_narrowed_and_says_so(
     valid starting point: its experts are narrowed to the config's width, and the run says so."""
     from models.config import BackboneConfig
 
-    folder = tmp_path / "wide-backbone"
     width = BackboneConfig.named("tiny").moe_intermediate_size
     wide = BackboneConfig.named("tiny", moe_intermediate_size=2 * width)
-    InspectBackbone(wide).save_pretrained(folder, safe_serialization=True)
-    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
-    argv += ["--config", "tiny", "--steps", "1", "--batch-size", "2", "--init-from", str(folder)]
-    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
-    assert main(argv) == 0
+    assert main(_started_from(tmp_path, wide, "tiny")) == 0
     note = f"experts narrowed from {2 * width} to {width} hidden units"
     assert note in capsys.readouterr().err
     out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
@@ -302,12 +311,7 @@ def test_an_8px_backbone_starts_a_16px_run_and_says_so(
     """`--config tiny16 --init-from` an 8 px backbone folder: its image tokens merged 2x2."""
     from models.config import BackboneConfig
 
-    folder = tmp_path / "tiny-backbone"
-    InspectBackbone(BackboneConfig.named("tiny")).save_pretrained(folder, safe_serialization=True)
-    argv = ["pretrain", "--data", "synthetic", "--synthetic-lines", "1", "--parts-per-line", "2"]
-    argv += ["--config", "tiny16", "--steps", "1", "--batch-size", "2", "--init-from", str(folder)]
-    argv += ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
-    assert main(argv) == 0
+    assert main(_started_from(tmp_path, BackboneConfig.named("tiny"), "tiny16")) == 0
     assert "image patches merged 2x2" in capsys.readouterr().err
     out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
     assert out.config.patch_size == 16 and out.config.grid == (8, 8)
