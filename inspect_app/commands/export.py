@@ -155,12 +155,13 @@ def run(args: argparse.Namespace) -> int:
         # cannot keep an absolute tolerance; its class probabilities and heat-map move more
         # where a part sits between two readings: reported below, not refused)
         judged = None if precision == "fp32" else ("defect_score",)
-        diffs = _verify(staged, model, example.as_kwargs(), graph.line_values)
+        diffs, _ = _verify(staged, model, example.as_kwargs(), graph.line_values)
         worst = max(v for k, v in diffs.items() if judged is None or k in judged)
         check_data, parts = _check_parts(args, card)
         on_parts: dict[str, float] = {}
+        alike: int | None = None
         if parts:  # random inputs saturate a line's outputs; its own parts do not
-            on_parts = _verify(staged, model, parts, graph.line_values, random=False)
+            on_parts, alike = _verify(staged, model, parts, graph.line_values, random=False)
             worst = max(worst, *(v for k, v in on_parts.items() if judged is None or k in judged))
         tolerance = FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
         if worst > tolerance:
@@ -214,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
             f"checked on random inputs and {n} parts of {check_data}: defect score within "
             f"{on_parts['defect_score']:.1e} of torch, heat-map {on_parts['heatmap']:.1e}, "
             f"class probabilities {on_parts['class_probs']:.1e}"
+            + ("" if alike is None else f" (the same class named on {alike} of {n})")
         )
     else:
         print(
@@ -251,8 +253,9 @@ def _verify(
     inputs: dict[str, Any],
     line_values: dict[str, np.ndarray],
     random: bool = True,
-) -> dict[str, float]:
-    """Largest |onnxruntime - torch| of each output on `inputs` (model keyword arguments);
+) -> tuple[dict[str, float], int | None]:
+    """Largest |onnxruntime - torch| of each output on `inputs` (model keyword arguments),
+    and on how many parts the two name the same class (None for a line without classes);
     with `random`, on a seeded random batch of their shapes instead."""
     import onnxruntime as ort
     import torch
@@ -275,7 +278,12 @@ def _verify(
         prompts = torch.from_numpy(line_values["prompt_tokens"]).unsqueeze(0).expand(n, -1, -1)
     with torch.no_grad():
         pred = model(**kwargs, prompt_tokens=prompts)  # type: ignore[operator]
-    return {
+    diffs = {
         n: float(np.abs(g - getattr(pred, n).numpy()).max())
         for g, n in zip(got, OUTPUTS, strict=True)
     }
+    probs = got[list(OUTPUTS).index("class_probs")]
+    if probs.shape[1] == 0:
+        return diffs, None
+    named = probs.argmax(1) == pred.class_probs.numpy().argmax(1)
+    return diffs, int(named.sum())

@@ -122,6 +122,7 @@ def test_the_graph_is_checked_on_the_lines_own_parts_and_reduced_precision_on_it
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"8 parts of {tmp_path / 'parts'}: defect score within" in out
+    assert "(the same class named on 8 of 8)" in out  # fp32: every part
     assert main([*argv, "--int8"]) == 0
     assert "(int8; max |onnxruntime - torch|" in capsys.readouterr().out
     shutil.rmtree(tmp_path / "parts")
