@@ -84,6 +84,12 @@ class InspectionRow:
     operator: str | None
     operator_note: str | None
 
+    @property
+    def to_check(self) -> bool:
+        """A passed part picked for an operator's check (`serve --audit-every`: its snapshot
+        kept) that no operator has acted on yet: the row form of `inspections(to_check=True)`."""
+        return self.verdict == "PASS" and bool(self.snapshot_path) and not self.operator_action
+
 
 @dataclass(frozen=True)
 class DefectRow:

@@ -591,7 +591,7 @@ def _conditions(
     if defect_class is not None:
         c_col = Inspection.effective_class if effective else Inspection.defect_class
         found.append(c_col == defect_class)
-    if to_check:  # picked for a check (its snapshot kept) and not yet checked
+    if to_check:  # picked for a check and not yet checked (`InspectionRow.to_check`)
         found += [
             Inspection.verdict == "PASS",
             Inspection.snapshot_path.is_not(None),

@@ -54,8 +54,7 @@ def _cell(row: InspectionRow, column: str) -> str:
     if column == "score":
         return "" if row.defect_score is None else f"{row.defect_score:.3g}"
     if row.operator_action is None:
-        # a passed part with a snapshot was picked for a check (serve --audit-every)
-        return TO_CHECK if row.verdict == "PASS" and row.snapshot_path else ""
+        return TO_CHECK if row.to_check else ""
     return f"{row.operator_action.replace('_', ' ')} ({row.operator})"
 
 
