@@ -119,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
     from inspect_app.home import resolve_home
     from inspect_app.lines import load_line_model, version_dir
     from inspect_app.service import example_inputs
-    from models.export import ExportMetadata, export_line_model, file_sha256, metadata_path
+    from models.export import (
+        OUTPUTS,
+        ExportMetadata,
+        export_line_model,
+        file_sha256,
+        metadata_path,
+    )
     from models.inputs import IMAGE_MEAN, IMAGE_STD
 
     try:
@@ -154,15 +160,14 @@ def run(args: argparse.Namespace) -> int:
         # defect score in 0..1 (its unbounded anomaly score, a few hundred on random inputs,
         # cannot keep an absolute tolerance; its class probabilities and heat-map move more
         # where a part sits between two readings: reported below, not refused)
-        judged = None if precision == "fp32" else ("defect_score",)
+        judged = OUTPUTS if precision == "fp32" else ("defect_score",)
         diffs, _ = _verify(staged, model, example.as_kwargs(), graph.line_values)
-        worst = max(v for k, v in diffs.items() if judged is None or k in judged)
         check_data, parts = _check_parts(args, card)
         on_parts: dict[str, float] = {}
         alike: int | None = None
         if parts:  # random inputs saturate a line's outputs; its own parts do not
             on_parts, alike = _verify(staged, model, parts, graph.line_values, random=False)
-            worst = max(worst, *(v for k, v in on_parts.items() if judged is None or k in judged))
+        worst = max(d[k] for d in (diffs, on_parts) for k in judged if k in d)
         tolerance = FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
         if worst > tolerance:
             kept = f"; {out} is left as it was" if out.exists() else ""
