@@ -9,8 +9,11 @@ method, pretrained tiny backbone) in a temporary HOME, exports it, and for fp32,
 dynamic, int8 static (calibrated on the adapt parts), 4-bit MatMulNBits and structured pruning
 (importance measured on the adapt parts) scores every part of `sample_data/demo-line/stream`
 with onnxruntime (CPU, 2 threads, batches of 8): file size, latency per part, AUROC and the
-AUROC change against the fp32 graph in points. A setting that loses more than 0.5 points is
-marked. `--random` keeps the old random-weight table (numerical error only).
+AUROC change against the fp32 graph in points (a setting that loses more than 0.5 points is
+marked), then what the line would do with each graph: miss and false-reject rates at the
+line's own threshold, the defect class named right (defective parts of classes the line
+knows), and on how many of those parts the graph names the same class as torch. `--random`
+keeps the old random-weight table (numerical error only).
 """
 
 from __future__ import annotations
@@ -107,6 +110,41 @@ class Row:
     size_mib: float
     ms_per_part: float
     auroc: float
+    line: LineOutcome
+
+
+@dataclass
+class LineOutcome:
+    """What the line decides with one graph, on the stream's readable parts."""
+
+    miss_rate: float  # defective parts scored under the line's threshold
+    false_reject_rate: float  # good parts at or over it
+    class_accuracy: float  # defective parts of a known class, named right
+    same_class: int  # ... named as torch names them
+    known: int  # defective parts of a class the line knows
+
+
+def line_outcome(
+    scores: np.ndarray,
+    probs: np.ndarray,
+    torch_named: np.ndarray,
+    defective: np.ndarray,
+    truth: np.ndarray,
+    threshold: float,
+) -> LineOutcome:
+    """`truth` is the class index of each part (-1: good, or a class the line never learned)."""
+    fail = scores >= threshold
+    known = truth >= 0
+    named = probs.argmax(axis=1)
+    return LineOutcome(
+        miss_rate=float((~fail[defective]).mean()),
+        false_reject_rate=float(fail[~defective].mean()),
+        class_accuracy=float((named[known] == truth[known]).mean())
+        if known.any()
+        else float("nan"),
+        same_class=int((named[known] == torch_named[known]).sum()),
+        known=int(known.sum()),
+    )
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -118,20 +156,23 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 
 def _score(
     path: Path, feeds: dict[str, np.ndarray], line: dict[str, np.ndarray], batch: int, threads: int
-) -> tuple[np.ndarray, float]:
-    """Defect scores of every part and the median latency per part (ms) over the batches."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Defect scores and class probabilities of every part, and the median latency per part
+    (ms) over the batches."""
     session = _session(path, threads)
     n = len(next(iter(feeds.values())))
+    outputs = ["defect_score", "class_probs"]
     first = {k: v[:batch] for k, v in feeds.items()} | line
-    session.run(["defect_score"], first)  # warm-up
-    scores, times = [], []
+    session.run(outputs, first)  # warm-up
+    scores, probs, times = [], [], []
     for start in range(0, n, batch):
         feed = {k: v[start : start + batch] for k, v in feeds.items()} | line
         t = time.perf_counter()
-        (score,) = session.run(["defect_score"], feed)
+        score, prob = session.run(outputs, feed)
         times.append((time.perf_counter() - t) / len(score))
         scores.append(score)
-    return np.concatenate(scores), 1000 * float(np.median(times))
+        probs.append(prob)
+    return np.concatenate(scores), np.concatenate(probs), 1000 * float(np.median(times))
 
 
 def _feeds(samples: list, card: object) -> dict[str, np.ndarray]:
@@ -155,7 +196,7 @@ def _latencies(
     part_feeds = {k: v[: batch * batches] for k, v in feeds.items()}
     for _ in range(rounds):
         for name, (path, line) in graphs.items():
-            _, ms = _score(path, part_feeds, line, batch, threads)
+            _, _, ms = _score(path, part_feeds, line, batch, threads)
             best[name] = min(ms, best.get(name, float("inf")))
     return best
 
@@ -200,6 +241,9 @@ def accuracy_table(
     faults = sum(s.fault is not None for s in stream)
     stream = [s for s in stream if s.fault is None]
     defective = np.array([s.label != OK_LABEL for s in stream])
+    truth = np.array(
+        [card.classes.index(s.label) if s.label in card.classes else -1 for s in stream]
+    )
     print(
         f"stream: {len(stream)} parts ({int(defective.sum())} defective), {faults} unreadable "
         f"left out; adapt parts for calibration and importance: {len(adapt_parts)}",
@@ -250,24 +294,23 @@ def accuracy_table(
         variants[f"pruned {label} per block"] = export(pruned, f"pruned-{experts}-{heads}")
 
     with torch.no_grad():
-        torch_scores = np.concatenate(
-            [
-                model(
-                    **{k: torch.from_numpy(v[i : i + batch]) for k, v in feeds.items()}
-                ).defect_score.numpy()
-                for i in range(0, len(stream), batch)
-            ]
-        )
+        predictions = [
+            model(**{k: torch.from_numpy(v[i : i + batch]) for k, v in feeds.items()})
+            for i in range(0, len(stream), batch)
+        ]
+    torch_scores = np.concatenate([p.defect_score.numpy() for p in predictions])
+    torch_named = np.concatenate([p.class_probs.numpy() for p in predictions]).argmax(axis=1)
     print(f"torch fp32 AUROC (the `evaluate` path): {auroc(torch_scores, defective):.4f}")
-    aurocs = {}
+    aurocs, outcomes = {}, {}
     for name, (path, values) in tqdm(variants.items(), desc="AUROC", unit="graph"):
-        scores, _ = _score(path, feeds, values, batch, threads)
+        scores, probs, _ = _score(path, feeds, values, batch, threads)
         value = auroc(scores, defective)
         assert value is not None  # the stream has good and defective parts
         aurocs[name] = value
+        outcomes[name] = line_outcome(scores, probs, torch_named, defective, truth, card.threshold)
     ms = _latencies(variants, feeds, batch, threads)
     return [
-        Row(name, path.stat().st_size / 2**20, ms[name], aurocs[name])
+        Row(name, path.stat().st_size / 2**20, ms[name], aurocs[name], outcomes[name])
         for name, (path, _) in variants.items()
     ]
 
@@ -285,6 +328,16 @@ def print_accuracy(rows: list[Row], batch: int, threads: int) -> None:
         print(
             f"| {r.name} | {r.size_mib:.2f} | {r.ms_per_part:.1f} | {r.auroc:.4f} "
             f"| {delta:+.2f} | {ok} |"
+        )
+    print(f"\nat the line's threshold, on the same parts ({rows[0].line.known} defective parts")
+    print("of classes the line knows for the class columns):\n")
+    print("| setting | miss rate | false-reject rate | class accuracy | class as torch names it |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        o = r.line
+        print(
+            f"| {r.name} | {100 * o.miss_rate:.1f} % | {100 * o.false_reject_rate:.1f} % "
+            f"| {100 * o.class_accuracy:.1f} % | {o.same_class} of {o.known} |"
         )
 
 
