@@ -71,6 +71,7 @@ class CalibrateOptions:
     show_progress: bool = True
     backend: str = "torch"  # what scores the parts (`EvaluateOptions.backend`)
     threads: int | None = None
+    precision: str = "fp32"  # which exported graph onnxruntime runs (`EvaluateOptions`)
     activate: bool = True
     dry_run: bool = False  # measure and print, write nothing
     seed: int = 0  # of the split-half check's halvings
@@ -209,6 +210,7 @@ def calibrate_line(home: Path, line: str, data: Path, options: CalibrateOptions)
             show_progress=options.show_progress,
             backend=options.backend,
             threads=options.threads,
+            precision=options.precision,
         ),
     )
     return _set_threshold(
@@ -308,6 +310,13 @@ def _set_threshold(
     if held_at is not None and threshold == card.threshold:
         result.notes.append(f"no version written: {source.name} keeps its threshold")
         return result
+    scored_by = (
+        options.backend
+        if options.precision == "fp32"
+        else (f"{options.backend} ({options.precision})")
+    )
+    if evidence is not None:
+        scored_by = "the scores the line logged"
     new_card = dataclasses.replace(
         card,
         threshold=threshold,
@@ -316,7 +325,7 @@ def _set_threshold(
             "from_version": source.name,
             "threshold_before": card.threshold,
             "rule": rule,
-            "backend": options.backend if evidence is None else "the scores the line logged",
+            "backend": scored_by,
             "n": after.n,
             "n_defective": after.n_defective,
             "n_fault": after.n_fault,

@@ -16,3 +16,17 @@ ALIGN_MODES = ("auto", "on", "off")
 HOT_FOLDER_SETTLE_S = 0.5
 # what runs a line model: `serve --backend`, `evaluate --backend`, `calibrate --backend`
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
+# the graphs `inspect-app export` writes (`--fp16`, `--int8`) and onnxruntime runs: `serve
+# --precision`, `evaluate --precision`, `calibrate --precision`
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def precision_problem(backend: str, precision: str) -> str | None:
+    """Why a graph of `precision` cannot run on `backend` (None when it can)."""
+    if precision == "fp32" or backend == "onnxruntime":
+        return None
+    runs = "its engine" if backend == "tensorrt" else "the line's own weights"
+    return (
+        f"--precision {precision} picks an exported graph for --backend onnxruntime; "
+        f"{backend} runs {runs}"
+    )

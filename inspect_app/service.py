@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 from inspect_app.backends import Backend, BackendError
-from inspect_app.defaults import HOT_FOLDER_SETTLE_S
+from inspect_app.defaults import HOT_FOLDER_SETTLE_S, PRECISIONS, precision_problem
 from inspect_app.drift import DriftMonitor, DriftState
 from inspect_app.http_server import (
     DEFAULT_HOST,
@@ -74,6 +74,7 @@ class ServeOptions:
     source: str
     db_url: str
     backend: str = "torch"
+    precision: str = "fp32"  # which exported graph onnxruntime runs (fp32, fp16, int8)
     http: str | None = f"{DEFAULT_HOST}:{DEFAULT_PORT}"  # None: no HTTP
     max_parts: int | None = None
     vibration: str | None = None
@@ -123,18 +124,31 @@ def weights_sha256(folder: Path) -> str | None:
     return digest.hexdigest()
 
 
+def exported_graph_name(precision: str = "fp32") -> str:
+    """The file name of a version's exported graph of that precision: model.onnx for fp32."""
+    if precision not in PRECISIONS:
+        msg = f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
+        raise ValueError(msg)
+    return "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
+
+
 def load_line(
     home: Path,
     line: str,
     backend: str = "torch",
     threads: int | None = None,
     version: str | None = None,
+    precision: str = "fp32",
 ) -> LoadedLine:
-    """Open the line's active model (or `version`) with the chosen backend."""
+    """Open the line's active model (or `version`) with the chosen backend; onnxruntime runs
+    the exported graph of `precision` (fp16 and int8 only when `export` wrote them)."""
     from inspect_app.lines import load_line_model, read_card, version_dir
 
     folder = version_dir(home, line, version)
     card = read_card(folder)
+    problem = precision_problem(backend, precision)
+    if problem is not None:
+        raise ValueError(problem)
     if backend == "torch":
         from inspect_app.backends.torch_backend import TorchBackend
 
@@ -147,7 +161,8 @@ def load_line(
     elif backend == "onnxruntime":
         from inspect_app.backends.onnxruntime_backend import open_exported
 
-        runner = open_exported(onnx_graph_for(home, line, folder, card), threads=threads)
+        graph = onnx_graph_for(home, line, folder, card, precision)
+        runner = open_exported(graph, threads=threads)
     elif backend == "tensorrt":
         from inspect_app.backends import open_backend
 
@@ -158,11 +173,20 @@ def load_line(
     return LoadedLine(runner, card, folder, folder.name, weights_sha256(folder))
 
 
-def onnx_graph_for(home: Path, line: str, folder: Path, card: Any) -> Path:
-    """The version's `model.onnx` from `inspect-app export`, else a cached minimal export."""
-    exported = folder / "model.onnx"
+def onnx_graph_for(home: Path, line: str, folder: Path, card: Any, precision: str = "fp32") -> Path:
+    """The version's `model.onnx` from `inspect-app export`, else a cached minimal export; for
+    fp16 / int8, the graph `export --fp16 / --int8` wrote (never made here: its check against
+    the line's parts is export's)."""
+    exported = folder / exported_graph_name(precision)
     if exported.is_file():
         return exported
+    if precision != "fp32":
+        msg = (
+            f"{exported} does not exist: line {line!r} {folder.name} has no {precision} graph; "
+            f"make it with `inspect-app export --line {line} --version {folder.name} "
+            f"--{precision}`"
+        )
+        raise ValueError(msg)
     cached = home / "cache" / "onnx" / line / f"{folder.name}.onnx"
     if cached.is_file() and cached.stat().st_mtime >= (folder / "line.json").stat().st_mtime:
         return cached
@@ -302,7 +326,13 @@ class InspectionService:
         store = open_store(options.db_url, options.store_give_up_s)
         try:
             load = loader or (
-                lambda: load_line(options.home, options.line, options.backend, options.threads)
+                lambda: load_line(
+                    options.home,
+                    options.line,
+                    options.backend,
+                    options.threads,
+                    precision=options.precision,
+                )
             )
             service = cls(options, store, load, preprocess, on_committed)
             service.loaded = loaded or load()
@@ -656,6 +686,13 @@ def serve(
     except (BackendError, ValueError, OSError) as exc:
         print(f"inspect-app serve: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    runs = service.loaded.backend
+    graph = getattr(runs, "path", None)
+    print(
+        f"inspect-app serve: line {options.line} {service.loaded.version} on {options.backend}"
+        + (f" ({Path(graph).name})" if graph is not None else ""),
+        file=sys.stderr,
+    )
     if service.skipped:
         print(
             f"inspect-app serve: {service.skipped} parts of {options.source} are already in "

@@ -598,6 +598,7 @@ class EvaluateOptions:
     # "onnxruntime" (the version's exported graph) or "tensorrt" (its engine, on a Jetson)
     backend: str = "torch"
     threads: int | None = None  # the backend's CPU threads (None: its default)
+    precision: str = "fp32"  # which exported graph onnxruntime runs (fp32, fp16, int8)
 
 
 def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -> Report:
@@ -702,7 +703,9 @@ def scorer_for(
     from inspect_app.service import load_line
 
     try:
-        return load_line(home, line, options.backend, options.threads, version).backend
+        return load_line(
+            home, line, options.backend, options.threads, version, options.precision
+        ).backend
     except BackendError as exc:
         hint = ""
         if options.backend == "tensorrt":

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from inspect_app.defaults import BACKEND_CHOICES
+from inspect_app.defaults import BACKEND_CHOICES, PRECISIONS, precision_problem
 from inspect_app.home import resolve_home
 from inspect_app.metrics import (
     COMPARED,
@@ -168,15 +168,16 @@ def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
         "show_progress": not args.no_progress,
         "backend": args.backend,
         "threads": args.threads,
+        "precision": args.precision,
     }
 
 
 def bad_count(args: argparse.Namespace) -> str | None:
-    """Why --batch-size or --threads cannot be used (None when both can)."""
+    """Why --batch-size, --threads or --precision cannot be used (None when all can)."""
     for flag, count in (("--batch-size", args.batch_size), ("--threads", args.threads)):
         if count is not None and count < 1:
             return f"{flag} must be positive, got {count}"
-    return None
+    return precision_problem(args.backend, args.precision)
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +197,14 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="onnxruntime's CPU threads (default: its own choice)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="which exported graph --backend onnxruntime runs: fp32 (model.onnx, default), or "
+        "the fp16 / int8 graph `inspect-app export --fp16 / --int8` wrote, to know what a "
+        "reduced-precision graph decides before a line runs it",
     )
 
 

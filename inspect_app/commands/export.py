@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from inspect_app.home import resolve_home
     from inspect_app.lines import load_line_model, version_dir
-    from inspect_app.service import example_inputs
+    from inspect_app.service import example_inputs, exported_graph_name
     from models.export import (
         OUTPUTS,
         ExportMetadata,
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"inspect-app export: {exc}", file=sys.stderr)
         return 2
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-    stem = "model" if precision == "fp32" else f"model.{precision}"
+    stem = exported_graph_name(precision).removesuffix(".onnx")
     out = Path(args.out) if args.out else folder / f"{stem}{fmt.suffix}"
     line_file = out.with_name(f"{out.name.removesuffix(fmt.suffix)}.line.npz")
     # written beside the final files under hidden names, checked, then renamed over them: a

@@ -6,7 +6,12 @@ import argparse
 import logging
 import sys
 
-from inspect_app.defaults import BACKEND_CHOICES, HOT_FOLDER_SETTLE_S
+from inspect_app.defaults import (
+    BACKEND_CHOICES,
+    HOT_FOLDER_SETTLE_S,
+    PRECISIONS,
+    precision_problem,
+)
 from inspect_app.home import default_db_url, resolve_home
 from inspect_app.http_server import DEFAULT_HOST, DEFAULT_PORT
 from inspect_app.snapshots import RetentionPolicy
@@ -67,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BACKEND_CHOICES,
         default="torch",
         help="inference backend (default: torch; onnxruntime runs the line's ONNX graph)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="which exported graph --backend onnxruntime runs: fp32 (model.onnx, default) or "
+        "the fp16 / int8 graph `inspect-app export --fp16 / --int8` wrote (check it first: "
+        "inspect-app evaluate --backend onnxruntime --precision int8)",
     )
     parser.add_argument(
         "--http",
@@ -280,6 +293,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = precision_problem(args.backend, args.precision)
+    if problem is not None:
+        print(f"inspect-app serve: {problem}", file=sys.stderr)
+        return 2
     if args.threads is not None and args.backend == "tensorrt":
         print(
             "inspect-app serve: --threads is for the CPU backends (torch, onnxruntime); "
@@ -294,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         db_url=args.db or default_db_url(home),
         backend=args.backend,
+        precision=args.precision,
         http=None if args.http.lower() in {"off", "none", ""} else args.http,
         max_parts=args.max_parts,
         vibration=args.vibration,

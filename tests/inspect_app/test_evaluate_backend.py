@@ -81,3 +81,48 @@ def test_a_damaged_version_is_a_clear_error_naming_it(
     weights.unlink()
     assert main(["export", "--home", str(home), "--line", LINE]) == 2
     assert "FileNotFoundError" in capsys.readouterr().err
+
+
+def test_the_int8_graph_export_wrote_is_what_evaluate_and_serve_run_with_precision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export --int8` writes model.int8.onnx beside model.onnx; `--precision int8` scores the
+    parts with that graph (not the fp32 one), and is refused where it cannot apply."""
+    from inspect_app.service import ServeOptions, load_line, serve
+    from inspect_app.store import DefectStore
+
+    home = _taught(tmp_path)
+    folder = home / "lines" / LINE / "v1"
+    checks = image_line(tmp_path / "checks", 16, 1000)
+    argv = ["evaluate", "--home", str(home), "--line", LINE, "--data", str(checks), "--no-progress"]
+    assert main([*argv, "--backend", "onnxruntime", "--precision", "int8"]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder / 'model.int8.onnx'} does not exist" in err
+    assert f"inspect-app export --line {LINE} --version v1 --int8" in err
+    assert main([*argv, "--precision", "int8"]) == 2  # torch runs the line's own weights
+    assert "--precision int8 picks an exported graph for --backend onnxruntime" in (
+        capsys.readouterr().err
+    )
+
+    assert main(["export", "--home", str(home), "--line", LINE, "--int8"]) == 0
+    assert not (folder / "model.onnx").exists()  # only the int8 graph was asked for
+    capsys.readouterr()
+    out_json = tmp_path / "int8.json"
+    assert main([*argv, "--backend", "onnxruntime", "--precision", "int8",
+                 "--json", str(out_json)]) == 0  # fmt: skip
+    assert f"note: scored by onnxruntime ({folder / 'model.int8.onnx'})" in (
+        capsys.readouterr().out
+    )
+    assert json.loads(out_json.read_text())["n"] == 16
+    runner = load_line(home, LINE, "onnxruntime", precision="int8").backend
+    assert getattr(runner, "path", None) == folder / "model.int8.onnx"
+    with pytest.raises(ValueError, match="tensorrt runs its engine"):
+        load_line(home, LINE, "tensorrt", precision="fp16")
+
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    options = ServeOptions(home=home, line=LINE, source=str(checks), db_url=db,
+                           backend="onnxruntime", precision="int8", http=None)  # fmt: skip
+    assert serve(options) == 0
+    assert f"line {LINE} v1 on onnxruntime (model.int8.onnx)" in capsys.readouterr().err
+    with DefectStore.open(db) as store:
+        assert store.count() == 16
