@@ -17,7 +17,9 @@ Five worker threads joined by bounded queues:
   reject signal and its row, in its place in the order) as soon as the queue has room.
 * A part that could not be inspected — `fault` set by the sensors, NaN samples, a preprocess or
   backend error, a non-finite model output — becomes a FAULT row, never PASS, and the pipeline
-  keeps running.
+  keeps running. So does a part whose frame or vibration window is identical, sample for
+  sample, to the part's before it (`RepeatWatch`): a camera or DAQ that stopped updating hands
+  out its last buffer again, and that part was never seen.
 * The defect log is written in batches, one transaction each. When the store raises
   `StoreUnavailable` (locked or full database) the writer retries with capped exponential backoff;
   the queues fill and the source waits (back-pressure). After `store_give_up_s` the pipeline stops
@@ -353,6 +355,7 @@ class Pipeline:
         limit = self.config.max_parts
         iterator = iter(self.source)
         dropped: deque[Any] = deque()  # parts a full line could not take yet (FAULT, in order)
+        repeats = RepeatWatch()
         try:
             while not self._stopping.is_set() and (limit is None or self._parts_read < limit):
                 t0 = time.monotonic()
@@ -364,7 +367,8 @@ class Pipeline:
                 t0 += float(getattr(self.source, "last_wait_s", 0.0))  # a hot folder's idle time
                 self.stats.record_part_started()
                 self.stats.record_latency("source", read_at - t0)
-                problem = input_problem(sample)
+                repeated = repeats.check(sample)  # every part, so the next compares with it
+                problem = input_problem(sample) or repeated
                 if problem is not None and sample.fault is None:
                     sample.fault = problem
                 item = (sample, t0, read_at)
@@ -672,6 +676,57 @@ class Pipeline:
             snapshot_path=part.snapshot_path,
             label=part.sample.label,
         )
+
+
+class RepeatWatch:
+    """Finds a part whose camera frame or vibration window is identical, sample for sample, to
+    the previous part's.
+
+    A live sensor is never exactly still: a camera's pixels carry noise and each part on a line
+    is another part, an accelerometer's window is never the one before. A frame that repeats
+    the last one bit for bit is a feed that stopped updating (a network camera or driver
+    handing out its last buffer after the sensor stalled, a DAQ re-reading its ring buffer) or
+    the same file sent twice; either way the part in front of the sensor was not seen, so it is
+    a FAULT, never judged on the old reading. Each reading is compared with the last one of its
+    kind (parts without it are skipped over): 32 × 32 probes first, so a live feed costs
+    microseconds, the whole array only when those all agree.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[np.ndarray, str]] = {}
+
+    def check(self, sample: Sample) -> str | None:
+        """Why `sample` repeats the previous reading (None when it does not); remembers it."""
+        where = sample.meta.get("source") or f"part {sample.part_id}"
+        readings = {
+            "image": sample.frame,
+            "vibration window": None if sample.vibration is None else sample.vibration.samples,
+        }
+        problems = []
+        for kind, values in readings.items():
+            if values is None or values.size == 0:
+                continue
+            last = self._last.get(kind)
+            if last is not None and identical(values, last[0]):
+                problems.append(
+                    f"{where}: {kind} identical, sample for sample, to part {last[1]}'s: the "
+                    f"{'camera' if kind == 'image' else 'vibration'} feed is frozen (a sensor "
+                    "or driver handing out its last reading again), or the same part was sent "
+                    "twice"
+                )
+            self._last[kind] = (values, sample.part_id)
+        return "; ".join(problems) or None
+
+
+def identical(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shape, type and values; a spread-out probe first, so different arrays (nearly
+    always) cost a thousand comparisons, not the whole frame."""
+    if a is b:
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    probe = tuple(slice(None, None, max(1, n // 32)) for n in a.shape[:2])
+    return bool(np.array_equal(a[probe], b[probe]) and np.array_equal(a, b))
 
 
 def input_problem(sample: Sample) -> str | None:

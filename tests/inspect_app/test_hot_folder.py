@@ -158,7 +158,7 @@ def test_serve_watch_logs_each_arriving_part_and_stops_on_request(tmp_path: Path
     runner.start()
     try:
         _image(incoming, "p1")
-        _image(incoming, "p2")
+        _image(incoming, "p2", 91)  # the same image twice would be a frozen camera (FAULT)
         (incoming / "p3.png").write_bytes(b"not a png at all")
         with DefectStore.open(db) as store:
             deadline = time.monotonic() + 30

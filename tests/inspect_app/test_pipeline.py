@@ -18,6 +18,7 @@ from inspect_app.pipeline import (
     InspectedPart,
     Pipeline,
     PipelineConfig,
+    identical,
     input_problem,
 )
 from inspect_app.store import InspectionRecord, StoreUnavailable
@@ -90,7 +91,8 @@ class FakeLog:
 def part(i: int, label: str = "ok", **meta: str) -> Sample:
     frame = np.full((8, 8, 3), i % 255, np.uint8)
     frame[0, 0] ^= 1  # never one value: a uniform frame is a FAULT (a dark camera)
-    vib = VibrationWindow(np.sin(np.arange(256, dtype=np.float32)), 1000.0)
+    # each part its own window: one that repeats the part's before is a frozen feed (a FAULT)
+    vib = VibrationWindow(np.sin(np.arange(256, dtype=np.float32) * (1 + i / 1000)), 1000.0)
     return Sample(part_id=f"p{i:04d}", frame=frame, vibration=vib, label=label, meta=dict(meta))
 
 
@@ -158,6 +160,45 @@ def test_bad_parts_become_fault_rows_and_the_line_keeps_running() -> None:
     assert verdicts["p0003"].verdict == "FAULT" and "prepare" in str(verdicts["p0003"].fault_reason)
     assert verdicts["p0004"].verdict == "FAULT" and "NaN" in str(verdicts["p0004"].fault_reason)
     assert verdicts["p0005"].verdict == "FAIL" and verdicts["p0005"].defect_class == "dent"
+
+
+def test_a_frozen_feed_is_a_fault_never_judged_on_the_old_reading() -> None:
+    """A camera that stalls hands out its last frame again (the same buffer, or a copy of it);
+    a DAQ its last window: the parts behind them were not seen. Each is a FAULT naming the
+    part it repeats, and the line goes on as soon as the feed moves again."""
+    parts = [part(i) for i in range(7)]
+    parts[2].frame = parts[1].frame  # the driver's buffer handed out again
+    assert parts[1].frame is not None
+    parts[3].frame = parts[1].frame.copy()  # ... and once more, copied out of it
+    parts[5].vibration = parts[4].vibration  # the DAQ re-reads its ring buffer
+    parts[6].meta["source"] = "cam/0006.png"
+    pipeline, log = make(parts, batch_size=8)
+    assert pipeline.run().committed == 7
+    rows = {r.part_id: r for r in log.records}
+    assert [rows[f"p{i:04d}"].verdict for i in range(7)] == [
+        "PASS", "PASS", "FAULT", "FAULT", "PASS", "FAULT", "PASS"
+    ]  # fmt: skip
+    assert rows["p0002"].fault_reason == (
+        "part p0002: image identical, sample for sample, to part p0001's: the camera feed is "
+        "frozen (a sensor or driver handing out its last reading again), or the same part was "
+        "sent twice"
+    )
+    assert "image identical, sample for sample, to part p0002's" in str(rows["p0003"].fault_reason)
+    assert "vibration window identical, sample for sample, to part p0004's: the vibration feed" in (
+        str(rows["p0005"].fault_reason)
+    )
+
+
+def test_identical_compares_every_sample_not_only_the_probe() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    b = a.copy()
+    assert identical(a, b)
+    b[1, 1, 2] ^= 1  # off the 32 x 32 probe grid (every 15th row, every 20th column)
+    assert not identical(a, b)
+    assert not identical(a, a[:, :, :2]) and not identical(a, a.astype(np.int16))
+    window = rng.normal(size=1000).astype(np.float32)
+    assert identical(window, window.copy()) and not identical(window, window + 1e-3)
 
 
 def test_backend_error_faults_its_batch_only() -> None:
@@ -321,8 +362,11 @@ def test_input_problem_names_the_part() -> None:
         PipelineConfig(max_parts=-1)
 
 
-FRAME = np.zeros((4, 4, 3), np.uint8)
-FRAME[0, 0] = 1  # not uniform: see `part`
+def frame(i: int) -> np.ndarray:
+    """Part i's frame: never uniform (see `part`), never the frame before it (a frozen feed)."""
+    out = np.zeros((4, 4, 3), np.uint8)
+    out[0, 0], out[1, 1] = 1, i % 256
+    return out
 
 
 class ScoreBackend(FakeBackend):
@@ -374,7 +418,7 @@ def test_a_model_swap_takes_effect_between_two_parts_with_the_source_left_open()
             if i == 20:
                 gate.wait(10)  # the line pauses here until the swap is asked for
             time.sleep(0.002)
-            yield Sample(part_id=f"p{i:02d}", frame=FRAME, label="ok")
+            yield Sample(part_id=f"p{i:02d}", frame=frame(i), label="ok")
 
     log_store = FakeLog()
     pipeline = started_on_v1(source(), log_store, batch=4, first=20)
@@ -401,7 +445,7 @@ def test_a_model_swap_takes_effect_between_two_parts_with_the_source_left_open()
 
 def test_a_swap_asked_for_mid_stream_splits_it_once() -> None:
     log_store = FakeLog()
-    samples = [Sample(part_id=f"p{i:03d}", frame=FRAME, label="ok") for i in range(300)]
+    samples = [Sample(part_id=f"p{i:03d}", frame=frame(i), label="ok") for i in range(300)]
 
     def slow() -> Iterator[Sample]:
         for s in samples:

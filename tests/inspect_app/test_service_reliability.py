@@ -36,7 +36,9 @@ def write_dataset(folder: Path, n_good: int = N_GOOD) -> list[str]:
     for i in range(n_good):
         pid = f"part-{i:03d}"
         cv2.imwrite(str(folder / f"{pid}.png"), _frame(i))
-        np.save(folder / f"{pid}.npy", np.sin(np.arange(512, dtype=np.float32) * 0.1))
+        # each part its own window: one repeating the part's before is a frozen feed (FAULT)
+        wave = np.sin(np.arange(512, dtype=np.float32) * (0.1 + i / 10_000))
+        np.save(folder / f"{pid}.npy", wave)
         rows.append(f"{pid},{pid}.png,{pid}.npy,2000,{'dent' if i % 5 == 0 else 'ok'}")
         ids.append(pid)
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")

@@ -511,8 +511,9 @@ def test_a_new_version_the_camera_cannot_feed_is_refused_and_the_line_goes_on(
     video = tmp_path / "camera.avi"
     fourcc = cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
     writer = cv2.VideoWriter(str(video), fourcc, 10, (64, 48))
-    for _ in range(60):
-        writer.write(np.full((48, 64, 3), 120, np.uint8))
+    rng = np.random.default_rng(0)
+    for _ in range(60):  # a live camera's noise: frames that repeat are a frozen feed (FAULT)
+        writer.write(rng.integers(110, 130, (48, 64, 3), dtype=np.uint8))
     writer.release()
     window, root = running_versions(
         qtbot, store, db_url, tmp_path, str(video), FakeCard(modalities=("image", "vibration"))
