@@ -41,8 +41,9 @@ left out (their scores would flatter the model). With a `split` column, the `tes
 scored.
 
 The parts are scored by the line model in torch; --backend onnxruntime scores them with the
-version's exported graph, --backend tensorrt with its TensorRT engine (on the Jetson): the
-numbers of what runs on the line, quantized graphs and engines included.
+version's exported graph (--precision fp16 / int8: the reduced-precision graph export wrote),
+--backend tensorrt with its TensorRT engine (on the Jetson): the numbers of what runs on the
+line, quantized graphs and engines included.
 
 With --against VERSION the same parts are scored by a second version of the line too: both
 versions' rates on the parts both scored, and which parts the evaluated version catches,

@@ -25,8 +25,11 @@ threshold, class names, sha256) and the line's tensors (.line.npz). The graph is
 against torch with onnxruntime before the command succeeds.
 
   --fp16   float16 weights, float32 inputs/outputs (GPU onnxruntime; TensorRT makes its
-           own FP16 from the fp32 graph)
-  --int8   int8 dynamic quantization for the onnxruntime CPU path
+           own FP16 from the fp32 graph): model.fp16.onnx
+  --int8   int8 dynamic quantization for the onnxruntime CPU path: model.int8.onnx
+The fp16 / int8 graphs sit beside model.onnx; `serve`, `evaluate` and `calibrate` run them
+with --backend onnxruntime --precision fp16|int8 (evaluate first: quantization moves scores
+differently on each line).
 
 Example:
   inspect-app export --line bearings --format onnx
