@@ -28,6 +28,7 @@ class ConsoleOptions:
     db_url: str
     source: str = ""
     backend: str = "torch"
+    precision: str = "fp32"  # which exported graph onnxruntime runs
     vibration: str | None = None
     window_s: float | None = None
     watch: bool = False
@@ -58,7 +59,7 @@ def build_window(
     snapshots = snapshot_dir_for(options.db_url, options.home)
     return MainWindow(
         store,
-        loader or product_loader(options.home, options.backend),
+        loader or product_loader(options.home, options.backend, precision=options.precision),
         settings,
         options.line,
         list(options.lines),

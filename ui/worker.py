@@ -114,14 +114,16 @@ LineLoader = Callable[[str], LineRuntime]
 """Loads a line by name (the product loads HOME/lines/<line>; tests pass a fake backend)."""
 
 
-def product_loader(home: Path, backend: str = "torch", threads: int | None = None) -> LineLoader:
+def product_loader(
+    home: Path, backend: str = "torch", threads: int | None = None, precision: str = "fp32"
+) -> LineLoader:
     """The loader `inspect-app console` uses: the line's active model, `prepare_batch` inputs."""
 
     def load(line: str) -> LineRuntime:
         from inspect_app.preprocess import prepare_batch
         from inspect_app.service import load_line
 
-        loaded = load_line(home, line, backend, threads)
+        loaded = load_line(home, line, backend, threads, precision=precision)
         card = loaded.card
 
         def preprocess(samples: list[Sample]) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from inspect_app.defaults import BACKEND_CHOICES, PRECISIONS, precision_problem
 from inspect_app.home import default_db_url, resolve_home
 
 HELP = "the operator console: live part, verdict, spectrum, counters, defect log, overrides"
@@ -48,9 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime", "tensorrt"),
+        choices=BACKEND_CHOICES,
         default="torch",
         help="inference backend (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="which exported graph --backend onnxruntime runs (default fp32: model.onnx; fp16 / "
+        "int8: the graph `inspect-app export --fp16 / --int8` wrote)",
     )
     parser.add_argument(
         "--vibration", metavar="FILE", help="vibration recording paired with a camera source"
@@ -101,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if args.recursive and not args.watch:
         print("inspect-app console: --recursive needs --watch", file=sys.stderr)
         return 2
+    problem = precision_problem(args.backend, args.precision)
+    if problem is not None:
+        print(f"inspect-app console: {problem}", file=sys.stderr)
+        return 2
     if args.audit_every is not None and args.audit_every < 1:
         print(
             f"inspect-app console: --audit-every must be positive, got {args.audit_every}",
@@ -134,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         db_url=args.db or default_db_url(home),
         source=args.source,
         backend=args.backend,
+        precision=args.precision,
         vibration=args.vibration,
         window_s=args.window_s,
         watch=args.watch,

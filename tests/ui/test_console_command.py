@@ -25,3 +25,15 @@ def test_a_home_without_line_models_says_how_to_make_one(
     assert main(["console", "--home", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "no line model" in err and "inspect-app adapt --line" in err
+
+
+def test_a_reduced_precision_graph_is_for_onnxruntime_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["console", "--home", str(tmp_path), "--line", "l", "--precision", "int8"]
+    assert main(argv) == 2
+    assert "--precision int8 picks an exported graph for --backend onnxruntime; torch runs" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--backend", "tensorrt"]) == 2
+    assert "tensorrt runs its engine" in capsys.readouterr().err
