@@ -2,7 +2,10 @@
 
 Builds a week of two lines in a fresh SQLite log with bulk inserts (six NEU-DET defect classes,
 about 4 % fails, some faults, two model versions per line, operator overrides, heat-map
-snapshots for the worst parts), then times each format and prints one line per format.
+snapshots for the worst parts), then times each format and prints one line per format. Then
+the log read back as `adapt --from-db` (the parts an operator acted on) and `calibrate
+--from-db` (the parts one version decided) read it, filtered in the database, against the
+same answer filtered row by row in Python (as both did before).
 
     .venv/bin/python benchmarks/report.py                 # 100,000 inspections
     .venv/bin/python benchmarks/report.py --parts 20000 --keep out/   # keep the log and reports
@@ -14,6 +17,7 @@ import argparse
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inspect_app.calibrate import logged_parts
+from inspect_app.from_db import corrected_rows
 from inspect_app.report import ReportQuery, plant_zone, write_report
 from inspect_app.store import DefectStore, InspectionRecord
 
@@ -153,6 +159,39 @@ def main() -> None:
                 f"{fmt:>4}: {seconds:5.2f} s ({cpu:.2f} s CPU) for {outcome.inspections} "
                 f"inspections ({size:.1f} MB){note}"
             )
+        with DefectStore.open(url) as store:
+            time_read_back(store, LINES[0])
+
+
+def time_read_back(store: DefectStore, line: str) -> None:
+    """The log's read-back queries, in the database and row by row, with their answers."""
+    until = START + timedelta(days=8)
+
+    def timed(what: str, read: Callable[[], int]) -> None:
+        start = time.perf_counter()
+        n = read()
+        print(f"{what}: {n} rows in {time.perf_counter() - start:.2f} s")
+
+    timed(
+        f"{line}'s parts an operator acted on, in the database",
+        lambda: len(corrected_rows(store, line)),
+    )
+    timed(
+        f"{line}'s parts an operator acted on, row by row",
+        lambda: sum(r.operator_action is not None for r in store.iter_inspections(line=line)),
+    )
+    timed(
+        f"{line}'s parts v2 decided, in the database",
+        lambda: sum(1 for _ in store.iter_inspections(line, until=until, versions=["v2"])),
+    )
+    timed(
+        f"{line}'s parts v2 decided, row by row",
+        lambda: sum(r.model_version == "v2" for r in store.iter_inspections(line, until=until)),
+    )
+    timed(
+        f"calibrate --from-db's read of {line}'s v2 parts (labeled, faults left out)",
+        lambda: len(logged_parts(store, line, ["v2"], until)[0]),
+    )
 
 
 if __name__ == "__main__":

@@ -469,15 +469,13 @@ def logged_parts(
         since=None if since is None else since.isoformat(),
         until=until.isoformat(),
     )
-    wanted, taught_ids = set(model_versions), set(taught)
+    taught_ids = set(taught)
     parts: list[PartResult] = []
-    rows = store.iter_inspections(line=line, since=since, until=until)
+    rows = store.iter_inspections(line, since, until, versions=model_versions)
     if show_progress:  # a shift of a fast line is a million rows
-        total = store.count(line=line, since=since, until=until)
+        total = store.count(line, since, until, versions=model_versions)
         rows = tqdm(rows, total=total, desc="defect log", unit="part")
     for row in rows:
-        if row.model_version not in wanted:
-            continue
         if row.part_id in taught_ids:
             evidence.taught += 1
             continue

@@ -89,7 +89,7 @@ class FromDbResult:
 
 def corrected_rows(store: DefectStore, line: str) -> list[InspectionRow]:
     """Every inspection of `line` an operator acted on, newest first."""
-    found = [r for r in store.iter_inspections(line=line) if r.operator_action is not None]
+    found = list(store.iter_inspections(line=line, acted_on=True))
     return sorted(found, key=lambda r: (r.timestamp, r.id), reverse=True)
 
 

@@ -18,7 +18,7 @@ the database and the problem, so the caller can hold its parts and retry.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import resources
@@ -477,21 +477,25 @@ class DefectStore:
         since: datetime | None = None,
         until: datetime | None = None,
         page: int = 2000,
+        *,
+        versions: Collection[str] | None = None,
+        acted_on: bool = False,
     ) -> Iterator[InspectionRow]:
         """Every inspection matching (as `inspections` filters them), oldest logged first, read
         `page` rows at a time after the last id read: no OFFSET, so a shift's million parts
-        cost one pass, and rows logged meanwhile come at the end instead of shifting the pages."""
+        cost one pass, and rows logged meanwhile come at the end instead of shifting the pages.
+        `versions`: only parts those model versions decided; `acted_on`: only parts an operator
+        acted on (both filtered in the database, not row by row here)."""
         if page < 1:
             msg = f"page must be at least 1, got {page}"
             raise ValueError(msg)
         last = 0
+        where = [
+            *_conditions(line, since, until, None, None, False),
+            *_log_conditions(versions, acted_on),
+        ]
         while True:
-            stmt = (
-                _rows()
-                .where(*_conditions(line, since, until, None, None, False), Inspection.id > last)
-                .order_by(Inspection.id)
-                .limit(page)
-            )
+            stmt = _rows().where(*where, Inspection.id > last).order_by(Inspection.id).limit(page)
             with self._guard(), Session(self._engine) as s:
                 rows = [_inspection_row(i, name, v) for i, name, v in s.execute(stmt)]
             yield from rows
@@ -509,11 +513,17 @@ class DefectStore:
         *,
         effective: bool = False,
         to_check: bool = False,
+        versions: Collection[str] | None = None,
+        acted_on: bool = False,
     ) -> int:
-        """How many inspections match the same filters as `inspections`."""
+        """How many inspections match the same filters as `inspections` (and `versions`,
+        `acted_on` as `iter_inspections` reads them)."""
         stmt = select(func.count(Inspection.id)).join(Line, Inspection.line_id == Line.id)
+        if versions is not None:
+            stmt = stmt.outerjoin(ModelVersion, Inspection.model_version_id == ModelVersion.id)
         stmt = stmt.where(
-            *_conditions(line, since, until, verdict, defect_class, effective, to_check)
+            *_conditions(line, since, until, verdict, defect_class, effective, to_check),
+            *_log_conditions(versions, acted_on),
         )
         with self._guard(), Session(self._engine) as s:
             return int(s.scalar(stmt) or 0)
@@ -597,6 +607,17 @@ def _conditions(
             Inspection.snapshot_path.is_not(None),
             Inspection.last_action.is_(None),
         ]
+    return found
+
+
+def _log_conditions(versions: Collection[str] | None, acted_on: bool) -> list[ColumnElement[bool]]:
+    """WHERE terms for reading the log back (the query joins `ModelVersion`): the parts these
+    model versions decided, the parts an operator acted on."""
+    found: list[ColumnElement[bool]] = []
+    if versions is not None:
+        found.append(ModelVersion.version.in_(sorted(versions)))
+    if acted_on:
+        found.append(Inspection.last_action.is_not(None))
     return found
 
 

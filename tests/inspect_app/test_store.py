@@ -222,6 +222,31 @@ def test_every_inspection_read_in_pages_without_offsets(store: DefectStore) -> N
         next(store.iter_inspections(page=0))
 
 
+def test_the_log_is_read_back_by_model_version_and_by_operator_action(
+    store: DefectStore,
+) -> None:
+    """What calibrate --from-db (the parts given versions decided) and adapt --from-db (the
+    parts an operator acted on) read, filtered in the database: a shift's million rows are
+    not turned into rows here to keep a hundred."""
+    rows = [record("a", 0), fail("b", 1), record("c", 2, model_version="v2"), fail("d", 3)]
+    rows += [record("n", 4, model_version="v3"), record("x", 5, model_version="v2", line="x")]
+    ids = store.add_inspections(rows)
+    store.add_operator_action(ids[1], "false_alarm", "Ana")
+    store.add_operator_action(ids[2], "relabel", "Ben", new_class="dent")
+
+    def ids_of(**kw: object) -> list[str]:
+        return [r.part_id for r in store.iter_inspections(line="press-1", page=2, **kw)]  # type: ignore[arg-type]
+
+    assert ids_of(versions=["v1"]) == ["a", "b", "d"]
+    assert ids_of(versions=("v1", "v2")) == ["a", "b", "c", "d"]  # not v3's part
+    assert ids_of(versions=[]) == []
+    assert ids_of(acted_on=True) == ["b", "c"]
+    assert ids_of(versions=["v2"], acted_on=True) == ["c"]
+    assert store.count(line="press-1", versions=["v1"]) == 3
+    assert store.count(line="press-1", versions=["v2"], acted_on=True) == 1
+    assert store.count(versions=["v2"]) == 2  # every line
+
+
 def test_operator_actions_set_the_effective_label(store: DefectStore) -> None:
     a, b, c, d = store.add_inspections(
         [fail("a", 0), fail("b", 1, "dent"), record("c", 2), fail("d", 3)]
