@@ -49,7 +49,7 @@ from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
 from sensors.camera import FrameFormat, Roi
-from sensors.dataset import LineDataset
+from sensors.dataset import LineDataset, PartRow
 from sensors.errors import DataError
 from sensors.sample import OK_LABEL, Sample
 from sensors.spectrum import SpectrumConfig
@@ -223,6 +223,42 @@ def evaluate_rows(ds: LineDataset) -> list[int]:
     return list(range(len(ds.rows)))
 
 
+def refuse_repeated_parts(
+    samples: Sequence[Sample], rows: Sequence[PartRow], data: Path
+) -> list[str]:
+    """The parts' reading digests, once no two parts of the sample read the same.
+
+    Two rows that read the same (one file listed twice, or a copy under another name) are one
+    part taught twice: in cross-validation one copy is scored by a model that holds the other,
+    so the rates adapt reports would flatter the line. Raises ValueError naming them."""
+
+    def named(s: Sample, row: PartRow) -> str:
+        where = [f"row {row.row}"] if row.row is not None else []
+        where += [str(row.where)] if row.where is not None else []
+        return f"{s.part_id} ({', '.join(where)}, labeled {s.label})"
+
+    seen: dict[str, str] = {}
+    repeats: list[str] = []
+    for s, row in zip(samples, rows, strict=True):
+        digest = s.reading_digest()
+        if digest is None:
+            continue
+        if digest in seen:
+            repeats.append(f"{named(s, row)} reads the same as {seen[digest]}")
+        else:
+            seen[digest] = named(s, row)
+    if repeats:
+        msg = (
+            f"{len(repeats)} part(s) of the adapt sample from {data} repeat another part's "
+            f"reading sample for sample: {'; '.join(repeats[:5])}"
+            f"{'; ...' if len(repeats) > 5 else ''}. One part taught twice is scored against "
+            "itself in cross-validation and flatters the rates adapt reports: remove the copies "
+            "from labels.csv (or the folder)"
+        )
+        raise ValueError(msg)
+    return sorted(seen)
+
+
 def load_parts(ds: LineDataset, indices: Sequence[int], strict: bool) -> list[Sample]:
     """Read parts; strict raises DataError naming file and row, else faults are kept."""
     return [ds.load(i, strict=strict) for i in indices]
@@ -354,6 +390,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         raise
     ds.frames = FrameFormat(options.image_bits or line_image_bits(ds, picked), options.roi)
     samples = load_parts(ds, picked, strict=True)
+    digests = refuse_repeated_parts(samples, [ds.rows[i] for i in picked], data)
     modalities = line_modalities(samples)
     if options.roi is not None and "image" not in modalities:
         msg = f"--roi crops camera frames, and the parts in {data} have none"
@@ -420,6 +457,8 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         "folds": cfg.folds,
         "epochs": cfg.epochs,
         "part_ids": [s.part_id for s in samples],
+        # what the parts read: evaluate and calibrate leave out copies of them in any folder
+        "digests": digests,
         "class_counts": dict(Counter(str(s.label) for s in samples)),
         "align": options.align,
     }
@@ -634,19 +673,34 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
     results: list[PartResult] = []
     n_small, small_example = 0, None  # a count and one part, not every small frame kept
     mask_problems: list[dict[str, str]] = []
+    # copies of the adapt parts under other names or in other folders (lines taught before
+    # the digests were recorded have none)
+    taught = set() if options.include_adapt_parts else set(card.adapt.get("digests", []))
+    copies: list[str] = []
     bar = tqdm(total=len(rows), unit="part", desc="evaluate", disable=not options.show_progress)
     with torch.no_grad():
         for start in range(0, len(rows), options.batch_size):
             batch = load_parts(ds, rows[start : start + options.batch_size], strict=False)
+            bar.update(len(batch))
+            if taught:
+                read = [(s, s.reading_digest() in taught) for s in batch]
+                copies += [s.part_id for s, copy in read if copy]
+                batch = [s for s, copy in read if not copy]
             small = small_frames(batch, card)
             n_small += len(small)
             small_example = small_example or (small[0] if small else None)
             mask_problems += [
                 {"part_id": s.part_id, "reason": s.mask_problem} for s in batch if s.mask_problem
             ]
-            results += _score_batch(runner, card, batch)
-            bar.update(len(batch))
+            if batch:
+                results += _score_batch(runner, card, batch)
     bar.close()
+    if not results:
+        msg = (
+            f"no parts to evaluate in {data}: all {len(copies)} read the same as parts line "
+            f"{line!r} was taught from (pass --include-adapt-parts to score them anyway)"
+        )
+        raise ValueError(msg)
     report = compute_metrics(results, card.threshold, card.classes)
     report.parts = results
     heat = model.heatmap_source()
@@ -673,6 +727,13 @@ def evaluate_line(home: Path, line: str, data: Path, options: EvaluateOptions) -
             f"the line's threshold was set on this folder (inspect-app calibrate, from "
             f"{card.calibration.get('from_version')}): the rates at it are measured on the parts "
             "that set it; the split-half check in line.json's calibration is the fairer estimate"
+        )
+    if copies:
+        report.notes.append(
+            f"{len(copies)} part(s) read the same, sample for sample, as parts the line was "
+            f"taught from (copies under other names or folders; first: {copies[0]}) and are "
+            "not scored: their scores would flatter the line (pass --include-adapt-parts to "
+            "score them too)"
         )
     if excluded:
         report.notes.append(

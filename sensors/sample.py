@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +60,23 @@ class Sample:
     fault: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     mask_problem: str | None = None
+
+    def reading_digest(self) -> str | None:
+        """A fingerprint of what the sensors read (the frame's pixels, the vibration window's
+        samples and rate), the same for two copies of one part under any names or folders;
+        None when the part has no reading. Not a security hash: 80 bits, to find repeats."""
+        if self.frame is None and self.vibration is None:
+            return None
+        digest = hashlib.blake2b(digest_size=10)
+        for values in (self.frame, None if self.vibration is None else self.vibration.samples):
+            if values is None:
+                digest.update(b"-")
+                continue
+            digest.update(f"{values.dtype.str}{values.shape}".encode())
+            digest.update(np.ascontiguousarray(values).tobytes())
+        if self.vibration is not None:
+            digest.update(repr(float(self.vibration.sample_rate_hz)).encode())
+        return digest.hexdigest()
 
     @property
     def is_defective(self) -> bool | None:

@@ -37,7 +37,8 @@ fault), to find the parts a line misses or rejects.
 A part that cannot be read is counted as FAIL (never PASS) and listed under "faults". A defect
 class that the line was never taught still counts as a defect; its class cannot be named and
 per_class says so. When the folder is the one the line was taught from, the adapt parts are
-left out (their scores would flatter the model). With a `split` column, the `test` rows are
+left out (their scores would flatter the model), and so are parts in any folder that read the
+same as an adapt part (copies under other names). With a `split` column, the `test` rows are
 scored.
 
 The parts are scored by the line model in torch; --backend onnxruntime scores them with the

@@ -243,6 +243,54 @@ def test_unreadable_file_names_file_and_row_and_keeps_the_active_model(
     assert sorted(p.name for p in root.iterdir()) == ["ACTIVE", "v1"]
 
 
+def test_a_part_taught_twice_is_refused_and_copies_of_adapt_parts_are_not_evaluated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A part listed twice (or copied under another name) would be scored against itself in
+    cross-validation: adapt names both rows and writes nothing. Once taught, a folder holding
+    copies of the adapt parts under other names is evaluated without them (their scores would
+    flatter the line), and says so."""
+    import shutil
+
+    data = make_line(tmp_path / "d", {"ok": 12, "dent": 4})
+    home = tmp_path / "home"
+    labels = data / "labels.csv"
+    clean = labels.read_text()
+    shutil.copy(data / "p0.png", data / "copy.png")
+    shutil.copy(data / "p0.npy", data / "copy.npy")
+    labels.write_text(clean + f"copy.png,copy.npy,ok,{RATE},,part-copy\n")
+    assert _adapt(home, data, "--samples", "17") == 1
+    err = capsys.readouterr().err
+    assert "1 part(s) of the adapt sample" in err and "repeat another part's reading" in err
+    assert (
+        "part-copy (row 18, " in err
+        and "copy.png, labeled ok) reads the same as part-0 (row 2" in err
+    )
+    assert not (home / "lines" / "l1").exists()
+
+    labels.write_text(clean)
+    assert _adapt(home, data, "--samples", "16") == 0
+    card = json.loads((home / "lines" / "l1" / "v1" / "line.json").read_text())
+    assert len(card["adapt"]["digests"]) == 16
+    other = make_line(tmp_path / "week2", {"ok": 4, "dent": 2}, seed=1)
+    for name in ("p0.png", "p0.npy", "p12.png", "p12.npy"):  # two adapt parts, renamed
+        shutil.copy(data / name, other / f"old-{name}")
+    rows = ["old-p0.png,old-p0.npy,ok", "old-p12.png,old-p12.npy,dent"]
+    (other / "labels.csv").write_text(
+        (other / "labels.csv").read_text() + "".join(f"{r},{RATE},,old-{r[4:7]}\n" for r in rows)
+    )
+    capsys.readouterr()
+    argv = ["evaluate", "--home", str(home), "--line", "l1", "--data", str(other), "--no-progress"]
+    out_json = tmp_path / "m.json"
+    assert main([*argv, "--json", str(out_json)]) == 0
+    metrics = json.loads(out_json.read_text())
+    assert metrics["n"] == 6
+    assert any(n.startswith("2 part(s) read the same, sample for sample, as parts the line was "
+                            "taught from") for n in metrics["notes"])  # fmt: skip
+    assert main([*argv, "--include-adapt-parts", "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["n"] == 8
+
+
 def test_a_line_name_that_escapes_home_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
