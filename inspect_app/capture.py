@@ -11,7 +11,11 @@ append to its `labels.csv`.
 
 Each part's files are written before its row, and each row is flushed at once: stopping the
 capture (Ctrl-C) leaves a complete dataset of the parts captured so far. A frame the camera
-could not deliver is not written (it would be a part without an image) and is counted.
+could not deliver is not written (it would be a part without an image) and is counted; so is
+a part the line could not inspect either (`pipeline.input_problem`: a uniform frame from a
+covered or dark camera, a flat vibration window) and one that repeats the part before it
+sample for sample (`pipeline.RepeatWatch`: a frozen feed would write one part many times,
+and `adapt` refuses a part taught twice).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inspect_app.pipeline import RepeatWatch, input_problem
 from sensors.sample import Sample
 
 COLUMNS = ("part_id", "timestamp", "image", "vibration", "sample_rate_hz", "rpm", "label")
@@ -90,6 +95,7 @@ def capture_parts(
     result = CaptureResult(folder, appended=appended)
     (folder / "images").mkdir(exist_ok=True)
     last = -float("inf")
+    repeats = RepeatWatch()
     with (folder / "labels.csv").open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if not appended:
@@ -99,7 +105,8 @@ def capture_parts(
             now = clock()
             if now - last < every_s:
                 continue
-            why = _unwritable(sample)
+            repeated = repeats.check(sample)  # every part considered, so the next compares
+            why = _unwritable(sample) or input_problem(sample) or repeated
             if why is not None:
                 result.skipped.append((sample.part_id, why))
                 continue

@@ -25,7 +25,9 @@ batch of known defective ones with --label dent into the same folder (runs appen
 labels.csv). adapt and evaluate refuse a part without a label, naming its row.
 
 A camera streaming continuously gives many frames of each part: --every S keeps at most one
-frame every S seconds. A frame the camera could not deliver is not written, and is counted.
+frame every S seconds. A frame the camera could not deliver is not written, and is counted;
+so is a part the line could not inspect (a uniform frame: camera dark or covered; a flat
+vibration window; a frame or window that repeats the part before it: a frozen feed).
 Ctrl-C stops the capture with every part written so far complete.
 
 Example:
@@ -133,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if result.skipped:
         part, why = result.skipped[0]
         print(
-            f"{len(result.skipped)} frame(s) not written (the camera could not deliver them; "
-            f"first: {part}: {why})",
+            f"{len(result.skipped)} part(s) not written (the camera could not deliver them, or "
+            f"they could not be inspected: dark, flat or frozen; first: {part}: {why})",
             file=sys.stderr,
         )
     if result.written < args.parts:

@@ -79,13 +79,17 @@ def test_a_paired_recording_gives_each_part_its_vibration_window(tmp_path: Path)
 
 
 def test_faults_are_not_written_and_every_limits_the_rate(tmp_path: Path) -> None:
-    frame = np.zeros((8, 8, 3), np.uint8)
+    rng = np.random.default_rng(0)
+
+    def frame() -> np.ndarray:  # a live camera's noise
+        return rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+
     samples = [
-        Sample("a", frame=frame),
+        Sample("a", frame=frame()),
         Sample("b", fault="camera: read failed"),
-        Sample("c", frame=frame),
-        Sample("d", frame=frame),
-        Sample("e", vibration=VibrationWindow(np.zeros(64, np.float32), 1000.0)),
+        Sample("c", frame=frame()),
+        Sample("d", frame=frame()),
+        Sample("e", vibration=VibrationWindow(rng.normal(size=64).astype(np.float32), 1000.0)),
     ]
     result = capture_parts(samples, tmp_path / "p", 10)
     assert result.written == 4 and result.skipped == [("b", "camera: read failed")]
@@ -98,6 +102,28 @@ def test_faults_are_not_written_and_every_limits_the_rate(tmp_path: Path) -> Non
     assert capture_parts(samples, tmp_path / "s", 2).written == 2  # stops at --parts
     with pytest.raises(ValueError, match="not a class slug"):
         capture_parts(samples, tmp_path / "q", 1, label="bad label")
+
+
+def test_parts_the_line_could_not_inspect_are_not_written_as_teaching_data(
+    tmp_path: Path,
+) -> None:
+    """A covered camera's uniform frame, a disconnected accelerometer's flat window and a frozen
+    feed's repeated frame would each become a part to teach from: skipped, with the reason."""
+    rng = np.random.default_rng(1)
+    live = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    samples = [
+        Sample("a", frame=live),
+        Sample("frozen", frame=live.copy()),  # the last live frame handed out again
+        Sample("dark", frame=np.zeros((8, 8, 3), np.uint8)),
+        Sample("flat", vibration=VibrationWindow(np.zeros(64, np.float32), 1000.0)),
+        Sample("b", frame=rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)),
+    ]
+    result = capture_parts(samples, tmp_path / "p", 10)
+    assert [r["part_id"] for r in _rows(tmp_path / "p")] == ["a", "b"]
+    why = dict(result.skipped)
+    assert list(why) == ["frozen", "dark", "flat"]
+    assert "image is uniform" in why["dark"] and "vibration is flat" in why["flat"]
+    assert "image identical, sample for sample, to part a's" in why["frozen"]
 
 
 def test_bad_targets_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
