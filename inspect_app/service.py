@@ -690,7 +690,7 @@ def serve(
     graph = getattr(runs, "path", None)
     print(
         f"inspect-app serve: line {options.line} {service.loaded.version} on {options.backend}"
-        + (f" ({Path(graph).name})" if graph is not None else ""),
+        + (f" ({graph})" if graph is not None else ""),
         file=sys.stderr,
     )
     if service.skipped:

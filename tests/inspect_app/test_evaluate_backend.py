@@ -123,6 +123,8 @@ def test_the_int8_graph_export_wrote_is_what_evaluate_and_serve_run_with_precisi
     options = ServeOptions(home=home, line=LINE, source=str(checks), db_url=db,
                            backend="onnxruntime", precision="int8", http=None)  # fmt: skip
     assert serve(options) == 0
-    assert f"line {LINE} v1 on onnxruntime (model.int8.onnx)" in capsys.readouterr().err
+    assert f"line {LINE} v1 on onnxruntime ({folder / 'model.int8.onnx'})" in (
+        capsys.readouterr().err
+    )
     with DefectStore.open(db) as store:
         assert store.count() == 16
