@@ -60,6 +60,38 @@ def fault(reason: str) -> Verdict:
     return Verdict(verdict="FAULT", fault_reason=reason)
 
 
+FAULT_CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("frozen feed (a reading repeats the part before it)", ("identical, sample for sample",)),
+    ("dropped: the inspection fell behind the camera", ("fell behind the camera",)),
+    ("camera dark, covered or blinded (uniform frame)", ("image is uniform",)),
+    ("vibration sensor disconnected (flat window)", ("vibration is flat",)),
+    (
+        "a sensor's reading missing",
+        ("no image", "no vibration", "no frame", "empty image", "empty vibration"),
+    ),
+    ("part did not register (misplaced, another product, camera moved)", ("registered",)),
+    ("NaN or infinite values", ("NaN", "finite")),
+    ("preprocessing failed", ("preprocess failed",)),
+    ("model error", ("backend error",)),
+    (
+        "unreadable, incomplete or malformed file",
+        ("file", "truncated", "corrupt", "malformed", "unreadable", "WAV", "not a "),
+    ),
+    ("camera lost or timed out", ("camera", "video", "timed out", "timeout")),
+)
+"""FAULT reasons by cause, for reports: the first cause one of whose phrases the reason holds
+(`fault_cause`). The reasons themselves name the file or source and say more."""
+
+
+def fault_cause(reason: str | None) -> str:
+    """The cause a FAULT reason belongs to (`FAULT_CAUSES`), "other" when none matches."""
+    text = reason or ""
+    for cause, phrases in FAULT_CAUSES:
+        if any(phrase in text for phrase in phrases):
+            return cause
+    return "other"
+
+
 def defect_box(heatmap: np.ndarray, level: float = BOX_LEVEL) -> tuple[float, float, float, float]:
     """The box around the heat-map's peak: the connected region at or above `level` × peak.
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from inspect_app.decision import fault_cause
 from inspect_app.snapshots import find_snapshot
 from inspect_app.store import DefectStore, InspectionRow
 from inspect_app.store.schema import Defect, Inspection, Line, ModelVersion, OperatorAction
@@ -110,6 +111,16 @@ class WorstPart:
 
 
 @dataclass(frozen=True)
+class FaultCause:
+    """Parts not inspected for one cause (`decision.fault_cause`) in the report's range."""
+
+    cause: str
+    parts: int
+    last: datetime
+    example: str  # the cause's most frequent reason, as the log holds it
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the CSV, HTML and PDF reports show; times are in `tz_name`."""
 
@@ -135,6 +146,7 @@ class ReportData:
     # them were defective after all (escapes)
     passes_checked: int = 0
     escapes: int = 0
+    faults_by_cause: list[FaultCause] = field(default_factory=list)  # most parts first
 
 
 def plant_zone(name: str | None = None) -> tuple[tzinfo, str]:
@@ -391,6 +403,7 @@ def load_report(
             .where(*_in_range(query))
         ).one()
         hourly = _hourly(conn, query)
+        faults_by_cause = _faults_by_cause(conn, query)
         worst_ids = list(
             conn.scalars(
                 select(Inspection.id)
@@ -435,6 +448,7 @@ def load_report(
         worst=worst,
         passes_checked=overrides.passes_checked,
         escapes=overrides.escapes,
+        faults_by_cause=faults_by_cause,
     )
 
 
@@ -500,6 +514,30 @@ def _overrides(store: DefectStore, query: ReportQuery) -> _Overrides:
         passes_checked=len(checked),
         escapes=sum(checked.values()),
     )
+
+
+def _faults_by_cause(conn: Connection, query: ReportQuery) -> list[FaultCause]:
+    """The machine's FAULT parts grouped by cause, with when each cause last struck."""
+    stmt = (
+        select(Inspection.fault_reason, func.count(Inspection.id), func.max(Inspection.timestamp))
+        .join(Line, Inspection.line_id == Line.id)
+        .where(*_in_range(query), Inspection.verdict == "FAULT")
+        .group_by(Inspection.fault_reason)
+    )
+    parts: Counter[str] = Counter()
+    last: dict[str, datetime] = {}
+    example: dict[str, tuple[int, str]] = {}
+    for reason, n, latest in conn.execute(stmt):
+        cause = fault_cause(reason)
+        parts[cause] += n
+        when = from_db_time(latest).astimezone(query.tz)
+        last[cause] = max(last.get(cause, when), when)
+        if n > example.get(cause, (0, ""))[0]:
+            example[cause] = (n, reason or "(no reason logged)")
+    return [
+        FaultCause(cause, n, last[cause], example[cause][1])
+        for cause, n in sorted(parts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def _hourly(conn: Connection, query: ReportQuery) -> list[HourBucket]:

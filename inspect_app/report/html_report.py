@@ -16,6 +16,7 @@ from inspect_app.report.data import ReportData
 from inspect_app.report.tables import (
     ReportTable,
     corrections_table,
+    faults_table,
     groups_table,
     hourly_table,
     overrides_table,
@@ -104,8 +105,10 @@ def render_html(data: ReportData) -> str:
         _table(totals_table(data)),
         f"<p>Defects found: {data.defects}. A fault is a part that could not be inspected; "
         "it is never counted as good.</p>",
-        "<h2>Fails by defect class</h2>",
     ]
+    if data.faults_by_cause:
+        out += ["<h2>Faults by cause</h2>", _table(faults_table(data))]
+    out.append("<h2>Fails by defect class</h2>")
     if data.fails_by_class:
         out.append(_img(pareto_png(data.fails_by_class), "Pareto chart of fails by class"))
         out.append(_table(pareto_table(data)))

@@ -35,6 +35,7 @@ from inspect_app.report.data import GroupCount, ReportData
 from inspect_app.report.tables import (
     ReportTable,
     corrections_table,
+    faults_table,
     groups_table,
     hourly_table,
     overrides_table,
@@ -155,8 +156,14 @@ def build_story(data: ReportData, st: _Styles, width: float) -> list[Any]:
             "it is never counted as good.",
             st.body,
         ),
-        _p("Fails by defect class", st.h2),
     ]
+    if data.faults_by_cause:
+        cause_widths = [45 * mm, 14 * mm, 14 * mm, 27 * mm, 80 * mm]
+        story += [
+            _p("Faults by cause", st.h2),
+            _table(st, faults_table(data), cause_widths, wrap={0, 4}),
+        ]
+    story.append(_p("Fails by defect class", st.h2))
     if data.fails_by_class:
         story += [
             _chart(pareto_png(data.fails_by_class), width * 0.92),

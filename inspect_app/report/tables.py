@@ -51,6 +51,23 @@ def groups_table(groups: Sequence[GroupCount], first: str) -> ReportTable:
     return ReportTable(headers, rows, frozenset(range(1, 7)))
 
 
+def faults_table(data: ReportData) -> ReportTable:
+    """Parts not inspected, by cause: how many, their share of the faults, when the cause last
+    struck, and its most frequent reason as logged (it names the file or source)."""
+    total = sum(f.parts for f in data.faults_by_cause)
+    rows: list[tuple[object, ...]] = [
+        (f.cause, f.parts, pct(100 * f.parts / total), when(f.last), shorten(f.example))
+        for f in data.faults_by_cause
+    ]
+    headers = ("cause", "parts", "share", "last", "reason, as logged (most frequent)")
+    return ReportTable(headers, rows, frozenset({1, 2}))
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def pareto_table(data: ReportData) -> ReportTable:
     """Fails per defect class, largest first, with each class's share and the running share."""
     total = sum(n for _, n in data.fails_by_class)

@@ -333,3 +333,69 @@ def test_render_html_handles_a_log_without_fails(tmp_path: Path) -> None:
         page = render_html(load_report(store, query()))
     assert "No failed parts in this range." in page
     assert "100.00 %" in page
+
+
+def test_faults_are_reported_by_cause_with_the_reason_as_logged(tmp_path: Path) -> None:
+    """A shift with a frozen camera for a spell, a covered lens and an unreadable file: the
+    report says why parts were not inspected, by cause, each with its most frequent reason and
+    when it last struck (the reasons come from the functions that make them on the line)."""
+    from inspect_app.decision import fault_cause
+    from inspect_app.pipeline import DROPPED_FAULT, RepeatWatch, input_problem
+    from sensors.sample import Sample, VibrationWindow
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    watch = RepeatWatch()
+    watch.check(Sample("cam-1", frame=frame))
+    frozen = watch.check(Sample("cam-2", frame=frame.copy()))
+    dark = input_problem(Sample("cam-3", frame=np.zeros((8, 8, 3), np.uint8)))
+    flat = input_problem(Sample("v-1", vibration=VibrationWindow(np.ones(64, np.float32), 1e3)))
+    unreadable = "cam/0004.png: corrupt or truncated PNG: no IEND chunk"
+    assert fault_cause(frozen).startswith("frozen feed")
+    assert fault_cause(dark).startswith("camera dark, covered")
+    assert fault_cause(flat).startswith("vibration sensor disconnected")
+    assert fault_cause(DROPPED_FAULT).startswith("dropped")
+    assert fault_cause(unreadable).startswith("unreadable")
+    assert fault_cause("something new") == "other" and fault_cause(None) == "other"
+
+    def faulted(part: str, minutes: float, reason: str | None) -> InspectionRecord:
+        return rec("press-1", part, minutes, "FAULT", defect_score=None, fault_reason=reason)
+
+    records = [rec("press-1", f"ok{i}", i) for i in range(5)]
+    records += [faulted(f"frozen{i}", 10 + i, frozen) for i in range(6)]
+    records += [faulted("frozen-b", 30, f"{frozen} (again)"), faulted("dark", 20, dark)]
+    records += [faulted("file", 21, unreadable)]
+    store = DefectStore.open(f"sqlite:///{tmp_path / 'inspect.db'}")
+    try:
+        store.add_inspections(records)
+        data = load_report(store, query())
+        assert [(f.cause.split(" ")[0], f.parts) for f in data.faults_by_cause] == [
+            ("frozen", 7),
+            ("camera", 1),
+            ("unreadable,", 1),
+        ]
+        assert data.faults_by_cause[0].example == frozen  # the most frequent of its reasons
+        assert data.faults_by_cause[0].last.minute == 30
+        out = tmp_path / "report.html"
+        write_report(store, "html", out, query())
+        text = re.sub(r"<[^>]+>", " ", out.read_text(encoding="utf-8"))
+        assert "Faults by cause" in text and "77.78 %" in text  # 7 of 9
+        write_report(store, "pdf", tmp_path / "report.pdf", query())
+        flat = " ".join(
+            " ".join(p.extract_text() for p in PdfReader(tmp_path / "report.pdf").pages).split()
+        )
+        assert "Faults by cause" in flat and "77.78 %" in flat
+    finally:
+        store.close()
+
+
+def test_a_report_without_faults_has_no_faults_section(log: tuple[DefectStore, Path]) -> None:
+    store, home = log
+    data = load_report(store, query(), (home,))
+    assert [(f.cause, f.parts) for f in data.faults_by_cause] == [
+        ("camera lost or timed out", 1)  # the fixture's one FAULT: "camera timeout"
+    ]
+    store.add_inspections([rec("press-9", "only", 1)])
+    assert load_report(store, query(line="press-9")).faults_by_cause == []
+    write_report(store, "html", home / "press-9.html", query(line="press-9"))
+    assert "Faults by cause" not in (home / "press-9.html").read_text(encoding="utf-8")
