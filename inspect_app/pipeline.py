@@ -50,7 +50,7 @@ from inspect_app.backends.base import Backend, BackendResult
 from inspect_app.decision import DecisionCard, Verdict, decide_batch, fault
 from inspect_app.runtime import RuntimeStats
 from inspect_app.store import InspectionRecord, StoreUnavailable
-from sensors.sample import Sample
+from sensors.sample import Sample, same_values
 
 log = logging.getLogger(__name__)
 
@@ -707,7 +707,7 @@ class RepeatWatch:
             if values is None or values.size == 0:
                 continue
             last = self._last.get(kind)
-            if last is not None and identical(values, last[0]):
+            if last is not None and same_values(values, last[0]):
                 problems.append(
                     f"{where}: {kind} identical, sample for sample, to part {last[1]}'s: the "
                     f"{'camera' if kind == 'image' else 'vibration'} feed is frozen (a sensor "
@@ -716,17 +716,6 @@ class RepeatWatch:
                 )
             self._last[kind] = (values, sample.part_id)
         return "; ".join(problems) or None
-
-
-def identical(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shape, type and values; a spread-out probe first, so different arrays (nearly
-    always) cost a thousand comparisons, not the whole frame."""
-    if a is b:
-        return True
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    probe = tuple(slice(None, None, max(1, n // 32)) for n in a.shape[:2])
-    return bool(np.array_equal(a[probe], b[probe]) and np.array_equal(a, b))
 
 
 def input_problem(sample: Sample) -> str | None:

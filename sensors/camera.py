@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from sensors.errors import DataError
+from sensors.sample import same_values
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,7 @@ class CameraStats:
     failed_reads: int = 0
     reconnects: int = 0
     gaps: list[CameraGap] = field(default_factory=list)
+    repeated_frames: int = 0  # frames identical to the one before (a frozen feed)
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,12 @@ class CaptureSource:
     and passed to `on_gap`. After `backoff.max_attempts` failed reopenings it raises
     `CameraLost`. A file source simply ends. Each read waits at most `read_timeout_s`.
 
+    A live source whose frames have stayed identical, pixel for pixel, for `frozen_reopen_s`
+    (a stalled driver or stream handing out its last frame: reads succeed, so nothing above
+    catches it) is reopened the same way, with the gap's reason saying so. The frozen frames
+    are still delivered (a line's part behind each becomes a FAULT, never lost);
+    `stats.repeated_frames` counts them. 0 turns this off.
+
     >>> with CaptureSource("rtsp://10.0.0.5/stream") as cam:
     ...     for frame in cam: ...
     """
@@ -390,8 +398,12 @@ class CaptureSource:
         capture_factory: Callable[[CaptureSpec], VideoCaptureLike] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        frozen_reopen_s: float = 5.0,
     ) -> None:
         self.spec = spec
+        self.frozen_reopen_s = frozen_reopen_s
+        self._last: np.ndarray | None = None
+        self._same_since: float | None = None  # when the frames stopped changing
         self.live = is_live(spec) if live is None else live
         self.backoff = backoff or Backoff()
         self.read_timeout_s = read_timeout_s
@@ -443,6 +455,9 @@ class CaptureSource:
             raise StopIteration
         if self._capture is None:
             self.open()
+        if self._frozen_too_long():
+            self._same_since = None
+            self._reconnect(f"frozen: every frame identical for {self.frozen_reopen_s:g} s")
         while True:
             capture = self._capture
             ok, image = (False, None) if capture is None else self._read_with_timeout(capture)
@@ -454,12 +469,31 @@ class CaptureSource:
                     source=self.name,
                 )
                 self.stats.frames += 1
+                self._watch_frozen(frame)
                 return frame
             self.stats.failed_reads += 1
             if not self.live:
                 self.close()
                 raise StopIteration
             self._reconnect("read failed or timed out")
+
+    def _watch_frozen(self, frame: Frame) -> None:
+        """Note whether `frame` repeats the one before (live sources only)."""
+        if not (self.live and self.frozen_reopen_s > 0) or frame.image is None:
+            return
+        if self._last is not None and same_values(frame.image, self._last):
+            self.stats.repeated_frames += 1
+            if self._same_since is None:
+                self._same_since = frame.timestamp
+        else:
+            self._same_since = None
+        self._last = frame.image
+
+    def _frozen_too_long(self) -> bool:
+        return (
+            self._same_since is not None
+            and self._clock() - self._same_since >= self.frozen_reopen_s
+        )
 
     def _read_with_timeout(self, capture: VideoCaptureLike) -> tuple[bool, Any]:
         """`capture.read()` in a helper thread so a hung driver cannot block the caller."""

@@ -8,6 +8,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shape, type and values, sample for sample: a sensor that read the same twice (a
+    live one never does). A spread-out 32 x 32 probe is compared first, so two different
+    readings (nearly always) cost a thousand comparisons, not the whole frame."""
+    if a is b:
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    probe = tuple(slice(None, None, max(1, n // 32)) for n in a.shape[:2])
+    return bool(np.array_equal(a[probe], b[probe]) and np.array_equal(a, b))
+
+
 @dataclass(frozen=True)
 class VibrationWindow:
     """A window of accelerometer samples with the rate they were taken at.

@@ -99,6 +99,7 @@ class SourceHealth:
     gaps: int = 0
     failed_reads: int = 0
     detail: str = ""
+    repeated_frames: int = 0  # frames identical to the one before: a frozen feed
 
 
 @dataclass(frozen=True)

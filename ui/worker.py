@@ -448,14 +448,17 @@ class LineWorker(QObject):
         )
 
     def health(self) -> SourceHealth:
-        reconnects = gaps = failed_reads = 0
+        reconnects = gaps = failed_reads = repeated = 0
         state = self.state
         if isinstance(self.source, CameraLine):
             stats = self.source.camera.stats
             reconnects, gaps, failed_reads = stats.reconnects, len(stats.gaps), stats.failed_reads
+            repeated = stats.repeated_frames
             if state == "running" and stats.gaps and stats.gaps[-1].ended_at is None:
                 state = "reconnecting"
-        return SourceHealth(state, self.source_spec, reconnects, gaps, failed_reads, self.detail)
+        return SourceHealth(
+            state, self.source_spec, reconnects, gaps, failed_reads, self.detail, repeated
+        )
 
     def _set_state(self, state: str, detail: str = "") -> None:
         self.state, self.detail = state, detail

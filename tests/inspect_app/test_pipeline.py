@@ -18,11 +18,10 @@ from inspect_app.pipeline import (
     InspectedPart,
     Pipeline,
     PipelineConfig,
-    identical,
     input_problem,
 )
 from inspect_app.store import InspectionRecord, StoreUnavailable
-from sensors.sample import Sample, VibrationWindow
+from sensors.sample import Sample, VibrationWindow, same_values
 
 
 @dataclass
@@ -189,16 +188,16 @@ def test_a_frozen_feed_is_a_fault_never_judged_on_the_old_reading() -> None:
     )
 
 
-def test_identical_compares_every_sample_not_only_the_probe() -> None:
+def test_same_values_compares_every_sample_not_only_the_probe() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
     b = a.copy()
-    assert identical(a, b)
+    assert same_values(a, b)
     b[1, 1, 2] ^= 1  # off the 32 x 32 probe grid (every 15th row, every 20th column)
-    assert not identical(a, b)
-    assert not identical(a, a[:, :, :2]) and not identical(a, a.astype(np.int16))
+    assert not same_values(a, b)
+    assert not same_values(a, a[:, :, :2]) and not same_values(a, a.astype(np.int16))
     window = rng.normal(size=1000).astype(np.float32)
-    assert identical(window, window.copy()) and not identical(window, window + 1e-3)
+    assert same_values(window, window.copy()) and not same_values(window, window + 1e-3)
 
 
 def test_backend_error_faults_its_batch_only() -> None:

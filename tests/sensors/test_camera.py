@@ -306,6 +306,55 @@ def test_a_hung_read_times_out_instead_of_blocking() -> None:
     assert frame.index == 0 and source.stats.failed_reads == 1 and source.stats.reconnects == 1
 
 
+class FrozenCapture(FakeCapture):
+    """Live frames (each its own noise) for `live` reads, then the last one again and again:
+    a stalled driver or stream whose reads still succeed."""
+
+    def __init__(self, live: int, frozen: int) -> None:
+        super().__init__(live + frozen)
+        self.live = live
+        self.rng = np.random.default_rng(live)
+        self.last = np.zeros((4, 4, 3), np.uint8)
+
+    def read(self) -> tuple[bool, Any]:
+        ok, _ = super().read()
+        if ok and self.live > 0:
+            self.live -= 1
+            self.last = self.rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+        return ok, self.last.copy()
+
+
+def test_a_live_feed_frozen_for_seconds_is_reopened_and_its_frames_still_delivered() -> None:
+    """Frames every second; the stream freezes after 3 (its reads still succeed): each frozen
+    frame is delivered and counted, and after 5 s of identical frames the camera is reopened
+    with a gap that says why. A file source is never reopened for repeating."""
+    now = iter(range(1000))
+    camera = FakeCamera([FrozenCapture(3, 8), FrozenCapture(2, 0)])
+    gaps: list[CameraGap] = []
+    source = CaptureSource(
+        "rtsp://camera/stream",
+        backoff=Backoff(initial_s=0.0, max_attempts=1),
+        on_gap=gaps.append,
+        capture_factory=camera,
+        clock=lambda: float(next(now)),
+        sleep=lambda s: None,
+    )
+    with pytest.raises(CameraLost), source:
+        frames = []
+        for frame in source:
+            frames.append(frame)
+    frozen = [f for f in frames[3:] if f.image is not None and (f.image == frames[2].image).all()]
+    assert 1 <= len(frozen) < 8  # reopened before the stalled stream ran out
+    assert len(frames) == 3 + len(frozen) + 2  # the frozen frames delivered, then the new ones
+    assert source.stats.repeated_frames == len(frozen)
+    assert frozen[-1].timestamp - frames[2].timestamp >= 4  # about 5 s of identical frames
+    assert source.stats.reconnects == 1 and len(camera.opened) == 3  # the third: lost for good
+    assert gaps[0].reason == "frozen: every frame identical for 5 s" and gaps[0].ended_at
+    still = CaptureSource("clip.mp4", capture_factory=FakeCamera([FrozenCapture(1, 20)]))
+    with still:
+        assert len(list(still)) == 21 and not still.stats.gaps and not still.stats.repeated_frames
+
+
 def test_a_video_file_ends_and_an_unopenable_file_is_an_error() -> None:
     camera = FakeCamera([FakeCapture(2)])
     with CaptureSource("clip.mp4", capture_factory=camera) as source:

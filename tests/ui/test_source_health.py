@@ -26,14 +26,19 @@ def test_a_camera_gap_shows_reconnecting_with_its_counts(
     camera = CameraLine("rtsp://192.0.2.1/stream")  # never opened: nothing is read here
     worker.source, worker.source_spec, worker.state = camera, "rtsp://192.0.2.1/stream", "running"
     stats = camera.camera.stats
-    stats.reconnects, stats.failed_reads = 2, 5
+    stats.reconnects, stats.failed_reads, stats.repeated_frames = 2, 5, 7
     stats.gaps.extend(
         [CameraGap(10.0, 12.5, 3, "read timed out"), CameraGap(20.0, None, 1, "could not open")]
     )
 
     health = worker.health()
     assert health == SourceHealth(
-        "reconnecting", "rtsp://192.0.2.1/stream", reconnects=2, gaps=2, failed_reads=5
+        "reconnecting",
+        "rtsp://192.0.2.1/stream",
+        reconnects=2,
+        gaps=2,
+        failed_reads=5,
+        repeated_frames=7,
     )
     stats.gaps[-1] = CameraGap(20.0, 21.0, 2, "could not open")
     assert worker.health().state == "running"
@@ -43,6 +48,7 @@ def test_a_camera_gap_shows_reconnecting_with_its_counts(
     panel.show_health(health)
     assert "reconnecting" in panel.health.text()
     assert "2 reconnects, 2 gaps, 5 failed reads" in panel.health.text()
+    assert "7 frozen frames (identical to the one before)" in panel.health.text()
     assert "#f2a900" in panel.health.styleSheet()  # amber
 
 

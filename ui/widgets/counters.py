@@ -94,6 +94,8 @@ class CountersPanel(QWidget):
         extra = []
         if h.reconnects or h.gaps or h.failed_reads:
             extra.append(f"{h.reconnects} reconnects, {h.gaps} gaps, {h.failed_reads} failed reads")
+        if h.repeated_frames:
+            extra.append(f"{h.repeated_frames} frozen frames (identical to the one before)")
         if h.detail:
             extra.append(h.detail)
         if extra:
