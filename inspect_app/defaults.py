@@ -21,6 +21,18 @@ BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
+def exported_graph_name(precision: str = "fp32") -> str:
+    """The file name of a version's exported graph of that precision: model.onnx for fp32."""
+    if precision not in PRECISIONS:
+        msg = f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
+        raise ValueError(msg)
+    return "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
+
+
+ENGINE_FILE = "model.engine"
+"""A version's TensorRT engine, built on the Jetson from its exported graph."""
+
+
 def precision_problem(backend: str, precision: str) -> str | None:
     """Why a graph of `precision` cannot run on `backend` (None when it can)."""
     if precision == "fp32" or backend == "onnxruntime":

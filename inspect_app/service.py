@@ -25,7 +25,12 @@ from types import FrameType
 from typing import Any
 
 from inspect_app.backends import Backend, BackendError
-from inspect_app.defaults import HOT_FOLDER_SETTLE_S, PRECISIONS, precision_problem
+from inspect_app.defaults import (
+    ENGINE_FILE,
+    HOT_FOLDER_SETTLE_S,
+    exported_graph_name,
+    precision_problem,
+)
 from inspect_app.drift import DriftMonitor, DriftState
 from inspect_app.http_server import (
     DEFAULT_HOST,
@@ -124,14 +129,6 @@ def weights_sha256(folder: Path) -> str | None:
     return digest.hexdigest()
 
 
-def exported_graph_name(precision: str = "fp32") -> str:
-    """The file name of a version's exported graph of that precision: model.onnx for fp32."""
-    if precision not in PRECISIONS:
-        msg = f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
-        raise ValueError(msg)
-    return "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
-
-
 def load_line(
     home: Path,
     line: str,
@@ -166,7 +163,7 @@ def load_line(
     elif backend == "tensorrt":
         from inspect_app.backends import open_backend
 
-        runner = open_backend(folder / "model.engine")
+        runner = open_backend(folder / ENGINE_FILE)
     else:
         msg = f"unknown backend {backend!r}; expected torch, onnxruntime or tensorrt"
         raise ValueError(msg)

@@ -119,9 +119,10 @@ def _calibration_feeds(
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from inspect_app.defaults import exported_graph_name
     from inspect_app.home import resolve_home
     from inspect_app.lines import load_line_model, version_dir
-    from inspect_app.service import example_inputs, exported_graph_name
+    from inspect_app.service import example_inputs
     from models.export import (
         OUTPUTS,
         ExportMetadata,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inspect_app.defaults import ENGINE_FILE, PRECISIONS, exported_graph_name
 from inspect_app.home import line_dir, resolve_home
 from inspect_app.lines import LineCard, active_version, read_card, set_active, versions
 from inspect_app.metrics import format_metric, format_rate
@@ -40,7 +41,16 @@ Example:
 """
 
 
-ENGINE = "model.engine"  # the TensorRT plan `serve --backend tensorrt` loads from a version
+ENGINE = ENGINE_FILE  # the TensorRT plan `serve --backend tensorrt` loads from a version
+
+
+def deployed_forms(folder: Path) -> list[str]:
+    """What the version can run on besides torch: its exported graphs (`export`, by
+    precision) and its TensorRT engine (built on the Jetson), as `serve` options."""
+    found = [f"onnxruntime {p}" for p in PRECISIONS if (folder / exported_graph_name(p)).is_file()]
+    if (folder / ENGINE).is_file():
+        found.append("tensorrt")
+    return found
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +143,7 @@ def _as_json(home: Path, line: str) -> dict[str, Any]:
                 "backbone": card.backbone.get("size"),
                 "validation": {k: m.get(k) for k in _VALIDATION},
                 "calibration": _calibration_json(card),
+                "runs_on": ["torch", *deployed_forms(line_dir(home, line) / version)],
             }
         )
     return {"line": line, "active": _active_or_none(home, line), "versions": out}
@@ -212,6 +223,9 @@ def _one_line(home: Path, line: str) -> int:
         mark = "*" if version == active else " "
         about = card if isinstance(card, str) else _summary(card)
         print(f"{mark} {version}: {about}")
+        forms = deployed_forms(line_dir(home, line) / version)
+        exported = ", ".join(forms) if forms else "nothing exported yet (inspect-app export)"
+        print(f"    runs on: torch; {exported}")
     return 0
 
 

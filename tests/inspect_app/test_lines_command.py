@@ -40,7 +40,8 @@ def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
     assert main(["lines", "--home", str(home), "--line", "cover-2"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].endswith(": 2 version(s), v1 active")
-    assert listed[1].startswith("* v1: taught ") and listed[2].startswith("  v2: taught ")
+    assert listed[1].startswith("* v1: taught ") and listed[3].startswith("  v2: taught ")
+    assert listed[2] == "    runs on: torch; nothing exported yet (inspect-app export)"
 
     (home / "lines" / "cover-2" / "v1" / "model.engine").write_bytes(b"plan")  # on a Jetson
     assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v2"]) == 0
@@ -60,6 +61,10 @@ def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
     v1 = listed_line["versions"][0]
     assert v1["method"] == "prompt" and v1["samples"] == 20 and v1["modalities"] == ["image"]
     assert set(v1["validation"]) >= {"miss_rate", "false_reject_rate", "auroc"}
+    assert v1["runs_on"] == ["torch", "tensorrt"]  # the engine left there above
+    assert main(["export", "--home", str(home), "--line", "cover-2", "--int8"]) == 0
+    assert main(["lines", "--home", str(home), "--line", "cover-2"]) == 0
+    assert "    runs on: torch; onnxruntime int8, tensorrt" in capsys.readouterr().out
 
 
 def test_wrong_names_are_clear_errors_and_change_nothing(
