@@ -597,7 +597,8 @@ class Pipeline:
         for part in parts:
             self.stats.record_latency("log", done - t0)
             self.stats.record_latency("total", done - part.read_at)
-            self.stats.record_verdict(part.verdict.verdict, part.verdict.defect_class)
+            v = part.verdict
+            self.stats.record_verdict(v.verdict, v.defect_class, v.fault_reason)
         if self.on_committed is not None:
             self.on_committed(parts)
         return True

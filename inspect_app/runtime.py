@@ -57,6 +57,8 @@ class StatsSnapshot:
     uptime_s: float
     busy_s: float
     source_backlog: int | None = None  # parts waiting at the source (a hot folder's unread files)
+    fault_run: int = 0  # the latest parts that were all FAULT, in a row (0: the last one was not)
+    last_fault: str | None = None  # the latest FAULT's reason
 
     @property
     def parts_per_s(self) -> float:
@@ -85,6 +87,8 @@ class RuntimeStats:
     _store_retries: int = 0
     _store_error: str | None = None
     _backlog: Callable[[], int] | None = None
+    _fault_run: int = 0
+    _last_fault: str | None = None
 
     def watch_backlog(self, backlog: Callable[[], int]) -> None:
         """Report the parts waiting at the source (read at snapshot time), e.g. a hot folder's
@@ -111,11 +115,18 @@ class RuntimeStats:
             self._latency[stage].append(seconds * 1000.0)
             self._latency_counts[stage] += 1
 
-    def record_verdict(self, verdict: str, defect_class: str | None) -> None:
+    def record_verdict(
+        self, verdict: str, defect_class: str | None, fault_reason: str | None = None
+    ) -> None:
         with self._lock:
             self._parts += 1
             self._last_part = time.monotonic()
             self._verdicts[verdict] = self._verdicts.get(verdict, 0) + 1
+            if verdict == "FAULT":
+                self._fault_run += 1
+                self._last_fault = fault_reason
+            else:
+                self._fault_run = 0
             if verdict == "FAIL":
                 key = defect_class or "unclassified"
                 self._fails_by_class[key] = self._fails_by_class.get(key, 0) + 1
@@ -159,6 +170,8 @@ class RuntimeStats:
                 uptime_s=now - self.started,
                 busy_s=busy,
                 source_backlog=None if self._backlog is None else int(self._backlog()),
+                fault_run=self._fault_run,
+                last_fault=self._last_fault,
             )
 
 
@@ -194,6 +207,12 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
         "counter",
         "Parts by verdict (FAULT: could not be inspected).",
         [(f'{line_l},verdict="{v}"', n) for v, n in sorted(snap.verdicts.items())],
+    )
+    metric(
+        "inspect_fault_run",
+        "gauge",
+        "The latest parts that could not be inspected, in a row (0 once a part is inspected).",
+        [(line_l, snap.fault_run)],
     )
     metric(
         "inspect_fails_total",

@@ -653,12 +653,23 @@ def _in_background(load: Callable[[], LoadedLine]) -> Future[LoadedLine]:
     return future
 
 
+FAULT_RUN_UNHEALTHY = 20
+"""/healthz says unhealthy once this many parts in a row could not be inspected: a camera
+frozen or covered, a sensor unplugged. Every such part is rejected, so the line is safe, but
+it inspects nothing; the next inspected part makes it healthy again."""
+
+
 def _health(pipeline: Pipeline) -> tuple[bool, str]:
     if pipeline.error:
         return False, pipeline.error
-    store_error = pipeline.stats.snapshot().store_error
-    if store_error:
-        return False, f"defect log unavailable, retrying: {store_error}"
+    snap = pipeline.stats.snapshot()
+    if snap.store_error:
+        return False, f"defect log unavailable, retrying: {snap.store_error}"
+    if snap.fault_run >= FAULT_RUN_UNHEALTHY:
+        return False, (
+            f"the last {snap.fault_run} parts could not be inspected (FAULT, rejected); "
+            f"latest: {snap.last_fault}"
+        )
     return True, "inspecting" if pipeline.running else "idle"
 
 

@@ -188,6 +188,28 @@ def test_a_frozen_feed_is_a_fault_never_judged_on_the_old_reading() -> None:
     )
 
 
+def test_a_line_that_inspects_nothing_for_20_parts_is_unhealthy_until_it_inspects_again() -> None:
+    """Every part of a frozen or covered camera is rejected (FAULT), so the line is safe, but
+    it inspects nothing: /healthz says so (503) after 20 in a row, and recovers by itself."""
+    from inspect_app.service import FAULT_RUN_UNHEALTHY, _health
+
+    covered = [Sample(part_id=f"c{i}", fault=f"cam/{i}.png: image is uniform") for i in range(20)]
+    pipeline, _ = make([part(0), *covered[:19]])
+    pipeline.run()
+    assert _health(pipeline) == (True, "idle") and pipeline.stats.snapshot().fault_run == 19
+    pipeline, _ = make([part(0), *covered])
+    pipeline.run()
+    healthy, detail = _health(pipeline)
+    assert not healthy and FAULT_RUN_UNHEALTHY == 20
+    assert detail == (
+        "the last 20 parts could not be inspected (FAULT, rejected); latest: "
+        "cam/19.png: image is uniform"
+    )
+    pipeline, _ = make([*covered, part(1)])
+    pipeline.run()
+    assert _health(pipeline) == (True, "idle") and pipeline.stats.snapshot().fault_run == 0
+
+
 def test_same_values_compares_every_sample_not_only_the_probe() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)

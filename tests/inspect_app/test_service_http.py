@@ -108,6 +108,7 @@ def test_healthz_metrics_and_inspections(
     assert 'inspect_parts_total{line="line-a"} 2' in body
     assert 'inspect_verdicts_total{line="line-a",verdict="FAIL"} 1' in body
     assert 'inspect_dropped_total{line="line-a",queue="prepare"} 2' in body
+    assert 'inspect_fault_run{line="line-a"} 0' in body
     assert (
         'inspect_stage_latency_seconds{line="line-a",stage="model",quantile="0.95"} 0.012' in body
     )
