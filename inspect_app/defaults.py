@@ -14,6 +14,10 @@ DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE = 0.05
 ALIGN_MODES = ("auto", "on", "off")
 # a hot folder's file is read once its size has held this long (`inspect_app.sources.HotFolder`)
 HOT_FOLDER_SETTLE_S = 0.5
+# parts in a row that could not be inspected (a camera frozen or covered, a sensor unplugged)
+# before `serve`'s /healthz says unhealthy and the console shows "not inspecting": every such
+# part is rejected, so the line is safe, but it inspects nothing
+FAULT_RUN_UNHEALTHY = 20
 # what runs a line model: `serve --backend`, `evaluate --backend`, `calibrate --backend`
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
 # the graphs `inspect-app export` writes (`--fp16`, `--int8`) and onnxruntime runs: `serve

@@ -27,6 +27,7 @@ from typing import Any
 from inspect_app.backends import Backend, BackendError
 from inspect_app.defaults import (
     ENGINE_FILE,
+    FAULT_RUN_UNHEALTHY,
     HOT_FOLDER_SETTLE_S,
     exported_graph_name,
     precision_problem,
@@ -651,12 +652,6 @@ def _in_background(load: Callable[[], LoadedLine]) -> Future[LoadedLine]:
 
     threading.Thread(target=work, name="reload", daemon=True).start()
     return future
-
-
-FAULT_RUN_UNHEALTHY = 20
-"""/healthz says unhealthy once this many parts in a row could not be inspected: a camera
-frozen or covered, a sensor unplugged. Every such part is rejected, so the line is safe, but
-it inspects nothing; the next inspected part makes it healthy again."""
 
 
 def _health(pipeline: Pipeline) -> tuple[bool, str]:

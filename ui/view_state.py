@@ -113,6 +113,8 @@ class CounterView:
     faults: int = 0
     parts_per_s: float = 0.0
     dropped: int = 0
+    fault_run: int = 0  # the latest parts that could not be inspected, in a row
+    last_fault: str | None = None  # the latest one's reason
 
     @property
     def yield_pct(self) -> float | None:

@@ -445,6 +445,8 @@ class LineWorker(QObject):
             faults=b.faults + snap.verdicts.get("FAULT", 0),
             parts_per_s=snap.parts_per_s,
             dropped=b.dropped + sum(snap.drops.values()),
+            fault_run=snap.fault_run,
+            last_fault=snap.last_fault,
         )
 
     def health(self) -> SourceHealth:

@@ -191,7 +191,8 @@ def test_a_frozen_feed_is_a_fault_never_judged_on_the_old_reading() -> None:
 def test_a_line_that_inspects_nothing_for_20_parts_is_unhealthy_until_it_inspects_again() -> None:
     """Every part of a frozen or covered camera is rejected (FAULT), so the line is safe, but
     it inspects nothing: /healthz says so (503) after 20 in a row, and recovers by itself."""
-    from inspect_app.service import FAULT_RUN_UNHEALTHY, _health
+    from inspect_app.defaults import FAULT_RUN_UNHEALTHY
+    from inspect_app.service import _health
 
     covered = [Sample(part_id=f"c{i}", fault=f"cam/{i}.png: image is uniform") for i in range(20)]
     pipeline, _ = make([part(0), *covered[:19]])

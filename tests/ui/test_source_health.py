@@ -73,3 +73,23 @@ def test_the_console_inspects_a_hot_folder_and_stops_while_it_waits(
         worker.pipeline.join(timeout=10)
     assert not worker.pipeline.running
     assert {r.part_id for r in store.inspections(line="line-a")} == {"p1", "p2"}
+
+
+def test_a_line_that_cannot_inspect_its_parts_shows_a_red_banner_until_it_can(qtbot: Any) -> None:
+    """20 parts in a row not inspected (a frozen or covered camera): every one was rejected,
+    but the line inspects nothing, and the operator is told so with the latest reason."""
+    from ui.view_state import CounterView
+
+    panel = CountersPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    reason = "rtsp://cam/stream frame 913: image identical, sample for sample, to part x's"
+    panel.show_counters(CounterView("line-a", parts=40, faults=19, fault_run=19, last_fault=reason))
+    assert panel.blind.isHidden()
+    panel.show_counters(CounterView("line-a", parts=41, faults=20, fault_run=20, last_fault=reason))
+    assert not panel.blind.isHidden()
+    assert panel.blind.text() == (
+        f"not inspecting: the last 20 parts could not be inspected (all rejected)\n{reason}"
+    )
+    panel.show_counters(CounterView("line-a", parts=42, passed=1, faults=20))
+    assert panel.blind.isHidden()

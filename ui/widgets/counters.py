@@ -1,11 +1,12 @@
 """The counters row (parts, fails, yield, parts/s, dropped), the source's health and, while the
-line's scores drift, a banner saying so."""
+line's scores drift or its parts cannot be inspected, a banner saying so."""
 
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from inspect_app.defaults import FAULT_RUN_UNHEALTHY
 from inspect_app.drift import DriftState
 from ui.view_state import CounterView, SourceHealth
 
@@ -75,6 +76,13 @@ class CountersPanel(QWidget):
         self.drift.setStyleSheet("background-color: #f2a900; color: #1a1a1a;")
         self.drift.hide()
         grid.addWidget(self.drift, 3, 0, 1, 3)
+        self.blind = QLabel()  # parts in a row that could not be inspected
+        self.blind.setFont(font)
+        self.blind.setWordWrap(True)
+        self.blind.setContentsMargins(8, 4, 8, 4)
+        self.blind.setStyleSheet("background-color: #c62828; color: white;")
+        self.blind.hide()
+        grid.addWidget(self.blind, 4, 0, 1, 3)
         self.counters = CounterView("")
 
     def show_counters(self, c: CounterView) -> None:
@@ -86,6 +94,14 @@ class CountersPanel(QWidget):
         self.tiles["rate"].value.setText(f"{c.parts_per_s:.1f}")
         self.tiles["dropped"].value.setText(f"{c.dropped:,}")
         self.tiles["dropped"].value.setStyleSheet("color: #c62828;" if c.dropped else "")
+        if c.fault_run >= FAULT_RUN_UNHEALTHY:
+            self.blind.setText(
+                f"not inspecting: the last {c.fault_run} parts could not be inspected (all "
+                f"rejected)\n{c.last_fault or ''}"
+            )
+            self.blind.show()
+        else:
+            self.blind.hide()
 
     def show_health(self, h: SourceHealth) -> None:
         text = f"source {h.state}"
