@@ -163,3 +163,41 @@ def test_a_scale_2_line_exports_and_onnxruntime_equals_torch(
     # this small backbone's patch memory has a narrow spread, so its heat-map differs by ~2e-4
     # between runtimes at scale 1 too (the same parts averaged down to 32 px)
     np.testing.assert_allclose(got[2], want.heatmap.numpy(), atol=1e-3, rtol=0)
+
+
+def test_a_template_line_draws_its_heat_map_from_the_template_and_older_lines_keep_theirs(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    """On a line whose score takes the pixel template, the heat-map is the template's patch
+    map alone (the memory's coarser cells only blurred it); a line saved before the setting
+    keeps the largest of its image sources, as it was taught."""
+    data = _stain_line(24, 8, 64)
+    cfg = AdaptConfig(method="linear", image_template=True, image_scale=2, folds=0)
+    model = adapt_line(small_backbone_32, data, cfg).model.eval()
+    assert model.settings.template_draws_heatmap()
+    assert model.heatmap_source() == "image_template"
+    test = torch.cat([_parts(3, 64, 3), _parts(3, 64, 4, stain=True)])
+    present = torch.ones(6, dtype=torch.bool)
+    with torch.no_grad():
+        pred = model(image=test, image_present=present)
+        base = model.base_features(image=test, image_present=present)
+        parts = model.anomaly_components(base, None, present, None, test)
+    rows, cols = small_backbone_32.config.grid
+    offset = model.settings.heatmap_offset
+
+    def heat(scores: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(scores - offset).view(6, rows, cols)
+
+    template, memory = parts["image_template"].patch_scores, parts["image_memory"].patch_scores
+    assert (memory > template).any()  # the two forms differ on these parts
+    torch.testing.assert_close(pred.heatmap, heat(template))
+    saved = {k: v for k, v in model.settings.to_dict().items() if k != "heatmap_template_only"}
+    older = LineModel(small_backbone_32, LineModelSettings.from_dict(saved)).eval()
+    older.load_state_dict(model.state_dict())
+    assert not older.settings.template_draws_heatmap()
+    assert older.heatmap_source() == "image_template + image_memory"
+    with torch.no_grad():
+        torch.testing.assert_close(
+            older(image=test, image_present=present).heatmap,
+            heat(torch.maximum(template, memory)),
+        )
