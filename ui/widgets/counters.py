@@ -4,6 +4,7 @@ line's scores drift or its parts cannot be inspected, a banner saying so."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from inspect_app.defaults import FAULT_RUN_UNHEALTHY
@@ -41,6 +42,17 @@ class _Tile(QFrame):
         layout.addWidget(self.title)
 
 
+def _banner(font: QFont, style: str) -> QLabel:
+    """A hidden, wrapping line of text in `style`, shown while there is something to say."""
+    label = QLabel()
+    label.setFont(font)
+    label.setWordWrap(True)
+    label.setContentsMargins(8, 4, 8, 4)
+    label.setStyleSheet(style)
+    label.hide()
+    return label
+
+
 class CountersPanel(QWidget):
     """Big numbers for the shift; the source's state in colour under them."""
 
@@ -69,19 +81,10 @@ class CountersPanel(QWidget):
         for i, tile in enumerate(self.tiles.values()):
             grid.addWidget(tile, i // 3, i % 3)
         grid.addWidget(self.health, 2, 0, 1, 3)
-        self.drift = QLabel()
-        self.drift.setFont(font)
-        self.drift.setWordWrap(True)
-        self.drift.setContentsMargins(8, 4, 8, 4)
-        self.drift.setStyleSheet("background-color: #f2a900; color: #1a1a1a;")
-        self.drift.hide()
+        self.drift = _banner(font, "background-color: #f2a900; color: #1a1a1a;")
         grid.addWidget(self.drift, 3, 0, 1, 3)
-        self.blind = QLabel()  # parts in a row that could not be inspected
-        self.blind.setFont(font)
-        self.blind.setWordWrap(True)
-        self.blind.setContentsMargins(8, 4, 8, 4)
-        self.blind.setStyleSheet("background-color: #c62828; color: white;")
-        self.blind.hide()
+        # parts in a row that could not be inspected
+        self.blind = _banner(font, "background-color: #c62828; color: white;")
         grid.addWidget(self.blind, 4, 0, 1, 3)
         self.counters = CounterView("")
 
