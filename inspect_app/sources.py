@@ -102,6 +102,15 @@ class CameraLine:
             if vibration is not None
             else None
         )
+        if self.vibration is not None and self.vibration.windows < 2:
+            # looped, one window would pair every part with the same samples: each part after
+            # the first a FAULT (a reading repeated, `pipeline.RepeatWatch`)
+            msg = (
+                f"{vibration}: the recording holds one {window_s:g} s window; looped, every "
+                "part would get the same samples (a frozen feed, FAULT): give a recording at "
+                "least two windows long, or a shorter --window-s"
+            )
+            raise ValueError(msg)
         self.name = str(spec)
 
     def __iter__(self) -> Iterator[Sample]:

@@ -676,6 +676,11 @@ class VibrationReplay:
             raise ValueError(msg)
         self.dropped_tail_samples = n % self._win
 
+    @property
+    def windows(self) -> int:
+        """Whole windows in the recording (a pass of the replay)."""
+        return int(self.recording.samples.shape[0] // self._win)
+
     def read(self, duration_s: float | None = None, timeout_s: float = 10.0) -> TimedWindow:
         n = self.recording.samples.shape[0]
         win = self._win if duration_s is None else round(duration_s * self.sample_rate_hz)
