@@ -285,7 +285,7 @@ def test_sample_rate_reaches_a_camera_sources_npy_vibration(tmp_path: Path) -> N
     assert line.vibration.recording.sample_rate_hz == RATE
     line.close()
     window_s = line.vibration.recording.duration_s  # the whole recording: one window
-    with pytest.raises(ValueError, match="the recording holds one .* window; looped, every part"):
+    with pytest.raises(ValueError, match=r"the recording holds one .* window; looped, every part"):
         open_source(clip, vibration=str(npy), window_s=window_s, sample_rate_hz=RATE)
 
 
