@@ -310,13 +310,12 @@ def _set_threshold(
     if held_at is not None and threshold == card.threshold:
         result.notes.append(f"no version written: {source.name} keeps its threshold")
         return result
-    scored_by = (
-        options.backend
-        if options.precision == "fp32"
-        else (f"{options.backend} ({options.precision})")
-    )
     if evidence is not None:
         scored_by = "the scores the line logged"
+    elif options.precision == "fp32":
+        scored_by = options.backend
+    else:
+        scored_by = f"{options.backend} ({options.precision})"
     new_card = dataclasses.replace(
         card,
         threshold=threshold,

@@ -41,14 +41,11 @@ Example:
 """
 
 
-ENGINE = ENGINE_FILE  # the TensorRT plan `serve --backend tensorrt` loads from a version
-
-
 def deployed_forms(folder: Path) -> list[str]:
     """What the version can run on besides torch: its exported graphs (`export`, by
     precision) and its TensorRT engine (built on the Jetson), as `serve` options."""
     found = [f"onnxruntime {p}" for p in PRECISIONS if (folder / exported_graph_name(p)).is_file()]
-    if (folder / ENGINE).is_file():
+    if (folder / ENGINE_FILE).is_file():
         found.append("tensorrt")
     return found
 
@@ -247,9 +244,13 @@ def _activate(home: Path, line: str, version: str) -> int:
         f"console loads it when the line is chosen again"
     )
     root = line_dir(home, line)
-    if before and (root / before / ENGINE).is_file() and not (root / version / ENGINE).is_file():
+    if (
+        before
+        and (root / before / ENGINE_FILE).is_file()
+        and not (root / version / ENGINE_FILE).is_file()
+    ):
         print(
-            f"note: {before} has a TensorRT engine ({ENGINE}) and {version} has none: a serve "
+            f"note: {before} has a TensorRT engine ({ENGINE_FILE}) and {version} has none: a serve "
             f"with --backend tensorrt cannot load {version} (a reload keeps {before}) until it "
             "is exported and its engine built (deploy/jetson/README.md, step 6)"
         )
