@@ -387,16 +387,21 @@ def _init_from(model: Any, path: Path, classes: list[str], device: torch.device)
 
 def _narrowed(state: dict[str, Any], backbone: Any) -> tuple[dict[str, Any], str]:
     """`state` fitted to the backbone where it was made for a finer or wider one: 8 px image
-    patches merged 2x2 for a 16 px backbone (`coarsen_patch_state`), experts narrowed to the
+    patches merged 2x2 for a 16 px backbone (`coarsen_patch_state`) or between the blocks of
+    one that merges them (`merge_state`), experts narrowed to the
     backbone's width (a run that moves to smaller experts starts from a wider checkpoint); a
     note saying what changed, or "". A run's last.pt holds the backbone under `backbone.`."""
-    from models.backbone import coarsen_patch_state
+    from models.backbone import coarsen_patch_state, merge_state
     from models.prune import narrow_expert_state
 
     prefix = "backbone." if any(k.startswith("backbone.") for k in state) else ""
     own = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     own, coarsened = coarsen_patch_state(own, backbone)
     note = "; image patches merged 2x2 (each token the mean of four)" if coarsened else ""
+    own, merged = merge_state(own, backbone)
+    if merged:
+        after = backbone.config.merge_after
+        note += f"; image tokens merged 2x2 after block {after} (each the mean of four)"
     inter = backbone.config.moe_intermediate_size
     key = next((k for k in own if k.endswith("experts.0.w1.weight")), None)
     if key is not None and own[key].shape[0] > inter:

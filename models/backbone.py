@@ -15,6 +15,12 @@ the untouched pretrained features and the prompts' read of them (models/line_mod
 Blocks: RMSNorm -> gated attention -> RMSNorm -> feed-forward (dense on the first block,
 DeepSeekMoE after). The image tokens of `config.feature_layers` make the multi-scale patch
 features for the good-part memory.
+
+Merged image tokens (`config.merge_after`, the `tinym` size): after that block the image tokens
+are merged 2x2 (`TokenMerge`) and the blocks that follow run on a quarter of them; each coarse
+token's change in those blocks is then added back onto the four fine tokens it came from, so
+the image tokens and patch features still come out on the stem's grid. The first blocks keep
+the fine detail; the later ones, a quarter of the work.
 """
 
 from __future__ import annotations
@@ -112,6 +118,38 @@ class Block(nn.Module):
         x = x + self.attn(self.attn_norm(x), valid, attn_mask)
         h = self.ffn_norm(x)
         return x + (self.ffn(h, valid) if isinstance(self.ffn, MoE) else self.ffn(h))
+
+
+class TokenMerge(nn.Module):
+    """Image tokens merged 2x2 between blocks: (B, h*w, D) -> (B, h*w/4, D), a linear map of
+    the four tokens side by side; `spread` gives each coarse token back to its four.
+
+    Starts as the mean of the four (`mean_weights`, set by `_init_weights`), so a backbone
+    taught without the merge is its starting point (`merge_state`).
+    """
+
+    def __init__(self, dim: int, grid: tuple[int, int]) -> None:
+        super().__init__()
+        self.grid = grid
+        weight, bias = self.mean_weights(dim)
+        self.weight = nn.Parameter(weight)  # (D, 4D): the four tokens in row-major 2x2 order
+        self.bias = nn.Parameter(bias)
+
+    @staticmethod
+    def mean_weights(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias that make each merged token the mean of its four."""
+        return torch.eye(dim).repeat(1, 4) / 4, torch.zeros(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (h, w), (B, _, D) = self.grid, x.shape
+        x = x.reshape(B, h // 2, 2, w // 2, 2, D).permute(0, 1, 3, 2, 4, 5)  # 2x2 blocks
+        return F.linear(x.reshape(B, (h // 2) * (w // 2), 4 * D), self.weight, self.bias)
+
+    def spread(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, h*w/4, D) -> (B, h*w, D): each coarse token on the four fine ones it covers."""
+        (h, w), (B, _, D) = self.grid, x.shape
+        x = x.reshape(B, h // 2, 1, w // 2, 1, D).expand(B, h // 2, 2, w // 2, 2, D)
+        return x.reshape(B, h * w, D)
 
 
 def _neighborhood_features(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -230,6 +268,7 @@ class InspectBackbone(PreTrainedModel):
         dim = config.hidden_size
         self.embed = MultimodalEmbedding(config)
         self.layers = nn.ModuleList(Block(i, config) for i in range(config.num_hidden_layers))
+        self.merge = TokenMerge(dim, config.grid) if config.merge_after is not None else None
         self.norm = RMSNorm(dim, config.norm_eps)
         self.defect_map = DefectMapHead(dim)
         self.post_init()
@@ -246,6 +285,11 @@ class InspectBackbone(PreTrainedModel):
             for p in (module.cls_token, module.image_pos, module.spectrum_pos, module.modality):
                 nn.init.trunc_normal_(p, std=std)
             nn.init.zeros_(module.mask_token)
+        elif isinstance(module, TokenMerge):
+            weight, bias = module.mean_weights(module.weight.shape[0])
+            with torch.no_grad():
+                module.weight.copy_(weight)
+                module.bias.copy_(bias)
 
     # -- switches ---------------------------------------------------------------------------
 
@@ -283,19 +327,35 @@ class InspectBackbone(PreTrainedModel):
         `readout_prompts`: the prompt tokens only read (see the module docstring); every other
         output, `patch_features` included, is then the prompt-free pass's.
         """
-        x, valid, (n_prompt, n_img, _) = self.embed(
+        x, key_valid, (n_prompt, n_img, _) = self.embed(
             image, spectrum, inputs_embeds, image_present, vibration_present, image_token_mask
         )
-        attn_mask = None
+        valid, attn_mask = key_valid, None
         if readout_prompts and n_prompt:
-            valid, attn_mask = readout_masks(valid, n_prompt, x.shape[0], x.shape[1], x.device)
+            valid, attn_mask = readout_masks(key_valid, n_prompt, x.shape[0], x.shape[1], x.device)
         img = slice(n_prompt + 1, n_prompt + 1 + n_img)
         grid = self.config.grid
+        merged: tuple[torch.Tensor, torch.Tensor] | None = None  # fine tokens, merged at start
         scales: list[torch.Tensor] = []
         for i, layer in enumerate(self.layers):
             x = layer(x, valid, attn_mask)
+            if self.merge is not None and i == self.config.merge_after and n_img:
+                fine = x[:, img]
+                merged = (fine, self.merge(fine))
+                x = torch.cat([x[:, : img.start], merged[1], x[:, img.stop :]], dim=1)
+                coarse = slice(img.start, img.start + merged[1].shape[1])
+                if key_valid is not None:  # a part's image tokens are all valid or all not
+                    key_valid = torch.cat(
+                        [key_valid[:, : coarse.stop], key_valid[:, img.stop :]], dim=1
+                    )
+                img, valid = coarse, key_valid
+                if readout_prompts and n_prompt:
+                    valid, attn_mask = readout_masks(
+                        key_valid, n_prompt, x.shape[0], x.shape[1], x.device
+                    )
             if i in self.config.feature_layers and n_img:
-                scales.append(_neighborhood_features(x[:, img], grid))
+                scales.append(_neighborhood_features(self._fine(x[:, img], merged), grid))
+        image_tokens = self.norm(self._fine(x[:, img], merged))
         x = self.norm(x)
         B = x.shape[0]
         patch_features = (
@@ -305,12 +365,22 @@ class InspectBackbone(PreTrainedModel):
         )
         return BackboneOutput(
             cls=x[:, n_prompt],
-            image_tokens=x[:, img],
-            spectrum_tokens=x[:, n_prompt + 1 + n_img :],
+            image_tokens=image_tokens,
+            spectrum_tokens=x[:, img.stop :],
             prompt_tokens=x[:, :n_prompt],
             grid=grid,
             patch_features=patch_features,
         )
+
+    def _fine(
+        self, tokens: torch.Tensor, merged: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """Image tokens on the stem's grid: as they are, or, once merged, the fine tokens at the
+        merge plus what the later blocks changed in the coarse token over each of them."""
+        if merged is None or self.merge is None:
+            return tokens
+        fine, start = merged
+        return fine + self.merge.spread(tokens - start)
 
     def forward_head(self, out: BackboneOutput) -> BackboneOutput:
         """Fill the pretrained per-patch defect logits (B, Ni)."""
@@ -393,6 +463,27 @@ def coarsen_patch_state(
     weight[torch.arange(dim), torch.arange(dim)] = 0.25
     out[prefix + "weight"] = weight
     out[prefix + "bias"] = torch.zeros(dim, dtype=pos.dtype, device=pos.device)
+    return out, True
+
+
+def merge_state(
+    state: dict[str, torch.Tensor], backbone: InspectBackbone
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """A copy of the state dict of a backbone without merged image tokens, fitted to
+    `backbone`, which merges them (`config.merge_after`); and whether anything changed.
+
+    The merge is set to the mean of the four tokens: the blocks after it then see the average
+    of what they saw before, a starting point for pretraining, not a finished model.
+    """
+    if backbone.merge is None or "merge.weight" in state:
+        return dict(state), False
+    ref = state.get("embed.image_pos")
+    if ref is None or ref.shape != backbone.embed.image_pos.shape:
+        return dict(state), False  # another grid: for the loader to refuse
+    weight, bias = TokenMerge.mean_weights(backbone.config.hidden_size)
+    out = dict(state)
+    out["merge.weight"] = weight.to(ref)
+    out["merge.bias"] = bias.to(ref)
     return out, True
 
 

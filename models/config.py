@@ -29,6 +29,11 @@ SIZES: dict[str, dict[str, Any]] = {
     # merge), 64 image tokens instead of 256, for CPUs where `tiny` is too slow. Its blocks
     # start from `tiny`'s (`inspect-app pretrain --config tiny16 --init-from ...`).
     "tiny16": {**_TINY, "patch_size": 16},
+    # `tiny` whose image tokens are merged 2x2 after its second block: the first two blocks
+    # (and the patch memory's first scale) see 8 px patches, the last two 16 px ones, and the
+    # last blocks' change is added back onto the fine tokens (`InspectBackbone`). Starts from
+    # `tiny`'s weights (`inspect-app pretrain --config tinym --init-from ...`).
+    "tinym": {**_TINY, "merge_after": 1},
     # A workstation GPU: same token grid, wider and deeper.
     "small": {
         "hidden_size": 256,
@@ -73,6 +78,9 @@ class BackboneConfig(PretrainedConfig):
         max_prompt_tokens: int = 16,
         # blocks whose image tokens make the multi-scale patch features (0-based)
         feature_layers: list[int] | None = None,
+        # the block after which the image tokens are merged 2x2 for the blocks that follow
+        # (None: every block on the stem's grid)
+        merge_after: int | None = None,
         norm_eps: float = 1e-6,
         initializer_range: float = 0.02,
         vocab_size: int = 0,
@@ -100,6 +108,7 @@ class BackboneConfig(PretrainedConfig):
             if feature_layers is not None
             else [max(num_hidden_layers // 2 - 1, 0), num_hidden_layers - 1]
         )
+        self.merge_after = merge_after
         self.norm_eps = norm_eps
         self.initializer_range = initializer_range
         self.vocab_size = vocab_size
@@ -128,6 +137,14 @@ class BackboneConfig(PretrainedConfig):
                 "feature_layers must be block indices in 0..num_hidden_layers-1",
             ),
             (self.num_hidden_layers >= 1, "num_hidden_layers must be at least 1"),
+            (
+                self.merge_after is None or 0 <= self.merge_after < self.num_hidden_layers - 1,
+                "merge_after must be a block index in 0..num_hidden_layers-2 (or None)",
+            ),
+            (
+                self.merge_after is None or (self.image_size // self.patch_size) % 2 == 0,
+                "merge_after needs an even image token grid",
+            ),
         ]
         for ok, rule in checks:
             if not ok:

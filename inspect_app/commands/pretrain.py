@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default="tiny",
-        help="backbone size: tiny (256 image tokens), tiny16 (64: 16 px patches) or small",
+        help="backbone size: tiny (256 image tokens), tiny16 (64: 16 px patches), tinym (256, "
+        "merged to 64 after the second block) or small",
     )
     parser.add_argument("--steps", type=int, default=1400, help="optimizer steps (default 1400)")
     parser.add_argument("--batch-size", type=int, default=16, help="parts per step per process")

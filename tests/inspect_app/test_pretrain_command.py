@@ -315,3 +315,15 @@ def test_an_8px_backbone_starts_a_16px_run_and_says_so(
     assert "image patches merged 2x2" in capsys.readouterr().err
     out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
     assert out.config.patch_size == 16 and out.config.grid == (8, 8)
+
+
+def test_a_backbone_starts_a_run_that_merges_its_tokens_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--config tinym --init-from` a `tiny` folder: the merge starts as the mean of four."""
+    from models.config import BackboneConfig
+
+    assert main(_started_from(tmp_path, BackboneConfig.named("tiny"), "tinym")) == 0
+    assert "image tokens merged 2x2 after block 1" in capsys.readouterr().err
+    out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
+    assert out.config.merge_after == 1 and out.merge is not None

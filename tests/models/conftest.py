@@ -41,14 +41,17 @@ def random_parts() -> Callable[..., ModelInputs]:
     return _random_parts
 
 
-def _tiny_line_model(image_template: bool = False, site_pool: bool = True) -> LineModel:
-    """A seeded `tiny` line model whose prompts, memories (and template) hold random values;
-    it pools at the defect site as lines taught now do (`site_pool=False`: the older form)."""
+def _tiny_line_model(
+    image_template: bool = False, site_pool: bool = True, size: str = "tiny"
+) -> LineModel:
+    """A seeded `tiny` (or `size`) line model whose prompts, memories (and template) hold
+    random values; it pools at the defect site as lines taught now do (`site_pool=False`: the
+    older form)."""
     torch.manual_seed(0)
     settings = LineModelSettings(
         classes=["dent", "scratch"], image_template=image_template, site_pool=site_pool
     )
-    model = LineModel(InspectBackbone(BackboneConfig.named("tiny")).eval(), settings).eval()
+    model = LineModel(InspectBackbone(BackboneConfig.named(size)).eval(), settings).eval()
     with torch.no_grad():
         model.prompt.normal_(0.0, 0.5)  # type: ignore[union-attr]
         for memory in (model.image_memory, model.vibration_memory):
@@ -63,8 +66,8 @@ def _tiny_line_model(image_template: bool = False, site_pool: bool = True) -> Li
 
 @pytest.fixture(scope="session")
 def tiny_line_model() -> Callable[..., LineModel]:
-    """`tiny_line_model(image_template=False, site_pool=True) -> LineModel`: random but seeded
-    line values."""
+    """`tiny_line_model(image_template=False, site_pool=True, size="tiny") -> LineModel`:
+    random but seeded line values."""
     return _tiny_line_model
 
 

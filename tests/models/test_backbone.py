@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.backbone import InspectBackbone, coarsen_patch_state
+from models.backbone import InspectBackbone, TokenMerge, coarsen_patch_state, merge_state
 from models.config import SIZES, BackboneConfig
 
 
@@ -169,3 +169,44 @@ def test_an_8px_backbone_starts_a_16px_one_exactly() -> None:
         state = InspectBackbone(other).state_dict()
         kept, changed = coarsen_patch_state(state, coarse)
         assert not changed and kept.keys() == state.keys()
+
+
+def test_merged_tokens_start_from_the_unmerged_backbone() -> None:
+    """`tinym` from `tiny`'s weights (`merge_state`): up to the merge it is `tiny` exactly
+    (the fine patch features), each merged token is the mean of its four, and the image tokens
+    still come out on the stem's 16x16 grid."""
+    torch.manual_seed(0)
+    fine = InspectBackbone(BackboneConfig.named("tiny")).eval()
+    merged = InspectBackbone(BackboneConfig.named("tinym")).eval()
+    state, changed = merge_state(fine.state_dict(), merged)
+    assert changed
+    merged.load_state_dict(state, strict=True)
+    batch = _batch(fine.config)
+    with torch.no_grad():
+        a, b = fine(**batch), merged(**batch)
+    dim = fine.config.hidden_size
+    first = slice(0, dim)  # the patch features of block 1, before the merge
+    torch.testing.assert_close(b.patch_features[..., first], a.patch_features[..., first])
+    assert b.image_tokens.shape == a.image_tokens.shape == (2, 256, dim)
+    assert not torch.allclose(b.cls, a.cls)  # the last blocks see a quarter of the tokens
+    # its own state, and a state of another grid, come back as they are
+    assert merge_state(merged.state_dict(), merged)[1] is False
+    other = InspectBackbone(BackboneConfig.named("tiny16")).state_dict()
+    assert merge_state(other, merged)[1] is False
+
+
+def test_token_merge_takes_2x2_blocks_and_spreads_back() -> None:
+    merge = TokenMerge(4, (4, 4))
+    x = torch.arange(16.0).reshape(1, 16, 1).expand(1, 16, 4)  # token i holds the value i
+    coarse = merge(x)
+    assert coarse.shape == (1, 4, 4)
+    # the top-left 2x2 block is tokens 0, 1, 4, 5
+    assert coarse[0, :, 0].tolist() == [2.5, 4.5, 10.5, 12.5]
+    back = merge.spread(coarse)
+    assert back[0, [0, 1, 4, 5], 0].tolist() == [2.5] * 4
+    assert back[0, [10, 11, 14, 15], 0].tolist() == [12.5] * 4
+
+
+def test_merge_after_must_leave_blocks_to_merge_into() -> None:
+    with pytest.raises(ValueError, match="merge_after"):
+        BackboneConfig.named("tiny", merge_after=3)

@@ -108,6 +108,31 @@ def test_graph_inputs_and_line_values(exported: Exported) -> None:
     assert exported.graph.inputs[0].shape[0] == -1  # dynamic batch
 
 
+@pytest.mark.slow
+def test_a_backbone_that_merges_its_tokens_exports_the_same(
+    tmp_path: Path,
+    random_parts: Callable[..., ModelInputs],
+    tiny_line_model: Callable[..., LineModel],
+) -> None:
+    """`tinym` (image tokens merged 2x2 after block 1): the graph equals torch and parses on
+    both TensorRT versions, like `tiny`'s."""
+    model = tiny_line_model(image_template=True, size="tinym")
+    cfg = model.config
+    graph = export_line_model(model, random_parts(cfg, 2, 0).as_kwargs(), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"])
+    e = Exported(model, graph, session)
+    parts = random_parts(cfg, 4, seed=1)
+    prompt = graph.line_values["prompt_tokens"]
+    got, want = _run(e, parts, prompt), _torch(e, parts, prompt)
+    for name in OUTPUTS:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4, rtol=0, err_msg=name)
+    lists = json.loads(OPS_FILE.read_text(encoding="utf-8"))
+    supported = [frozenset(lists[v]["supported"]) for v in ("tensorrt_8.5", "tensorrt_10.x")]
+    max_opset = lists["tensorrt_8.5"]["max_opset"]
+    report = check_graph(onnx.load(str(graph.path)), supported, max_opset=max_opset)
+    assert report.ok, report.problems
+
+
 def test_check_graph_reports_layer_norm_and_high_opset(tmp_path: Path) -> None:
     node = onnx.helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)
     graph = onnx.helper.make_graph(
