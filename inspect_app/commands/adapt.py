@@ -151,10 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backbone",
         default="tiny",
         metavar="NAME",
-        help="the shipped backbone checkpoint to teach on: tiny (default, the current one) or an "
-        "earlier one kept beside it (tiny-stage3: 96-unit experts, on the held-out fused "
-        "benchmark lines AUROC 0.929 against tiny's 0.911, for a backbone about 30 %% slower on a "
-        "CPU; docs/backbone.md). The line keeps the checkpoint it was taught on",
+        help="the shipped backbone checkpoint to teach on: tiny (default, the current one); "
+        "tinym (tiny's tokens merged 2x2 after its second block: about 25 %% faster on a CPU, "
+        "level with tiny on the benchmark lines, the heat-map on the same grid) or tiny16 (16 px "
+        "patches: 2.5x faster, a coarser heat-map where the parts do not register) for CPU-only "
+        "lines; or an earlier checkpoint kept beside tiny (tiny-stage3: 96-unit experts, about "
+        "30 %% slower). docs/backbone.md has the numbers. The line keeps the checkpoint it was "
+        "taught on",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_from_db_arguments(parser)

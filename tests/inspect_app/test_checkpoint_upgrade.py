@@ -71,3 +71,11 @@ def test_get_backbone_falls_back_to_random_only_for_a_registered_size(
     backbone, spec = teach.get_backbone("small")  # a registered size with no checkpoint shipped
     assert spec["pretrained"] is False and backbone.config.size_name == "small"
     assert "RANDOMLY INITIALISED 'small'" in capsys.readouterr().err
+
+
+def test_get_backbone_takes_the_shipped_tinym(capsys: pytest.CaptureFixture[str]) -> None:
+    """`adapt --backbone tinym` teaches on its pretrained checkpoint, not a random one."""
+    backbone, spec = teach.get_backbone("tinym")
+    assert spec["pretrained"] is True and spec["size"] == "tinym"
+    assert backbone.config.merge_after == 1 and backbone.merge is not None
+    assert "RANDOMLY INITIALISED" not in capsys.readouterr().err

@@ -57,6 +57,21 @@ def test_tiny16_checkpoint_ships_beside_tiny() -> None:
     assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + ["tiny16"]
 
 
+def test_tinym_checkpoint_ships_beside_tiny() -> None:
+    """`tinym` (image tokens merged 2x2 after block 1) ships under its own name, with every
+    stage from scratch in its recipe, and gives its image tokens on the stem's 16x16 grid."""
+    assert shipped_checkpoints("tinym") == ["tinym"]
+    assert "tinym" not in shipped_checkpoints("tiny")
+    model = load_pretrained("tinym")
+    assert model.config.size_name == "tinym" and model.config.merge_after == 1
+    out = model(image=torch.zeros(1, 3, 128, 128), spectrum=torch.zeros(1, 2, 128))
+    assert out.image_tokens.shape == (1, 256, 128) and torch.isfinite(out.cls).all()
+    folder = resources.files("models") / "checkpoints" / "tinym"
+    recipe = json.loads(folder.joinpath("recipe.json").read_text())
+    assert recipe["config"] == "tinym" and recipe["stages"][-1]["command"] == recipe["command"]
+    assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + ["tinym"]
+
+
 def test_a_line_taught_on_the_earlier_checkpoint_finds_it() -> None:
     """A line's card records its backbone's hash; when the current checkpoint differs, the one
     it was taught on is found among the earlier ones kept; an unknown hash finds none."""
