@@ -598,7 +598,7 @@ class Pipeline:
             self.stats.record_latency("log", done - t0)
             self.stats.record_latency("total", done - part.read_at)
             v = part.verdict
-            self.stats.record_verdict(v.verdict, v.defect_class, v.fault_reason)
+            self.stats.record_verdict(v.verdict, v.defect_class, v.fault_reason, part.audit)
         if self.on_committed is not None:
             self.on_committed(parts)
         return True

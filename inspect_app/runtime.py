@@ -59,6 +59,7 @@ class StatsSnapshot:
     source_backlog: int | None = None  # parts waiting at the source (a hot folder's unread files)
     fault_run: int = 0  # the latest parts that were all FAULT, in a row (0: the last one was not)
     last_fault: str | None = None  # the latest FAULT's reason
+    audits: int = 0  # passed parts picked at random for an operator's check (--audit-every)
 
     @property
     def parts_per_s(self) -> float:
@@ -89,6 +90,7 @@ class RuntimeStats:
     _backlog: Callable[[], int] | None = None
     _fault_run: int = 0
     _last_fault: str | None = None
+    _audits: int = 0
 
     def watch_backlog(self, backlog: Callable[[], int]) -> None:
         """Report the parts waiting at the source (read at snapshot time), e.g. a hot folder's
@@ -116,10 +118,16 @@ class RuntimeStats:
             self._latency_counts[stage] += 1
 
     def record_verdict(
-        self, verdict: str, defect_class: str | None, fault_reason: str | None = None
+        self,
+        verdict: str,
+        defect_class: str | None,
+        fault_reason: str | None = None,
+        audit: bool = False,
     ) -> None:
+        """A logged part; `audit`: a passed part picked for an operator's check."""
         with self._lock:
             self._parts += 1
+            self._audits += audit
             self._last_part = time.monotonic()
             self._verdicts[verdict] = self._verdicts.get(verdict, 0) + 1
             if verdict == "FAULT":
@@ -172,6 +180,7 @@ class RuntimeStats:
                 source_backlog=None if self._backlog is None else int(self._backlog()),
                 fault_run=self._fault_run,
                 last_fault=self._last_fault,
+                audits=self._audits,
             )
 
 
@@ -213,6 +222,12 @@ def prometheus_text(snap: StatsSnapshot, line: str, model_version: str = "") -> 
         "gauge",
         "The latest parts that could not be inspected, in a row (0 once a part is inspected).",
         [(line_l, snap.fault_run)],
+    )
+    metric(
+        "inspect_audits_total",
+        "counter",
+        "Passed parts picked at random for an operator's check (serve --audit-every).",
+        [(line_l, snap.audits)],
     )
     metric(
         "inspect_fails_total",

@@ -707,7 +707,8 @@ def serve(
     print(
         f"inspect-app serve: {outcome.committed} parts committed "
         f"(PASS {snap.verdicts.get('PASS', 0)}, FAIL {snap.verdicts.get('FAIL', 0)}, "
-        f"FAULT {snap.verdicts.get('FAULT', 0)}), {snap.parts_per_s:.1f} parts/s",
+        f"FAULT {snap.verdicts.get('FAULT', 0)}), {snap.parts_per_s:.1f} parts/s"
+        + (f", {snap.audits} passed parts picked for a check" if options.audit_every else ""),
         file=sys.stderr,
     )
     if outcome.error:

@@ -595,3 +595,4 @@ def test_a_passed_part_picked_for_a_check_keeps_its_snapshot() -> None:
     assert {r.verdict for r in log.records} == {"PASS"}
     kept = [r.part_id for r in log.records if r.snapshot_path is not None]
     assert 0 < len(kept) == sampler.picked < 40
+    assert pipeline.stats.snapshot().audits == len(kept)  # counted for /metrics and serve

@@ -279,3 +279,15 @@ def test_serve_checks_its_audit_options(capsys: pytest.CaptureFixture[str]) -> N
     assert "drop --no-snapshots" in capsys.readouterr().err
     assert main(["console", "--line", "l", "--audit-every", "0"]) == 2
     assert "--audit-every must be positive" in capsys.readouterr().err
+
+
+def test_picked_parts_are_counted_in_metrics() -> None:
+    """The shift can see how many passed parts went for a check: `inspect_audits_total`."""
+    from inspect_app.runtime import RuntimeStats, prometheus_text
+
+    stats = RuntimeStats()
+    stats.record_verdict("PASS", None, audit=True)
+    stats.record_verdict("PASS", None)
+    stats.record_verdict("FAIL", "dent")
+    assert stats.snapshot().audits == 1
+    assert 'inspect_audits_total{line="press"} 1' in prometheus_text(stats.snapshot(), "press")
