@@ -5,7 +5,7 @@ FLOPs are counted by `torch.utils.flop_counter` (2 per multiply-add; matmuls, co
 attention), for the sparse (training) MoE and for the static export form that runs every
 expert on every token. Latency is the median of repeated batch-1 calls after warm-up.
 
-Run:  python benchmarks/backbone.py [--size tiny] [--threads 2] [--repeat 50]
+Run:  python -m benchmarks.backbone [--size tiny [tinym ...]] [--threads 2] [--repeat 50]
 """
 
 from __future__ import annotations
@@ -89,15 +89,13 @@ def params_per_token(backbone: InspectBackbone) -> tuple[int, int]:
     return total, total - idle
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="tiny")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=50)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def backbone_rows(
+    size: str, threads: int, repeat: int, tmp: Path
+) -> tuple[str, float, float, float]:
+    """Describe backbone `size` (parameters, FLOPs, onnxruntime agreement) and time it: its
+    table row (name, GFLOPs of the export form, eager ms, onnxruntime ms)."""
     torch.manual_seed(0)
-    cfg = BackboneConfig.named(args.size)
+    cfg = BackboneConfig.named(size)
     S = cfg.image_size
     backbone = InspectBackbone(cfg).eval()
     image = torch.randn(1, 3, S, S)
@@ -105,10 +103,15 @@ def main() -> None:
     graph = BackboneGraph(backbone).eval()
 
     total, active = params_per_token(backbone)
+    merged = (
+        f", image tokens merged 2x2 after block {cfg.merge_after + 1}"
+        if cfg.merge_after is not None
+        else ""
+    )
     print(
-        f"backbone {args.size}: image {S} px, grid {cfg.grid}, {cfg.num_spectrum_tokens} "
+        f"backbone {size}: image {S} px, grid {cfg.grid}, {cfg.num_spectrum_tokens} "
         f"spectrum tokens, {cfg.num_hidden_layers} blocks x {cfg.hidden_size}, "
-        f"{cfg.n_routed_experts} experts top-{cfg.n_activated_experts} + shared"
+        f"{cfg.n_routed_experts} experts top-{cfg.n_activated_experts} + shared{merged}"
     )
     print(f"parameters: total {total / 1e6:.2f} M, active per token {active / 1e6:.2f} M")
     sparse = count_flops(graph, image, spectrum)
@@ -121,48 +124,57 @@ def main() -> None:
         f"form {static / 1e9:.3f}; image only {flops_image / 1e9:.3f}, vibration only "
         f"{flops_vib / 1e9:.3f} (sparse)"
     )
-
-    rows: list[tuple[str, float, float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+    with torch.no_grad():
         backbone.set_static_moe(False)
-        eager = median_ms(lambda: graph(image, spectrum), args.repeat)
+        eager = median_ms(lambda: graph(image, spectrum), repeat)
         backbone.set_static_moe(True)
         sess = onnx_session(
-            graph,
-            (image, spectrum),
-            ["image", "spectrum"],
-            Path(tmp) / "backbone.onnx",
-            args.threads,
+            graph, (image, spectrum), ["image", "spectrum"], tmp / f"{size}.onnx", threads
         )
         feeds = {"image": image.numpy(), "spectrum": spectrum.numpy()}
         ort_cls = sess.run(None, feeds)[0]
         err = float(np.abs(ort_cls - graph(image, spectrum)[0].numpy()).max())
-        rows.append(
-            (
-                f"InspectBackbone {args.size}",
-                static / 1e9,
-                eager,
-                median_ms(lambda: sess.run(None, feeds), args.repeat),
-            )
-        )
-        for name, ctor in (
-            ("resnet18", torchvision.models.resnet18),
-            ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small),
-        ):
-            net = ctor(weights=None).eval()
-            flops = count_flops(net, image)
-            t_eager = median_ms(lambda net=net: net(image), args.repeat)
-            s = onnx_session(net, (image,), ["image"], Path(tmp) / f"{name}.onnx", args.threads)
-            feed = {"image": image.numpy()}
-            rows.append(
-                (
-                    name,
-                    flops / 1e9,
-                    t_eager,
-                    median_ms(lambda s=s, feed=feed: s.run(None, feed), args.repeat),
+        print(f"onnxruntime vs torch (static form), max |diff| of cls: {err:.2e}")
+        ort_ms = median_ms(lambda: sess.run(None, feeds), repeat)
+    return f"InspectBackbone {size}", static / 1e9, eager, ort_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--size",
+        nargs="+",
+        default=["tiny"],
+        help="one or more named sizes, timed in the same run (e.g. --size tiny tinym tiny16)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows: list[tuple[str, float, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.size:
+            rows.append(backbone_rows(size, args.threads, args.repeat, Path(tmp)))
+        S = BackboneConfig.named(args.size[0]).image_size
+        image = torch.randn(1, 3, S, S)
+        with torch.no_grad():
+            for name, ctor in (
+                ("resnet18", torchvision.models.resnet18),
+                ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small),
+            ):
+                net = ctor(weights=None).eval()
+                flops = count_flops(net, image)
+                t_eager = median_ms(lambda net=net: net(image), args.repeat)
+                s = onnx_session(net, (image,), ["image"], Path(tmp) / f"{name}.onnx", args.threads)
+                feed = {"image": image.numpy()}
+                rows.append(
+                    (
+                        name,
+                        flops / 1e9,
+                        t_eager,
+                        median_ms(lambda s=s, feed=feed: s.run(None, feed), args.repeat),
+                    )
                 )
-            )
-    print(f"onnxruntime vs torch (static form), max |diff| of cls: {err:.2e}")
     print(f"batch-1 latency at {S} px, {args.threads} threads, median of {args.repeat}:")
     print(f"{'model':28s} {'GFLOPs':>8s} {'eager ms':>9s} {'onnxruntime ms':>15s}")
     for name, gf, te, to in rows:
