@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,15 +141,23 @@ def test_bfloat16_autocast_trains() -> None:
     assert m.layers[1].attn.qkv.weight.grad is not None
 
 
+def _tiny_and(
+    size: str, fit: Callable[..., tuple[dict[str, torch.Tensor], bool]]
+) -> tuple[InspectBackbone, InspectBackbone]:
+    """A seeded random `tiny`, and a `size` backbone started from its weights by `fit`."""
+    torch.manual_seed(0)
+    fine = InspectBackbone(BackboneConfig.named("tiny")).eval()
+    other = InspectBackbone(BackboneConfig.named(size)).eval()
+    state, changed = fit(fine.state_dict(), other)
+    assert changed
+    other.load_state_dict(state, strict=True)
+    return fine, other
+
+
 def test_an_8px_backbone_starts_a_16px_one_exactly() -> None:
     """`coarsen_patch_state`: each 16 px image token is the mean of the four 8 px tokens it
     covers (stem, position embeddings); the class and spectrum tokens are untouched."""
-    torch.manual_seed(0)
-    fine = InspectBackbone(BackboneConfig.named("tiny")).eval()
-    coarse = InspectBackbone(BackboneConfig.named("tiny16")).eval()
-    state, changed = coarsen_patch_state(fine.state_dict(), coarse)
-    assert changed
-    coarse.load_state_dict(state, strict=True)
+    fine, coarse = _tiny_and("tiny16", coarsen_patch_state)
     batch = _batch(fine.config)
     with torch.no_grad():
         a, _, (_, n_fine, _) = fine.embed(batch["image"], batch["spectrum"], None, None, None, None)
@@ -173,14 +182,8 @@ def test_an_8px_backbone_starts_a_16px_one_exactly() -> None:
 
 def test_merged_tokens_start_from_the_unmerged_backbone() -> None:
     """`tinym` from `tiny`'s weights (`merge_state`): up to the merge it is `tiny` exactly
-    (the fine patch features), each merged token is the mean of its four, and the image tokens
-    still come out on the stem's 16x16 grid."""
-    torch.manual_seed(0)
-    fine = InspectBackbone(BackboneConfig.named("tiny")).eval()
-    merged = InspectBackbone(BackboneConfig.named("tinym")).eval()
-    state, changed = merge_state(fine.state_dict(), merged)
-    assert changed
-    merged.load_state_dict(state, strict=True)
+    (the fine patch features), and the image tokens still come out on the stem's 16x16 grid."""
+    fine, merged = _tiny_and("tinym", merge_state)
     batch = _batch(fine.config)
     with torch.no_grad():
         a, b = fine(**batch), merged(**batch)

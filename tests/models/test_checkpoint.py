@@ -42,34 +42,22 @@ def test_tiny_checkpoint_files() -> None:
     assert load_pretrained("tiny-stage3").config.moe_intermediate_size == 96  # before halving
 
 
-def test_tiny16_checkpoint_ships_beside_tiny() -> None:
-    """`tiny16` (16 px patches) ships under its own name, with every stage from scratch in its
-    recipe; it is not taken for an earlier stage of `tiny`."""
-    assert shipped_checkpoints("tiny16") == ["tiny16"]
-    assert "tiny16" not in shipped_checkpoints("tiny")
-    model = load_pretrained("tiny16")
-    assert model.config.size_name == "tiny16" and model.config.grid == (8, 8)
+@pytest.mark.parametrize(("name", "image_tokens"), [("tiny16", 64), ("tinym", 256)])
+def test_cpu_sizes_ship_beside_tiny(name: str, image_tokens: int) -> None:
+    """`tiny16` (16 px patches) and `tinym` (8 px tokens merged 2x2 after block 1) ship under
+    their own names, with every stage from scratch in their recipes; neither is taken for an
+    earlier stage of `tiny`. `tinym`'s image tokens come out on the stem's 16x16 grid."""
+    assert shipped_checkpoints(name) == [name]
+    assert name not in shipped_checkpoints("tiny")
+    model = load_pretrained(name)
+    assert model.config.size_name == name
+    assert (model.merge is not None) == (name == "tinym")
     out = model(image=torch.zeros(1, 3, 128, 128), spectrum=torch.zeros(1, 2, 128))
-    assert out.image_tokens.shape == (1, 64, 128) and torch.isfinite(out.cls).all()
-    folder = resources.files("models") / "checkpoints" / "tiny16"
+    assert out.image_tokens.shape == (1, image_tokens, 128) and torch.isfinite(out.cls).all()
+    folder = resources.files("models") / "checkpoints" / name
     recipe = json.loads(folder.joinpath("recipe.json").read_text())
-    assert recipe["config"] == "tiny16" and recipe["stages"][-1]["command"] == recipe["command"]
-    assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + ["tiny16"]
-
-
-def test_tinym_checkpoint_ships_beside_tiny() -> None:
-    """`tinym` (image tokens merged 2x2 after block 1) ships under its own name, with every
-    stage from scratch in its recipe, and gives its image tokens on the stem's 16x16 grid."""
-    assert shipped_checkpoints("tinym") == ["tinym"]
-    assert "tinym" not in shipped_checkpoints("tiny")
-    model = load_pretrained("tinym")
-    assert model.config.size_name == "tinym" and model.config.merge_after == 1
-    out = model(image=torch.zeros(1, 3, 128, 128), spectrum=torch.zeros(1, 2, 128))
-    assert out.image_tokens.shape == (1, 256, 128) and torch.isfinite(out.cls).all()
-    folder = resources.files("models") / "checkpoints" / "tinym"
-    recipe = json.loads(folder.joinpath("recipe.json").read_text())
-    assert recipe["config"] == "tinym" and recipe["stages"][-1]["command"] == recipe["command"]
-    assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + ["tinym"]
+    assert recipe["config"] == name and recipe["stages"][-1]["command"] == recipe["command"]
+    assert [s["config"] for s in recipe["stages"]] == ["tiny"] * 4 + [name]
 
 
 def test_a_line_taught_on_the_earlier_checkpoint_finds_it() -> None:
