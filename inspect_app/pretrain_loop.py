@@ -400,7 +400,7 @@ def _narrowed(state: dict[str, Any], backbone: Any) -> tuple[dict[str, Any], str
     note = "; image patches merged 2x2 (each token the mean of four)" if coarsened else ""
     own, merged = merge_state(own, backbone)
     if merged:
-        after = backbone.config.merge_after
+        after = backbone.config.merge_after + 1  # counted from 1, as people say it
         note += f"; image tokens merged 2x2 after block {after} (each the mean of four)"
     inter = backbone.config.moe_intermediate_size
     key = next((k for k in own if k.endswith("experts.0.w1.weight")), None)

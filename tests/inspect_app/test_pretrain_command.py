@@ -324,6 +324,6 @@ def test_a_backbone_starts_a_run_that_merges_its_tokens_and_says_so(
     from models.config import BackboneConfig
 
     assert main(_started_from(tmp_path, BackboneConfig.named("tiny"), "tinym")) == 0
-    assert "image tokens merged 2x2 after block 1" in capsys.readouterr().err
+    assert "image tokens merged 2x2 after block 2" in capsys.readouterr().err
     out = InspectBackbone.from_pretrained(tmp_path / "r" / "backbone")
     assert out.config.merge_after == 1 and out.merge is not None
