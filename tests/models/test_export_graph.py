@@ -114,7 +114,7 @@ def test_a_backbone_that_merges_its_tokens_exports_the_same(
     random_parts: Callable[..., ModelInputs],
     tiny_line_model: Callable[..., LineModel],
 ) -> None:
-    """`tinym` (image tokens merged 2x2 after block 1): the graph equals torch and parses on
+    """`tinym` (image tokens merged 2x2 after the second block): the graph equals torch and parses on
     both TensorRT versions, like `tiny`'s."""
     model = tiny_line_model(image_template=True, size="tinym")
     cfg = model.config
