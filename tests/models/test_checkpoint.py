@@ -44,9 +44,9 @@ def test_tiny_checkpoint_files() -> None:
 
 @pytest.mark.parametrize(("name", "image_tokens"), [("tiny16", 64), ("tinym", 256)])
 def test_cpu_sizes_ship_beside_tiny(name: str, image_tokens: int) -> None:
-    """`tiny16` (16 px patches) and `tinym` (8 px tokens merged 2x2 after the second block) ship under
-    their own names, with every stage from scratch in their recipes; neither is taken for an
-    earlier stage of `tiny`. `tinym`'s image tokens come out on the stem's 16x16 grid."""
+    """`tiny16` (16 px patches) and `tinym` (8 px tokens merged 2x2 after the second block)
+    ship under their own names, with every stage from scratch in their recipes; neither is
+    taken for an earlier stage of `tiny`. `tinym`'s image tokens come out on the 16x16 grid."""
     assert shipped_checkpoints(name) == [name]
     assert name not in shipped_checkpoints("tiny")
     model = load_pretrained(name)

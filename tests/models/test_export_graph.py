@@ -114,8 +114,8 @@ def test_a_backbone_that_merges_its_tokens_exports_the_same(
     random_parts: Callable[..., ModelInputs],
     tiny_line_model: Callable[..., LineModel],
 ) -> None:
-    """`tinym` (image tokens merged 2x2 after the second block): the graph equals torch and parses on
-    both TensorRT versions, like `tiny`'s."""
+    """`tinym` (image tokens merged 2x2 after the second block): the graph equals torch and
+    parses on both TensorRT versions, like `tiny`'s."""
     model = tiny_line_model(image_template=True, size="tinym")
     cfg = model.config
     graph = export_line_model(model, random_parts(cfg, 2, 0).as_kwargs(), tmp_path / "m.onnx")
