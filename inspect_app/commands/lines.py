@@ -192,6 +192,14 @@ def _summary(card: LineCard) -> str:
     )
 
 
+def _backbone(spec: dict[str, Any]) -> str:
+    """The backbone a version was taught on, as `lines --line` shows it: lines taught on
+    different shipped checkpoints (tiny, tinym, tiny16) run at different speeds."""
+    size = spec.get("size", "?")
+    how = "pretrained" if spec.get("pretrained") else "RANDOMLY INITIALISED"
+    return f"{size} ({how}, sha256 {str(spec.get('sha256', '?'))[:12]})"
+
+
 def _every_line(home: Path) -> int:
     lines = taught_lines(home)
     if not lines:
@@ -220,6 +228,8 @@ def _one_line(home: Path, line: str) -> int:
         mark = "*" if version == active else " "
         about = card if isinstance(card, str) else _summary(card)
         print(f"{mark} {version}: {about}")
+        if not isinstance(card, str):
+            print(f"    backbone: {_backbone(card.backbone)}")
         forms = deployed_forms(line_dir(home, line) / version)
         exported = ", ".join(forms) if forms else "nothing exported yet (inspect-app export)"
         print(f"    runs on: torch; {exported}")

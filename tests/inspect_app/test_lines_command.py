@@ -40,8 +40,10 @@ def test_a_version_saved_aside_is_checked_then_activated_and_rolled_back(
     assert main(["lines", "--home", str(home), "--line", "cover-2"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].endswith(": 2 version(s), v1 active")
-    assert listed[1].startswith("* v1: taught ") and listed[3].startswith("  v2: taught ")
-    assert listed[2] == "    runs on: torch; nothing exported yet (inspect-app export)"
+    assert listed[1].startswith("* v1: taught ") and listed[4].startswith("  v2: taught ")
+    # the test's backbone is a small random one: said so, with the hash the line keeps
+    assert listed[2].startswith("    backbone: test (RANDOMLY INITIALISED, sha256 ")
+    assert listed[3] == "    runs on: torch; nothing exported yet (inspect-app export)"
 
     (home / "lines" / "cover-2" / "v1" / "model.engine").write_bytes(b"plan")  # on a Jetson
     assert main(["lines", "--home", str(home), "--line", "cover-2", "--activate", "v2"]) == 0
