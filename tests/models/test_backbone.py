@@ -41,6 +41,35 @@ def test_output_shapes_and_no_nan(model: InspectBackbone) -> None:
         assert torch.isfinite(t).all()
 
 
+def test_every_block_gates_each_head_in_the_open_unit_interval(model: InspectBackbone) -> None:
+    """The gates each block's attention applies, on the tokens it really sees (with prompts,
+    both sensors, and in `tinym`'s last blocks the merged tokens): one per token and head,
+    strictly inside (0, 1), and not one value for every head."""
+    cfg = model.config
+    seen: list[torch.Tensor] = []
+
+    def keep(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen.append(module.head_gates(args[0], args[1]))  # type: ignore[operator]
+
+    hooks = [layer.attn.register_forward_pre_hook(keep) for layer in model.layers]
+    try:
+        with torch.no_grad():
+            model(**_batch(cfg), inputs_embeds=torch.randn(2, 3, cfg.hidden_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    merged = cfg.merge_after if cfg.merge_after is not None else cfg.num_hidden_layers
+    tokens = [
+        3 + 1 + cfg.num_image_tokens // (1 if i <= merged else 4) + cfg.num_spectrum_tokens
+        for i in range(cfg.num_hidden_layers)
+    ]
+    assert [g.shape[2] for g in seen] == tokens
+    for gates in seen:
+        assert gates.shape[:2] == (2, cfg.num_attention_heads) and gates.shape[-1] == 1
+        assert bool(((gates > 0) & (gates < 1)).all())
+        assert float(gates.std(dim=1).max()) > 0  # heads gated apart
+
+
 def test_tiny_meets_the_token_grid_the_heatmap_needs() -> None:
     cfg = BackboneConfig.named("tiny")
     assert cfg.grid == (16, 16)
