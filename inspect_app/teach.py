@@ -100,15 +100,11 @@ class TeachResult:
     n_parts: int
 
 
-def get_backbone(size: str = "tiny", warn: bool = True) -> tuple[InspectBackbone, dict[str, Any]]:
-    """The shipped pretrained backbone `size` (a size or an earlier checkpoint's name); a seeded
-    random one of a registered size, with a loud warning, if its checkpoint is missing.
-
-    Raises ValueError for a name that is neither a shipped checkpoint nor a registered size.
-    """
-    from models.backbone import all_shipped_checkpoints, load_pretrained
-    from models.config import SIZES, BackboneConfig
-    from models.line_model import random_backbone
+def check_backbone_name(size: str) -> None:
+    """Raise ValueError, naming the choices, for a name that is neither a shipped checkpoint nor
+    a registered size; cheap, for commands that check their arguments before any work."""
+    from models.backbone import all_shipped_checkpoints
+    from models.config import SIZES
 
     shipped = all_shipped_checkpoints()
     if size not in shipped and size not in SIZES:
@@ -117,6 +113,19 @@ def get_backbone(size: str = "tiny", warn: bool = True) -> tuple[InspectBackbone
             f"registered sizes are {', '.join(sorted(SIZES))}"
         )
         raise ValueError(msg)
+
+
+def get_backbone(size: str = "tiny", warn: bool = True) -> tuple[InspectBackbone, dict[str, Any]]:
+    """The shipped pretrained backbone `size` (a size or an earlier checkpoint's name); a seeded
+    random one of a registered size, with a loud warning, if its checkpoint is missing.
+
+    Raises ValueError for a name that is neither a shipped checkpoint nor a registered size.
+    """
+    from models.backbone import load_pretrained
+    from models.config import BackboneConfig
+    from models.line_model import random_backbone
+
+    check_backbone_name(size)
     try:
         backbone = load_pretrained(size)
         spec: dict[str, Any] = {"size": size, "pretrained": True}

@@ -19,7 +19,8 @@ rotating test stand, camera + vibration):
 
   1. the sample line: sample_data/demo-line from the source checkout, or generated into
      HOME/sample_data/demo-line by the project's synthetic generator;
-  2. adapt: teaches line `demo-line` from its 60 labeled adapt parts, unless HOME already has it;
+  2. adapt: teaches line `demo-line` from its 60 labeled adapt parts, unless HOME already has it
+     (on the --backbone asked for);
   3. serve: inspects the 300-part stream headless into SQLite at HOME/demo/inspect.db (started
      afresh on every demo run), with snapshots of rejected parts beside it;
   4. prints a summary (parts, fails by class, faults, parts/s, miss and false-reject rates
@@ -29,6 +30,7 @@ rotating test stand, camera + vibration):
 example:
   inspect-app demo
   inspect-app demo --home /tmp/inspect-home --backend onnxruntime --max-parts 100
+  inspect-app demo --backbone tinym --backend onnxruntime     # the backbone faster on a CPU
 """
 
 LINE = "demo-line"
@@ -52,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--readapt", action="store_true", help="teach the demo line again even if HOME has it"
+    )
+    parser.add_argument(
+        "--backbone",
+        metavar="NAME",
+        default=None,
+        help="teach the demo line on this shipped backbone (as `adapt --backbone`; e.g. tinym, "
+        "faster on a CPU); taught again when HOME's demo line runs on another one. Default: "
+        "tiny for a new demo line, HOME's as it is otherwise",
     )
     parser.add_argument(
         "--http",
@@ -95,9 +105,13 @@ def sample_line(home: Path) -> Path:
     return generated
 
 
-def ensure_line_model(home: Path, adapt_data: Path, readapt: bool) -> None:
-    """Teach the demo line from its adapt parts unless HOME already has an active model."""
-    from inspect_app.lines import active_version
+def ensure_line_model(
+    home: Path, adapt_data: Path, readapt: bool, backbone: str | None = None
+) -> None:
+    """Teach the demo line from its adapt parts unless HOME already has an active model (on
+    `backbone`, when one is named)."""
+    from inspect_app.home import line_dir
+    from inspect_app.lines import active_version, read_card
 
     if not readapt:
         try:
@@ -105,12 +119,19 @@ def ensure_line_model(home: Path, adapt_data: Path, readapt: bool) -> None:
         except ValueError:
             pass
         else:
-            print(f"demo: line {LINE} {version} is already taught (--readapt to teach it again)")
-            return
+            taught_on = read_card(line_dir(home, LINE) / version).backbone.get("size")
+            if backbone is None or backbone == taught_on:
+                print(
+                    f"demo: line {LINE} {version} is already taught, on {taught_on} "
+                    "(--readapt to teach it again)"
+                )
+                return
+            print(f"demo: line {LINE} {version} was taught on {taught_on}, not {backbone}")
     from inspect_app.teach import TeachOptions, teach_line
 
-    print(f"demo: teaching line {LINE} from {adapt_data} …")
-    result = teach_line(home, LINE, adapt_data, TeachOptions())
+    options = TeachOptions() if backbone is None else TeachOptions(backbone_size=backbone)
+    print(f"demo: teaching line {LINE} on {options.backbone_size} from {adapt_data} …")
+    result = teach_line(home, LINE, adapt_data, options)
     m = result.report.as_dict()
     print(
         f"demo: taught {result.folder.name} from {result.n_parts} parts in {result.seconds:.0f} s "
@@ -142,10 +163,18 @@ def run(args: argparse.Namespace) -> int:
     from inspect_app.store import StoreError
     from inspect_app.summary import RunTally, summarize, summary_lines, write_summary_html
 
+    if args.backbone is not None:
+        from inspect_app.teach import check_backbone_name
+
+        try:
+            check_backbone_name(args.backbone)
+        except ValueError as exc:  # named with the ones there are, before any work
+            print(f"inspect-app demo: {exc}", file=sys.stderr)
+            return 2
     home = resolve_home(args.home)
     home.mkdir(parents=True, exist_ok=True)
     data = sample_line(home)
-    ensure_line_model(home, data / "adapt", args.readapt)
+    ensure_line_model(home, data / "adapt", args.readapt, args.backbone)
     demo_dir = home / "demo"
     options = ServeOptions(
         home=home,

@@ -164,3 +164,46 @@ def test_next_steps_name_the_program_as_it_can_be_run(
     )
     monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/bin/inspect-app")
     assert next_steps(tmp_path, tmp_path, "sqlite://")[1].startswith("  inspect-app console ")
+
+
+def test_the_demo_line_is_taught_again_on_another_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --backbone tinym` on a HOME whose demo line runs on `tiny` teaches it again on
+    `tinym`; the same backbone, or none named, keeps the line as it is."""
+    import inspect_app.lines as lines
+    import inspect_app.teach as teach
+    from inspect_app.commands.demo import ensure_line_model
+
+    taught_on: list[str] = []
+
+    def teach_line(home: Path, line: str, data: Path, options: teach.TeachOptions) -> object:
+        taught_on.append(options.backbone_size)
+        report = SimpleNamespace(as_dict=lambda: {"miss_rate": 0.0, "false_reject_rate": 0.0})
+        card = SimpleNamespace(metrics={})
+        return SimpleNamespace(folder=tmp_path, n_parts=50, seconds=1.0, report=report, card=card)
+
+    monkeypatch.setattr(teach, "teach_line", teach_line)
+    monkeypatch.setattr(lines, "active_version", lambda home, line: "v1")
+    monkeypatch.setattr(
+        lines, "read_card", lambda folder: SimpleNamespace(backbone={"size": "tiny"})
+    )
+    for backbone in (None, "tiny"):
+        ensure_line_model(tmp_path, tmp_path, readapt=False, backbone=backbone)
+        assert "demo-line v1 is already taught, on tiny" in capsys.readouterr().out
+    assert taught_on == []
+    ensure_line_model(tmp_path, tmp_path, readapt=False, backbone="tinym")
+    out = capsys.readouterr().out
+    assert "was taught on tiny, not tinym" in out and "teaching line demo-line on tinym" in out
+    assert taught_on == ["tinym"]
+
+
+def test_an_unknown_demo_backbone_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inspect_app.cli import main
+
+    assert main(["demo", "--home", str(tmp_path / "home"), "--backbone", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backbone 'nope'" in err and "tinym" in err
+    assert not (tmp_path / "home").exists()  # nothing made
