@@ -119,10 +119,14 @@ def ensure_line_model(
         except ValueError:
             pass
         else:
-            taught_on = read_card(line_dir(home, LINE) / version).backbone.get("size")
+            try:
+                taught_on = read_card(line_dir(home, LINE) / version).backbone.get("size")
+            except ValueError:  # an unreadable card: serving it says what is wrong
+                taught_on = None
             if backbone is None or backbone == taught_on:
+                on = f", on {taught_on}" if taught_on else ""
                 print(
-                    f"demo: line {LINE} {version} is already taught, on {taught_on} "
+                    f"demo: line {LINE} {version} is already taught{on} "
                     "(--readapt to teach it again)"
                 )
                 return

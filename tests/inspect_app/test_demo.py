@@ -197,6 +197,14 @@ def test_the_demo_line_is_taught_again_on_another_backbone(
     assert "was taught on tiny, not tinym" in out and "teaching line demo-line on tinym" in out
     assert taught_on == ["tinym"]
 
+    def unreadable(folder: Path) -> object:
+        raise ValueError(f"{folder}/line.json: not JSON")
+
+    monkeypatch.setattr(lines, "read_card", unreadable)  # left to serve to report, as before
+    ensure_line_model(tmp_path, tmp_path, readapt=False)
+    assert "demo-line v1 is already taught (--readapt" in capsys.readouterr().out
+    assert taught_on == ["tinym"]
+
 
 def test_an_unknown_demo_backbone_is_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
