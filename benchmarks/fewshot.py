@@ -290,6 +290,7 @@ def run_ours(
     backbone: Any,
     align: str = "auto",
     template_size: int | str = "auto",
+    classifier_fusion: str = "agree_z",
 ) -> Row:
     modalities = ["image", "vibration"] if task.modality == "fused" else [task.modality]
     card = _Card(
@@ -306,7 +307,11 @@ def run_ours(
     # prepare_batch from card.align, at card.image_size
     x, scale = prepare_adapt_inputs(train, card, labels == 0, align, template_size=template_size)
     config = AdaptConfig(
-        method=method, seed=seed, image_template=bool(card.align), image_scale=scale
+        method=method,
+        seed=seed,
+        image_template=bool(card.align),
+        image_scale=scale,
+        classifier_fusion=classifier_fusion,
     )
     result = adapt_line(backbone, AdaptData(x, labels, classes, modalities), config)
     assert result.oof is not None
@@ -352,7 +357,7 @@ def run_ours(
         row.extra["per_class"] = per_class(task, score, threshold, joined)
         kept = list(model.settings.anomaly_sources)
         row.extra["sources_kept"] = kept + (
-            ["classifier"] if model.settings.fusion == "max_z" else []
+            ["classifier"] if model.settings.fusion in ("max_z", "agree_z") else []
         )
     return row
 
@@ -748,11 +753,23 @@ def per_class_table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def add_fusion_argument(ap: argparse.ArgumentParser) -> None:
+    """`--classifier-fusion`: how our rows' classifier joins the anomaly score."""
+    ap.add_argument(
+        "--classifier-fusion",
+        choices=("agree_z", "max_z"),
+        default="agree_z",
+        help="how our rows' classifier joins the anomaly score (models.adapt.AdaptConfig): "
+        "agree_z, as `inspect-app adapt` teaches lines now, or max_z, as it did before",
+    )
+
+
 def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
     """Every method of `args.methods` on every task, for each sampling seed: the rows.
 
     `args` carries `backbone` (pretrained, random or a checkpoint folder), `methods`, `seeds`,
-    `samples`, `align`, `template_size`, `resnet_epochs` and `good_only`, as `main` parses them.
+    `samples`, `align`, `template_size`, `classifier_fusion`, `resnet_epochs` and `good_only`,
+    as `main` parses them.
     """
     backbone, spec = get_backbone("tiny", warn=True)
     if args.backbone == "random":
@@ -773,7 +790,9 @@ def run_tasks(tasks: Sequence[Task], args: argparse.Namespace) -> list[Row]:
     tag = "" if args.backbone == "pretrained" else f" ({args.backbone} backbone)"
 
     def ours(method: str) -> Callable[[Task, list[Sample], int], Row]:
-        return lambda t, tr, s: run_ours(t, tr, method, s, backbone, args.align, args.template_size)
+        return lambda t, tr, s: run_ours(
+            t, tr, method, s, backbone, args.align, args.template_size, args.classifier_fusion
+        )
 
     runners: dict[str, Callable[[Task, list[Sample], int], Row]] = {
         "prompt": ours("prompt"),
@@ -867,6 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="our rows' backbone: pretrained (the shipped checkpoint), random (seeded random "
         "init, to see what pretraining buys) or a checkpoint folder",
     )
+    add_fusion_argument(ap)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument(
         "--good-only",

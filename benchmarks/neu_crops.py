@@ -125,7 +125,7 @@ def crop_tasks(per_image: int = 3, seed: int = 0) -> list[Task]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.fewshot import report, run_tasks
+    from benchmarks.fewshot import add_fusion_argument, report, run_tasks
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--backbone", default="pretrained", help="pretrained, random or a checkpoint folder"
     )
+    add_fusion_argument(ap)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--resnet-epochs", type=int, default=30)
     ap.add_argument("--per-class", action="store_true")

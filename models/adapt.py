@@ -89,7 +89,10 @@ class AdaptConfig:
     image_scale: int = 1
     # keep only the anomaly sources that help on the out-of-fold scores (select_sources)
     select_sources: bool = True
-    select_fusion: bool = True  # max_z / anomaly fusion (False: the noisy-OR of older lines)
+    select_fusion: bool = True  # agree_z / anomaly fusion (False: the noisy-OR of older lines)
+    # how a kept classifier joins the anomaly score: "agree_z" (their max, plus the smaller
+    # where both are above a typical good part) or "max_z" (their max: lines taught before)
+    classifier_fusion: str = "agree_z"
     source_margin: float = 0.02
     target_miss_rate: float = 0.005  # the choices above must not raise the reject rate at it
     anomaly_offset: float = 3.0
@@ -97,6 +100,11 @@ class AdaptConfig:
     # the classifier also pools the image tokens at the defect site (models/line_model.py);
     # needs good parts with images (the site map is their template or memory)
     site_pool: bool = True
+
+    def __post_init__(self) -> None:
+        if self.classifier_fusion not in ("agree_z", "max_z"):
+            msg = f"classifier_fusion must be 'agree_z' or 'max_z', got {self.classifier_fusion!r}"
+            raise ValueError(msg)
 
 
 @dataclass
@@ -652,7 +660,7 @@ def _out_of_fold(
     final: LineModel | None = None,
 ) -> tuple[OutOfFold, dict[str, Any]]:
     """The out-of-fold scores, and the line model settings chosen on them: the anomaly sources
-    (`select_sources`; the classifier is one of them), the fusion that follows ("max_z" with
+    (`select_sources`; the classifier is one of them), the fusion that follows ("agree_z" with
     the classifier, "anomaly" without it) and the classifier's standardization.
 
     `model` is a fold's, done with: its settings serve as scratch to score the classifier and
@@ -691,11 +699,12 @@ def _out_of_fold(
         if anomaly_names
         else torch.full((n,), ABSENT_SCORE)
     )
-    # max_z when the classifier helps, else the anomaly score alone; noisy_or only on request
-    # (select_fusion False): its vote adds the classifier's doubt about every good part
+    # agree_z (or max_z) when the classifier helps, else the anomaly score alone; noisy_or
+    # only on request (select_fusion False): its vote adds the classifier's doubt about every
+    # good part. The sources were chosen on their largest score (select_sources) either way.
     fusion = "noisy_or"
     if cfg.select_fusion:
-        fusion = "max_z" if "classifier" in chosen else "anomaly"
+        fusion = cfg.classifier_fusion if "classifier" in chosen else "anomaly"
     settings.fusion = fusion
     score, class_probs = model.fuse(logits, anomaly)
     predicted = class_probs.argmax(-1) if class_probs.shape[1] else torch.full((n,), -1)

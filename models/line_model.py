@@ -57,7 +57,7 @@ from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
-FUSIONS = ("noisy_or", "anomaly", "max_z")
+FUSIONS = ("noisy_or", "anomaly", "max_z", "agree_z")
 ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
 # the anomaly score of a missing modality: below any real one, finite for export
 ABSENT_SCORE = -1.0e4
@@ -96,7 +96,9 @@ class LineModelSettings:
     # out-of-fold scores, models.adapt): "noisy_or": either fails a part; "anomaly": the anomaly
     # score alone decides, the classifier only names the class; "max_z": the classifier's
     # defect log-odds, standardized by good parts like the anomaly sources (`classifier_center`,
-    # `classifier_scale`), join the anomaly score's max.
+    # `classifier_scale`), join the anomaly score's max; "agree_z" (lines taught since it
+    # exists): that max, plus the smaller of the two where it too is above a typical good part
+    # (both paths see the defect: their evidence adds; one path alone counts as in "max_z").
     fusion: str = "noisy_or"
     classifier_center: float = 0.0
     classifier_scale: float = 1.0
@@ -617,8 +619,11 @@ class LineModel(nn.Module):
         noisy_or = 1.0 - p_ok * (1.0 - p_anomalous)
         if s.fusion == "anomaly":
             defect_score = p_anomalous
-        elif s.fusion == "max_z" and logits.shape[1] > 1:
-            z = torch.maximum(anomaly_score, self.classifier_z(logits))
+        elif s.fusion in ("max_z", "agree_z") and logits.shape[1] > 1:
+            classifier = self.classifier_z(logits)
+            z = torch.maximum(anomaly_score, classifier)
+            if s.fusion == "agree_z":
+                z = z + torch.relu(torch.minimum(anomaly_score, classifier))
             defect_score = torch.sigmoid(s.anomaly_gain * (z - s.anomaly_offset))
         else:
             defect_score = noisy_or

@@ -45,11 +45,14 @@ def _tiny_line_model(
     image_template: bool = False, site_pool: bool = True, size: str = "tiny"
 ) -> LineModel:
     """A seeded `tiny` (or `size`) line model whose prompts, memories (and template) hold
-    random values; it pools at the defect site as lines taught now do (`site_pool=False`: the
-    older form)."""
+    random values; it pools at the defect site and joins its classifier to the anomaly score
+    as lines taught now do (`site_pool=False`: the older form)."""
     torch.manual_seed(0)
     settings = LineModelSettings(
-        classes=["dent", "scratch"], image_template=image_template, site_pool=site_pool
+        classes=["dent", "scratch"],
+        image_template=image_template,
+        site_pool=site_pool,
+        fusion="agree_z",
     )
     model = LineModel(InspectBackbone(BackboneConfig.named(size)).eval(), settings).eval()
     with torch.no_grad():

@@ -138,3 +138,20 @@ def test_out_of_fold_memory_scores_use_the_final_models_standardization(
     assert len(seen) == 3 * len(finals) == 6  # each fold, each memory
     assert {final for _, final in seen} == finals
     assert len({fold for fold, _ in seen}) == 6  # the folds' own standardizations differ
+
+
+def test_adapt_joins_a_kept_classifier_by_agree_z_unless_told_max_z(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    inputs, labels = toy_parts(12, 6)
+    data = AdaptData(inputs, labels, ["blob"], ["image", "vibration"])
+    fusions = {}
+    for name in ("agree_z", "max_z"):
+        cfg = AdaptConfig(
+            method="linear", folds=3, head_steps=20, select_sources=False, classifier_fusion=name
+        )
+        fusions[name] = adapt_line(small_backbone_32, data, cfg).model.settings.fusion
+    assert fusions == {"agree_z": "agree_z", "max_z": "max_z"}
+    assert AdaptConfig().classifier_fusion == "agree_z"  # what `inspect-app adapt` teaches
+    with pytest.raises(ValueError, match="classifier_fusion must be"):
+        AdaptConfig(classifier_fusion="sum")

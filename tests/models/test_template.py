@@ -214,6 +214,30 @@ def test_anomaly_fusion_ignores_the_classifier_vote_but_still_names_the_class(
         LineModelSettings(fusion="vote")
 
 
+def test_agree_z_adds_the_smaller_score_only_where_both_paths_see_a_defect(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    from models.line_model import LineModelSettings
+
+    # classifier z = log-odds (logsumexp of the defect logits - the ok logit), scale 1
+    logits = torch.tensor(
+        [[0.0, 2.0, -9.0], [0.0, -3.0, -9.0], [0.0, 5.0, -9.0], [0.0, -2.0, -9.0]]
+    )
+    anomaly = torch.tensor([4.0, 4.0, -1.0, -1.0])
+    log_odds = torch.logsumexp(logits[:, 1:], -1) - logits[:, 0]
+    scores = {}
+    for fusion in ("max_z", "agree_z"):
+        settings = LineModelSettings(classes=["a", "b"], fusion=fusion)
+        scores[fusion], _ = LineModel(small_backbone_32, settings).fuse(logits, anomaly)
+    # both above a typical good part: the evidence adds; otherwise the larger decides alone
+    z = torch.maximum(anomaly, log_odds) + torch.tensor([1.0, 0.0, 0.0, 0.0]) * log_odds
+    torch.testing.assert_close(scores["agree_z"], torch.sigmoid(1.5 * (z - 3.0)))
+    torch.testing.assert_close(scores["agree_z"][1:], scores["max_z"][1:])
+    assert float(scores["agree_z"][0]) > float(scores["max_z"][0]) + 0.1
+    # a defect kind the classifier calls good (row 2) keeps its anomaly score's full weight
+    assert bool((scores["agree_z"] >= scores["max_z"]).all())
+
+
 def test_a_dropped_source_is_not_computed_and_the_score_is_unchanged(
     small_backbone_32: InspectBackbone,
 ) -> None:
