@@ -71,6 +71,7 @@ from inspect_app.teach import (
 )
 from models.adapt import AdaptConfig, AdaptData, adapt_line, stratified_folds
 from models.inputs import ModelInputs
+from models.line_model import CLASSIFIER_FUSIONS
 from sensors.dataset import LineDataset
 from sensors.sample import OK_LABEL, Sample
 from sensors.spectrum import SpectrumConfig
@@ -357,7 +358,7 @@ def run_ours(
         row.extra["per_class"] = per_class(task, score, threshold, joined)
         kept = list(model.settings.anomaly_sources)
         row.extra["sources_kept"] = kept + (
-            ["classifier"] if model.settings.fusion in ("max_z", "agree_z") else []
+            ["classifier"] if model.settings.fusion in CLASSIFIER_FUSIONS else []
         )
     return row
 
@@ -757,7 +758,7 @@ def add_fusion_argument(ap: argparse.ArgumentParser) -> None:
     """`--classifier-fusion`: how our rows' classifier joins the anomaly score."""
     ap.add_argument(
         "--classifier-fusion",
-        choices=("agree_z", "max_z"),
+        choices=CLASSIFIER_FUSIONS,
         default="agree_z",
         help="how our rows' classifier joins the anomaly score (models.adapt.AdaptConfig): "
         "agree_z, as `inspect-app adapt` teaches lines now, or max_z, as it did before",

@@ -39,6 +39,7 @@ from models.inputs import ModelInputs
 from models.line_model import (
     ABSENT_SCORE,
     ANOMALY_SOURCES,
+    CLASSIFIER_FUSIONS,
     LineModel,
     LineModelSettings,
     pool_tokens,
@@ -102,8 +103,9 @@ class AdaptConfig:
     site_pool: bool = True
 
     def __post_init__(self) -> None:
-        if self.classifier_fusion not in ("agree_z", "max_z"):
-            msg = f"classifier_fusion must be 'agree_z' or 'max_z', got {self.classifier_fusion!r}"
+        if self.classifier_fusion not in CLASSIFIER_FUSIONS:
+            msg = f"classifier_fusion must be one of {CLASSIFIER_FUSIONS}, got "
+            msg += f"{self.classifier_fusion!r}"
             raise ValueError(msg)
 
 

@@ -57,7 +57,8 @@ from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
-FUSIONS = ("noisy_or", "anomaly", "max_z", "agree_z")
+CLASSIFIER_FUSIONS = ("agree_z", "max_z")  # the fusions a kept classifier joins (models.adapt)
+FUSIONS = ("noisy_or", "anomaly", *CLASSIFIER_FUSIONS)
 ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
 # the anomaly score of a missing modality: below any real one, finite for export
 ABSENT_SCORE = -1.0e4
@@ -619,7 +620,7 @@ class LineModel(nn.Module):
         noisy_or = 1.0 - p_ok * (1.0 - p_anomalous)
         if s.fusion == "anomaly":
             defect_score = p_anomalous
-        elif s.fusion in ("max_z", "agree_z") and logits.shape[1] > 1:
+        elif s.fusion in CLASSIFIER_FUSIONS and logits.shape[1] > 1:
             classifier = self.classifier_z(logits)
             z = torch.maximum(anomaly_score, classifier)
             if s.fusion == "agree_z":
