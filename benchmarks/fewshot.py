@@ -354,6 +354,12 @@ def run_ours(
     if not defective.any() and task.has_ok:
         row.extra["highest_good"] = _highest_good_rule(task, oof, score)
     if task.has_ok:
+        # what `adapt` prints for the line: its rates on the out-of-fold scores
+        row.extra["out_of_fold"] = {
+            "miss_rate": float((oof[defective] < threshold).mean()) if defective.any() else None,
+            "false_reject_rate": float((oof[~defective] >= threshold).mean()),
+        }
+    if task.has_ok:
         joined = {k: torch.cat(v).numpy() for k, v in sources.items()}
         row.extra["per_class"] = per_class(task, score, threshold, joined)
         kept = list(model.settings.anomaly_sources)
@@ -641,13 +647,17 @@ def _fmt(values: Sequence[float | None], pct: bool = False, digits: int = 3) -> 
     return f"{mean:.{d}f} ± {sd:.{d}f}{unit}"
 
 
+def _data_name(task: str) -> str:
+    """The table's "data" cell of a task: the synthetic lines together, a real task by name."""
+    if not task.startswith("synth-"):
+        return task
+    return "synthetic (held-out seeds)" + (", good only" if task.endswith(", good only") else "")
+
+
 def table(rows: Sequence[Row]) -> str:
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
-        data = "synthetic (held-out seeds)" if r.task.startswith("synth-") else r.task
-        if r.task.startswith("synth-") and r.task.endswith(", good only"):
-            data += ", good only"
-        groups.setdefault((data, r.modality, r.method), []).append(r)
+        groups.setdefault((_data_name(r.task), r.modality, r.method), []).append(r)
     header = [
         "data",
         "inputs",
@@ -969,10 +979,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def foretold_table(rows: Sequence[Row]) -> str:
+    """How well the out-of-fold rates `adapt` prints foretold the test's, per method and inputs:
+    the mean of each, and the mean distance between the two in each run."""
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        if "out_of_fold" in r.extra and r.false_reject_rate is not None:
+            groups.setdefault((_data_name(r.task), r.modality, r.method), []).append(r)
+    if not groups:
+        return ""
+    lines = [
+        "\nThe out-of-fold rates adapt prints, against the test parts' (mean over runs; "
+        "|gap|: the mean distance between the two in a run):",
+        "| data | inputs | method | runs | false-reject out-of-fold / test, |gap| "
+        "| miss rate out-of-fold / test, |gap| |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for (data, modality, method), rs in groups.items():
+        cells = []
+        for key, test in (("false_reject_rate", "false_reject_rate"), ("miss_rate", "miss_rate")):
+            pairs = [
+                (r.extra["out_of_fold"][key], getattr(r, test))
+                for r in rs
+                if r.extra["out_of_fold"][key] is not None and getattr(r, test) is not None
+            ]
+            if not pairs:
+                cells.append("n/a")
+                continue
+            oof, seen = (100 * float(np.mean(v)) for v in zip(*pairs, strict=True))
+            gap = 100 * float(np.mean([abs(a - b) for a, b in pairs]))
+            cells.append(f"{oof:.1f} / {seen:.1f} %, {gap:.1f}")
+        lines.append(f"| {data} | {modality} | {method} | {len(rs)} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
     """Print the rows' table (and the per-class one with `args.per_class`); write
     `args.json` when given."""
     print(table(rows))
+    foretold = foretold_table(rows)
+    if foretold:
+        print(foretold)
     if args.per_class:
         print(per_class_table(rows))
     if args.json:
