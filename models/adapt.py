@@ -286,10 +286,24 @@ def _class_weights(labels: Tensor, n_out: int) -> Tensor:
 
 
 def _fit_memories(
-    model: LineModel, frozen: _Frozen, good: Tensor, seed: int, inputs: ModelInputs
+    model: LineModel,
+    frozen: _Frozen,
+    good: Tensor,
+    seed: int,
+    inputs: ModelInputs,
+    leave_one_out: bool = False,
 ) -> None:
-    """Fit the image / vibration memories and the template on the good parts (none without)."""
+    """Fit the image / vibration memories and the template on the good parts (none without).
+
+    `leave_one_out`: standardize each by every good part's score against all the others (the
+    taught line's own sources: its good parts' leave-out scores then stand for a new good
+    part's, `_final_sources`), else against the others but a fifth (the folds' sources).
+    """
     s = model.settings
+
+    def groups(n: int) -> Tensor | None:
+        return torch.arange(n) if leave_one_out else None
+
     if good.numel() == 0:
         model.image_memory = model.vibration_memory = model.spectrum_memory = None
         model.image_template = None
@@ -303,18 +317,18 @@ def _fit_memories(
         images = inputs.image[good]
         if inputs.image_present is not None:
             images = images[inputs.image_present[good]]
-        model.image_template.fit(images)
+        model.image_template.fit(images, groups(images.shape[0]))
     if model.image_memory is not None:
         image = None if inputs.image is None else inputs.image[good]
         patches = model.memory_patches(frozen.patch_features[good], image)
         assert patches is not None  # a line with an image memory has patch features
-        model.image_memory.fit(patches, seed=seed)
+        model.image_memory.fit(patches, groups(good.numel()), seed=seed)
         s.image_memory_entries = int(model.image_memory.bank.shape[0])
     if model.vibration_memory is not None:
-        model.vibration_memory.fit(frozen.spectrum_tokens[good], seed=seed)
+        model.vibration_memory.fit(frozen.spectrum_tokens[good], groups(good.numel()), seed=seed)
         s.vibration_memory_entries = int(model.vibration_memory.bank.shape[0])
     if model.spectrum_memory is not None:
-        model.spectrum_memory.fit(frozen.spectrum_bands[good], seed=seed)
+        model.spectrum_memory.fit(frozen.spectrum_bands[good], groups(good.numel()), seed=seed)
         s.spectrum_memory_entries = int(model.spectrum_memory.bank.shape[0])
 
 
@@ -429,7 +443,8 @@ def _fit_once(
     model = LineModel(backbone, settings).eval()
     if model.prompt is not None:
         model.prompt.data.copy_(_initial_prompt(backbone, cfg))
-    _fit_memories(model, frozen, idx[labels == 0], cfg.seed, data.inputs)
+    final = idx.numel() == len(data)  # the taught line itself, not a fold's model
+    _fit_memories(model, frozen, idx[labels == 0], cfg.seed, data.inputs, leave_one_out=final)
     site = (
         _site_maps(model, frozen, data.inputs, torch.arange(len(data)))
         if settings.site_pool
@@ -563,6 +578,47 @@ def _memory_stats(model: LineModel) -> dict[str, tuple[float, float]]:
     return out
 
 
+@torch.no_grad()
+def _final_sources(model: LineModel, frozen: _Frozen, data: AdaptData) -> dict[str, Tensor]:
+    """The adapt parts' anomaly-source scores as the taught line will give them, by name.
+
+    The memories and the template hold good parts only: a defective part was never in them, so
+    the final model scores it exactly as it will score a new defective part. A good part gets
+    its leave-one-out score from the final fit (against every other good part, as its
+    standardization measures them). A fold's source holds a third fewer good parts, so its
+    distances run higher on every part: the threshold set on them sat above defects that the
+    final model scores lower (docs/adapt.md, step 7). NaN marks a good part without a
+    leave-out score (too few good parts to have one): the fold's score stays for it.
+    """
+    idx = torch.arange(len(data))
+    inputs = data.inputs
+    spectrum = model._inputs(None, inputs.spectrum)[1]
+    found = model.anomaly_components(
+        _frozen_output(model, frozen, idx),
+        spectrum,
+        inputs.image_present,
+        inputs.vibration_present,
+        inputs.image,
+    )
+    good = torch.nonzero(data.labels == 0).squeeze(1)
+    out = {}
+    for name, m in found.items():
+        score = m.score.clone()
+        leave_out = getattr(model, name).leave_out
+        fitted = good
+        present = inputs.image_present if name.startswith("image") else inputs.vibration_present
+        if name == "image_template" and present is not None:
+            fitted = good[present[good]]  # the template is fitted on the good images only
+        if leave_out is None or leave_out.numel() != fitted.numel():
+            score[good] = float("nan")
+        else:
+            score[fitted] = leave_out
+        if present is not None:
+            score = torch.where(present, score, torch.full_like(score, ABSENT_SCORE))
+        out[name] = score
+    return out
+
+
 def _on_final_scale(
     z: Tensor, fold: tuple[float, float], final: tuple[float, float] | None
 ) -> Tensor:
@@ -660,6 +716,7 @@ def _out_of_fold(
     fold: Tensor,
     cfg: AdaptConfig,
     final: LineModel | None = None,
+    final_sources: dict[str, Tensor] | None = None,
 ) -> tuple[OutOfFold, dict[str, Any]]:
     """The out-of-fold scores, and the line model settings chosen on them: the anomaly sources
     (`select_sources`; the classifier is one of them), the fusion that follows ("agree_z" with
@@ -667,7 +724,9 @@ def _out_of_fold(
 
     `model` is a fold's, done with: its settings serve as scratch to score the classifier and
     the fusion. With `final` (the model taught on every part), the memories' out-of-fold
-    scores are in its units (`_on_final_scale`), as the threshold set on them will be used.
+    scores are in its units (`_on_final_scale`), as the threshold set on them will be used;
+    `final_sources` (`_final_sources`) replaces the folds' anomaly-source scores wherever it
+    has one: the classifier is then the only source a fold model scores.
     """
     n = labels.numel()
     logits = torch.zeros(n, scored[0][1].logits.shape[1])
@@ -681,6 +740,9 @@ def _out_of_fold(
             if name in part.memory_stats:
                 z = _on_final_scale(z, part.memory_stats[name], final_stats.get(name))
             sources[name][held] = z
+    for name, score in (final_sources or {}).items():
+        if name in sources:
+            sources[name] = torch.where(score.isnan(), sources[name], score)
     defective = labels > 0
     settings = model.settings
     has_classes = logits.shape[1] > 1
@@ -785,7 +847,15 @@ def adapt_line(
                 tick(held.numel())
     model, peft_model = _fit_once(backbone, data, frozen, start_pooled, torch.arange(n), cfg, tick)
     if cfg.folds >= 2:
-        oof, choices = _out_of_fold(model_f, scored, data.labels, fold, cfg, final=model)
+        oof, choices = _out_of_fold(
+            model_f,
+            scored,
+            data.labels,
+            fold,
+            cfg,
+            final=model,
+            final_sources=_final_sources(model, frozen, data),
+        )
     for name, value in choices.items():
         setattr(model.settings, name, value)
     bar.close()

@@ -100,6 +100,9 @@ class PatchMemory(nn.Module):
         self.register_buffer("bank", torch.zeros(entries, width))
         # standardization of part scores and of patch scores, from the good parts
         self.register_buffer("stats", torch.tensor([0.0, 1.0, 0.0, 1.0]))
+        # the fitted good parts' standardized leave-out scores, in the order `fit` took them:
+        # what each would score as a new part (adapt's out-of-fold scores); not saved
+        self.leave_out: Tensor | None = None
 
     bank: Tensor
     stats: Tensor
@@ -129,6 +132,7 @@ class PatchMemory(nn.Module):
             flat, min(self.config.max_entries, n * p), self.config.coreset_projection, seed
         )
         self.bank = flat[keep].clone()
+        self.leave_out = None
         if n < 2:
             return  # one good part: no spread to measure; scores stay raw distances
         owner = keep // p  # which good part each memory entry came from
@@ -138,6 +142,7 @@ class PatchMemory(nn.Module):
         p_center = patch_scores.median()
         p_scale = robust_spread(patch_scores.flatten())
         self.stats = torch.stack([center, scale, p_center, p_scale]).float()
+        self.leave_out = (part_scores - center) / scale
 
     def _leave_out_scores(
         self, feats: Tensor, owner: Tensor, groups: Tensor | None

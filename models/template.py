@@ -186,6 +186,9 @@ class PixelTemplate(nn.Module):
             self.register_buffer("filter_scale", torch.ones(len(scales)))
             if self.config.modes:  # (K, C*S*S) orthonormal rows; zero rows where goods ran out
                 self.register_buffer("modes", torch.zeros(self.config.modes, width * size * size))
+        # the fitted good parts' standardized leave-out scores, in the order `fit` took them
+        # (`models.anomaly.PatchMemory.leave_out`); not saved
+        self.leave_out: Tensor | None = None
 
     mean: Tensor
     spread: Tensor
@@ -307,6 +310,7 @@ class PixelTemplate(nn.Module):
             raise ValueError(msg)
         images = self.channels(images)
         self.mean, self.spread = self._stats_of(images)
+        self.leave_out = None
         n = images.shape[0]
         if n < 3:
             return  # too few good parts to measure their own spread; scores stay raw
@@ -339,6 +343,7 @@ class PixelTemplate(nn.Module):
                 robust_spread(r.patch_scores.flatten()),
             ]
         ).float()
+        self.leave_out = (r.score - self.stats[0]) / self.stats[1]
 
     def forward(self, images: Tensor) -> MemoryScores:
         raw = self._score(self._deviation(self.channels(images), self.mean, self.spread))

@@ -155,3 +155,27 @@ def test_adapt_joins_a_kept_classifier_by_agree_z_unless_told_max_z(
     assert AdaptConfig().classifier_fusion == "agree_z"  # what `inspect-app adapt` teaches
     with pytest.raises(ValueError, match="classifier_fusion must be"):
         AdaptConfig(classifier_fusion="sum")
+
+
+def test_out_of_fold_anomaly_scores_are_the_final_models_on_defects_and_leave_out_on_goods(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    # A fold's memories hold a third fewer good parts than the final one, so their distances
+    # run higher on every part; the defective parts were never in any memory, so the taught
+    # line's own scores on them are what it will give a new defective part.
+    inputs, labels = toy_parts(15, 9)
+    data = AdaptData(inputs, labels, ["blob"], ["vibration"])
+    cfg = AdaptConfig(method="linear", folds=3, head_steps=20, select_sources=False)
+    result = adapt_line(small_backbone_32, data, cfg)
+    assert result.oof is not None
+    model = result.model
+    with torch.no_grad():
+        final = model(**inputs.as_kwargs()).anomaly_score
+    bad, good = labels == 1, labels == 0
+    torch.testing.assert_close(result.oof.anomaly_score[bad], final[bad])
+    memories = [model.vibration_memory, model.spectrum_memory]
+    leave_out = torch.stack([m.leave_out for m in memories if m is not None]).max(0).values
+    torch.testing.assert_close(result.oof.anomaly_score[good], leave_out)
+    # a good part's leave-out score is not its score from the memory that holds it (zero
+    # distance to itself): the two must differ
+    assert not torch.allclose(result.oof.anomaly_score[good], final[good])

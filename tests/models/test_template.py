@@ -263,3 +263,34 @@ def test_a_dropped_source_is_not_computed_and_the_score_is_unchanged(
     with torch.no_grad():
         model.anomaly(base, spectrum, None, None, image)
     assert calls == []  # dropped at adapt time: no work at inspection time
+
+
+def test_out_of_fold_template_scores_skip_good_parts_without_an_image(
+    small_backbone_32: InspectBackbone,
+) -> None:
+    # the template is fitted on the good parts that have an image: its leave-out scores go to
+    # those parts, in order; a part without an image stays absent
+    from models.line_model import ABSENT_SCORE
+
+    images = torch.cat([_parts(16, 0), _parts(8, 1, "stain")])
+    labels = torch.tensor([0] * 16 + [1] * 8)
+    present = torch.ones(24, dtype=torch.bool)
+    present[3] = False
+    inputs = ModelInputs(image=images, spectrum=None, image_present=present)
+    cfg = AdaptConfig(
+        method="linear", image_template=True, folds=3, select_sources=False, head_steps=20
+    )
+    result = adapt_line(small_backbone_32, AdaptData(inputs, labels, ["stain"], ["image"]), cfg)
+    assert result.oof is not None
+    model = result.model
+    assert model.image_template is not None and model.image_memory is not None
+    template, memory = model.image_template.leave_out, model.image_memory.leave_out
+    assert template is not None and memory is not None
+    assert template.numel() == 15 and memory.numel() == 16  # the memory keeps every good part
+    good_with_image = torch.nonzero((labels == 0) & present).squeeze(1)
+    expected = torch.maximum(template, memory[torch.arange(16) != 3])
+    torch.testing.assert_close(result.oof.anomaly_score[good_with_image], expected)
+    assert float(result.oof.anomaly_score[3]) == ABSENT_SCORE
+    with torch.no_grad():
+        final = model(**inputs.as_kwargs()).anomaly_score
+    torch.testing.assert_close(result.oof.anomaly_score[16:], final[16:])
