@@ -7,8 +7,9 @@ DEFAULT_TARGET_MISS_RATE = 0.005
 # a line taught from good parts only cannot measure a miss rate: its threshold rejects this
 # share of the good adapt parts out-of-fold (`metrics.threshold_for_false_reject_rate`); on the
 # five held-out synthetic lines (fused, 3 seeds) it missed 20 % of the defects at 3.8 %
-# false-reject where the highest good score (the rule before) missed 36 % at 1.3 %
-# (docs/adapt.md, step 7)
+# false-reject where the highest good score (the rule before) missed 36 % at 1.3 %; with the
+# good parts scored by the line's own memories, 2 seeds: 18.7 % at 4.2 % (21.0 % at 3.5 % before
+# on those seeds; docs/adapt.md, step 7)
 DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE = 0.05
 # how frames are registered onto the line's reference part (`inspect_app.align`)
 ALIGN_MODES = ("auto", "on", "off")

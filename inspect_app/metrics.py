@@ -470,7 +470,8 @@ def threshold_for_false_reject_rate(
 
     Out-of-fold, the share of good parts above the threshold is then r / n_good, at most the
     target: on the five held-out synthetic lines it foretold the false-reject rate on new parts
-    (4 % out-of-fold, 3.8 % on the test parts, fused; docs/adapt.md, step 7).
+    (4 % out-of-fold; on the test parts 3.8 %, fused, and 4.2 % since the good parts are
+    scored by the line's own memories, left out one at a time; docs/adapt.md, step 7).
     """
     if not 0.0 <= target_false_reject_rate < 1.0:
         msg = f"target false-reject rate must be in [0, 1), got {target_false_reject_rate}"
