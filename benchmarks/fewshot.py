@@ -359,7 +359,6 @@ def run_ours(
             "miss_rate": float((oof[defective] < threshold).mean()) if defective.any() else None,
             "false_reject_rate": float((oof[~defective] >= threshold).mean()),
         }
-    if task.has_ok:
         joined = {k: torch.cat(v).numpy() for k, v in sources.items()}
         row.extra["per_class"] = per_class(task, score, threshold, joined)
         kept = list(model.settings.anomaly_sources)
@@ -997,11 +996,11 @@ def foretold_table(rows: Sequence[Row]) -> str:
     ]
     for (data, modality, method), rs in groups.items():
         cells = []
-        for key, test in (("false_reject_rate", "false_reject_rate"), ("miss_rate", "miss_rate")):
+        for key in ("false_reject_rate", "miss_rate"):
             pairs = [
-                (r.extra["out_of_fold"][key], getattr(r, test))
+                (r.extra["out_of_fold"][key], getattr(r, key))
                 for r in rs
-                if r.extra["out_of_fold"][key] is not None and getattr(r, test) is not None
+                if r.extra["out_of_fold"][key] is not None and getattr(r, key) is not None
             ]
             if not pairs:
                 cells.append("n/a")
