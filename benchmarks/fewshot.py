@@ -948,9 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.table_from:
         earlier = [Row(**raw) for f in args.table_from for raw in json.loads(f.read_text())]
         earlier.sort(key=lambda r: (not r.task.startswith("synth-"), r.task.startswith("neu")))
-        print(table(earlier))
-        if args.per_class:
-            print(per_class_table(earlier))
+        print_tables(earlier, args.per_class)
         return 0
     if args.good_only:
         args.methods = [m for m in args.methods if m != "resnet"]
@@ -1012,15 +1010,20 @@ def foretold_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
-    """Print the rows' table (and the per-class one with `args.per_class`); write
-    `args.json` when given."""
+def print_tables(rows: Sequence[Row], per_class: bool) -> None:
+    """The rows' table, how well their out-of-fold rates foretold the test's (where the rows
+    keep them), and with `per_class` the per-class one."""
     print(table(rows))
     foretold = foretold_table(rows)
     if foretold:
         print(foretold)
-    if args.per_class:
+    if per_class:
         print(per_class_table(rows))
+
+
+def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
+    """Print the rows' tables (`print_tables`); write `args.json` when given."""
+    print_tables(rows, args.per_class)
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
 

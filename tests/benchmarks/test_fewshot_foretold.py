@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.fewshot import Row, foretold_table
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fewshot import Row, foretold_table, main
 
 
 def _row(task: str, oof_fr: float, test_fr: float, oof_miss: float | None, miss: float) -> Row:
@@ -25,3 +31,13 @@ def test_foretold_means_each_rate_and_the_gap_run_by_run() -> None:
 
 def test_foretold_is_empty_without_out_of_fold_rates() -> None:
     assert foretold_table([Row("resnet", "synth-101", "fused", 0, 0.1, 0.2, 0.9, 0.8, 1.0)]) == ""
+
+
+def test_table_from_earlier_files_prints_the_foretold_table_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([asdict(_row("synth-101", 0.30, 0.10, 0.0, 0.10))]))
+    assert main(["--table-from", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| synthetic (held-out seeds) | fused | prompt | 1 | 30.0 / 10.0 %, 20.0 |" in out
