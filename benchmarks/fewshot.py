@@ -653,10 +653,16 @@ def _data_name(task: str) -> str:
     return "synthetic (held-out seeds)" + (", good only" if task.endswith(", good only") else "")
 
 
-def table(rows: Sequence[Row]) -> str:
+def _by_data_inputs_method(rows: Sequence[Row]) -> dict[tuple[str, str, str], list[Row]]:
+    """The rows grouped as the tables show them: (data, inputs, method), in first-seen order."""
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
         groups.setdefault((_data_name(r.task), r.modality, r.method), []).append(r)
+    return groups
+
+
+def table(rows: Sequence[Row]) -> str:
+    groups = _by_data_inputs_method(rows)
     header = [
         "data",
         "inputs",
@@ -979,10 +985,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def foretold_table(rows: Sequence[Row]) -> str:
     """How well the out-of-fold rates `adapt` prints foretold the test's, per method and inputs:
     the mean of each, and the mean distance between the two in each run."""
-    groups: dict[tuple[str, str, str], list[Row]] = {}
-    for r in rows:
-        if "out_of_fold" in r.extra and r.false_reject_rate is not None:
-            groups.setdefault((_data_name(r.task), r.modality, r.method), []).append(r)
+    groups = _by_data_inputs_method(
+        [r for r in rows if "out_of_fold" in r.extra and r.false_reject_rate is not None]
+    )
     if not groups:
         return ""
     lines = [

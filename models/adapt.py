@@ -43,6 +43,7 @@ from models.line_model import (
     LineModel,
     LineModelSettings,
     pool_tokens,
+    source_present,
     spectrum_bands,
 )
 from models.outputs import BackboneOutput
@@ -606,7 +607,7 @@ def _final_sources(model: LineModel, frozen: _Frozen, data: AdaptData) -> dict[s
         score = m.score.clone()
         leave_out = getattr(model, name).leave_out
         fitted = good
-        present = inputs.image_present if name.startswith("image") else inputs.vibration_present
+        present = source_present(name, inputs.image_present, inputs.vibration_present)
         if name == "image_template" and present is not None:
             fitted = good[present[good]]  # the template is fitted on the good images only
         if leave_out is None or leave_out.numel() != fitted.numel():

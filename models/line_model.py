@@ -64,6 +64,13 @@ ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectr
 ABSENT_SCORE = -1.0e4
 
 
+def source_present(
+    name: str, image_present: Tensor | None, vibration_present: Tensor | None
+) -> Tensor | None:
+    """Which parts have the sensor anomaly source `name` reads (None: every part has it)."""
+    return image_present if name.startswith("image") else vibration_present
+
+
 @dataclass
 class LineModelSettings:
     """What a line model is made of; saved in line.json ("model") to rebuild it."""
@@ -537,7 +544,7 @@ class LineModel(nn.Module):
             if module is not None and x is not None and (only is None or name in only)
         }
         for name, m in out.items():
-            present = image_present if name.startswith("image") else vibration_present
+            present = source_present(name, image_present, vibration_present)
             if present is not None:
                 m.score = torch.where(present, m.score, torch.full_like(m.score, ABSENT_SCORE))
         return out
