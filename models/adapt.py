@@ -89,6 +89,8 @@ class AdaptConfig:
     # the frames are `image_scale` x the backbone's image size (LineModelSettings.image_scale):
     # the template compares them at that size; the caller sets it with the template
     image_scale: int = 1
+    # the good parts' spectrum bin by bin (models.spectrum_template), beside the band memory
+    spectrum_template: bool = True
     # keep only the anomaly sources that help on the out-of-fold scores (select_sources)
     select_sources: bool = True
     select_fusion: bool = True  # agree_z / anomaly fusion (False: the noisy-OR of older lines)
@@ -211,6 +213,7 @@ def _settings(backbone: InspectBackbone, data: AdaptData, cfg: AdaptConfig) -> L
         anomaly_offset=cfg.anomaly_offset,
         anomaly_gain=cfg.anomaly_gain,
         site_pool=cfg.site_pool and "image" in data.modalities,
+        spectrum_template=cfg.spectrum_template and "vibration" in data.modalities,
     )
 
 
@@ -294,7 +297,7 @@ def _fit_memories(
     inputs: ModelInputs,
     leave_one_out: bool = False,
 ) -> None:
-    """Fit the image / vibration memories and the template on the good parts (none without).
+    """Fit the image / vibration memories and the templates on the good parts (none without).
 
     `leave_one_out`: standardize each by every good part's score against all the others (the
     taught line's own sources: its good parts' leave-out scores then stand for a new good
@@ -307,9 +310,9 @@ def _fit_memories(
 
     if good.numel() == 0:
         model.image_memory = model.vibration_memory = model.spectrum_memory = None
-        model.image_template = None
+        model.image_template = model.spectrum_template = None
         s.image_memory_entries = s.vibration_memory_entries = s.spectrum_memory_entries = 0
-        s.image_template = False
+        s.image_template = s.spectrum_template = False
         return
     if model.image_template is not None:
         if inputs.image is None:
@@ -331,6 +334,14 @@ def _fit_memories(
     if model.spectrum_memory is not None:
         model.spectrum_memory.fit(frozen.spectrum_bands[good], groups(good.numel()), seed=seed)
         s.spectrum_memory_entries = int(model.spectrum_memory.bank.shape[0])
+    if model.spectrum_template is not None:
+        if inputs.spectrum is None:
+            msg = "the spectrum template needs the good parts' spectra"
+            raise ValueError(msg)
+        spectra = inputs.spectrum[good]
+        if inputs.vibration_present is not None:
+            spectra = spectra[inputs.vibration_present[good]]
+        model.spectrum_template.fit(spectra, groups(spectra.shape[0]))
 
 
 def _fit_head(model: LineModel, pooled: Tensor, labels: Tensor, cfg: AdaptConfig) -> None:
@@ -608,8 +619,8 @@ def _final_sources(model: LineModel, frozen: _Frozen, data: AdaptData) -> dict[s
         leave_out = getattr(model, name).leave_out
         fitted = good
         present = source_present(name, inputs.image_present, inputs.vibration_present)
-        if name == "image_template" and present is not None:
-            fitted = good[present[good]]  # the template is fitted on the good images only
+        if name.endswith("_template") and present is not None:
+            fitted = good[present[good]]  # a template is fitted on its sensor's good parts only
         if leave_out is None or leave_out.numel() != fitted.numel():
             score[good] = float("nan")
         else:

@@ -5,7 +5,8 @@
     p_ok, class_probs = softmax(head(pool(tuned)))       known classes, from ~50 labeled parts
     z     = max(image memory(base.patch_features),       distance to the good parts, in units
                 image template(image),                   of their own spread (the template
-                vibration memory(base.spectrum_tokens))  only on a pose-aligned line)
+                vibration memory(base.spectrum_tokens),  only on a pose-aligned line)
+                spectrum memory and template(spectrum))
     defect_score = 1 - p_ok · (1 - sigmoid(gain · (z - offset)))   noisy-OR of the two
 
 Read-out prompts (`prompt_readout`, method "prompt"): one pass instead of two. The prompts attend
@@ -53,13 +54,20 @@ from models.anomaly import COLOUR_FEATURES, MemoryConfig, MemoryScores, PatchMem
 from models.backbone import InspectBackbone
 from models.config import BackboneConfig
 from models.outputs import BackboneOutput, Prediction
+from models.spectrum_template import SpectrumTemplate
 from models.template import PixelTemplate, TemplateConfig
 
 METHODS = ("prompt", "lora", "linear")
 MODALITIES = ("image", "vibration")
 CLASSIFIER_FUSIONS = ("agree_z", "max_z")  # the fusions a kept classifier joins (models.adapt)
 FUSIONS = ("noisy_or", "anomaly", *CLASSIFIER_FUSIONS)
-ANOMALY_SOURCES = ("image_memory", "image_template", "vibration_memory", "spectrum_memory")
+ANOMALY_SOURCES = (
+    "image_memory",
+    "image_template",
+    "vibration_memory",
+    "spectrum_memory",
+    "spectrum_template",
+)
 # the anomaly score of a missing modality: below any real one, finite for export
 ABSENT_SCORE = -1.0e4
 
@@ -97,6 +105,10 @@ class LineModelSettings:
     image_memory_colour: float = 0.0
     vibration_position_weight: float = 0.0  # the tokens carry position embeddings already
     spectrum_position_weight: float = 10.0  # a band is a frequency: compare like with like
+    # the good parts' spectrum bin by bin (models.spectrum_template): one raised line, a
+    # bearing fault's or a shaft harmonic's, stands out where the band memory dilutes it;
+    # False for every line taught before it
+    spectrum_template: bool = False
     # noisy-OR fusion: the anomaly path alone reaches 0.5 at `offset` good-part spreads
     anomaly_offset: float = 3.0
     anomaly_gain: float = 1.5
@@ -298,6 +310,9 @@ class LineModel(nn.Module):
             self.spectrum_memory = PatchMemory(
                 2 * cfg.spectrum_patch, raw_cfg, settings.spectrum_memory_entries
             )
+        self.spectrum_template: SpectrumTemplate | None = None
+        if "vibration" in settings.modalities and settings.spectrum_template:
+            self.spectrum_template = SpectrumTemplate(2, cfg.spectrum_bins, cfg.spectrum_patch)
         self.image_template: PixelTemplate | None = None
         if "image" in settings.modalities and settings.image_template:
             scale = settings.image_scale
@@ -537,6 +552,7 @@ class LineModel(nn.Module):
             "image_template": (self.image_template, image),
             "vibration_memory": (self.vibration_memory, tokens),
             "spectrum_memory": (self.spectrum_memory, bands),
+            "spectrum_template": (self.spectrum_template, spectrum),
         }
         out: dict[str, MemoryScores] = {
             name: module(x)

@@ -44,7 +44,7 @@ def random_parts() -> Callable[..., ModelInputs]:
 def _tiny_line_model(
     image_template: bool = False, site_pool: bool = True, size: str = "tiny"
 ) -> LineModel:
-    """A seeded `tiny` (or `size`) line model whose prompts, memories (and template) hold
+    """A seeded `tiny` (or `size`) line model whose prompts, memories and templates hold
     random values; it pools at the defect site and joins its classifier to the anomaly score
     as lines taught now do (`site_pool=False`: the older form)."""
     torch.manual_seed(0)
@@ -53,6 +53,7 @@ def _tiny_line_model(
         image_template=image_template,
         site_pool=site_pool,
         fusion="agree_z",
+        spectrum_template=True,
     )
     model = LineModel(InspectBackbone(BackboneConfig.named(size)).eval(), settings).eval()
     with torch.no_grad():
@@ -64,6 +65,9 @@ def _tiny_line_model(
         if model.image_template is not None:
             model.image_template.mean.normal_()
             model.image_template.spread.uniform_(0.5, 2.0)
+        assert model.spectrum_template is not None
+        model.spectrum_template.mean.normal_()
+        model.spectrum_template.spread.uniform_(0.5, 2.0)
     return model
 
 

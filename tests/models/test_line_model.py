@@ -173,8 +173,8 @@ def test_out_of_fold_anomaly_scores_are_the_final_models_on_defects_and_leave_ou
         final = model(**inputs.as_kwargs()).anomaly_score
     bad, good = labels == 1, labels == 0
     torch.testing.assert_close(result.oof.anomaly_score[bad], final[bad])
-    memories = [model.vibration_memory, model.spectrum_memory]
-    leave_out = torch.stack([m.leave_out for m in memories if m is not None]).max(0).values
+    sources = [model.vibration_memory, model.spectrum_memory, model.spectrum_template]
+    leave_out = torch.stack([m.leave_out for m in sources if m is not None]).max(0).values
     torch.testing.assert_close(result.oof.anomaly_score[good], leave_out)
     # a good part's leave-out score is not its score from the memory that holds it (zero
     # distance to itself): the two must differ
