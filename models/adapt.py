@@ -315,12 +315,7 @@ def _fit_memories(
         s.image_template = s.spectrum_template = False
         return
     if model.image_template is not None:
-        if inputs.image is None:
-            msg = "the image template needs the good parts' images"
-            raise ValueError(msg)
-        images = inputs.image[good]
-        if inputs.image_present is not None:
-            images = images[inputs.image_present[good]]
+        images = _sensed(inputs.image, inputs.image_present, good, "the image template", "images")
         model.image_template.fit(images, groups(images.shape[0]))
     if model.image_memory is not None:
         image = None if inputs.image is None else inputs.image[good]
@@ -335,13 +330,22 @@ def _fit_memories(
         model.spectrum_memory.fit(frozen.spectrum_bands[good], groups(good.numel()), seed=seed)
         s.spectrum_memory_entries = int(model.spectrum_memory.bank.shape[0])
     if model.spectrum_template is not None:
-        if inputs.spectrum is None:
-            msg = "the spectrum template needs the good parts' spectra"
-            raise ValueError(msg)
-        spectra = inputs.spectrum[good]
-        if inputs.vibration_present is not None:
-            spectra = spectra[inputs.vibration_present[good]]
+        spectra = _sensed(
+            inputs.spectrum, inputs.vibration_present, good, "the spectrum template", "spectra"
+        )
         model.spectrum_template.fit(spectra, groups(spectra.shape[0]))
+
+
+def _sensed(
+    readings: Tensor | None, present: Tensor | None, good: Tensor, user: str, what: str
+) -> Tensor:
+    """The good parts' `readings` (images or spectra), only those whose sensor read them:
+    what a template is fitted on. `user` and `what` name them in the error."""
+    if readings is None:
+        msg = f"{user} needs the good parts' {what}"
+        raise ValueError(msg)
+    chosen = readings[good]
+    return chosen if present is None else chosen[present[good]]
 
 
 def _fit_head(model: LineModel, pooled: Tensor, labels: Tensor, cfg: AdaptConfig) -> None:
