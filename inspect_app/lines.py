@@ -434,15 +434,20 @@ def _evidence_section(m: dict[str, Any]) -> list[str]:
         "The weakest defective adapt parts (out-of-fold), and the false-reject rate if the "
         "threshold let them pass (`--target-miss-rate` gives that threshold):",
         "",
-        "| part | label | defect score | good parts scoring as high | false-reject if it and "
-        "weaker pass | --target-miss-rate |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| part | label | defect score | good parts scoring as high | strongest source "
+        "(good-part spreads) | false-reject if it and weaker pass | --target-miss-rate |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for k, w in enumerate(weakest, start=1):
         row = tradeoff.get(k)
+        strongest = (
+            f"{w['strongest_source']} ({w['strongest_spreads']:.1f})"
+            if "strongest_source" in w
+            else "-"
+        )
         out.append(
             f"| {w['part_id']} | {w['label']} | {w['defect_score']:.4f} "
-            f"| {format_rate(w['good_at_or_above'])} "
+            f"| {format_rate(w['good_at_or_above'])} | {strongest} "
             f"| {format_rate(row['false_reject_rate']) if row else '-'} "
             f"| {format(row['target_miss_rate'], '.4g') if row else '-'} |"
         )

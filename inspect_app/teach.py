@@ -48,6 +48,7 @@ from inspect_app.preprocess import (
 from models.adapt import AdaptConfig, AdaptData, AdaptResult, adapt_line
 from models.backbone import InspectBackbone
 from models.inputs import ModelInputs
+from models.line_model import ABSENT_SCORE
 from sensors.camera import FrameFormat, Roi
 from sensors.dataset import LineDataset, PartRow
 from sensors.errors import DataError
@@ -623,6 +624,7 @@ def threshold_evidence(
             "label": str(samples[i].label),
             "defect_score": float(scores[i]),
             "good_at_or_above": float((good >= scores[i]).mean()),
+            **_strongest_source(result.oof.sources, int(i)),
         }
         for i in order
     ]
@@ -631,6 +633,18 @@ def threshold_evidence(
         "weakest_defects": weakest,
         "miss_tradeoff": [row.as_dict() for row in tradeoff],
     }
+
+
+def _strongest_source(sources: dict[str, Any], i: int) -> dict[str, Any]:
+    """The source that scored part `i` highest out of fold, and how high (good-part spreads):
+    near 0, no source saw the part as unusual (its sensor cannot pick the flaw up, or the label
+    is wrong). {} without per-source scores or where the part has no sensor reading."""
+    found = {name: float(score[i]) for name, score in sources.items()}
+    found = {name: z for name, z in found.items() if z > ABSENT_SCORE}
+    if not found:
+        return {}
+    name = max(found, key=lambda n: found[n])
+    return {"strongest_source": name, "strongest_spreads": found[name]}
 
 
 @dataclass

@@ -158,6 +158,9 @@ class OutOfFold:
     anomaly_score: Tensor  # (N,)
     predicted_class: Tensor  # (N,) index into classes (argmax of class_probs), -1 without classes
     fold: Tensor  # (N,)
+    # each anomaly source's and the classifier's score (N,), in good-part spreads, by name: the
+    # sources adapt chose from, kept or not (`ABSENT_SCORE` where the part lacks the sensor)
+    sources: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -794,7 +797,7 @@ def _out_of_fold(
         "classifier_center": settings.classifier_center,
         "classifier_scale": settings.classifier_scale,
     }
-    return OutOfFold(score, anomaly, predicted, fold), choices
+    return OutOfFold(score, anomaly, predicted, fold, dict(sources)), choices
 
 
 def passes_needed(n: int, cfg: AdaptConfig) -> int:

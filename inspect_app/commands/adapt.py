@@ -402,6 +402,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def strongest_note(weak: dict[str, Any]) -> str:
+    """`; strongest: spectrum template 0.9` - the source that scored a weak defective part
+    highest, in good-part spreads (empty for cards written before it was recorded)."""
+    if "strongest_source" not in weak:
+        return ""
+    name = str(weak["strongest_source"]).replace("_", " ")
+    return f"; strongest: {name} {weak['strongest_spreads']:.1f}"
+
+
 def evidence_lines(metrics: dict[str, Any]) -> list[str]:
     """The adapt report's lines on what holds the threshold down (`teach.threshold_evidence`):
     the weakest defective parts, and the false-reject rate each miss allowed would give."""
@@ -413,12 +422,15 @@ def evidence_lines(metrics: dict[str, Any]) -> list[str]:
     label_width = max(len(w["label"]) for w in weakest)
     out = [
         "  the threshold sits under the weakest defective parts (out-of-fold score; good parts",
-        "  scoring as high): look at them - a flaw its sensor cannot pick up, or a wrong label",
+        "  scoring as high; the source that scored each highest, in good-part spreads): look at",
+        "  them - below about 2 spreads no source sees a flaw there (its sensor cannot pick it",
+        "  up), or the label is wrong",
     ]
     for w in weakest:
         out.append(
             f"    {w['part_id']:<{width}}  {w['label']:<{label_width}}  "
             f"{w['defect_score']:.4f}  {format_rate(w['good_at_or_above'])} of good parts"
+            f"{strongest_note(w)}"
         )
     if tradeoff:
         n_defective = metrics.get("n_defective")

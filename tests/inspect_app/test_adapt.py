@@ -19,6 +19,7 @@ from inspect_app.commands.adapt import evidence_lines
 from inspect_app.service import InspectionService, ServeOptions
 from inspect_app.teach import stratified_sample
 from models.adapt import AdaptResult, OutOfFold
+from models.line_model import ABSENT_SCORE
 from sensors.dataset import LineDataset
 from sensors.sample import Sample
 
@@ -557,10 +558,33 @@ def test_the_parts_that_hold_the_threshold_down_are_named_with_what_passing_them
     rows = evidence["miss_tradeoff"]
     assert [(r["missed"], r["false_reject_rate"]) for r in rows] == [(0, 0.5), (1, 0.0)]
     text = "\n".join(evidence_lines({"n_defective": 4, **evidence}))
-    assert "p3  scratch  0.2500  50.0 % of good parts" in text
+    assert "p3  scratch  0.2500  50.0 % of good parts\n" in text  # no per-source scores here
     assert "1 of 4 missed (25.0 %): false-reject 0.0 %  (--target-miss-rate 0.25)" in text
     # nothing to say without cross-validation, defective parts or good parts
     assert teach.threshold_evidence(AdaptResult(None, None, 0.0), samples) == {}  # type: ignore[arg-type]
     only_good = [Sample(part_id="g", label="ok")] * 2
     assert teach.threshold_evidence(_oof_result([0.1, 0.2]), only_good) == {}
     assert evidence_lines({}) == []
+
+
+def test_the_weakest_parts_say_which_source_scored_them_highest() -> None:
+    # a fault no source sees scores like a good part on every source: the engineer reads that
+    # its sensor cannot pick it up (or the label is wrong); absent sensors are not counted
+    labels = ["ok", "dent", "ok", "bearing_inner"]
+    result = _oof_result([0.2, 0.9, 0.3, 0.1])
+    assert result.oof is not None
+    result.oof.sources = {
+        "image_template": torch.tensor([0.1, 6.0, 0.4, 0.2]),
+        "spectrum_template": torch.tensor([0.3, ABSENT_SCORE, -0.2, 0.9]),
+        "classifier": torch.tensor([-1.0, 2.0, 0.0, -0.5]),
+    }
+    samples = [Sample(part_id=f"p{i}", label=label) for i, label in enumerate(labels)]
+    weakest = teach.threshold_evidence(result, samples, count=2)["weakest_defects"]
+    assert [(w["part_id"], w["strongest_source"]) for w in weakest] == [
+        ("p3", "spectrum_template"),
+        ("p1", "image_template"),
+    ]
+    assert weakest[0]["strongest_spreads"] == pytest.approx(0.9)
+    text = "\n".join(evidence_lines({"n_defective": 2, "weakest_defects": weakest}))
+    line = "p3  bearing_inner  0.1000  100.0 % of good parts; strongest: spectrum template 0.9"
+    assert line + "\n" in text + "\n"

@@ -92,7 +92,14 @@ def test_model_card_names_the_weakest_defective_parts() -> None:
     assert "What holds the threshold down" not in model_card(card)
     card.metrics["weakest_defects"] = [
         {"part_id": "p7", "label": "scratch", "defect_score": 0.012, "good_at_or_above": 0.9},
-        {"part_id": "p2", "label": "dent", "defect_score": 0.3, "good_at_or_above": 0.1},
+        {
+            "part_id": "p2",
+            "label": "dent",
+            "defect_score": 0.3,
+            "good_at_or_above": 0.1,
+            "strongest_source": "image_template",
+            "strongest_spreads": 2.46,
+        },
     ]
     card.metrics["miss_tradeoff"] = [
         {"missed": 0, "false_reject_rate": 0.9, "target_miss_rate": 0.0},
@@ -100,8 +107,9 @@ def test_model_card_names_the_weakest_defective_parts() -> None:
     ]
     text = model_card(card)
     assert "What holds the threshold down" in text
-    assert "| p7 | scratch | 0.0120 | 90.0 % | 10.0 % | 0.04 |" in text
-    assert "| p2 | dent | 0.3000 | 10.0 % | - | - |" in text
+    # p7 as a card written before the strongest source was recorded: "-"
+    assert "| p7 | scratch | 0.0120 | 90.0 % | - | 10.0 % | 0.04 |" in text
+    assert "| p2 | dent | 0.3000 | 10.0 % | image_template (2.5) | - | - |" in text
 
 
 def test_frames_much_longer_than_wide_are_noted_with_what_to_do() -> None:

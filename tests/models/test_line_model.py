@@ -176,6 +176,12 @@ def test_out_of_fold_anomaly_scores_are_the_final_models_on_defects_and_leave_ou
     sources = [model.vibration_memory, model.spectrum_memory, model.spectrum_template]
     leave_out = torch.stack([m.leave_out for m in sources if m is not None]).max(0).values
     torch.testing.assert_close(result.oof.anomaly_score[good], leave_out)
+    # each source's out-of-fold score is kept by name (adapt names the one that scored a weak
+    # defective part highest); the anomaly score is their largest
+    names = ["vibration_memory", "spectrum_memory", "spectrum_template"]
+    assert set(result.oof.sources) >= set(names)
+    kept = torch.stack([result.oof.sources[n] for n in names]).max(0).values
+    torch.testing.assert_close(result.oof.anomaly_score, kept)
     # a good part's leave-out score is not its score from the memory that holds it (zero
     # distance to itself): the two must differ
     assert not torch.allclose(result.oof.anomaly_score[good], final[good])
