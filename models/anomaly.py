@@ -137,12 +137,7 @@ class PatchMemory(nn.Module):
             return  # one good part: no spread to measure; scores stay raw distances
         owner = keep // p  # which good part each memory entry came from
         part_scores, patch_scores = self._leave_out_scores(feats, owner, groups)
-        center = part_scores.median()
-        scale = robust_spread(part_scores)
-        p_center = patch_scores.median()
-        p_scale = robust_spread(patch_scores.flatten())
-        self.stats = torch.stack([center, scale, p_center, p_scale]).float()
-        self.leave_out = (part_scores - center) / scale
+        self.stats, self.leave_out = standardization(MemoryScores(part_scores, patch_scores))
 
     def _leave_out_scores(
         self, feats: Tensor, owner: Tensor, groups: Tensor | None
@@ -153,8 +148,7 @@ class PatchMemory(nn.Module):
         good part will see.
         """
         n, p, _ = feats.shape
-        if groups is None or torch.unique(groups).numel() < 2:
-            groups = torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
+        groups = leave_out_groups(n, groups)
         part_scores = torch.empty(n)
         patch_scores = torch.empty(n, p)
         for g in torch.unique(groups):
@@ -173,12 +167,35 @@ class PatchMemory(nn.Module):
         return MemoryScores(score=_pool(dist, self.config.top_k_patches), patch_scores=dist)
 
     def forward(self, features: Tensor) -> MemoryScores:
-        raw = self.raw(features)
-        center, scale, p_center, p_scale = self.stats.unbind(0)
-        return MemoryScores(
-            score=(raw.score - center) / scale,
-            patch_scores=(raw.patch_scores - p_center) / p_scale,
-        )
+        return standardized(self.raw(features), self.stats)
+
+
+def leave_out_groups(n: int, groups: Tensor | None) -> Tensor:
+    """The fold of each of `n` good parts for leave-out scores: `groups` when it has at least
+    two, else the parts dealt into 5 folds."""
+    if groups is None or torch.unique(groups).numel() < 2:
+        return torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
+    return groups
+
+
+def standardization(leave_out: MemoryScores) -> tuple[Tensor, Tensor]:
+    """A source's standardization from its good parts' raw leave-out scores: `stats` (center,
+    scale of the part scores, then of the patch scores: median and `robust_spread`) and the
+    good parts' standardized part scores (the source's `leave_out`)."""
+    part, patch = leave_out.score, leave_out.patch_scores.flatten()
+    stats = torch.stack(
+        [part.median(), robust_spread(part), patch.median(), robust_spread(patch)]
+    ).float()
+    return stats, (part - stats[0]) / stats[1]
+
+
+def standardized(raw: MemoryScores, stats: Tensor) -> MemoryScores:
+    """`raw` part and patch scores in good-part spreads, by a source's `stats`."""
+    center, scale, p_center, p_scale = stats.unbind(0)
+    return MemoryScores(
+        score=(raw.score - center) / scale,
+        patch_scores=(raw.patch_scores - p_center) / p_scale,
+    )
 
 
 COLOUR_FEATURES = 4  # `local_colour`: the mean of each colour channel and the gray contrast

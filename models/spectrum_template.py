@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.anomaly import MemoryScores, robust_spread
+from models.anomaly import MemoryScores, leave_out_groups, standardization, standardized
 
 TOP_K = 8  # bins averaged into a part's score: a fault's line and a few of its harmonics
 # A bin's spread is at least this, in the spectrum features' units (their across-bin spread
@@ -92,8 +92,7 @@ class SpectrumTemplate(nn.Module):
         n = x.shape[0]
         if n < 3:
             return  # too few good parts to measure a spread without each one: scores stay raw
-        if groups is None or torch.unique(groups).numel() < 2:
-            groups = torch.arange(n) % min(n, 5)
+        groups = leave_out_groups(n, groups)
         part_scores = torch.empty(n)
         band_scores = torch.empty(n, self.mean.shape[1] // self.band)
         for g in torch.unique(groups):
@@ -102,15 +101,7 @@ class SpectrumTemplate(nn.Module):
             scores = self._excess(x[held], *self._moments(rest))
             part_scores[held] = scores.score
             band_scores[held] = scores.patch_scores
-        center, scale = part_scores.median(), robust_spread(part_scores)
-        b_center, b_scale = band_scores.median(), robust_spread(band_scores.flatten())
-        self.stats = torch.stack([center, scale, b_center, b_scale]).float()
-        self.leave_out = (part_scores - center) / scale
+        self.stats, self.leave_out = standardization(MemoryScores(part_scores, band_scores))
 
     def forward(self, spectra: Tensor) -> MemoryScores:
-        raw = self._excess(spectra, self.mean, self.spread)
-        center, scale, b_center, b_scale = self.stats.unbind(0)
-        return MemoryScores(
-            score=(raw.score - center) / scale,
-            patch_scores=(raw.patch_scores - b_center) / b_scale,
-        )
+        return standardized(self._excess(spectra, self.mean, self.spread), self.stats)

@@ -41,9 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.anomaly import MemoryScores, robust_spread
+from models.anomaly import MemoryScores, leave_out_groups, standardization, standardized
 
-_LEAVE_OUT_GROUPS = 5
 _SHADING_STEP = 4  # the slow shading is blurred on a grid this many times coarser
 _FILTER_QUANTILE = 0.99  # each matched filter in units of this quantile of good-part values
 COARSE_SIGMA = 2.0  # `coarse_filters`: filters this wide or wider run on a 2x coarser grid
@@ -314,8 +313,7 @@ class PixelTemplate(nn.Module):
         n = images.shape[0]
         if n < 3:
             return  # too few good parts to measure their own spread; scores stay raw
-        if groups is None or torch.unique(groups).numel() < 2:
-            groups = torch.arange(n) % min(n, _LEAVE_OUT_GROUPS)
+        groups = leave_out_groups(n, groups)
         maps = len(self.config.scales) or 1  # one per matched filter; the first form has one
         dev = torch.empty(n, maps, *images.shape[2:])
         with_modes = bool(self.config.scales and self.config.modes)
@@ -334,21 +332,8 @@ class PixelTemplate(nn.Module):
             per_filter = dev.transpose(0, 1).flatten(1)  # (F, N*S*S)
             k = max(1, int(_FILTER_QUANTILE * per_filter.shape[1]))
             self.filter_scale = per_filter.kthvalue(k, dim=1).values.clamp_min(1e-6)
-        r = self._score(dev)
-        self.stats = torch.stack(
-            [
-                r.score.median(),
-                robust_spread(r.score),
-                r.patch_scores.median(),
-                robust_spread(r.patch_scores.flatten()),
-            ]
-        ).float()
-        self.leave_out = (r.score - self.stats[0]) / self.stats[1]
+        self.stats, self.leave_out = standardization(self._score(dev))
 
     def forward(self, images: Tensor) -> MemoryScores:
         raw = self._score(self._deviation(self.channels(images), self.mean, self.spread))
-        center, scale, p_center, p_scale = self.stats.unbind(0)
-        return MemoryScores(
-            score=(raw.score - center) / scale,
-            patch_scores=(raw.patch_scores - p_center) / p_scale,
-        )
+        return standardized(raw, self.stats)
