@@ -65,6 +65,7 @@ FAULT_CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dropped: the inspection fell behind the camera", ("fell behind the camera",)),
     ("camera dark, covered or blinded (uniform frame)", ("image is uniform",)),
     ("vibration sensor disconnected (flat window)", ("vibration is flat",)),
+    ("vibration sensor overloaded (clipped window)", ("vibration clipped",)),
     (
         "a sensor's reading missing",
         ("no image", "no vibration", "no frame", "empty image", "empty vibration"),

@@ -51,6 +51,7 @@ from inspect_app.decision import DecisionCard, Verdict, decide_batch, fault
 from inspect_app.runtime import RuntimeStats
 from inspect_app.store import InspectionRecord, StoreUnavailable
 from sensors.sample import Sample, same_values
+from sensors.vibration import clipping
 
 log = logging.getLogger(__name__)
 
@@ -750,5 +751,14 @@ def input_problem(sample: Sample) -> str | None:
             return (
                 f"{vib_where}: vibration is flat (every sample {float(samples.flat[0]):g}): "
                 "sensor, cable or amplifier disconnected?"
+            )
+        clipped = clipping(samples)
+        if clipped is not None:
+            # the peaks the part's vibration made are cut off, and the cut itself draws lines
+            # into the spectrum: judged as a part, the reading would fail or pass it by chance
+            return (
+                f"{vib_where}: vibration clipped ({clipped.samples} samples at {clipped.rail:g} "
+                f"in {clipped.peaks} separate peaks): the sensor, its amplifier or the input "
+                "range is overloaded; lower the gain or widen the range"
             )
     return None

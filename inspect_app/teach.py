@@ -39,6 +39,7 @@ from inspect_app.metrics import (
     line_threshold,
     miss_tradeoff,
 )
+from inspect_app.pipeline import input_problem
 from inspect_app.preprocess import (
     line_modalities,
     prepare_batch,
@@ -233,6 +234,35 @@ def evaluate_rows(ds: LineDataset) -> list[int]:
     return list(range(len(ds.rows)))
 
 
+def _named(s: Sample, row: PartRow) -> str:
+    """A part as an error names it: id, row of labels.csv and file, label."""
+    where = [f"row {row.row}"] if row.row is not None else []
+    where += [str(row.where)] if row.where is not None else []
+    return f"{s.part_id} ({', '.join(where)}, labeled {s.label})"
+
+
+def refuse_uninspectable_parts(
+    samples: Sequence[Sample], rows: Sequence[PartRow], data: Path
+) -> None:
+    """Raises ValueError naming the parts of the adapt sample the line could not inspect
+    (`pipeline.input_problem`: a flat or clipped vibration window, a uniform frame): on the
+    line each would be a FAULT, and taught as a good part it would teach the line that a dead
+    or overloaded sensor is good."""
+    bad = [
+        f"{_named(s, row)}: {why}"
+        for s, row in zip(samples, rows, strict=True)
+        if (why := input_problem(s))
+    ]
+    if bad:
+        msg = (
+            f"{len(bad)} part(s) of the adapt sample from {data} could not be inspected on the "
+            f"line, so they cannot teach it: {'; '.join(bad[:5])}{'; ...' if len(bad) > 5 else ''}"
+            ". Fix the sensor and capture them again, or remove them from labels.csv (or the "
+            "folder)"
+        )
+        raise ValueError(msg)
+
+
 def refuse_repeated_parts(
     samples: Sequence[Sample], rows: Sequence[PartRow], data: Path
 ) -> list[str]:
@@ -242,11 +272,6 @@ def refuse_repeated_parts(
     part taught twice: in cross-validation one copy is scored by a model that holds the other,
     so the rates adapt reports would flatter the line. Raises ValueError naming them."""
 
-    def named(s: Sample, row: PartRow) -> str:
-        where = [f"row {row.row}"] if row.row is not None else []
-        where += [str(row.where)] if row.where is not None else []
-        return f"{s.part_id} ({', '.join(where)}, labeled {s.label})"
-
     seen: dict[str, str] = {}
     repeats: list[str] = []
     for s, row in zip(samples, rows, strict=True):
@@ -254,9 +279,9 @@ def refuse_repeated_parts(
         if digest is None:
             continue
         if digest in seen:
-            repeats.append(f"{named(s, row)} reads the same as {seen[digest]}")
+            repeats.append(f"{_named(s, row)} reads the same as {seen[digest]}")
         else:
-            seen[digest] = named(s, row)
+            seen[digest] = _named(s, row)
     if repeats:
         msg = (
             f"{len(repeats)} part(s) of the adapt sample from {data} repeat another part's "
@@ -400,6 +425,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         raise
     ds.frames = FrameFormat(options.image_bits or line_image_bits(ds, picked), options.roi)
     samples = load_parts(ds, picked, strict=True)
+    refuse_uninspectable_parts(samples, [ds.rows[i] for i in picked], data)
     digests = refuse_repeated_parts(samples, [ds.rows[i] for i in picked], data)
     modalities = line_modalities(samples)
     if options.roi is not None and "image" not in modalities:
@@ -803,10 +829,15 @@ def scorer_for(
 
 def _score_batch(runner: Backend, card: LineCard, batch: Sequence[Sample]) -> list[PartResult]:
     """PartResults of one batch; unreadable parts (and parts the model cannot take) are FAULT."""
-    good = [s for s in batch if s.fault is None]
-    out: list[PartResult] = [
-        PartResult(s.part_id, str(s.label), None, fault=s.fault) for s in batch if s.fault
-    ]
+    out: list[PartResult] = []
+    good: list[Sample] = []
+    for s in batch:
+        # what the line would make a FAULT (a flat, clipped or uniform reading) is one here too
+        fault = s.fault or input_problem(s)
+        if fault:
+            out.append(PartResult(s.part_id, str(s.label), None, fault=fault))
+        else:
+            good.append(s)
     if not good:
         return out
     t = time.perf_counter()

@@ -144,6 +144,49 @@ def _check_finite(path: Path, samples: np.ndarray) -> None:
         raise DataError(msg, path)
 
 
+@dataclass(frozen=True)
+class Clipping:
+    """Where a window is flat-topped: `samples` of it sit at `rail`, in `peaks` separate runs."""
+
+    rail: float
+    samples: int
+    peaks: int
+
+
+# `clipping`: a rail counts when this many separate peaks stop at exactly that value...
+CLIP_PEAKS = 3
+# ... and the window is resolved finely enough that an exact tie means something: at least this
+# many distinct values (or a quarter of its samples, for a short window)
+CLIP_LEVELS = 1000
+
+
+def clipping(samples: np.ndarray) -> Clipping | None:
+    """The rail (largest or smallest value) a vibration window is clipped at, None if it is not.
+
+    An accelerometer, its amplifier or the DAQ's input range that is overloaded flat-tops the
+    waveform: every peak that would have gone further stops at the same value. A live signal
+    reaches its largest value once (a second, separate peak landing on exactly the same value
+    is rare; a third, with a finely resolved signal, is not seen: every 0.25 s window of the
+    CWRU recordings has its largest value at one sample). So a rail is `CLIP_PEAKS` or more
+    separate runs of samples at exactly the window's largest (or smallest) value, in a window of
+    at least `CLIP_LEVELS` distinct values; a coarsely quantized quiet signal, which ties at
+    its extremes by rounding, is never called clipped.
+    """
+    x = np.asarray(samples).ravel()
+    if x.size < 2 or not np.isfinite(x).all():
+        return None
+    levels = np.unique(x).size
+    if levels < min(CLIP_LEVELS, x.size // 4):
+        return None
+    worst: Clipping | None = None
+    for rail in (float(x.max()), float(x.min())):
+        at = x == rail
+        peaks = int(at[0]) + int(np.count_nonzero(at[1:] & ~at[:-1]))
+        if peaks >= CLIP_PEAKS and (worst is None or int(at.sum()) > worst.samples):
+            worst = Clipping(rail, int(at.sum()), peaks)
+    return worst
+
+
 # --- WAV ---------------------------------------------------------------------------------------
 
 

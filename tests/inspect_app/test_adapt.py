@@ -292,6 +292,43 @@ def test_a_part_taught_twice_is_refused_and_copies_of_adapt_parts_are_not_evalua
     assert json.loads(out_json.read_text())["n"] == 8
 
 
+def test_a_part_the_line_could_not_inspect_is_refused_by_adapt_and_a_fault_in_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dead or overloaded sensor's reading (a flat or clipped vibration window) is a FAULT on
+    the line: adapt will not learn a good part from it (naming the part, row and problem, and
+    writing nothing), and evaluate reports such a part as a FAULT, as `serve` would, never
+    scoring it as a part."""
+    data = make_line(tmp_path / "d", {"ok": 12, "dent": 4})
+    home = tmp_path / "home"
+    clean = np.load(data / "p2.npy")
+    np.save(data / "p2.npy", np.zeros_like(clean))  # sensor disconnected
+    assert _adapt(home, data, "--samples", "16", "--method", "linear") == 1
+    err = capsys.readouterr().err
+    assert "1 part(s) of the adapt sample" in err and "could not be inspected" in err
+    assert "part-2 (row 4, " in err and "vibration is flat (every sample 0)" in err
+    assert not (home / "lines" / "l1").exists()
+    rail = 0.5 * float(np.abs(clean).max())
+    np.save(data / "p2.npy", np.clip(clean, -rail, rail))  # the input range overloaded
+    assert _adapt(home, data, "--samples", "16", "--method", "linear") == 1
+    err = capsys.readouterr().err
+    assert "part-2 (row 4, " in err and "vibration clipped (" in err
+    assert not (home / "lines" / "l1").exists()
+
+    np.save(data / "p2.npy", clean)
+    assert _adapt(home, data, "--samples", "16", "--method", "linear") == 0
+    test = make_line(tmp_path / "test", {"ok": 4, "dent": 2}, seed=1)
+    hot = np.load(test / "p4.npy")  # a dent
+    np.save(test / "p4.npy", np.clip(hot, -0.3, 0.3))
+    out_json = tmp_path / "m.json"
+    argv = ["evaluate", "--home", str(home), "--line", "l1", "--data", str(test)]
+    assert main([*argv, "--no-progress", "--json", str(out_json)]) == 0
+    metrics = json.loads(out_json.read_text())
+    assert metrics["n"] == 6 and metrics["n_fault"] == 1
+    (reason,) = [f["reason"] for f in metrics["faults"] if f["part_id"] == "part-4"]
+    assert "p4.npy: vibration clipped (" in reason and "separate peaks" in reason
+
+
 def test_a_line_name_that_escapes_home_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -418,6 +455,12 @@ def _fixtured_line(folder: Path, counts: dict[str, int], seed: int, size: int = 
     return folder
 
 
+def _empty_fixture() -> np.ndarray:
+    """The fixture of `_fixtured_line` without its plate: the dark floor and the camera's noise
+    (a frame of one value would be a FAULT before registration is tried, as a dark camera)."""
+    return np.random.default_rng(5).integers(20, 30, (32, 32, 3)).astype(np.uint8)
+
+
 @pytest.mark.slow
 def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -437,7 +480,7 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
     assert json.loads(out.read_text())["auroc"] > 0.95
 
     # an empty fixture cannot be registered onto the reference: a FAULT naming the part
-    cv2.imwrite(str(test / "p0.png"), np.full((32, 32, 3), 25, np.uint8))
+    cv2.imwrite(str(test / "p0.png"), _empty_fixture())
     assert main([*argv, "--json", str(out), "--no-progress"]) == 0
     m = json.loads(out.read_text())
     assert m["n_fault"] == 1 and "could not be registered" in m["faults"][0]["reason"]
@@ -450,7 +493,7 @@ def test_fixtured_parts_are_aligned_and_the_template_catches_a_missing_hole(
 
     # an empty fixture among the good adapt parts: auto leaves the alignment off, saying why;
     # --align on refuses to teach on it, naming the part, and writes nothing
-    cv2.imwrite(str(data / "p3.png"), np.full((32, 32, 3), 25, np.uint8))
+    cv2.imwrite(str(data / "p3.png"), _empty_fixture())
     capsys.readouterr()
     assert _adapt(tmp_path / "home", data, "--method", "linear") == 0
     assert "pose alignment off (1 of 22 good parts could not be registered" in (

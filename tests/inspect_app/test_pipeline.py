@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from inspect_app.backends.base import BackendResult
+from inspect_app.decision import fault_cause
 from inspect_app.pipeline import (
     DROPPED_FAULT,
     InspectedPart,
@@ -374,6 +375,15 @@ def test_input_problem_names_the_part() -> None:
     assert input_problem(dead) == (
         "part p0002: vibration is flat (every sample 0): sensor, cable or amplifier disconnected?"
     )
+    loud = part(4)
+    t = np.arange(4000) / 4000.0
+    rng = np.random.default_rng(0)
+    signal = np.sin(2 * np.pi * 30 * t) + 0.2 * rng.standard_normal(t.size)
+    loud.vibration = VibrationWindow(np.minimum(signal, 0.9).astype(np.float32), 4000.0)
+    problem = input_problem(loud)
+    assert problem is not None and problem.startswith("part p0004: vibration clipped (")
+    assert "samples at 0.9 in" in problem and "overloaded" in problem
+    assert fault_cause(problem) == "vibration sensor overloaded (clipped window)"
     dark = part(3)
     dark.frame = np.zeros((8, 8, 3), np.uint8)  # a driver's empty buffer, a covered lens
     assert input_problem(dark) == (

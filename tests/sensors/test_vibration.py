@@ -11,7 +11,13 @@ import scipy.io
 
 from sensors.errors import DataError
 from sensors.sample import VibrationWindow
-from sensors.vibration import VibrationReplay, VibrationSource, read_vibration
+from sensors.vibration import (
+    CLIP_PEAKS,
+    VibrationReplay,
+    VibrationSource,
+    clipping,
+    read_vibration,
+)
 
 RATE = 8000
 
@@ -427,3 +433,35 @@ def test_a_text_table_under_a_name_that_says_no_format_is_read(tmp_path: Path) -
     binary.write_bytes(np.arange(100, dtype=np.float32).tobytes())
     with pytest.raises(DataError, match=r"unsupported vibration file type '\.dat'.*text table"):
         read_vibration(binary, sample_rate_hz=RATE)
+
+
+def _machine(seconds: float = 0.25, rate: float = 25600.0, seed: int = 0) -> np.ndarray:
+    """A shaft's 1x and 2x with broadband noise, as an accelerometer on a running machine
+    gives it (float, finely resolved)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.sin(2 * np.pi * 29.5 * t) + 0.4 * np.sin(2 * np.pi * 59 * t + 1.0)
+    return (x + 0.3 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_clipping_finds_the_rail_an_overloaded_sensor_flat_tops_at() -> None:
+    x = _machine()
+    assert clipping(x) is None  # a live signal reaches its largest value once
+    assert clipping(np.round(x * 4000) / 4000) is None  # as a 16-bit DAQ would give it
+    rail = 0.8 * float(x.max())
+    clipped = clipping(np.minimum(x, rail))  # the positive side over the input range
+    assert clipped is not None and clipped.rail == pytest.approx(rail)
+    assert clipped.peaks >= CLIP_PEAKS and clipped.samples > clipped.peaks
+    both = clipping(np.clip(x, -0.5, 0.5))  # both rails: the one with more samples is named
+    assert both is not None and abs(both.rail) == pytest.approx(0.5)
+
+
+def test_clipping_is_not_called_on_a_coarse_quiet_signal_or_a_single_flat_peak() -> None:
+    quiet = np.round(_machine() * 3)  # a few ADC steps: ties at the extremes by rounding
+    assert clipping(quiet) is None
+    x = _machine()
+    peak = int(np.argmax(x))
+    one = x.copy()
+    one[peak : peak + 20] = x[peak]  # one plateau: not the same value at separate peaks
+    assert clipping(one) is None
+    assert clipping(np.zeros(100)) is None and clipping(np.array([1.0])) is None
