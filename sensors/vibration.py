@@ -175,15 +175,15 @@ def clipping(samples: np.ndarray) -> Clipping | None:
     x = np.asarray(samples).ravel()
     if x.size < 2 or not np.isfinite(x).all():
         return None
-    levels = np.unique(x).size
-    if levels < min(CLIP_LEVELS, x.size // 4):
-        return None
     worst: Clipping | None = None
     for rail in (float(x.max()), float(x.min())):
         at = x == rail
         peaks = int(at[0]) + int(np.count_nonzero(at[1:] & ~at[:-1]))
         if peaks >= CLIP_PEAKS and (worst is None or int(at.sum()) > worst.samples):
             worst = Clipping(rail, int(at.sum()), peaks)
+    # the distinct values last: a sort, only for the rare window whose rails tie
+    if worst is None or np.unique(x).size < min(CLIP_LEVELS, x.size // 4):
+        return None
     return worst
 
 
