@@ -137,15 +137,18 @@ def cached_line(
     start: int,
     image_size: int,
     defect_fraction: float = 0.5,
+    housing_hz: float | None = None,
 ) -> Path:
     """Synthetic line `seed`'s parts `start`.. (`parts` of them) at `image_size` px, generated
     once into `cache` and shared by the benchmarks (fewshot, calibrate, visibility): the folder
-    is named by seed, part range and frame size (128 px keeps its older name, without a size).
+    is named by seed, part range and frame size (128 px keeps its older name, without a size),
+    and by `housing_hz` where given (the machine's housing ringing there, `synth --housing-hz`).
     A folder of that name whose frames are another size (an older benchmark wrote 256 px frames
     under a 128 px name) is made again, so one benchmark's parts never stand in for another's."""
     from sensors.synthetic import write_line
 
     suffix = "" if image_size == 128 else f"-{image_size}px"
+    suffix += "" if housing_hz is None else f"-housing{housing_hz:g}hz"
     folder = cache / f"synth-{seed}-{name}-{parts}{suffix}"
     if not (folder / "labels.csv").is_file() or _frame_size(folder) != image_size:
         write_line(
@@ -155,6 +158,7 @@ def cached_line(
             defect_fraction=defect_fraction,
             start_index=start,
             image_size=image_size,
+            housing_hz=housing_hz,
             overwrite=True,
         )
     return folder
@@ -175,12 +179,17 @@ def _frame_size(folder: Path) -> int | None:
 
 
 def synthetic_tasks(
-    cache: Path, seeds: Sequence[int], pool: int, test: int, image_size: int = 128
+    cache: Path,
+    seeds: Sequence[int],
+    pool: int,
+    test: int,
+    image_size: int = 128,
+    housing_hz: float | None = None,
 ) -> list[Task]:
     tasks = []
     for seed in seeds:
         folders = {
-            part: cached_line(cache, seed, part, n, start, image_size)
+            part: cached_line(cache, seed, part, n, start, image_size, housing_hz=housing_hz)
             for part, (n, start) in {"pool": (pool, 0), "test": (test, 100000)}.items()
         }
         p = list(LineDataset.open(folders["pool"]))
@@ -890,6 +899,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the synthetic lines' frame size in pixels (default 128, the backbone's size)",
     )
     ap.add_argument(
+        "--housing-hz",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="the synthetic lines' machines ring at HZ instead of their drawn 2.3-4.7 kHz "
+        "(`synth --housing-hz`): bearing faults of a machine the default envelope band misses",
+    )
+    ap.add_argument(
         "--template-size",
         type=template_size_arg,
         default="auto",
@@ -968,7 +985,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else [
             t
             for t in synthetic_tasks(
-                args.cache, args.lines, pool=120, test=120, image_size=args.camera_size
+                args.cache,
+                args.lines,
+                pool=120,
+                test=120,
+                image_size=args.camera_size,
+                housing_hz=args.housing_hz,
             )
             if t.modality in args.modalities
         ]

@@ -274,6 +274,13 @@ def input_fit_notes(card: LineCard) -> list[str]:
             f"vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
             f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
         )
+    if card.adapt.get("envelope_band_moved_hz"):
+        lo, hi = card.adapt["envelope_band_moved_hz"]
+        notes.append(
+            f"envelope band moved to {lo / 1000:g}-{hi / 1000:g} kHz, where the good parts' "
+            "machine rings (a bearing's impacts show in the envelope of that band); a part "
+            f"sampled below {card.spectrum_config().min_sample_rate_hz() / 1000:g} kHz is FAULT"
+        )
     if card.adapt.get("spectrum_fitted_to_window_s"):
         notes.append(
             f"vibration windows of {card.adapt['spectrum_fitted_to_window_s']:g} s: "

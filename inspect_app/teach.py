@@ -503,6 +503,11 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         card.adapt["frame_px"] = frame_px
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
+    if (
+        spectrum_cfg.psd_cutoff_hz is None
+        and spectrum_cfg.env_band_hz != SpectrumConfig().env_band_hz
+    ):
+        card.adapt["envelope_band_moved_hz"] = list(spectrum_cfg.env_band_hz)  # fit_resonance
     if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
         card.adapt["spectrum_fitted_to_window_s"] = round(spectrum_cfg.window_s, 6)  # fit_window
 
@@ -539,8 +544,10 @@ def line_spectrum(
 ) -> SpectrumConfig:
     """The spectra of a line taught on `samples`: `bins` bins, windows of `window_s` when
     given, fitted to the lowest vibration sample rate among them (`lowest_sample_rate`;
-    unchanged at 10 kHz and above) and to their shortest window (`shortest_window`; unchanged
-    at 0.2 s and longer)."""
+    unchanged at 10 kHz and above), to their shortest window (`shortest_window`; unchanged
+    at 0.2 s and longer) and to where the good parts' machine rings (`fit_resonance`: the
+    envelope band moves only where the sensor measures well above it and the power is clearly
+    elsewhere)."""
     config = SpectrumConfig(psd_bins=bins, env_bins=bins)
     if window_s:
         config = dataclasses.replace(config, window_s=window_s)
@@ -554,7 +561,11 @@ def line_spectrum(
         except ValueError as err:
             msg = f"part {shortest[1]}: {err}"
             raise ValueError(msg) from None
-    return config
+    vibrating = [s for s in samples if s.vibration is not None]
+    good = [s for s in vibrating if s.label == OK_LABEL] or vibrating
+    return config.fit_resonance(
+        [(s.vibration.samples, s.vibration.sample_rate_hz) for s in good if s.vibration], rate
+    )
 
 
 def threshold_rule(samples: Sequence[Sample], options: TeachOptions) -> str:

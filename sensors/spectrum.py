@@ -35,6 +35,7 @@ Why this standardization (both channels are in no unit: g or m/s² give the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
@@ -52,6 +53,13 @@ _FLOOR = 1e-12  # the envelope channel's floor (it is relative already)
 # puts the envelope band over its upper part, as (2000, 5000) Hz sits under a 5 kHz range.
 USABLE_NYQUIST = 0.9
 ENV_BAND_LOW = 0.4
+# `SpectrumConfig.fit_resonance`: the good parts' power is searched for a band of the envelope
+# band's width from this frequency up (shaft, mesh and their harmonics lie below it) ...
+RESONANCE_SEARCH_FROM_HZ = 2000.0
+RESONANCE_STEP_HZ = 250.0  # ... in steps of this ...
+# ... and the envelope band moves only to a band clear of its own that holds this many times
+# its power: where a machine's structure rings, the bearing's impacts ring it too
+RESONANCE_POWER_RATIO = 2.0
 # The shortest Welch segment a config fitted to short windows uses (`SpectrumConfig.fit_window`):
 # 100 Hz resolution, windows of 0.02 s. Below it the PSD's 39 Hz bins and the envelope's 0-500 Hz
 # would hold fewer than a handful of independent values.
@@ -156,6 +164,62 @@ class SpectrumConfig:
             )
             raise ValueError(msg)
         return replace(self, psd_cutoff_hz=cutoff, env_band_hz=band, band_edge_hz=edge)
+
+    def fit_resonance(
+        self, windows: Sequence[tuple[np.ndarray, float]], lowest_rate_hz: float | None = None
+    ) -> SpectrumConfig:
+        """This config with its envelope band moved to where the good parts' `windows` (samples,
+        rate) ring, when that is clearly elsewhere; else itself. `lowest_rate_hz`: the lowest
+        sample rate among all the line's parts (defective ones too), when lower than the
+        windows'.
+
+        A bearing's impacts show in the envelope of the band where they ring the structure.
+        The default band (2-5 kHz) is where CWRU's test rig rings; a machine whose housing
+        rings at 8 kHz (a small bearing, a stiff housing) leaves it nothing but noise to
+        demodulate. Where every part measures above the band (the lowest rate's usable
+        bandwidth, `USABLE_NYQUIST` of its Nyquist frequency, reaches half a band width past
+        it), their mean power spectrum, each window's normalized to its own total from
+        `RESONANCE_SEARCH_FROM_HZ` up, is searched for the band of the same width with the most
+        power; the band moves there when that band does not overlap the current one and holds
+        `RESONANCE_POWER_RATIO` times its power. The PSD channel is unchanged (its bins are
+        what the backbone's spectrum tokens mean); the envelope channel is a modulation depth,
+        the same quantity in any band.
+        """
+        if not windows:
+            return self
+        fs = min([float(rate) for _, rate in windows] + [lowest_rate_hz or np.inf])
+        usable = USABLE_NYQUIST * fs / 2.0
+        lo, hi = self.env_band_hz
+        width = hi - lo
+        if usable < hi + width / 2.0:
+            return self
+        step = RESONANCE_STEP_HZ
+        edges = np.arange(RESONANCE_SEARCH_FROM_HZ, usable + 1e-9, step)  # cells of `step` Hz
+        mean = np.zeros(edges.size - 1)
+        for x, rate in windows:
+            x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+            x = x - x.mean()
+            nperseg = min(x.shape[1], round(self.welch_segment_s * float(rate)))
+            freqs, psd = welch_psd(x, float(rate), nperseg)
+            cells = np.histogram(freqs, edges, weights=psd[0])[0]
+            total = cells.sum()
+            if total > 0:
+                mean += cells / total
+        per_band = round(width / step)
+        if mean.sum() <= 0 or per_band > mean.size:
+            return self
+        power = np.convolve(mean, np.ones(per_band), mode="valid")  # band starting at each cell
+        starts = edges[: power.size]
+        current = mean[(edges[:-1] >= lo) & (edges[1:] <= hi)].sum()
+        best = int(np.argmax(power))
+        new_lo = float(starts[best])
+        new_hi = new_lo + width
+        if new_lo < hi and new_hi > lo:  # the structure rings where the band is already
+            return self
+        if power[best] < RESONANCE_POWER_RATIO * current:
+            return self
+        edge = min(self.band_edge_hz, fs / 2.0 - new_hi)
+        return replace(self, env_band_hz=(new_lo, new_hi), band_edge_hz=edge)
 
     def min_window_s(self) -> float:
         """The shortest vibration window these spectra take: two Welch segments."""

@@ -96,6 +96,7 @@ def write_line(
     image_size: int = 256,
     sample_rate_hz: float = 25600.0,
     duration_s: float = 1.0,
+    housing_hz: float | None = None,
     options: WriteOptions | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -104,7 +105,7 @@ def write_line(
 
     Parts are numbered from `start_index`, so two calls with disjoint ranges (e.g. an adaptation
     set and a stream to replay) hold different parts of the same line. `progress(n)` is called
-    after each part.
+    after each part. `housing_hz`: `LineSpec.from_seed`'s.
     """
     options = options or WriteOptions()
     folder = Path(out_dir)
@@ -122,6 +123,7 @@ def write_line(
         image_size=image_size,
         sample_rate_hz=sample_rate_hz,
         duration_s=duration_s,
+        housing_hz=housing_hz,
     )
     labels = draw_labels(spec, parts, defect_fraction, start_index)
     for sub in ("images", "masks", "vibration"):

@@ -369,3 +369,54 @@ def test_cwru_resampled_below_10k_keeps_its_fault_lines_in_the_fitted_band(
         order = 5.4152 if row.label == "inner_race" else 3.5848  # BPFI, BPFO (SKF 6205-2RS)
         near[row.label] += abs(peak / order - 1.0) < 0.02
     assert near == {"inner_race": inner_at_bpfi, "outer_race": 6}
+
+
+def rung(
+    fs: float, resonance_hz: float, seed: int = 0, fault_hz: float | None = None
+) -> np.ndarray:
+    """One second of a machine whose housing rings at `resonance_hz` (broadband forcing through
+    a resonance of 2 % damping) beside another mode at 3 kHz that the bearing does not drive
+    (a quarter of the power); with `fault_hz`, impacts that far apart ring the housing too."""
+    from scipy.signal import lfilter
+
+    def mode(hz: float, forcing: np.ndarray) -> np.ndarray:
+        w = 2 * np.pi * hz / fs
+        r = np.exp(-0.02 * w)
+        return lfilter([1.0 - r], [1.0, -2 * r * np.cos(w), r * r], forcing)
+
+    rng = np.random.default_rng(seed)
+    n = round(fs)
+    forcing = rng.standard_normal(n)
+    scale = mode(resonance_hz, forcing).std()
+    if fault_hz is not None:
+        forcing[(np.arange(0.0023, 1.0, 1.0 / fault_hz) * fs).astype(int)] += 10.0
+    other = mode(3000.0, rng.standard_normal(n))
+    return mode(resonance_hz, forcing) / scale + 0.5 * other / other.std()
+
+
+def test_the_envelope_band_follows_a_machine_that_rings_above_it() -> None:
+    fs = 25600.0
+    good = [(rung(fs, 8000.0, seed), fs) for seed in range(6)]
+    fitted = CONFIG.fit_resonance(good)
+    lo, hi = fitted.env_band_hz
+    assert lo < 8000.0 < hi and lo >= CONFIG.env_band_hz[1]  # moved clear of 2-5 kHz
+    assert hi - lo == CONFIG.env_band_hz[1] - CONFIG.env_band_hz[0]
+    assert fitted.psd_max_hz == CONFIG.psd_max_hz and fitted.min_sample_rate_hz() <= fs
+    # a bearing fault on that machine: its impact rate shows in the fitted band's envelope only
+    faulty = rung(fs, 8000.0, seed=9, fault_hz=107.0)
+    k = int(107.0 // (CONFIG.env_max_hz / CONFIG.n_bins))
+    assert spectrum_features(faulty, fs, config=fitted)[0, 1, k] > 3.0
+    assert spectrum_features(faulty, fs, config=CONFIG)[0, 1, k] < 1.5
+    assert SpectrumConfig.from_dict(fitted.to_dict()) == fitted  # saved with the line
+
+
+def test_the_envelope_band_stays_where_the_machine_rings_in_it_or_cannot_be_measured() -> None:
+    inside = [(rung(25600.0, 3500.0, seed), 25600.0) for seed in range(4)]
+    assert CONFIG.fit_resonance(inside) == CONFIG  # CWRU's band already holds the ringing
+    low_rate = [(rung(12000.0, 5200.0, seed), 12000.0) for seed in range(4)]
+    assert CONFIG.fit_resonance(low_rate) == CONFIG  # nothing measured well above 5 kHz
+    mixed = [(rung(25600.0, 8000.0), 25600.0), (rung(12000.0, 5200.0), 12000.0)]
+    assert CONFIG.fit_resonance(mixed) == CONFIG  # the slowest sensor sets what is measured
+    eight = [(rung(25600.0, 8000.0, seed), 25600.0) for seed in range(4)]
+    assert CONFIG.fit_resonance(eight, lowest_rate_hz=12000.0) == CONFIG  # a defective part's
+    assert CONFIG.fit_resonance([]) == CONFIG

@@ -1,0 +1,82 @@
+"""A machine whose housing rings above the default envelope band (8 kHz, at 25.6 kHz): adapt
+moves the line's envelope band there, says so, saves it, and evaluate measures every part in it;
+a part sampled too slowly for the moved band is a FAULT naming the rates."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from inspect_app.cli import main
+from sensors.synthetic import LineSpec, write_line
+
+pytestmark = pytest.mark.usefixtures("small_teach_backbone")
+
+
+def ringing_line(folder: Path, parts: int, start: int) -> Path:
+    write_line(
+        folder,
+        7,
+        parts,
+        0.4,
+        start_index=start,
+        modalities=("vibration",),
+        classes=("bearing_outer", "imbalance"),
+        duration_s=0.5,
+        housing_hz=8000.0,
+    )
+    return folder
+
+
+def test_the_generator_moves_only_the_housing() -> None:
+    drawn = LineSpec.from_seed(7)
+    stiff = LineSpec.from_seed(7, housing_hz=8000.0)
+    assert stiff.machine.housing.freq_hz == 8000.0
+    assert stiff.machine.housing.damping == drawn.machine.housing.damping
+    assert (stiff.classes, stiff.surface, stiff.geometry) == (
+        drawn.classes,
+        drawn.surface,
+        drawn.geometry,
+    )
+    with pytest.raises(ValueError, match="housing_hz must lie between 1000 Hz and"):
+        LineSpec.from_seed(7, housing_hz=12000.0)
+
+
+@pytest.mark.slow
+def test_a_line_ringing_at_8k_is_taught_on_its_own_envelope_band(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "--line", "stiff", "--no-progress"]
+    train = ringing_line(tmp_path / "train", 40, 0)
+    assert main(["adapt", *argv, "--data", str(train), "--samples", "30"]) == 0
+    out = capsys.readouterr().out
+    card = json.loads((home / "lines" / "stiff" / "v1" / "line.json").read_text())
+    lo, hi = card["spectrum"]["env_band_hz"]
+    assert 5000 <= lo < 8000 < hi and card["adapt"]["envelope_band_moved_hz"] == [lo, hi]
+    assert f"envelope band moved to {lo / 1000:g}-{hi / 1000:g} kHz" in out
+    assert card["spectrum"]["psd_max_hz"] == 5000.0  # the PSD bins stay what the backbone means
+
+    test = ringing_line(tmp_path / "test", 20, 1000)
+    table = test / "labels.csv"
+    with table.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    x = np.load(test / rows[0]["vibration"]).astype(np.float64)  # part 0 from a 12.8 kHz sensor
+    np.save(test / rows[0]["vibration"], resample_poly(x, 1, 2).astype(np.float32))
+    rows[0]["sample_rate_hz"] = "12800"
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = tmp_path / "m.json"
+    assert main(["evaluate", *argv, "--data", str(test), "--json", str(report)]) == 0
+    m = json.loads(report.read_text())
+    assert m["n"] == 20 and m["n_fault"] == 1
+    reason = m["faults"][0]["reason"]
+    assert "12800 Hz is too low" in reason and f"envelope band {lo:g}-{hi:g} Hz" in reason
+    assert m["auroc"] > 0.8
