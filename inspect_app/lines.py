@@ -274,13 +274,17 @@ def input_fit_notes(card: LineCard) -> list[str]:
             f"vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
             f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
         )
-    if card.adapt.get("envelope_band_moved_hz"):
-        lo, hi = card.adapt["envelope_band_moved_hz"]
-        notes.append(
-            f"envelope band moved to {lo / 1000:g}-{hi / 1000:g} kHz, where the good parts' "
-            "machine rings (a bearing's impacts show in the envelope of that band); a part "
-            f"sampled below {card.spectrum_config().min_sample_rate_hz() / 1000:g} kHz is FAULT"
-        )
+    for key, why in (
+        ("envelope_band_moved_hz", "moved to {}, where the good parts' machine rings"),
+        ("envelope_band_given_hz", "set to {} (--envelope-band)"),
+    ):
+        if card.adapt.get(key):
+            lo, hi = card.adapt[key]
+            notes.append(
+                f"envelope band {why.format(f'{lo / 1000:g}-{hi / 1000:g} kHz')} (a bearing's "
+                "impacts show in the envelope of the band they ring); a part sampled below "
+                f"{card.spectrum_config().min_sample_rate_hz() / 1000:g} kHz is FAULT"
+            )
     if card.adapt.get("spectrum_fitted_to_window_s"):
         notes.append(
             f"vibration windows of {card.adapt['spectrum_fitted_to_window_s']:g} s: "

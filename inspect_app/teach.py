@@ -74,6 +74,9 @@ class TeachOptions:
     # used only when the sample holds no defective part (`cross_validated_report`)
     target_false_reject_rate: float = DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE
     window_s: float | None = None
+    # the vibration envelope's band (low, high) in Hz, where the machine's bearing rings; None:
+    # 2-5 kHz, moved where the good parts ring when that is clearly elsewhere (line_spectrum)
+    envelope_band_hz: tuple[float, float] | None = None
     backbone_size: str = "tiny"
     show_progress: bool = True
     align: str = "auto"  # pose alignment + pixel template: auto | on | off (inspect_app.align)
@@ -434,7 +437,7 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
     backbone, spec = get_backbone(options.backbone_size, warn=True)
     bins = backbone.config.spectrum_bins
-    spectrum_cfg = line_spectrum(samples, bins, options.window_s)
+    spectrum_cfg = line_spectrum(samples, bins, options.window_s, options.envelope_band_hz)
     card = LineCard(
         line=line,
         method=options.method,
@@ -503,7 +506,9 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         card.adapt["frame_px"] = frame_px
     if spectrum_cfg.psd_cutoff_hz is not None:  # fitted to vibration sampled below 10 kHz
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
-    if (
+    if options.envelope_band_hz is not None:
+        card.adapt["envelope_band_given_hz"] = list(spectrum_cfg.env_band_hz)
+    elif (
         spectrum_cfg.psd_cutoff_hz is None
         and spectrum_cfg.env_band_hz != SpectrumConfig().env_band_hz
     ):
@@ -540,14 +545,17 @@ def line_image_bits(ds: LineDataset, rows: Sequence[int]) -> int | None:
 
 
 def line_spectrum(
-    samples: Sequence[Sample], bins: int, window_s: float | None = None
+    samples: Sequence[Sample],
+    bins: int,
+    window_s: float | None = None,
+    envelope_band_hz: tuple[float, float] | None = None,
 ) -> SpectrumConfig:
     """The spectra of a line taught on `samples`: `bins` bins, windows of `window_s` when
     given, fitted to the lowest vibration sample rate among them (`lowest_sample_rate`;
     unchanged at 10 kHz and above), to their shortest window (`shortest_window`; unchanged
     at 0.2 s and longer) and to where the good parts' machine rings (`fit_resonance`: the
     envelope band moves only where the sensor measures well above it and the power is clearly
-    elsewhere)."""
+    elsewhere), or demodulating `envelope_band_hz` when given (`with_envelope_band`)."""
     config = SpectrumConfig(psd_bins=bins, env_bins=bins)
     if window_s:
         config = dataclasses.replace(config, window_s=window_s)
@@ -561,6 +569,8 @@ def line_spectrum(
         except ValueError as err:
             msg = f"part {shortest[1]}: {err}"
             raise ValueError(msg) from None
+    if envelope_band_hz is not None:
+        return config.with_envelope_band(envelope_band_hz, rate)
     vibrating = [s for s in samples if s.vibration is not None]
     good = [s for s in vibrating if s.label == OK_LABEL] or vibrating
     return config.fit_resonance(

@@ -221,6 +221,36 @@ class SpectrumConfig:
         edge = min(self.band_edge_hz, fs / 2.0 - new_hi)
         return replace(self, env_band_hz=(new_lo, new_hi), band_edge_hz=edge)
 
+    def with_envelope_band(
+        self, band_hz: tuple[float, float], lowest_rate_hz: float | None = None
+    ) -> SpectrumConfig:
+        """This config demodulating `band_hz` (low, high), as an engineer who knows where the
+        machine's bearing rings sets it (`adapt --envelope-band`). ValueError, saying what is
+        needed, when the band is not (low, high) with 0 < low < high, lies above what parts
+        sampled at `lowest_rate_hz` measure (`USABLE_NYQUIST` of its Nyquist frequency), or is
+        too narrow for the envelope channel's 0..`env_max_hz`."""
+        lo, hi = (float(v) for v in band_hz)
+        if not 0 < lo < hi:
+            msg = f"envelope band must be LOW-HIGH in Hz with 0 < LOW < HIGH, got {lo:g}-{hi:g}"
+            raise ValueError(msg)
+        nyquist = np.inf if lowest_rate_hz is None else float(lowest_rate_hz) / 2.0
+        if hi > USABLE_NYQUIST * nyquist:
+            msg = (
+                f"envelope band {lo:g}-{hi:g} Hz needs vibration sampled at "
+                f"{2 * hi / USABLE_NYQUIST:.0f} Hz or more; the slowest part is sampled at "
+                f"{lowest_rate_hz:g} Hz"
+            )
+            raise ValueError(msg)
+        edge = min(self.band_edge_hz, nyquist - hi)
+        reach = _envelope_reach_hz((lo, hi), edge, self.window_s)
+        if reach < self.env_max_hz + 2.0 / self.window_s:
+            msg = (
+                f"envelope band {lo:g}-{hi:g} Hz is too narrow: it reaches {reach:g} Hz of "
+                f"envelope frequencies, and the envelope channel spans 0-{self.env_max_hz:g} Hz"
+            )
+            raise ValueError(msg)
+        return replace(self, env_band_hz=(lo, hi), band_edge_hz=edge)
+
     def min_window_s(self) -> float:
         """The shortest vibration window these spectra take: two Welch segments."""
         return 2.0 * self.welch_segment_s

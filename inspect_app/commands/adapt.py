@@ -107,6 +107,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frequency resolution)",
     )
     parser.add_argument(
+        "--envelope-band",
+        type=envelope_band_arg,
+        default=None,
+        metavar="LOW-HIGH",
+        help="the band (Hz) whose envelope shows bearing faults: where the machine's bearing "
+        "rings its structure, e.g. 6000-9000 (default 2000-5000, moved where the good parts "
+        "ring when that is clearly elsewhere)",
+    )
+    parser.add_argument(
         "--align",
         choices=ALIGN_MODES,
         default="auto",
@@ -171,6 +180,19 @@ def roi_arg(text: str) -> Any:
         return Roi.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def envelope_band_arg(text: str) -> tuple[float, float]:
+    """`--envelope-band LOW-HIGH` in Hz, e.g. 6000-9000."""
+    try:
+        lo, hi = (float(v) for v in text.split("-"))
+    except ValueError:
+        msg = f"expected LOW-HIGH in Hz, e.g. 6000-9000, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not 0 < lo < hi:
+        msg = f"expected LOW-HIGH in Hz with 0 < LOW < HIGH, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return lo, hi
 
 
 def template_size_arg(text: str) -> int | str:
@@ -276,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
         target_miss_rate=args.target_miss_rate,
         target_false_reject_rate=args.target_false_reject_rate,
         window_s=args.window_s,
+        envelope_band_hz=args.envelope_band,
         show_progress=not args.no_progress,
         align=args.align,
         align_motion="ecc-affine" if args.align_motion == "affine" else "ecc-euclidean",

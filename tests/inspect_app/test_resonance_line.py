@@ -80,3 +80,28 @@ def test_a_line_ringing_at_8k_is_taught_on_its_own_envelope_band(
     reason = m["faults"][0]["reason"]
     assert "12800 Hz is too low" in reason and f"envelope band {lo:g}-{hi:g} Hz" in reason
     assert m["auroc"] > 0.8
+
+
+def test_an_engineer_sets_the_envelope_band_and_a_band_the_sensor_cannot_measure_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    argv = ["adapt", "--home", str(home), "--line", "stiff", "--no-progress", "--samples", "20"]
+    train = ringing_line(tmp_path / "train", 24, 0)
+    assert (
+        main([*argv, "--data", str(train), "--method", "linear", "--envelope-band", "7000-9500"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    card = json.loads((home / "lines" / "stiff" / "v1" / "line.json").read_text())
+    assert card["spectrum"]["env_band_hz"] == [7000.0, 9500.0]
+    assert card["adapt"]["envelope_band_given_hz"] == [7000.0, 9500.0]
+    assert "envelope band set to 7-9.5 kHz (--envelope-band)" in out
+    assert main([*argv, "--data", str(train), "--envelope-band", "9000-13000"]) == 1
+    err = capsys.readouterr().err
+    assert "envelope band 9000-13000 Hz needs vibration sampled at 28889 Hz or more" in err
+    assert "slowest part is sampled at 25600 Hz" in err
+    with pytest.raises(SystemExit):
+        main([*argv, "--data", str(train), "--envelope-band", "9000"])
+    assert "expected LOW-HIGH in Hz" in capsys.readouterr().err
+    assert sorted(p.name for p in (home / "lines" / "stiff").iterdir()) == ["ACTIVE", "v1"]

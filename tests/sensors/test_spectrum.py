@@ -420,3 +420,17 @@ def test_the_envelope_band_stays_where_the_machine_rings_in_it_or_cannot_be_meas
     eight = [(rung(25600.0, 8000.0, seed), 25600.0) for seed in range(4)]
     assert CONFIG.fit_resonance(eight, lowest_rate_hz=12000.0) == CONFIG  # a defective part's
     assert CONFIG.fit_resonance([]) == CONFIG
+
+
+def test_an_envelope_band_given_by_hand_is_checked_against_the_sensor() -> None:
+    given = CONFIG.with_envelope_band((6000.0, 9000.0), 25600.0)
+    assert given.env_band_hz == (6000.0, 9000.0) and given.band_edge_hz == CONFIG.band_edge_hz
+    faulty = rung(25600.0, 8000.0, seed=9, fault_hz=107.0)
+    k = int(107.0 // (CONFIG.env_max_hz / CONFIG.n_bins))
+    assert spectrum_features(faulty, 25600.0, config=given)[0, 1, k] > 3.0
+    with pytest.raises(ValueError, match=r"needs vibration sampled at 20000 Hz or more; the "):
+        CONFIG.with_envelope_band((6000.0, 9000.0), 12000.0)
+    with pytest.raises(ValueError, match="too narrow"):
+        CONFIG.with_envelope_band((6000.0, 6300.0), 25600.0)
+    with pytest.raises(ValueError, match="0 < LOW < HIGH"):
+        CONFIG.with_envelope_band((9000.0, 6000.0), 25600.0)
