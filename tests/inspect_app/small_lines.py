@@ -1,5 +1,5 @@
-"""Small lines for end-to-end tests of adapt and evaluate: a 64 px image-only synthetic line,
-and operator corrections in a line's defect log for `adapt --from-db`."""
+"""Small lines for end-to-end tests of adapt and evaluate: a 64 px image-only synthetic line, a
+vibration-only one, and operator corrections in a line's defect log for `adapt --from-db`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ from sensors.synthetic import write_line
 def image_line(folder: Path, parts: int, start: int) -> Path:
     """Parts `start`.. of image-only synthetic line 11 at 64 px, 40 % defective, in `folder`."""
     write_line(folder, 11, parts, 0.4, start_index=start, modalities=("image",), image_size=64)
+    return folder
+
+
+def vibration_line(
+    folder: Path, parts: int, start: int, classes: tuple[str, ...], **options: float
+) -> Path:
+    """Parts `start`.. of vibration-only synthetic line 7 with `classes`, 40 % defective, in
+    `folder`; `options` go to `write_line` (`sample_rate_hz`, `duration_s`, `housing_hz`)."""
+    write_line(
+        folder, 7, parts, 0.4, start_index=start, modalities=("vibration",), classes=classes,
+        **options,  # type: ignore[arg-type]
+    )  # fmt: skip
     return folder
 
 

@@ -19,7 +19,7 @@ from inspect_app.preprocess import prepare_batch
 from sensors.dataset import LineDataset
 from sensors.sample import Sample, VibrationWindow
 from sensors.spectrum import SpectrumConfig
-from sensors.synthetic import write_line
+from tests.inspect_app.small_lines import vibration_line
 
 DRAWN_AT = 24000  # the generator needs 12 kHz or more; the line's sensor is slower
 
@@ -30,17 +30,8 @@ pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 def slow_line(folder: Path, parts: int, start: int, rates: dict[int, int]) -> Path:
     """Parts `start`.. of a synthetic vibration-only line, each resampled from 24 kHz to the
     rate `rates` gives its row (default 8 kHz; a rate of 24 kHz keeps the part as drawn)."""
-    write_line(
-        folder,
-        7,
-        parts,
-        0.4,
-        start_index=start,
-        modalities=("vibration",),
-        classes=("bearing_outer", "imbalance"),
-        sample_rate_hz=DRAWN_AT,
-        duration_s=0.5,
-    )
+    classes = ("bearing_outer", "imbalance")
+    vibration_line(folder, parts, start, classes, sample_rate_hz=DRAWN_AT, duration_s=0.5)
     table = folder / "labels.csv"
     with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))

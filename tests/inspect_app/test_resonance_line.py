@@ -13,24 +13,16 @@ import pytest
 from scipy.signal import resample_poly
 
 from inspect_app.cli import main
-from sensors.synthetic import LineSpec, write_line
+from sensors.synthetic import LineSpec
+from tests.inspect_app.small_lines import vibration_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
 
 def ringing_line(folder: Path, parts: int, start: int) -> Path:
-    write_line(
-        folder,
-        7,
-        parts,
-        0.4,
-        start_index=start,
-        modalities=("vibration",),
-        classes=("bearing_outer", "imbalance"),
-        duration_s=0.5,
-        housing_hz=8000.0,
-    )
-    return folder
+    """Parts `start`.. of a vibration-only line whose housing rings at 8 kHz, 0.5 s windows."""
+    classes = ("bearing_outer", "imbalance")
+    return vibration_line(folder, parts, start, classes, duration_s=0.5, housing_hz=8000.0)
 
 
 def test_the_generator_moves_only_the_housing() -> None:

@@ -14,7 +14,7 @@ import pytest
 from inspect_app.cli import main
 from inspect_app.lines import load_line_model
 from sensors.spectrum import SpectrumConfig
-from sensors.synthetic import write_line
+from tests.inspect_app.small_lines import vibration_line
 
 pytestmark = pytest.mark.usefixtures("small_teach_backbone")
 
@@ -23,18 +23,8 @@ RATE = 25600
 
 def short_line(folder: Path, parts: int, start: int, seconds: float = 0.1) -> Path:
     """Parts `start`.. of a synthetic vibration-only line, `seconds` of vibration each."""
-    write_line(
-        folder,
-        7,
-        parts,
-        0.4,
-        start_index=start,
-        modalities=("vibration",),
-        classes=("looseness", "bearing_inner"),
-        sample_rate_hz=RATE,
-        duration_s=seconds,
-    )
-    return folder
+    classes = ("looseness", "bearing_inner")
+    return vibration_line(folder, parts, start, classes, sample_rate_hz=RATE, duration_s=seconds)
 
 
 def cut(folder: Path, row: int, seconds: float) -> str:
