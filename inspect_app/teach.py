@@ -571,11 +571,14 @@ def line_spectrum(
             raise ValueError(msg) from None
     if envelope_band_hz is not None:
         return config.with_envelope_band(envelope_band_hz, rate)
-    vibrating = [s for s in samples if s.vibration is not None]
-    good = [s for s in vibrating if s.label == OK_LABEL] or vibrating
-    return config.fit_resonance(
-        [(s.vibration.samples, s.vibration.sample_rate_hz) for s in good if s.vibration], rate
-    )
+    vibrating = [
+        (s.vibration.samples, s.vibration.sample_rate_hz, s.label) for s in samples if s.vibration
+    ]
+    good = [(x, r) for x, r, label in vibrating if label == OK_LABEL]
+    defective = [(x, r) for x, r, label in vibrating if label != OK_LABEL]
+    if not good:
+        return config.fit_resonance(defective, rate)
+    return config.fit_resonance(good, rate, defective)
 
 
 def threshold_rule(samples: Sequence[Sample], options: TeachOptions) -> str:

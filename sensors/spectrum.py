@@ -60,6 +60,11 @@ RESONANCE_STEP_HZ = 250.0  # ... in steps of this ...
 # ... and the envelope band moves only to a band clear of its own that holds this many times
 # its power: where a machine's structure rings, the bearing's impacts ring it too
 RESONANCE_POWER_RATIO = 2.0
+# A clear band holding between 1 and `RESONANCE_POWER_RATIO` times the power is ambiguous (a
+# second mode may hold the band where the bearing rings): with defective adapt parts, the band
+# moves when at least this many of them stand out beyond every good part in it, and more than
+# twice as many as in the current band (`envelope_outliers`)
+OUTLIERS_TO_MOVE = 2
 # The shortest Welch segment a config fitted to short windows uses (`SpectrumConfig.fit_window`):
 # 100 Hz resolution, windows of 0.02 s. Below it the PSD's 39 Hz bins and the envelope's 0-500 Hz
 # would hold fewer than a handful of independent values.
@@ -166,12 +171,16 @@ class SpectrumConfig:
         return replace(self, psd_cutoff_hz=cutoff, env_band_hz=band, band_edge_hz=edge)
 
     def fit_resonance(
-        self, windows: Sequence[tuple[np.ndarray, float]], lowest_rate_hz: float | None = None
+        self,
+        windows: Sequence[tuple[np.ndarray, float]],
+        lowest_rate_hz: float | None = None,
+        defective: Sequence[tuple[np.ndarray, float]] = (),
     ) -> SpectrumConfig:
         """This config with its envelope band moved to where the good parts' `windows` (samples,
         rate) ring, when that is clearly elsewhere; else itself. `lowest_rate_hz`: the lowest
         sample rate among all the line's parts (defective ones too), when lower than the
-        windows'.
+        windows'. `defective`: the defective adapt parts' windows, which settle an ambiguous
+        band (below).
 
         A bearing's impacts show in the envelope of the band where they ring the structure.
         The default band (2-5 kHz) is where CWRU's test rig rings; a machine whose housing
@@ -181,9 +190,13 @@ class SpectrumConfig:
         it), their mean power spectrum, each window's normalized to its own total from
         `RESONANCE_SEARCH_FROM_HZ` up, is searched for the band of the same width with the most
         power; the band moves there when that band does not overlap the current one and holds
-        `RESONANCE_POWER_RATIO` times its power. The PSD channel is unchanged (its bins are
-        what the backbone's spectrum tokens mean); the envelope channel is a modulation depth,
-        the same quantity in any band.
+        `RESONANCE_POWER_RATIO` times its power. Power alone cannot tell which mode a bearing
+        rings: where the best band clear of the current one holds between 1 and that many times
+        its power, the band moves there only if `OUTLIERS_TO_MOVE` or more of the `defective`
+        windows' envelopes stand out beyond every good one's there, and more than twice as
+        many as in the current band (`envelope_outliers`).
+        The PSD channel is unchanged (its bins are what the backbone's spectrum tokens mean);
+        the envelope channel is a modulation depth, the same quantity in any band.
         """
         if not windows:
             return self
@@ -211,15 +224,22 @@ class SpectrumConfig:
         power = np.convolve(mean, np.ones(per_band), mode="valid")  # band starting at each cell
         starts = edges[: power.size]
         current = mean[(edges[:-1] >= lo) & (edges[1:] <= hi)].sum()
-        best = int(np.argmax(power))
+        clear = (starts >= hi) | (starts + width <= lo)
+        if not clear.any():
+            return self
+        best = int(np.argmax(np.where(clear, power, -np.inf)))
         new_lo = float(starts[best])
         new_hi = new_lo + width
-        if new_lo < hi and new_hi > lo:  # the structure rings where the band is already
+        moved = replace(
+            self, env_band_hz=(new_lo, new_hi), band_edge_hz=min(self.band_edge_hz, fs / 2 - new_hi)
+        )
+        if power[best] >= power.max() and power[best] >= RESONANCE_POWER_RATIO * current:
+            return moved  # the structure rings most, and clearly, elsewhere
+        if power[best] < current or not defective:
             return self
-        if power[best] < RESONANCE_POWER_RATIO * current:
-            return self
-        edge = min(self.band_edge_hz, fs / 2.0 - new_hi)
-        return replace(self, env_band_hz=(new_lo, new_hi), band_edge_hz=edge)
+        here = envelope_outliers(self, windows, defective)
+        there = envelope_outliers(moved, windows, defective)
+        return moved if there >= max(OUTLIERS_TO_MOVE, 2 * here + 1) else self
 
     def with_envelope_band(
         self, band_hz: tuple[float, float], lowest_rate_hz: float | None = None
@@ -318,6 +338,33 @@ class SpectrumConfig:
             lo, hi = kwargs["env_band_hz"]
             kwargs["env_band_hz"] = (float(lo), float(hi))
         return cls(**kwargs)
+
+
+def envelope_outliers(
+    config: SpectrumConfig,
+    good: Sequence[tuple[np.ndarray, float]],
+    defective: Sequence[tuple[np.ndarray, float]],
+) -> int:
+    """How many `defective` windows' envelopes stand out beyond every `good` window's: each
+    window scores the mean of its 8 largest rises over the good windows' per-bin mean, in
+    per-bin spreads (floored at 0.05), a good window against the others only; a defective
+    window counts when it scores above the highest good one by as much again as that sits
+    above the good windows' median. A count, not an AUROC: on a fused line most defective
+    parts are image defects whose vibration is good, and they count in no band."""
+    if len(good) < 3 or not defective:
+        return 0
+    env_good = np.stack([spectrum_features(x, r, config=config)[0, 1] for x, r in good])
+    env_bad = np.stack([spectrum_features(x, r, config=config)[0, 1] for x, r in defective])
+
+    def score(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        rise = (rows - reference.mean(0)) / np.maximum(reference.std(0), 0.05)
+        return np.sort(rise, axis=-1)[..., -8:].mean(-1)
+
+    loo = np.array([score(env_good[i], np.delete(env_good, i, axis=0)) for i in range(len(good))])
+    # beyond the good parts' range by as much again as their highest sits above their median:
+    # a few good windows' highest is itself a chance value, and a bar at it lets chance through
+    bar = 2 * loo.max() - np.median(loo)
+    return int((score(env_bad, env_good) > bar).sum())
 
 
 def spectrum_features(
