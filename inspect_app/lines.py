@@ -274,8 +274,14 @@ def input_fit_notes(card: LineCard) -> list[str]:
             f"vibration sampled at {card.adapt['spectrum_fitted_to_hz'] / 1000:g} kHz: "
             f"{card.spectrum_config().describe()}; a part sampled slower is FAULT"
         )
+    moved_why = "moved to {}, where the good parts' machine rings"
+    if card.adapt.get("envelope_band_moved_by") == "labeled parts":
+        moved_why = (
+            "moved to {}, where the machine rings nearly as much as in 2-5 kHz and the "
+            "labeled defective parts' vibration stands out"
+        )
     for key, why in (
-        ("envelope_band_moved_hz", "moved to {}, where the good parts' machine rings"),
+        ("envelope_band_moved_hz", moved_why),
         ("envelope_band_given_hz", "set to {} (--envelope-band)"),
     ):
         if card.adapt.get(key):

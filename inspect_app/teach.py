@@ -513,6 +513,12 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         and spectrum_cfg.env_band_hz != SpectrumConfig().env_band_hz
     ):
         card.adapt["envelope_band_moved_hz"] = list(spectrum_cfg.env_band_hz)  # fit_resonance
+        # the good parts' power alone, or (a second mode nearly as strong) the labeled parts
+        goods = [s for s in samples if s.label == OK_LABEL]
+        by_power = line_spectrum(goods, bins, options.window_s).env_band_hz
+        card.adapt["envelope_band_moved_by"] = (
+            "power" if by_power == spectrum_cfg.env_band_hz else "labeled parts"
+        )
     if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
         card.adapt["spectrum_fitted_to_window_s"] = round(spectrum_cfg.window_s, 6)  # fit_window
 

@@ -19,12 +19,17 @@ def image_line(folder: Path, parts: int, start: int) -> Path:
 
 
 def vibration_line(
-    folder: Path, parts: int, start: int, classes: tuple[str, ...], **options: float
+    folder: Path,
+    parts: int,
+    start: int,
+    classes: tuple[str, ...],
+    seed: int = 7,
+    **options: float,
 ) -> Path:
-    """Parts `start`.. of vibration-only synthetic line 7 with `classes`, 40 % defective, in
-    `folder`; `options` go to `write_line` (`sample_rate_hz`, `duration_s`, `housing_hz`)."""
+    """Parts `start`.. of vibration-only synthetic line `seed` with `classes`, 40 % defective,
+    in `folder`; `options` go to `write_line` (`sample_rate_hz`, `duration_s`, `housing_hz`)."""
     write_line(
-        folder, 7, parts, 0.4, start_index=start, modalities=("vibration",), classes=classes,
+        folder, seed, parts, 0.4, start_index=start, modalities=("vibration",), classes=classes,
         **options,  # type: ignore[arg-type]
     )  # fmt: skip
     return folder

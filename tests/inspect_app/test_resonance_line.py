@@ -51,6 +51,7 @@ def test_a_line_ringing_at_8k_is_taught_on_its_own_envelope_band(
     card = json.loads((home / "lines" / "stiff" / "v1" / "line.json").read_text())
     lo, hi = card["spectrum"]["env_band_hz"]
     assert 5000 <= lo < 8000 < hi and card["adapt"]["envelope_band_moved_hz"] == [lo, hi]
+    assert card["adapt"]["envelope_band_moved_by"] == "power"  # the housing alone rings there
     assert f"envelope band moved to {lo / 1000:g}-{hi / 1000:g} kHz" in out
     assert card["spectrum"]["psd_max_hz"] == 5000.0  # the PSD bins stay what the backbone means
 
@@ -97,3 +98,22 @@ def test_an_engineer_sets_the_envelope_band_and_a_band_the_sensor_cannot_measure
         main([*argv, "--data", str(train), "--envelope-band", "9000"])
     assert "expected LOW-HIGH in Hz" in capsys.readouterr().err
     assert sorted(p.name for p in (home / "lines" / "stiff").iterdir()) == ["ACTIVE", "v1"]
+
+
+@pytest.mark.slow
+def test_where_a_second_mode_rings_nearly_as_much_the_labeled_faults_move_the_band(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Line 303's second mode (4.8 kHz) leaves the 8 kHz housing's band only 1.3 times the
+    default band's power: its good parts alone keep 2-5 kHz, its labeled outer-race faults,
+    which stand out in the housing's band only, move it there."""
+    data = vibration_line(
+        tmp_path / "d", 30, 0, ("bearing_outer",), seed=303, duration_s=0.5, housing_hz=8000.0
+    )
+    home = tmp_path / "home"
+    argv = ["adapt", "--home", str(home), "--line", "l", "--no-progress", "--data", str(data)]
+    assert main([*argv, "--method", "linear", "--samples", "30"]) == 0
+    card = json.loads((home / "lines" / "l" / "v1" / "line.json").read_text())
+    lo, hi = card["adapt"]["envelope_band_moved_hz"]
+    assert lo < 8000 < hi and card["adapt"]["envelope_band_moved_by"] == "labeled parts"
+    assert "the labeled defective parts' vibration stands out" in capsys.readouterr().out
