@@ -15,6 +15,7 @@ SCRIPTS = (
     "backbone_probe",
     "calibrate",
     "camera_frames",
+    "clipping",
     "console",
     "drift",
     "fewshot",
