@@ -437,7 +437,9 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
     classes = sorted({s.label for s in samples if s.label and s.label != OK_LABEL})
     backbone, spec = get_backbone(options.backbone_size, warn=True)
     bins = backbone.config.spectrum_bins
-    spectrum_cfg = line_spectrum(samples, bins, options.window_s, options.envelope_band_hz)
+    spectrum_cfg, band_moved_by = line_spectrum_fit(
+        samples, bins, options.window_s, options.envelope_band_hz
+    )
     card = LineCard(
         line=line,
         method=options.method,
@@ -508,17 +510,10 @@ def teach_line(home: Path, line: str, data: Path, options: TeachOptions) -> Teac
         card.adapt["spectrum_fitted_to_hz"] = lowest_sample_rate(samples)
     if options.envelope_band_hz is not None:
         card.adapt["envelope_band_given_hz"] = list(spectrum_cfg.env_band_hz)
-    elif (
-        spectrum_cfg.psd_cutoff_hz is None
-        and spectrum_cfg.env_band_hz != SpectrumConfig().env_band_hz
-    ):
-        card.adapt["envelope_band_moved_hz"] = list(spectrum_cfg.env_band_hz)  # fit_resonance
+    elif band_moved_by is not None:  # SpectrumConfig.resonance_fit
+        card.adapt["envelope_band_moved_hz"] = list(spectrum_cfg.env_band_hz)
         # the good parts' power alone, or (a second mode nearly as strong) the labeled parts
-        goods = [s for s in samples if s.label == OK_LABEL]
-        by_power = line_spectrum(goods, bins, options.window_s).env_band_hz
-        card.adapt["envelope_band_moved_by"] = (
-            "power" if by_power == spectrum_cfg.env_band_hz else "labeled parts"
-        )
+        card.adapt["envelope_band_moved_by"] = band_moved_by
     if spectrum_cfg.welch_segment_s < SpectrumConfig().welch_segment_s:  # short windows
         card.adapt["spectrum_fitted_to_window_s"] = round(spectrum_cfg.window_s, 6)  # fit_window
 
@@ -556,12 +551,23 @@ def line_spectrum(
     window_s: float | None = None,
     envelope_band_hz: tuple[float, float] | None = None,
 ) -> SpectrumConfig:
+    """`line_spectrum_fit`'s config."""
+    return line_spectrum_fit(samples, bins, window_s, envelope_band_hz)[0]
+
+
+def line_spectrum_fit(
+    samples: Sequence[Sample],
+    bins: int,
+    window_s: float | None = None,
+    envelope_band_hz: tuple[float, float] | None = None,
+) -> tuple[SpectrumConfig, str | None]:
     """The spectra of a line taught on `samples`: `bins` bins, windows of `window_s` when
     given, fitted to the lowest vibration sample rate among them (`lowest_sample_rate`;
     unchanged at 10 kHz and above), to their shortest window (`shortest_window`; unchanged
     at 0.2 s and longer) and to where the good parts' machine rings (`fit_resonance`: the
     envelope band moves only where the sensor measures well above it and the power is clearly
-    elsewhere), or demodulating `envelope_band_hz` when given (`with_envelope_band`)."""
+    elsewhere), or demodulating `envelope_band_hz` when given (`with_envelope_band`). With
+    it, what moved the envelope band (`SpectrumConfig.resonance_fit`; None where it did not)."""
     config = SpectrumConfig(psd_bins=bins, env_bins=bins)
     if window_s:
         config = dataclasses.replace(config, window_s=window_s)
@@ -576,15 +582,15 @@ def line_spectrum(
             msg = f"part {shortest[1]}: {err}"
             raise ValueError(msg) from None
     if envelope_band_hz is not None:
-        return config.with_envelope_band(envelope_band_hz, rate)
+        return config.with_envelope_band(envelope_band_hz, rate), None
     vibrating = [
         (s.vibration.samples, s.vibration.sample_rate_hz, s.label) for s in samples if s.vibration
     ]
     good = [(x, r) for x, r, label in vibrating if label == OK_LABEL]
     defective = [(x, r) for x, r, label in vibrating if label != OK_LABEL]
     if not good:
-        return config.fit_resonance(defective, rate)
-    return config.fit_resonance(good, rate, defective)
+        return config.resonance_fit(defective, rate)
+    return config.resonance_fit(good, rate, defective)
 
 
 def threshold_rule(samples: Sequence[Sample], options: TeachOptions) -> str:

@@ -176,6 +176,15 @@ class SpectrumConfig:
         lowest_rate_hz: float | None = None,
         defective: Sequence[tuple[np.ndarray, float]] = (),
     ) -> SpectrumConfig:
+        """`resonance_fit`'s config."""
+        return self.resonance_fit(windows, lowest_rate_hz, defective)[0]
+
+    def resonance_fit(
+        self,
+        windows: Sequence[tuple[np.ndarray, float]],
+        lowest_rate_hz: float | None = None,
+        defective: Sequence[tuple[np.ndarray, float]] = (),
+    ) -> tuple[SpectrumConfig, str | None]:
         """This config with its envelope band moved to where the good parts' `windows` (samples,
         rate) ring, when that is clearly elsewhere; else itself. `lowest_rate_hz`: the lowest
         sample rate among all the line's parts (defective ones too), when lower than the
@@ -197,15 +206,17 @@ class SpectrumConfig:
         many as in the current band (`envelope_outliers`).
         The PSD channel is unchanged (its bins are what the backbone's spectrum tokens mean);
         the envelope channel is a modulation depth, the same quantity in any band.
+
+        With the config, what moved the band: "power", "labeled parts", or None where it stays.
         """
         if not windows:
-            return self
+            return self, None
         fs = min([float(rate) for _, rate in windows] + [lowest_rate_hz or np.inf])
         usable = USABLE_NYQUIST * fs / 2.0
         lo, hi = self.env_band_hz
         width = hi - lo
         if usable < hi + width / 2.0:
-            return self
+            return self, None
         step = RESONANCE_STEP_HZ
         edges = np.arange(RESONANCE_SEARCH_FROM_HZ, usable + 1e-9, step)  # cells of `step` Hz
         mean = np.zeros(edges.size - 1)
@@ -220,13 +231,13 @@ class SpectrumConfig:
                 mean += cells / total
         per_band = round(width / step)
         if mean.sum() <= 0 or per_band > mean.size:
-            return self
+            return self, None
         power = np.convolve(mean, np.ones(per_band), mode="valid")  # band starting at each cell
         starts = edges[: power.size]
         current = mean[(edges[:-1] >= lo) & (edges[1:] <= hi)].sum()
         clear = (starts >= hi) | (starts + width <= lo)
         if not clear.any():
-            return self
+            return self, None
         best = int(np.argmax(np.where(clear, power, -np.inf)))
         new_lo = float(starts[best])
         new_hi = new_lo + width
@@ -234,12 +245,14 @@ class SpectrumConfig:
             self, env_band_hz=(new_lo, new_hi), band_edge_hz=min(self.band_edge_hz, fs / 2 - new_hi)
         )
         if power[best] >= power.max() and power[best] >= RESONANCE_POWER_RATIO * current:
-            return moved  # the structure rings most, and clearly, elsewhere
+            return moved, "power"  # the structure rings most, and clearly, elsewhere
         if power[best] < current or not defective:
-            return self
+            return self, None
         here = envelope_outliers(self, windows, defective)
         there = envelope_outliers(moved, windows, defective)
-        return moved if there >= max(OUTLIERS_TO_MOVE, 2 * here + 1) else self
+        if there >= max(OUTLIERS_TO_MOVE, 2 * here + 1):
+            return moved, "labeled parts"
+        return self, None
 
     def with_envelope_band(
         self, band_hz: tuple[float, float], lowest_rate_hz: float | None = None
