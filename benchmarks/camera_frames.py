@@ -2,7 +2,7 @@
 
 Each row teaches a line with `adapt --samples 50` (the shipped backbone, seed 0) and scores
 held-out parts with `evaluate`, through the same `teach_line` / `evaluate_line` the commands
-call. Two cases (docs/sensors.md, docs/adapt.md):
+call. Three cases (docs/sensors.md, docs/adapt.md):
 
 - `deep`: frames whose samples fill 12 of 16 bits (Mono12 in 16-bit PNG, as machine-vision
   cameras write them). Read at 16-bit full scale (what a reader without the line's depth does)
@@ -12,12 +12,17 @@ call. Two cases (docs/sensors.md, docs/adapt.md):
   lines whose seeds pretraining never used.
 - `roi`: a synthetic line's 256 px parts pasted into a 1024 x 768 camera view of a noisy grey
   conveyor, taught on the whole frame and with `--roi` on the part's rectangle.
+- `fixture`: the same parts seen through the window of a plain plate the camera holds still
+  (a fixture's nest): the part moves inside the window, the window's edges stay put; taught
+  on the whole frame and with `--roi` on the window. The reading names the share of the frame
+  adapt found staying put while the parts move (`camera_fixed_share`, docs/adapt.md).
 
 Reads ../shared/data/neu-det for the NEU rows (skipped with a note when it is absent).
 
-Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 10 minutes, both cases):
+Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 15 minutes, every case):
     python -m benchmarks.camera_frames
     python -m benchmarks.camera_frames --cases roi --lines 101
+    python -m benchmarks.camera_frames --cases fixture
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ DEEP_BITS = 12
 VIEW_W, VIEW_H = 1024, 768  # the camera's view around the part (roi case)
 PART_AT = (400, 300)  # where the part's frame sits in that view
 PART_PX = 256
+PLATE_MARGIN = 32  # fixture case: plain plate around the window the part is seen through
+PLATE_GREY, SENSOR_NOISE = 150, 3.0
 
 
 @dataclass
@@ -112,6 +119,36 @@ def in_a_conveyor_view(folder: Path, out: Path, seed: int) -> Path:
             view[y : y + part.shape[0], x : x + part.shape[1]] = part
             (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(out / row[column]), view):
+                msg = f"cannot write {out / row[column]}"
+                raise OSError(msg)
+    _write_table(out, fields, rows)
+    return out
+
+
+def in_a_fixture(folder: Path, out: Path, seed: int) -> Path:
+    """`folder` with every frame (and mask) seen through a window of a plain grey plate held
+    still by the camera, PLATE_MARGIN pixels wide around it (sensor noise new every frame)."""
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    with (folder / "labels.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    m = PLATE_MARGIN
+    for row in rows:
+        for column, plate in (("image", True), ("mask", False)):
+            if not row.get(column):
+                continue
+            part = _read(folder / row[column])
+            shape = (part.shape[0] + 2 * m, part.shape[1] + 2 * m, *part.shape[2:])
+            view = np.zeros(shape, np.float64)
+            if plate:
+                view[:] = PLATE_GREY
+            view[m:-m, m:-m] = part
+            if plate:
+                view += rng.normal(0, SENSOR_NOISE, shape)
+            (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out / row[column]), np.clip(view, 0, 255).astype(part.dtype)):
                 msg = f"cannot write {out / row[column]}"
                 raise OSError(msg)
     _write_table(out, fields, rows)
@@ -192,7 +229,7 @@ def teach_and_evaluate(
     row = Row(
         case,
         data,
-        f"{reading} (line reads {result.card.image_bits or 8} bits)" if case == "deep" else reading,
+        _reading(case, reading, result.card),
         report.auroc,
         report.miss_rate,
         report.false_reject_rate,
@@ -203,6 +240,15 @@ def teach_and_evaluate(
     )
     print(_format(row), flush=True)
     return row
+
+
+def _reading(case: str, reading: str, card: object) -> str:
+    if case == "deep":
+        return f"{reading} (line reads {getattr(card, 'image_bits', None) or 8} bits)"
+    if case == "fixture":
+        share = float((getattr(card, "align", None) or {}).get("camera_fixed_share", 0.0))
+        return f"{reading} (camera-fixed {100 * share:.1f} %)"
+    return reading
 
 
 def _pct(x: float | None) -> str:
@@ -271,9 +317,35 @@ def roi_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
     return rows
 
 
+def fixture_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+    rows: list[Row] = []
+    home = tmp / "home"
+    window = Roi(PLATE_MARGIN, PLATE_MARGIN, PART_PX, PART_PX)
+    for seed in lines:
+        teach, test = synthetic_halves(tmp / "fixture-parts", seed)
+        held = (
+            in_a_fixture(teach, tmp / f"fixture{seed}-teach", seed=0),
+            in_a_fixture(test, tmp / f"fixture{seed}-evaluate", seed=1),
+        )
+        name = f"synthetic {seed} in a fixture"
+        rows.append(teach_and_evaluate(home, "fixture", name, "whole frame", held))
+        rows.append(
+            teach_and_evaluate(
+                home,
+                "fixture",
+                name,
+                f"--roi {','.join(map(str, window.as_list()))}",
+                held,
+                roi=window,
+            )
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", nargs="+", choices=("deep", "roi"), default=["deep", "roi"])
+    cases = ("deep", "roi", "fixture")
+    parser.add_argument("--cases", nargs="+", choices=cases, default=list(cases))
     parser.add_argument(
         "--lines",
         type=int,
@@ -289,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += deep_rows(Path(tmp) / "deep", args.lines)
         if "roi" in args.cases:
             rows += roi_rows(Path(tmp) / "roi", args.lines)
+        if "fixture" in args.cases:
+            rows += fixture_rows(Path(tmp) / "fixture", args.lines)
     return 0 if rows else 1
 
 

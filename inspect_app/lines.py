@@ -239,13 +239,17 @@ def set_active(home: Path, line: str, version: str) -> None:
 
 # frames longer than this many times their width are noted: the line squeezes them square
 ELONGATED_FRAME = 2.0
+# a share of the frame staying put while the registered good parts move (a fixture, the belt)
+# above which adapt advises cropping to the part: the generator's frames show 0.00 %, a part
+# seen through a fixed window of plain plate 4.7-5.9 % (inspect_app.align.camera_fixed_mask)
+CAMERA_FIXED_NOTE = 0.01
 
 
 def input_fit_notes(card: LineCard) -> list[str]:
     """How the line's inputs were fitted to its sensors, in words (`adapt` prints them, the
     model card lists them): the region of interest; frames much longer than wide; frames of
     fewer than 16 bits in 16-bit files; spectra fitted to a sample rate below 10 kHz or to
-    windows under 0.2 s."""
+    windows under 0.2 s; a registered line whose camera sees fixed surroundings."""
     notes = []
     if card.roi:
         roi = card.roi
@@ -263,6 +267,15 @@ def input_fit_notes(card: LineCard) -> list[str]:
             f"{'width' if w > h else 'height'} than across it, and a small defect along "
             "the part can be lost; crop to the part (--roi), or teach a part this long in "
             "sections, one line per --roi"
+        )
+    fixed = float((card.align or {}).get("camera_fixed_share", 0.0))
+    if fixed >= CAMERA_FIXED_NOTE:
+        notes.append(
+            f"{fixed:.0%} of the frame stays where the camera holds it while the good parts "
+            "move (a fixture, the belt or a reflection around the part): registered with the "
+            "part it moves instead, and good parts differ from their template along it; crop "
+            "the frames to the part (--roi X,Y,W,H; the console's Pick region) if the "
+            "false-reject rate is high"
         )
     if card.image_bits:
         notes.append(

@@ -12,6 +12,7 @@ import torch
 
 from inspect_app.align import (
     Alignment,
+    camera_fixed_mask,
     choose_alignment,
     fit_alignment,
     register,
@@ -90,6 +91,35 @@ def test_card_round_trip_and_a_corrupt_reference() -> None:
         Alignment.from_dict({**raw, "reference_png": "not base64 at all!"})
     with pytest.raises(ValueError, match="alignment method"):
         Alignment.from_dict({**raw, "method": "sift"})
+
+
+def _in_fixture(frame: np.ndarray) -> np.ndarray:
+    """`frame` seen through a window of a plain plate the camera holds still: the part moves
+    inside the window, the window's edges stay where they are."""
+    out = np.full((S + 16, S + 16, 3), 120, np.uint8)
+    out[8:-8, 8:-8] = frame
+    return cv2.resize(out, (S, S), interpolation=cv2.INTER_AREA)
+
+
+def test_a_fixture_the_camera_holds_still_is_measured_and_a_loose_part_shows_none() -> None:
+    """Registration puts the part back and moves what the camera holds still: the good parts
+    agree on the window's edges as seen and not registered. On parts alone nothing does."""
+    rng = np.random.default_rng(3)
+    poses = [(rng.normal(0, 3), tuple(rng.normal(0, 2.5, 2))) for _ in range(12)]
+    loose = [_part_image(a, s) for a, s in poses]
+    noise = [rng.normal(0, 4, (S, S, 3)) for _ in poses]  # the sensor's own noise
+
+    def noisy(frames: list[np.ndarray]) -> torch.Tensor:
+        pairs = zip(frames, noise, strict=True)
+        return _tensor([np.clip(f + n, 0, 255).astype(np.uint8) for f, n in pairs])
+
+    assert fit_alignment(noisy(loose)).camera_fixed_share == 0.0
+    held = fit_alignment(noisy([_in_fixture(f) for f in loose]))
+    assert held.camera_fixed_share > 0.02
+    assert Alignment.from_dict(held.to_dict()).camera_fixed_share == pytest.approx(
+        held.camera_fixed_share, abs=1e-4
+    )
+    assert camera_fixed_mask(np.zeros((2, S, S)), np.ones((2, S, S))) is None  # too few parts
 
 
 def test_auto_keeps_alignment_for_fixtured_parts_and_drops_it_for_textures() -> None:

@@ -123,3 +123,15 @@ def test_frames_much_longer_than_wide_are_noted_with_what_to_do() -> None:
     assert note in model_card(card)
     card.adapt["frame_px"] = [300, 400]  # a little taller than wide: nothing to say
     assert input_fit_notes(card) == []
+
+
+def test_a_camera_that_sees_fixed_surroundings_is_told_to_crop_to_the_part() -> None:
+    card = _card()
+    card.align = {"camera_fixed_share": 0.07}
+    (note,) = input_fit_notes(card)
+    assert note.startswith("7% of the frame stays where the camera holds it") and "--roi" in note
+    assert note in model_card(card)
+    card.align = {"camera_fixed_share": 0.0005}  # the generator's frames: nothing to say
+    assert input_fit_notes(card) == []
+    card.align = {}  # lines taught before it was measured
+    assert input_fit_notes(card) == []
