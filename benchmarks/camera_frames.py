@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from benchmarks.fewshot import DATA
+from inspect_app.lines import enclosed_roi
 from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
 from sensors.camera import Roi
@@ -219,12 +220,20 @@ def synthetic_halves(out: Path, seed: int) -> tuple[Path, Path]:
 
 
 def teach_and_evaluate(
-    home: Path, case: str, data: str, reading: str, pair: tuple[Path, Path], **teach: object
+    home: Path,
+    case: str,
+    data: str,
+    reading: str,
+    pair: tuple[Path, Path],
+    suggested: list[int] | None = None,
+    **teach: object,
 ) -> Row:
-    line = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}-{data}-{reading}")  # a line name
+    line = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}-{data}-{reading}")[:64].rstrip("-.")
     start = time.perf_counter()
     options = TeachOptions(samples=50, seed=0, show_progress=False, **teach)  # type: ignore[arg-type]
     result = teach_line(home, line, pair[0], options)
+    if suggested is not None:  # the caller's list gets the region adapt advises, if any
+        suggested[:] = enclosed_roi(result.card) or []
     report = evaluate_line(home, line, pair[1], EvaluateOptions(show_progress=False))
     row = Row(
         case,
@@ -245,7 +254,7 @@ def teach_and_evaluate(
 def _reading(case: str, reading: str, card: object) -> str:
     if case == "deep":
         return f"{reading} (line reads {getattr(card, 'image_bits', None) or 8} bits)"
-    if case == "fixture":
+    if case in ("roi", "fixture"):
         share = float((getattr(card, "align", None) or {}).get("camera_fixed_share", 0.0))
         return f"{reading} (camera-fixed {100 * share:.1f} %)"
     return reading
@@ -298,47 +307,43 @@ def deep_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
 
 
 def roi_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
-    rows: list[Row] = []
-    home = tmp / "home"
-    roi = Roi(PART_AT[0], PART_AT[1], PART_PX, PART_PX)
+    views = []
     for seed in lines:
         teach, test = synthetic_halves(tmp / "roi-parts", seed)
         wide = (
             in_a_conveyor_view(teach, tmp / f"view{seed}-teach", seed=0),
             in_a_conveyor_view(test, tmp / f"view{seed}-evaluate", seed=1),
         )
-        name = f"synthetic {seed} in {VIEW_W}x{VIEW_H}"
-        rows.append(teach_and_evaluate(home, "roi", name, "whole frame", wide))
-        rows.append(
-            teach_and_evaluate(
-                home, "roi", name, f"--roi {','.join(map(str, roi.as_list()))}", wide, roi=roi
-            )
-        )
-    return rows
+        views.append((f"synthetic {seed} in {VIEW_W}x{VIEW_H}", wide))
+    return _whole_and_cropped(tmp / "home", "roi", views, Roi(*PART_AT, PART_PX, PART_PX))
 
 
 def fixture_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
-    rows: list[Row] = []
-    home = tmp / "home"
-    window = Roi(PLATE_MARGIN, PLATE_MARGIN, PART_PX, PART_PX)
+    views = []
     for seed in lines:
         teach, test = synthetic_halves(tmp / "fixture-parts", seed)
         held = (
             in_a_fixture(teach, tmp / f"fixture{seed}-teach", seed=0),
             in_a_fixture(test, tmp / f"fixture{seed}-evaluate", seed=1),
         )
-        name = f"synthetic {seed} in a fixture"
-        rows.append(teach_and_evaluate(home, "fixture", name, "whole frame", held))
-        rows.append(
-            teach_and_evaluate(
-                home,
-                "fixture",
-                name,
-                f"--roi {','.join(map(str, window.as_list()))}",
-                held,
-                roi=window,
-            )
-        )
+        views.append((f"synthetic {seed} in a fixture", held))
+    window = Roi(PLATE_MARGIN, PLATE_MARGIN, PART_PX, PART_PX)
+    return _whole_and_cropped(tmp / "home", "fixture", views, window)
+
+
+def _whole_and_cropped(
+    home: Path, case: str, views: list[tuple[str, tuple[Path, Path]]], exact: Roi
+) -> list[Row]:
+    """Each view taught on the whole frame, cropped to the region adapt then advises (when it
+    advises one), and cropped to `exact`, the part's place as the view was made."""
+    rows: list[Row] = []
+    for name, pair in views:
+        advised: list[int] = []
+        rows.append(teach_and_evaluate(home, case, name, "whole frame", pair, advised))
+        crops = [("adapt's advice", Roi(*advised))] if advised else []
+        for label, roi in [*crops, ("exact", exact)]:
+            reading = f"--roi {','.join(map(str, roi.as_list()))} ({label})"
+            rows.append(teach_and_evaluate(home, case, name, reading, pair, roi=roi))
     return rows
 
 

@@ -82,6 +82,8 @@ class Alignment:
     # the share of the frame that stays put in the camera's view while the good parts move
     # (`camera_fixed_mask`): a fixture or the belt around the part, moved by registration
     camera_fixed_share: float = 0.0
+    # bool (S, S): those pixels (`camera_fixed_mask`), for adapt's advice; not saved
+    fixed: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def refusal(self) -> str | None:
         """Why `--align auto` leaves this alignment off, or None when it keeps it.
@@ -104,7 +106,7 @@ class Alignment:
 
     def to_dict(self) -> dict[str, Any]:
         png = cv2.imencode(".png", np.clip(self.reference * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        return {
+        out: dict[str, Any] = {
             "method": self.method,
             "size": int(self.reference.shape[0]),
             "median_correlation": round(float(self.median_correlation), 4),
@@ -112,6 +114,10 @@ class Alignment:
             "reference_png": base64.b64encode(png[1].tobytes()).decode("ascii"),
             "camera_fixed_share": round(self.camera_fixed_share, 4),
         }
+        region = None if self.fixed is None else enclosed_region(self.fixed)
+        if region is not None:  # in the reference's pixels; adapt's advice (lines.py)
+            out["camera_fixed_encloses"] = list(region)
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "line.json") -> Alignment:
@@ -313,7 +319,36 @@ def fit_alignment(
         good_parts=int(good.shape[0]),
         unregistered=len(reg.failed),
         camera_fixed_share=float(fixed.mean()) if fixed is not None else 0.0,
+        fixed=fixed if fixed is not None and fixed.any() else None,
     )
+
+
+def enclosed_region(fixed: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (x, y, w, h, in `fixed`'s pixels) around the frame's centre that the camera-fixed
+    pixels leave free: grown from the centre a row or a column at a time, on every side until
+    that side would take in a camera-fixed pixel or reaches the frame's edge. A fixture's
+    window, or the gap between two clamps. None when the centre itself is camera-fixed, the box
+    is the whole frame, or it is under a sixteenth of it (no part the line could inspect)."""
+    size = fixed.shape[-1]
+    c = size // 2
+    if fixed[c, c]:
+        return None
+    x0, y0, x1, y1 = c, c, c + 1, c + 1  # half-open
+    grew = True
+    while grew:
+        grew = False
+        if x0 > 0 and not fixed[y0:y1, x0 - 1].any():
+            x0, grew = x0 - 1, True
+        if x1 < size and not fixed[y0:y1, x1].any():
+            x1, grew = x1 + 1, True
+        if y0 > 0 and not fixed[y0 - 1, x0:x1].any():
+            y0, grew = y0 - 1, True
+        if y1 < size and not fixed[y1, x0:x1].any():
+            y1, grew = y1 + 1, True
+    w, h = x1 - x0, y1 - y0
+    if w * h == size * size or w * h < size * size / 16:
+        return None
+    return x0, y0, w, h
 
 
 def seen_whole(warps: list[np.ndarray | None], size: int) -> np.ndarray:

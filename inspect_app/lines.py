@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -270,12 +271,17 @@ def input_fit_notes(card: LineCard) -> list[str]:
         )
     fixed = float((card.align or {}).get("camera_fixed_share", 0.0))
     if fixed >= CAMERA_FIXED_NOTE:
+        region = enclosed_roi(card)
+        crop = (
+            f"--roi {','.join(map(str, region))}, the region it closes in"
+            if region
+            else "--roi X,Y,W,H; the console's Pick region"
+        )
         notes.append(
             f"{fixed:.0%} of the frame stays where the camera holds it while the good parts "
             "move (a fixture, the belt or a reflection around the part): registered with the "
             "part it moves instead, and good parts differ from their template along it; crop "
-            "the frames to the part (--roi X,Y,W,H; the console's Pick region) if the "
-            "false-reject rate is high"
+            f"the frames to the part ({crop}) if the false-reject rate is high"
         )
     if card.image_bits:
         notes.append(
@@ -311,6 +317,22 @@ def input_fit_notes(card: LineCard) -> list[str]:
             "is FAULT"
         )
     return notes
+
+
+def enclosed_roi(card: LineCard) -> list[int] | None:
+    """The region of interest [x, y, w, h] (pixels of the camera's frame) that the line's
+    camera-fixed surroundings close in (`inspect_app.align.enclosed_region`, saved in the
+    reference's pixels), or None: mapped through the adapt frames' size and the line's own
+    region."""
+    box, size = card.align.get("camera_fixed_encloses"), card.align.get("size")
+    frame = card.adapt.get("frame_px")
+    if not box or not size or not frame:
+        return None
+    sx, sy = frame[0] / size, frame[1] / size
+    x0, y0 = math.floor(box[0] * sx), math.floor(box[1] * sy)
+    x1, y1 = math.ceil((box[0] + box[2]) * sx), math.ceil((box[1] + box[3]) * sy)
+    dx, dy = (card.roi[0], card.roi[1]) if card.roi else (0, 0)
+    return [x0 + dx, y0 + dy, min(x1, frame[0]) - x0, min(y1, frame[1]) - y0]
 
 
 def _defect_map_heat(card: LineCard) -> bool:

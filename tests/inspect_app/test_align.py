@@ -14,6 +14,7 @@ from inspect_app.align import (
     Alignment,
     camera_fixed_mask,
     choose_alignment,
+    enclosed_region,
     fit_alignment,
     register,
 )
@@ -120,6 +121,28 @@ def test_a_fixture_the_camera_holds_still_is_measured_and_a_loose_part_shows_non
         held.camera_fixed_share, abs=1e-4
     )
     assert camera_fixed_mask(np.zeros((2, S, S)), np.ones((2, S, S))) is None  # too few parts
+    # for adapt's advice, a box inside the window (6.4 px of plate on every side) less the
+    # band its edges sweep once registered, holding the part
+    x, y, w, h = held.to_dict()["camera_fixed_encloses"]
+    assert x >= 6 and y >= 6 and x + w <= S - 6 and y + h <= S - 6 and min(w, h) >= 36
+    assert "camera_fixed_encloses" not in fit_alignment(noisy(loose)).to_dict()
+
+
+def test_the_region_the_camera_fixed_pixels_leave_free() -> None:
+    window = np.zeros((S, S), bool)
+    window[6:9, 5:60] = window[56:59, 5:60] = True  # top and bottom of a fixture's window
+    window[6:59, 5:8] = window[6:59, 57:60] = True  # its sides
+    assert enclosed_region(window) == (8, 9, 49, 47)
+    clamps = np.zeros((S, S), bool)
+    clamps[:, 10:13] = clamps[:, 50:53] = True  # two clamps, top to bottom: the gap between
+    assert enclosed_region(clamps) == (13, 0, 37, S)
+    assert enclosed_region(np.zeros((S, S), bool)) is None  # nothing holds it in
+    centre = np.zeros((S, S), bool)
+    centre[S // 2, S // 2] = True
+    assert enclosed_region(centre) is None
+    small = np.zeros((S, S), bool)
+    small[24:27, 24:41] = small[38:41, 24:41] = small[24:41, 24:27] = small[24:41, 38:41] = True
+    assert enclosed_region(small) is None  # under a sixteenth of the frame: no part's place
 
 
 def test_auto_keeps_alignment_for_fixtured_parts_and_drops_it_for_textures() -> None:

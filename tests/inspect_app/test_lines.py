@@ -131,6 +131,18 @@ def test_a_camera_that_sees_fixed_surroundings_is_told_to_crop_to_the_part() -> 
     (note,) = input_fit_notes(card)
     assert note.startswith("7% of the frame stays where the camera holds it") and "--roi" in note
     assert note in model_card(card)
+    # the region the fixture closes in, from the reference's pixels to the camera's
+    card.align = {
+        "camera_fixed_share": 0.07,
+        "size": 128,
+        "camera_fixed_encloses": [16, 15, 96, 97],
+    }
+    card.adapt["frame_px"] = [320, 320]
+    (note,) = input_fit_notes(card)
+    assert "--roi 40,37,240,243, the region it closes in" in note
+    card.roi = [100, 50, 320, 320]  # a line with a region already: offset by it
+    assert "--roi 140,87,240,243" in next(n for n in input_fit_notes(card) if "stays" in n)
+    card.roi, card.adapt = None, {}
     card.align = {"camera_fixed_share": 0.0005}  # the generator's frames: nothing to say
     assert input_fit_notes(card) == []
     card.align = {}  # lines taught before it was measured
