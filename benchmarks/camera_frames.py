@@ -2,7 +2,7 @@
 
 Each row teaches a line with `adapt --samples 50` (the shipped backbone, seed 0) and scores
 held-out parts with `evaluate`, through the same `teach_line` / `evaluate_line` the commands
-call. Three cases (docs/sensors.md, docs/adapt.md):
+call. Four cases (docs/sensors.md, docs/adapt.md):
 
 - `deep`: frames whose samples fill 12 of 16 bits (Mono12 in 16-bit PNG, as machine-vision
   cameras write them). Read at 16-bit full scale (what a reader without the line's depth does)
@@ -16,6 +16,9 @@ call. Three cases (docs/sensors.md, docs/adapt.md):
   (a fixture's nest): the part moves inside the window, the window's edges stay put; taught
   on the whole frame and with `--roi` on the window. The reading names the share of the frame
   adapt found staying put while the parts move (`camera_fixed_share`, docs/adapt.md).
+- `turned`: the same parts arriving in any orientation (each frame turned by a random angle
+  about its centre, the edges mirrored in), taught with pose alignment as adapt chooses it
+  (every turn tried first: `any_turn`) and with ECC alone, as before it could.
 
 Reads ../shared/data/neu-det for the NEU rows (skipped with a note when it is absent).
 
@@ -23,24 +26,28 @@ Run (OMP_NUM_THREADS=1 is how the docs' numbers were made; about 15 minutes, eve
     python -m benchmarks.camera_frames
     python -m benchmarks.camera_frames --cases roi --lines 101
     python -m benchmarks.camera_frames --cases fixture
+    python -m benchmarks.camera_frames --cases turned
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from benchmarks.fewshot import DATA
+from inspect_app import align
 from inspect_app.lines import enclosed_roi
 from inspect_app.pretrain_data import held_out_of_pretraining
 from inspect_app.teach import EvaluateOptions, TeachOptions, evaluate_line, teach_line
@@ -156,6 +163,37 @@ def in_a_fixture(folder: Path, out: Path, seed: int) -> Path:
     return out
 
 
+def in_any_orientation(folder: Path, out: Path, seed: int) -> Path:
+    """`folder` with every frame (and mask) turned by its own random angle about its centre."""
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    with (folder / "labels.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        angle = rng.uniform(0.0, 360.0)
+        for column, is_frame in (("image", True), ("mask", False)):
+            if not row.get(column):
+                continue
+            part = _read(folder / row[column])
+            h, w = part.shape[:2]
+            turn = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, 1.0)
+            turned = cv2.warpAffine(
+                part,
+                turn,
+                (w, h),
+                flags=cv2.INTER_LINEAR if is_frame else cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_REFLECT if is_frame else cv2.BORDER_CONSTANT,
+            )
+            (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out / row[column]), turned):
+                msg = f"cannot write {out / row[column]}"
+                raise OSError(msg)
+    _write_table(out, fields, rows)
+    return out
+
+
 def _read(path: Path) -> np.ndarray:
     frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if frame is None:
@@ -257,6 +295,9 @@ def _reading(case: str, reading: str, card: object) -> str:
     if case in ("roi", "fixture"):
         share = float((getattr(card, "align", None) or {}).get("camera_fixed_share", 0.0))
         return f"{reading} (camera-fixed {100 * share:.1f} %)"
+    if case == "turned":
+        turns = (getattr(card, "align", None) or {}).get("any_turn", False)
+        return f"{reading} ({'every turn tried' if turns else 'ECC alone'})"
     return reading
 
 
@@ -347,9 +388,40 @@ def _whole_and_cropped(
     return rows
 
 
+@contextlib.contextmanager
+def _every_turn_untried() -> Iterator[None]:
+    """Pose alignment fitted as before `any_turn` existed: ECC alone."""
+    fitted = align._fitted
+
+    def plain(good: Any, grays: Any, method: str, any_turn: bool) -> Any:
+        return fitted(good, grays, method, False)
+
+    align._fitted = plain
+    try:
+        yield
+    finally:
+        align._fitted = fitted
+
+
+def turned_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+    rows: list[Row] = []
+    home = tmp / "home"
+    for seed in lines:
+        teach, test = synthetic_halves(tmp / "turned-parts", seed)
+        turned = (
+            in_any_orientation(teach, tmp / f"turned{seed}-teach", seed=0),
+            in_any_orientation(test, tmp / f"turned{seed}-evaluate", seed=1),
+        )
+        name = f"synthetic {seed}, any orientation"
+        with _every_turn_untried():  # ECC alone, as before every turn could be tried
+            rows.append(teach_and_evaluate(home, "turned", name, "ECC alone", turned))
+        rows.append(teach_and_evaluate(home, "turned", name, "as adapt chooses", turned))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    cases = ("deep", "roi", "fixture")
+    cases = ("deep", "roi", "fixture", "turned")
     parser.add_argument("--cases", nargs="+", choices=cases, default=list(cases))
     parser.add_argument(
         "--lines",
@@ -368,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += roi_rows(Path(tmp) / "roi", args.lines)
         if "fixture" in args.cases:
             rows += fixture_rows(Path(tmp) / "fixture", args.lines)
+        if "turned" in args.cases:
+            rows += turned_rows(Path(tmp) / "turned", args.lines)
     return 0 if rows else 1
 
 

@@ -49,6 +49,15 @@ METHOD = "ecc-euclidean"
 AUTO_MIN_CORRELATION = 0.8  # median over the good adapt parts, for `--align auto`
 _BLUR = 5  # Gaussian kernel (pixels) on the gray image before registering
 _ITERATIONS = 60
+# `estimate_warp(any_turn=True)`: the turns tried before ECC (10 degrees apart: ECC takes the
+# last few); `fit_alignment` turns them on when the good parts register better so by
+# ANY_TURN_GAIN in median correlation (and no fewer of them)
+TURN_STEPS = 36
+ANY_TURN_GAIN = 0.01
+# tried every way, ECC also settles on frames that are no part: 19 of 20 frames of an empty
+# fixture's noise at correlation 0.08-0.38 against a turned line's reference, where that line's
+# parts register at 0.90 or more; below this such a frame is not registered (a FAULT)
+ANY_TURN_MIN_CORRELATION = 0.5
 _EPS = 1e-4
 # camera-fixed pixels (`camera_fixed_mask`): the good parts' variance there as the camera saw
 # them is under FIXED_RATIO of their variance registered, where that is above its median over
@@ -82,6 +91,8 @@ class Alignment:
     # the share of the frame that stays put in the camera's view while the good parts move
     # (`camera_fixed_mask`): a fixture or the belt around the part, moved by registration
     camera_fixed_share: float = 0.0
+    # the parts arrive in any orientation: every turn is tried before ECC (`estimate_warp`)
+    any_turn: bool = False
     # bool (S, S): those pixels (`camera_fixed_mask`), for adapt's advice; not saved
     fixed: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -114,6 +125,8 @@ class Alignment:
             "reference_png": base64.b64encode(png[1].tobytes()).decode("ascii"),
             "camera_fixed_share": round(self.camera_fixed_share, 4),
         }
+        if self.any_turn:
+            out["any_turn"] = True
         region = None if self.fixed is None else enclosed_region(self.fixed)
         if region is not None:  # in the reference's pixels; adapt's advice (lines.py)
             out["camera_fixed_encloses"] = list(region)
@@ -131,6 +144,7 @@ class Alignment:
             method=str(method),
             good_parts=int(raw.get("good_parts", 0)),
             camera_fixed_share=float(raw.get("camera_fixed_share", 0.0)),
+            any_turn=bool(raw.get("any_turn", False)),
         )
 
 
@@ -168,13 +182,37 @@ def gray(images: torch.Tensor) -> np.ndarray:
 
 
 def estimate_warp(
-    reference: np.ndarray, image: np.ndarray, method: str = METHOD
+    reference: np.ndarray, image: np.ndarray, method: str = METHOD, any_turn: bool = False
 ) -> tuple[np.ndarray, float]:
     """The warp (2, 3) taking `reference` coordinates into `image`, and its correlation.
 
-    Coarse to fine: half size first (catches the larger shifts), then full size. Raises
-    `cv2.error` when ECC does not converge.
+    Coarse to fine: half size first (catches the larger shifts), then full size. ECC finds a
+    turn of a few degrees (OpenCV's rigid ECC cannot pass 90); `any_turn` (parts that arrive
+    in any orientation: a disc, a washer, a part on a turntable) first finds the best of
+    `TURN_STEPS` turns on the half-size image (`_best_turn`), turns the image back by it and
+    lets ECC find the rest. Raises `cv2.error` when ECC does not converge.
     """
+    if not any_turn:
+        return _ecc_coarse_to_fine(reference, image, method)
+    h, w = reference.shape
+    small = (max(w // 2, 8), max(h // 2, 8))
+    turn = _best_turn(
+        cv2.resize(reference, small, interpolation=cv2.INTER_AREA),
+        cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+    )
+    turn = scale_warp(turn, 2) if small == (w // 2, h // 2) else turn
+    flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
+    turned = cv2.warpAffine(image, turn, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    rest, cc = _ecc_coarse_to_fine(reference, turned, method)
+    # reference -> turned image (rest), then turned image -> image (turn)
+    a = turn[:, :2].astype(np.float64) @ rest[:, :2].astype(np.float64)
+    t = turn[:, :2].astype(np.float64) @ rest[:, 2].astype(np.float64) + turn[:, 2]
+    return np.concatenate([a, t[:, None]], axis=1).astype(np.float32), cc
+
+
+def _ecc_coarse_to_fine(
+    reference: np.ndarray, image: np.ndarray, method: str
+) -> tuple[np.ndarray, float]:
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ITERATIONS, _EPS)
     h, w = reference.shape
     small = (max(w // 2, 8), max(h // 2, 8))
@@ -191,6 +229,31 @@ def estimate_warp(
     warp[:, 2] *= 2.0  # translation from half size to full size
     cc, warp = _ecc(reference, image, warp, MOTIONS[method], criteria, None, 1)
     return warp, float(cc)
+
+
+def _best_turn(reference: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The turn about the frame's centre, with the shift that best lines it up (phase
+    correlation), among `TURN_STEPS` whole-circle steps under which `image` correlates best
+    with `reference`: a (2, 3) warp, reference -> image."""
+    h, w = reference.shape
+    ref = reference - reference.mean()
+    ref /= np.linalg.norm(ref) + 1e-9
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    best, best_cc = np.eye(2, 3, dtype=np.float32), -np.inf
+    flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
+    for step in range(TURN_STEPS):
+        turn = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), 360.0 * step / TURN_STEPS, 1.0)
+        seen = cv2.warpAffine(image, turn, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        # seen(x) = reference(x - d): the reference lands at image(turn (y + d))
+        d, _ = cv2.phaseCorrelate(reference.astype(np.float32), seen.astype(np.float32), window)
+        warp = turn.copy()
+        warp[:, 2] += turn[:, :2] @ np.array(d)
+        moved = cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        moved = moved - moved.mean()
+        cc = float((ref * moved).sum() / (np.linalg.norm(moved) + 1e-9))
+        if cc > best_cc:
+            best, best_cc = warp.astype(np.float32), cc
+    return best
 
 
 def warp_images(images: torch.Tensor, warps: list[np.ndarray | None]) -> torch.Tensor:
@@ -218,8 +281,11 @@ def register(
     present: torch.Tensor | None,
     reference: np.ndarray,
     method: str = METHOD,
+    any_turn: bool = False,
 ) -> tuple[torch.Tensor, Registration]:
     """`images (B, 3, S, S)` aligned onto `reference (R, R)`; frames not present are skipped.
+    `any_turn`: the line's parts arrive in any orientation (`estimate_warp`); a frame that
+    then correlates under `ANY_TURN_MIN_CORRELATION` with the reference is not registered.
 
     `S` is `R` or a whole multiple `k` of it (a line whose template compares larger frames,
     docs/adapt.md step 5): the warp is then estimated on the frames averaged `k` x `k` down to
@@ -243,8 +309,11 @@ def register(
             warps.append(None)
             continue
         try:
-            warp, corr[i] = estimate_warp(reference, grays[i], method)
+            warp, corr[i] = estimate_warp(reference, grays[i], method, any_turn)
         except cv2.error:
+            warp = None
+        if warp is None or (any_turn and corr[i] < ANY_TURN_MIN_CORRELATION):
+            corr[i] = np.nan
             warps.append(None)
             failed.append(i)
             continue
@@ -294,22 +363,40 @@ def heatmaps_to_frames(
 def fit_alignment(
     images: torch.Tensor, present: torch.Tensor | None = None, method: str = METHOD
 ) -> Alignment:
-    """A reference from good parts' images `(N, 3, S, S)`: their aligned mean, refined once."""
+    """A reference from good parts' images `(N, 3, S, S)`: their aligned mean, refined once.
+
+    When the good parts register better (by `ANY_TURN_GAIN` in median correlation, and no
+    fewer of them) with every turn tried first (`estimate_warp(any_turn=True)`), the line's
+    parts arrive in any orientation and the alignment keeps that (`any_turn`).
+    """
     keep = torch.ones(images.shape[0], dtype=torch.bool) if present is None else present.bool()
     good = images[keep]
     if good.shape[0] == 0:
         msg = "alignment needs at least one good part with an image"
         raise ValueError(msg)
     grays = gray(good)
+    plain = _fitted(good, grays, method, any_turn=False)
+    if good.shape[0] < 2:
+        return plain
+    turned = _fitted(good, grays, method, any_turn=True)
+    gain = turned.median_correlation - plain.median_correlation
+    # registering more parts is not enough: trying every turn, ECC can also settle on a frame
+    # that is no part at all (an empty fixture), which the plain fit rightly fails on
+    if turned.unregistered <= plain.unregistered and gain > ANY_TURN_GAIN:
+        return turned
+    return plain
+
+
+def _fitted(good: torch.Tensor, grays: np.ndarray, method: str, any_turn: bool) -> Alignment:
     # start from the part most like the others, so one odd part does not become the reference
     flat = grays.reshape(grays.shape[0], -1)
     flat = flat - flat.mean(1, keepdims=True)
     flat /= np.linalg.norm(flat, axis=1, keepdims=True) + 1e-9
     reference = grays[int(np.argmax((flat @ flat.T).sum(1)))]
     for _ in range(2):
-        aligned, _ = register(good, None, reference, method)
+        aligned, _ = register(good, None, reference, method, any_turn)
         reference = gray(aligned.mean(0, keepdim=True))[0]
-    aligned, reg = register(good, None, reference, method)
+    aligned, reg = register(good, None, reference, method, any_turn)
     corr = reg.correlation[np.isfinite(reg.correlation)]
     fixed = camera_fixed_mask(grays, gray(aligned), seen_whole(reg.warps, grays.shape[-1]))
     return Alignment(
@@ -320,6 +407,7 @@ def fit_alignment(
         unregistered=len(reg.failed),
         camera_fixed_share=float(fixed.mean()) if fixed is not None else 0.0,
         fixed=fixed if fixed is not None and fixed.any() else None,
+        any_turn=any_turn,
     )
 
 
@@ -460,5 +548,11 @@ def align_adapt_inputs(
     refused = alignment.refusal()
     if mode == "auto" and refused:
         return inputs, None, refused
-    image, reg = register(inputs.image, inputs.image_present, alignment.reference, alignment.method)
+    image, reg = register(
+        inputs.image,
+        inputs.image_present,
+        alignment.reference,
+        alignment.method,
+        alignment.any_turn,
+    )
     return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment, None

@@ -361,7 +361,8 @@ def model_card(card: LineCard) -> str:
     if card.align:
         lines.append(
             f"- pose alignment: {card.align.get('method')} onto a reference part (good adapt "
-            f"parts register with median correlation {card.align.get('median_correlation')}); "
+            f"parts register with median correlation {card.align.get('median_correlation')}"
+            f"{'; in any orientation, every turn tried' if card.align.get('any_turn') else ''}); "
             f"frames taken at {card.image_size} px, compared with the good parts' pixel "
             "template at that size"
         )

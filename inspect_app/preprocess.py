@@ -78,7 +78,9 @@ def prepare_batch(
         image, image_present = frames_to_tensor(frames, card.image_size)
         alignment = alignment_from_card(card)
         if alignment is not None:
-            image, reg = register(image, image_present, alignment.reference, alignment.method)
+            image, reg = register(
+                image, image_present, alignment.reference, alignment.method, alignment.any_turn
+            )
             if reg.failed:  # not inspectable as taught: a FAULT, never judged unaligned
                 parts = ", ".join(samples[i].part_id for i in reg.failed)
                 raise DataError(

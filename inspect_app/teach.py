@@ -379,7 +379,11 @@ def prepare_adapt_inputs(
         inputs = batched_inputs(samples, card)
         assert inputs.image is not None  # the alignment was made from these parts' frames
         image, reg = register(
-            inputs.image, inputs.image_present, alignment.reference, alignment.method
+            inputs.image,
+            inputs.image_present,
+            alignment.reference,
+            alignment.method,
+            alignment.any_turn,
         )
         inputs = dataclasses.replace(inputs, image=image, frame_warps=reg.warps)
     if alignment is not None:

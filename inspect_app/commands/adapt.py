@@ -348,9 +348,13 @@ def run(args: argparse.Namespace) -> int:
     )
     align = result.card.align
     if align:
+        turns = (
+            "; they arrive in any orientation: every turn is tried" if align.get("any_turn") else ""
+        )
         print(
             f"pose alignment on (good parts register with median correlation "
-            f"{align['median_correlation']:.3f}); pixel template at {result.card.image_size} px"
+            f"{align['median_correlation']:.3f}{turns}); pixel template at "
+            f"{result.card.image_size} px"
         )
     elif args.align == "auto" and "image" in result.card.modalities:
         why = result.card.align_refused or "the good parts do not register onto one reference"
