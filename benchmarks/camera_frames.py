@@ -38,7 +38,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,28 +103,27 @@ def twelve_bit_copy(folder: Path, out: Path) -> Path:
     return out
 
 
-def in_a_conveyor_view(folder: Path, out: Path, seed: int) -> Path:
-    """`folder` with every frame (and mask) pasted at PART_AT into a VIEW_W x VIEW_H view of a
-    grey conveyor whose noise is new for every part."""
+# how one part's frame (True) or mask (False) is rewritten: made once per part (its random
+# draws shared by frame and mask) by a case's `per_part(rng)`
+Rewrite = Callable[[np.ndarray, bool], np.ndarray]
+
+
+def _rewritten(
+    folder: Path, out: Path, seed: int, per_part: Callable[[np.random.Generator], Rewrite]
+) -> Path:
+    """`folder` with every part's frame and mask rewritten, as a new dataset folder `out`."""
     out.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     with (folder / "labels.csv").open(newline="") as handle:
         reader = csv.DictReader(handle)
         fields = list(reader.fieldnames or [])
         rows = list(reader)
-    x, y = PART_AT
     for row in rows:
-        for column, background in (("image", True), ("mask", False)):
+        change = per_part(rng)
+        for column, is_frame in (("image", True), ("mask", False)):
             if not row.get(column):
                 continue
-            part = _read(folder / row[column])
-            shape = (VIEW_H, VIEW_W, *part.shape[2:])
-            if background:
-                noise = rng.normal(110, 25, shape)
-                view = np.clip(noise, 0, 255).astype(np.uint8)
-            else:
-                view = np.zeros(shape, part.dtype)
-            view[y : y + part.shape[0], x : x + part.shape[1]] = part
+            view = change(_read(folder / row[column]), is_frame)
             (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(out / row[column]), view):
                 msg = f"cannot write {out / row[column]}"
@@ -133,65 +132,65 @@ def in_a_conveyor_view(folder: Path, out: Path, seed: int) -> Path:
     return out
 
 
+def in_a_conveyor_view(folder: Path, out: Path, seed: int) -> Path:
+    """`folder` with every frame (and mask) pasted at PART_AT into a VIEW_W x VIEW_H view of a
+    grey conveyor whose noise is new for every part."""
+    x, y = PART_AT
+
+    def per_part(rng: np.random.Generator) -> Rewrite:
+        def paste(part: np.ndarray, is_frame: bool) -> np.ndarray:
+            shape = (VIEW_H, VIEW_W, *part.shape[2:])
+            if is_frame:
+                view = np.clip(rng.normal(110, 25, shape), 0, 255).astype(np.uint8)
+            else:
+                view = np.zeros(shape, part.dtype)
+            view[y : y + part.shape[0], x : x + part.shape[1]] = part
+            return view
+
+        return paste
+
+    return _rewritten(folder, out, seed, per_part)
+
+
 def in_a_fixture(folder: Path, out: Path, seed: int) -> Path:
     """`folder` with every frame (and mask) seen through a window of a plain grey plate held
     still by the camera, PLATE_MARGIN pixels wide around it (sensor noise new every frame)."""
-    out.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    with (folder / "labels.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
     m = PLATE_MARGIN
-    for row in rows:
-        for column, plate in (("image", True), ("mask", False)):
-            if not row.get(column):
-                continue
-            part = _read(folder / row[column])
+
+    def per_part(rng: np.random.Generator) -> Rewrite:
+        def held(part: np.ndarray, is_frame: bool) -> np.ndarray:
             shape = (part.shape[0] + 2 * m, part.shape[1] + 2 * m, *part.shape[2:])
-            view = np.zeros(shape, np.float64)
-            if plate:
-                view[:] = PLATE_GREY
+            view = np.full(shape, PLATE_GREY if is_frame else 0, np.float64)
             view[m:-m, m:-m] = part
-            if plate:
+            if is_frame:
                 view += rng.normal(0, SENSOR_NOISE, shape)
-            (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(out / row[column]), np.clip(view, 0, 255).astype(part.dtype)):
-                msg = f"cannot write {out / row[column]}"
-                raise OSError(msg)
-    _write_table(out, fields, rows)
-    return out
+            return np.clip(view, 0, 255).astype(part.dtype)
+
+        return held
+
+    return _rewritten(folder, out, seed, per_part)
 
 
 def in_any_orientation(folder: Path, out: Path, seed: int) -> Path:
     """`folder` with every frame (and mask) turned by its own random angle about its centre."""
-    out.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    with (folder / "labels.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
-    for row in rows:
+
+    def per_part(rng: np.random.Generator) -> Rewrite:
         angle = rng.uniform(0.0, 360.0)
-        for column, is_frame in (("image", True), ("mask", False)):
-            if not row.get(column):
-                continue
-            part = _read(folder / row[column])
+
+        def turned(part: np.ndarray, is_frame: bool) -> np.ndarray:
             h, w = part.shape[:2]
             turn = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, 1.0)
-            turned = cv2.warpAffine(
+            return cv2.warpAffine(
                 part,
                 turn,
                 (w, h),
                 flags=cv2.INTER_LINEAR if is_frame else cv2.INTER_NEAREST,
                 borderMode=cv2.BORDER_REFLECT if is_frame else cv2.BORDER_CONSTANT,
             )
-            (out / row[column]).parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(out / row[column]), turned):
-                msg = f"cannot write {out / row[column]}"
-                raise OSError(msg)
-    _write_table(out, fields, rows)
-    return out
+
+        return turned
+
+    return _rewritten(folder, out, seed, per_part)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -347,27 +346,31 @@ def deep_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
     return rows
 
 
-def roi_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+def _views(
+    tmp: Path, case: str, lines: Sequence[int], make: Callable[[Path, Path, int], Path], name: str
+) -> list[tuple[str, tuple[Path, Path]]]:
+    """Per line seed, `name` (formatted with the seed) and its parts to teach and to evaluate
+    rewritten by `make` (noise seeds 0 and 1)."""
     views = []
     for seed in lines:
-        teach, test = synthetic_halves(tmp / "roi-parts", seed)
-        wide = (
-            in_a_conveyor_view(teach, tmp / f"view{seed}-teach", seed=0),
-            in_a_conveyor_view(test, tmp / f"view{seed}-evaluate", seed=1),
+        teach, test = synthetic_halves(tmp / f"{case}-parts", seed)
+        pair = (
+            make(teach, tmp / f"{case}{seed}-teach", 0),
+            make(test, tmp / f"{case}{seed}-evaluate", 1),
         )
-        views.append((f"synthetic {seed} in {VIEW_W}x{VIEW_H}", wide))
+        views.append((name.format(seed=seed), pair))
+    return views
+
+
+def roi_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
+    views = _views(
+        tmp, "roi", lines, in_a_conveyor_view, f"synthetic {{seed}} in {VIEW_W}x{VIEW_H}"
+    )
     return _whole_and_cropped(tmp / "home", "roi", views, Roi(*PART_AT, PART_PX, PART_PX))
 
 
 def fixture_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
-    views = []
-    for seed in lines:
-        teach, test = synthetic_halves(tmp / "fixture-parts", seed)
-        held = (
-            in_a_fixture(teach, tmp / f"fixture{seed}-teach", seed=0),
-            in_a_fixture(test, tmp / f"fixture{seed}-evaluate", seed=1),
-        )
-        views.append((f"synthetic {seed} in a fixture", held))
+    views = _views(tmp, "fixture", lines, in_a_fixture, "synthetic {seed} in a fixture")
     window = Roi(PLATE_MARGIN, PLATE_MARGIN, PART_PX, PART_PX)
     return _whole_and_cropped(tmp / "home", "fixture", views, window)
 
@@ -406,13 +409,9 @@ def _every_turn_untried() -> Iterator[None]:
 def turned_rows(tmp: Path, lines: Sequence[int]) -> list[Row]:
     rows: list[Row] = []
     home = tmp / "home"
-    for seed in lines:
-        teach, test = synthetic_halves(tmp / "turned-parts", seed)
-        turned = (
-            in_any_orientation(teach, tmp / f"turned{seed}-teach", seed=0),
-            in_any_orientation(test, tmp / f"turned{seed}-evaluate", seed=1),
-        )
-        name = f"synthetic {seed}, any orientation"
+    for name, turned in _views(
+        tmp, "turned", lines, in_any_orientation, "synthetic {seed}, any orientation"
+    ):
         with _every_turn_untried():  # ECC alone, as before every turn could be tried
             rows.append(teach_and_evaluate(home, "turned", name, "ECC alone", turned))
         rows.append(teach_and_evaluate(home, "turned", name, "as adapt chooses", turned))

@@ -115,6 +115,12 @@ class Alignment:
             )
         return None
 
+    def register(
+        self, images: torch.Tensor, present: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Registration]:
+        """`images` registered onto this reference, as this line registers them (`register`)."""
+        return register(images, present, self.reference, self.method, self.any_turn)
+
     def to_dict(self) -> dict[str, Any]:
         png = cv2.imencode(".png", np.clip(self.reference * 255.0 + 0.5, 0, 255).astype(np.uint8))
         out: dict[str, Any] = {
@@ -548,11 +554,5 @@ def align_adapt_inputs(
     refused = alignment.refusal()
     if mode == "auto" and refused:
         return inputs, None, refused
-    image, reg = register(
-        inputs.image,
-        inputs.image_present,
-        alignment.reference,
-        alignment.method,
-        alignment.any_turn,
-    )
+    image, reg = alignment.register(inputs.image, inputs.image_present)
     return dataclasses.replace(inputs, image=image, frame_warps=reg.warps), alignment, None

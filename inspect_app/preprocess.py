@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from inspect_app.align import alignment_from_card, register
+from inspect_app.align import alignment_from_card
 from models.inputs import ModelInputs, frames_to_tensor
 from sensors.errors import DataError
 from sensors.sample import Sample
@@ -78,9 +78,7 @@ def prepare_batch(
         image, image_present = frames_to_tensor(frames, card.image_size)
         alignment = alignment_from_card(card)
         if alignment is not None:
-            image, reg = register(
-                image, image_present, alignment.reference, alignment.method, alignment.any_turn
-            )
+            image, reg = alignment.register(image, image_present)
             if reg.failed:  # not inspectable as taught: a FAULT, never judged unaligned
                 parts = ", ".join(samples[i].part_id for i in reg.failed)
                 raise DataError(

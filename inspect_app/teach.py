@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspect_app.align import align_adapt_inputs, heatmaps_to_frames, register
+from inspect_app.align import align_adapt_inputs, heatmaps_to_frames
 from inspect_app.backends.base import Backend, BackendError
 from inspect_app.backends.torch_backend import TorchBackend
 from inspect_app.defaults import DEFAULT_GOOD_ONLY_FALSE_REJECT_RATE, DEFAULT_TARGET_MISS_RATE
@@ -378,13 +378,7 @@ def prepare_adapt_inputs(
         card.image_size *= scale
         inputs = batched_inputs(samples, card)
         assert inputs.image is not None  # the alignment was made from these parts' frames
-        image, reg = register(
-            inputs.image,
-            inputs.image_present,
-            alignment.reference,
-            alignment.method,
-            alignment.any_turn,
-        )
+        image, reg = alignment.register(inputs.image, inputs.image_present)
         inputs = dataclasses.replace(inputs, image=image, frame_warps=reg.warps)
     if alignment is not None:
         # a good part that does not register would be a FAULT on the line, and its frame,
