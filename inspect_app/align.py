@@ -49,6 +49,7 @@ METHOD = "ecc-euclidean"
 AUTO_MIN_CORRELATION = 0.8  # median over the good adapt parts, for `--align auto`
 _BLUR = 5  # Gaussian kernel (pixels) on the gray image before registering
 _ITERATIONS = 60
+_EPS = 1e-4
 # `estimate_warp(any_turn=True)`: the turns tried before ECC (10 degrees apart: ECC takes the
 # last few); `fit_alignment` turns them on when the good parts register better so by
 # ANY_TURN_GAIN in median correlation (and no fewer of them)
@@ -58,12 +59,12 @@ ANY_TURN_GAIN = 0.01
 # fixture's noise at correlation 0.08-0.38 against a turned line's reference, where that line's
 # parts register at 0.90 or more; below this such a frame is not registered (a FAULT)
 ANY_TURN_MIN_CORRELATION = 0.5
-_EPS = 1e-4
 # camera-fixed pixels (`camera_fixed_mask`): the good parts' variance there as the camera saw
 # them is under FIXED_RATIO of their variance registered, where that is above its median over
 # the frame, among the pixels SEEN_WHOLE_SHARE of the registered frames take from inside the
 # frame. Measured: 0.00 % of the frame on twelve generator lines (parts on a loose background);
-# 4.7-5.9 % for a part seen through a fixed window of plain plate (three framings of line 707).
+# 4.7-15 % for parts seen through a fixed window of plain plate (benchmarks/camera_frames.py's
+# fixture case, lines 101 and 202; three framings of line 707).
 FIXED_RATIO = 0.25
 SEEN_WHOLE_SHARE = 0.75
 # OpenCV's stubs refuse `inputMask=None` next to `gaussFiltSize`, which OpenCV itself accepts
@@ -198,15 +199,15 @@ def estimate_warp(
     `TURN_STEPS` turns on the half-size image (`_best_turn`), turns the image back by it and
     lets ECC find the rest. Raises `cv2.error` when ECC does not converge.
     """
-    if not any_turn:
-        return _ecc_coarse_to_fine(reference, image, method)
     h, w = reference.shape
-    small = (max(w // 2, 8), max(h // 2, 8))
+    if not any_turn or min(h, w) < 16 or h % 2 or w % 2:  # the turns are tried at half size
+        return _ecc_coarse_to_fine(reference, image, method)
+    small = (w // 2, h // 2)
     turn = _best_turn(
         cv2.resize(reference, small, interpolation=cv2.INTER_AREA),
         cv2.resize(image, small, interpolation=cv2.INTER_AREA),
     )
-    turn = scale_warp(turn, 2) if small == (w // 2, h // 2) else turn
+    turn = scale_warp(turn, 2)
     flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
     turned = cv2.warpAffine(image, turn, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     rest, cc = _ecc_coarse_to_fine(reference, turned, method)
@@ -394,6 +395,7 @@ def fit_alignment(
 
 
 def _fitted(good: torch.Tensor, grays: np.ndarray, method: str, any_turn: bool) -> Alignment:
+    """`fit_alignment` one way: `any_turn` or ECC alone; `grays` are `gray(good)`."""
     # start from the part most like the others, so one odd part does not become the reference
     flat = grays.reshape(grays.shape[0], -1)
     flat = flat - flat.mean(1, keepdims=True)
@@ -472,11 +474,11 @@ def camera_fixed_mask(
     """Where good parts' frames agree as the camera saw them and not once registered.
 
     `as_seen` and `registered` (N, S, S): the good parts' gray frames (`gray`) before and after
-    registration; `inside` (bool (S, S), `seen_whole`): the registered pixels taken from inside
-    every frame (the rest are filled in and prove nothing). A fixture's edge stays put in the
-    camera's view while the part moves, so the good parts agree on it as seen (low variance)
-    and, registered, each moves it by its own pose (high variance); on the part it is the
-    other way round. Returns the pixels whose variance as seen is under `FIXED_RATIO` of the
+    registration; `inside` (bool (S, S), `seen_whole`): the registered pixels most frames take
+    from inside the frame (the rest are filled in and prove nothing). A fixture's edge stays
+    put in the camera's view while the part moves, so the good parts agree on it as seen (low
+    variance) and, registered, each moves it by its own pose (high variance); on the part it
+    is the other way round. Returns the pixels whose variance as seen is under `FIXED_RATIO` of the
     registered one, where that is above its median over the frame, in runs at least 3 pixels
     wide (bool (S, S)); None with fewer than 3 good parts.
     """

@@ -242,7 +242,7 @@ def set_active(home: Path, line: str, version: str) -> None:
 ELONGATED_FRAME = 2.0
 # a share of the frame staying put while the registered good parts move (a fixture, the belt)
 # above which adapt advises cropping to the part: the generator's frames show 0.00 %, a part
-# seen through a fixed window of plain plate 4.7-5.9 % (inspect_app.align.camera_fixed_mask)
+# seen through a fixed window of plain plate 4.7-15 % (inspect_app.align.camera_fixed_mask)
 CAMERA_FIXED_NOTE = 0.01
 
 
