@@ -32,11 +32,15 @@ Parts in a fixture are registered onto a reference part before the model sees th
 alignment, --align auto): the good parts then also give a pixel template, and a part is flagged
 where it differs from the good parts at that place (a missing hole, a chipped edge, a stain).
 `auto` keeps the alignment only when every good adapt part registers, and well; products
-without a fixed layout (a web, a texture) are left as they are. The template compares the
-frames at up to twice the backbone's size (--template-size auto: 256 px when the camera gives
-that much), so a thin scratch is not averaged away; the backbone itself sees them at 128 px.
+without a fixed layout (a web, a texture) are left as they are. Parts that arrive in any
+orientation (a disc, a washer) are turned back: every turn is tried first when that registers
+the good parts better. The template compares the frames at up to twice the backbone's size
+(--template-size auto: 256 px when the camera gives that much), so a thin scratch is not
+averaged away; the backbone itself sees them at 128 px.
 A camera that sees more than the part (the conveyor, the fixture) gives the part more of those
-pixels with --roi X,Y,W,H: every frame of the line is cropped to that rectangle first.
+pixels with --roi X,Y,W,H: every frame of the line is cropped to that rectangle first. When
+something around the part stays put while the parts move (a fixture's window, a clamp), adapt
+says so and names the region it closes in, to try as --roi.
 
 The threshold is set by cross-validation on those N parts so that the out-of-fold miss rate
 meets --target-miss-rate; the false-reject rate that costs is printed and saved. Taught from
