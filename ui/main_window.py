@@ -152,6 +152,8 @@ class MainWindow(QMainWindow):
         self.part_image = PartImage()
         self.part_image.region_picked.connect(self.on_region_picked)
         self.picked_region: tuple[int, int, int, int] | None = None
+        # per line, the region its adapt advised to crop to (a fixture around the part)
+        self.advised_regions: dict[str, list[int]] = {}
         self.spectrum = SpectrumPlot()
         self.counters = CountersPanel()
         self.log_panel = DefectLogPanel()
@@ -204,6 +206,7 @@ class MainWindow(QMainWindow):
         queued(self.line_worker.counters_changed, self.on_counters)
         queued(self.line_worker.health_changed, self.on_health)
         queued(self.line_worker.line_changed, self.on_line_changed)
+        queued(self.line_worker.region_advised, self.on_region_advised)
         queued(self.line_worker.failed, self.show_message)
         queued(self.line_worker.newer_version, self.on_newer_version)
         queued(self.line_worker.drift_changed, self.on_drift)
@@ -247,10 +250,24 @@ class MainWindow(QMainWindow):
         """Region picking on or off: a rectangle dragged on the frame becomes an `--roi`."""
         self.part_image.set_picking(on)
         if on:
+            advised = self.advised_regions.get(self.line)
+            hint = (
+                f"; adapt advised --roi {','.join(map(str, advised))}, the region a fixture "
+                "around the part closes in"
+                if advised
+                else ""
+            )
             self.show_message(
                 "drag a rectangle around the part on the frame (Stop the line to pick on a "
-                "still frame); its --roi for inspect-app adapt is shown here and copied"
+                f"still frame); its --roi for inspect-app adapt is shown here and copied{hint}"
             )
+
+    def on_region_advised(self, line: str, region: list[int] | None) -> None:
+        """The region `line`'s adapt advised to crop to (`inspect_app.lines.enclosed_roi`)."""
+        if region:
+            self.advised_regions[line] = list(region)
+        else:
+            self.advised_regions.pop(line, None)
 
     def on_region_picked(self, fractions: tuple[float, float, float, float]) -> None:
         geometry = None if self.current is None else self.current.geometry

@@ -33,7 +33,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 
 from inspect_app.drift import DriftMonitor, DriftSettings
-from inspect_app.lines import current_active_version, line_window_s
+from inspect_app.lines import current_active_version, enclosed_roi, line_window_s
 from inspect_app.pipeline import InspectedPart, Pipeline, PipelineConfig
 from inspect_app.report import ReportQuery, write_report
 from inspect_app.service import LoadedLine
@@ -260,6 +260,8 @@ class LineWorker(QObject):
     counters_changed = pyqtSignal(object)  # CounterView
     health_changed = pyqtSignal(object)  # SourceHealth
     line_changed = pyqtSignal(str, str, object)  # line, model version, its defect classes
+    # line, and the region its adapt advised to crop to ([x, y, w, h], camera pixels) or None
+    region_advised = pyqtSignal(str, object)
     # DriftState when the line's scores drift or come back; None when a new line starts
     drift_changed = pyqtSignal(object)
     failed = pyqtSignal(str)  # a message for the operator
@@ -352,7 +354,7 @@ class LineWorker(QObject):
             self._drain()
         self.runtime, self.line = runtime, line
         self.store.register_model_version(line, runtime.loaded.version, runtime.loaded.sha256)
-        self.line_changed.emit(line, runtime.loaded.version, list(runtime.loaded.card.classes))
+        self._announce(line, runtime.loaded)
         if was_running:
             self._start_pipeline()
         else:
@@ -408,7 +410,7 @@ class LineWorker(QObject):
         done = self.pipeline.swap_model(runtime.preprocess, new.backend, new.card, new.version)
         self._retiring.append((self.runtime, done))
         self.runtime = runtime
-        self.line_changed.emit(self.line, new.version, list(new.card.classes))
+        self._announce(self.line, new)
         return True
 
     def _retire(self, force: bool = False) -> None:
@@ -466,6 +468,11 @@ class LineWorker(QObject):
         self.state, self.detail = state, detail
         self.health_changed.emit(self.health())
 
+    def _announce(self, line: str, loaded: LoadedLine) -> None:
+        """The line now inspecting: its version and classes, and adapt's advised region."""
+        self.line_changed.emit(line, loaded.version, list(loaded.card.classes))
+        self.region_advised.emit(line, enclosed_roi(loaded.card))
+
     def _load(self, line: str) -> bool:
         self._set_state("loading", f"loading line {line}")
         try:
@@ -477,7 +484,7 @@ class LineWorker(QObject):
         freeze_heap()
         loaded = self.runtime.loaded
         self.store.register_model_version(line, loaded.version, loaded.sha256)
-        self.line_changed.emit(line, loaded.version, list(loaded.card.classes))
+        self._announce(line, loaded)
         self._set_state("idle")
         return True
 

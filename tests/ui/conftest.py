@@ -12,7 +12,7 @@ import csv
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class FakeCard:
     modalities: tuple[str, ...] = ("image",)
     image_bits: int | None = None
     roi: list[int] | None = None
+    align: dict[str, Any] = field(default_factory=dict)  # pose alignment: none
+    adapt: dict[str, Any] = field(default_factory=dict)
 
 
 class LabelOracleBackend:

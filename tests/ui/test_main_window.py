@@ -455,6 +455,17 @@ def test_a_region_picked_on_the_frame_is_the_roi_to_teach_with(
     assert "region too small" in window.messages[-1] and window.picked_region == region
     window.region_button.click()  # picking off: drags do nothing
     assert not window.part_image.picking
+    # the loaded line's adapt advised no region (nothing around its parts stays put)
+    assert window.advised_regions == {}
+    # a line whose adapt found a fixture around the part: picking starts from its advice
+    window.on_region_advised("line-a", [42, 37, 238, 241])
+    window.region_button.click()
+    assert "adapt advised --roi 42,37,238,241" in window.messages[-1]
+    window.region_button.click()
+    window.on_region_advised("line-a", None)  # a new version without it
+    window.region_button.click()
+    assert "adapt advised" not in window.messages[-1]
+    window.region_button.click()
 
 
 def test_a_new_version_of_the_running_line_takes_over_without_reopening_the_source(
